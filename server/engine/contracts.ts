@@ -1,0 +1,141 @@
+/**
+ * The seams inside the engine. The ONNX side (graph building, sessions, KV cache) implements
+ * `LoadedModel`; the host side (tokenizer, chat template, image preprocessing, positions,
+ * sampling) drives it through `Engine`. The HTTP server and the CLI only see `Engine`.
+ */
+
+export type Precision = 'fp32' | 'fp16' | 'int4';
+export type DeviceRequest = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
+export type Device = Exclude<DeviceRequest, 'auto'>;
+
+/** Progress while preparing a model (building ONNX, loading sessions). */
+export interface BuildProgress {
+  stage: 'build' | 'load';
+  /** What is being worked on, e.g. "vision", "decoder". */
+  item: string;
+  done: number;
+  total: number;
+}
+
+/** Output of the vision tower for one image, rows in `<|image_pad|>` order. */
+export interface VisionOutput {
+  /** Number of merged visual tokens (= grid_t*grid_h*grid_w/4). */
+  tokens: number;
+  /** [tokens, textHidden] row-major. */
+  imageEmbeds: Float32Array;
+  /** One [tokens, textHidden] array per DeepStack tap, in tap order. */
+  deepstack: Float32Array[];
+}
+
+export interface PrefillInput {
+  /** Prompt token ids (image pads already expanded). */
+  inputIds: number[];
+  /** MRoPE positions: three streams (t, h, w), each of length inputIds.length. */
+  positionIds: [number[], number[], number[]];
+  /**
+   * Visual rows for every `<|image_pad|>` token in sequence order (all images concatenated).
+   * Omitted for text-only prompts.
+   */
+  visual?: VisionOutput;
+}
+
+/**
+ * A text decoder that owns its KV cache. The cache may live on the device (WebGPU GPU buffers):
+ * callers never see it, only logits for the last position.
+ */
+export interface TextDecoder {
+  /** Starts a new sequence: drops any cache, runs the prompt, returns last-position logits [vocab]. */
+  prefill(input: PrefillInput): Promise<Float32Array>;
+  /** Appends one token at MRoPE position `position` (same in all 3 streams); returns logits [vocab]. */
+  step(tokenId: number, position: number): Promise<Float32Array>;
+  /** Tokens currently held in the cache. */
+  readonly pastLength: number;
+  reset(): void;
+}
+
+export interface VisionEncoder {
+  /** pixelValues: [grid_t*grid_h*grid_w, 3*temporal*patch*patch] in merge-block order. */
+  encode(pixelValues: Float32Array, gridThw: [number, number, number]): Promise<VisionOutput>;
+}
+
+export interface LoadedModel {
+  readonly device: Device;
+  readonly precision: Precision;
+  readonly vision: VisionEncoder;
+  readonly decoder: TextDecoder;
+  dispose(): Promise<void>;
+}
+
+export interface LoadModelOptions {
+  device?: DeviceRequest;
+  precision?: Precision;
+  /** Where built ONNX models are cached; default ~/.cache/design-to-code/onnx. */
+  cacheDir?: string;
+  onProgress?: (progress: BuildProgress) => void;
+}
+
+// ---- What the Engine (host side) exposes to the CLI and the HTTP server ----
+
+export type ChatPart =
+  | { type: 'text'; text: string }
+  /** An image as encoded bytes (PNG, JPEG, WebP, GIF, ...). */
+  | { type: 'image'; image: Uint8Array };
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string | ChatPart[];
+}
+
+export interface SamplingOptions {
+  /** true: argmax; otherwise sample with the settings below (defaults from generation_config.json). */
+  greedy?: boolean;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+}
+
+export interface GenerateRequest {
+  messages: ChatMessage[];
+  maxNewTokens?: number;
+  sampling?: SamplingOptions;
+  /** Extra stop strings; the text before the stop string is returned. */
+  stop?: string[];
+}
+
+export interface GenerateCallbacks {
+  signal?: AbortSignal;
+  /** Text deltas as they become complete UTF-8. */
+  onText?: (delta: string) => void;
+  /** Fired once after the prompt is prepared (before the vision tower), with its size. */
+  onPromptReady?: (info: { promptTokens: number; images: number }) => void;
+}
+
+export interface GenerationTimings {
+  preprocessMs: number;
+  visionMs: number;
+  prefillMs: number;
+  firstTokenMs: number;
+  decodeMs: number;
+  perTokenMs: number;
+  totalMs: number;
+}
+
+export interface GenerationResult {
+  promptTokenIds: number[];
+  tokenIds: number[];
+  text: string;
+  imageGridThw: [number, number, number][];
+  finishReason: 'stop' | 'length' | 'cancelled';
+  timingsMs: GenerationTimings;
+}
+
+export interface EngineInfo {
+  /** Model id or directory name. */
+  model: string;
+  device: Device;
+  precision: Precision;
+  /** Maximum prompt + completion tokens. */
+  contextLength: number;
+}
