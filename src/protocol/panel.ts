@@ -1,0 +1,61 @@
+/**
+ * Messages between the Design to Code panel webview and the extension host. Types only (plus
+ * the validators in ./validate.ts), imported by both sides so that a message cannot drift.
+ * Every message that arrives from a webview is validated before use.
+ */
+import type { Target } from './targets';
+
+/** An image the user pasted, dropped or picked, as base64 of the encoded file. */
+export interface ImagePayload {
+  name: string;
+  mimeType: string;
+  base64: string;
+}
+
+export type PanelToHost =
+  | { type: 'ready' }
+  | { type: 'imageChosen'; image: ImagePayload }
+  | { type: 'pickFile' }
+  | {
+      type: 'generate';
+      requestId: string;
+      image: ImagePayload;
+      target: Target;
+      instruction: string;
+    }
+  | { type: 'refine'; requestId: string; instruction: string }
+  | { type: 'stop'; requestId: string }
+  | { type: 'useEmbeddedDiagram' }
+  | { type: 'openHistory'; historyId: string }
+  | { type: 'runAction'; action: ErrorAction };
+
+/** Actions an error can offer; each runs a command in the host. */
+export type ErrorAction =
+  'downloadModel' | 'showLog' | 'openSettings' | 'restartServer' | 'setApiKey';
+
+export type ProgressStage =
+  | { stage: 'startingServer' }
+  | { stage: 'downloading'; file?: string; percent: number }
+  | { stage: 'building'; item?: string; percent: number }
+  | { stage: 'readingImage' }
+  | { stage: 'generating'; tokens: number; tokensPerSecond: number };
+
+export interface HistoryEntry {
+  id: string;
+  createdAt: number;
+  target: Target;
+  instruction: string;
+  /** A small data: URL thumbnail of the source image. */
+  thumbnail: string;
+  /** First line or title of the result, for the list. */
+  summary: string;
+}
+
+export type HostToPanel =
+  | { type: 'init'; defaultTarget: Target; history: HistoryEntry[]; backend: string }
+  | { type: 'image'; image: ImagePayload; embeddedDiagram: boolean }
+  | { type: 'progress'; requestId: string; progress: ProgressStage }
+  | { type: 'done'; requestId: string; tokens: number; tokensPerSecond: number; warnings: string[] }
+  | { type: 'stopped'; requestId: string }
+  | { type: 'error'; requestId?: string; message: string; actions: ErrorAction[] }
+  | { type: 'history'; history: HistoryEntry[] };

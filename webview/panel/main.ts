@@ -1,0 +1,1 @@
+// Panel UI entry point (written by the webview work).

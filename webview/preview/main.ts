@@ -1,0 +1,1 @@
+// Preview UI entry point (written by the webview work).
