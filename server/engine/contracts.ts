@@ -139,3 +139,22 @@ export interface EngineInfo {
   /** Maximum prompt + completion tokens. */
   contextLength: number;
 }
+
+/** A loaded model behind the chat API: implemented in ./engine.ts, used by the CLI and server. */
+export interface Engine {
+  readonly info: EngineInfo;
+  /**
+   * Runs one chat to completion. Throws EngineError: 'bad_image', 'image_too_large',
+   * 'context_overflow' (message carries the numbers), 'bad_request', 'cancelled' is NOT thrown:
+   * a cancelled generation resolves with finishReason 'cancelled' and the text so far.
+   */
+  generate(request: GenerateRequest, callbacks?: GenerateCallbacks): Promise<GenerationResult>;
+  dispose(): Promise<void>;
+}
+
+export interface EngineLoadOptions extends LoadModelOptions {
+  /** A local Hugging Face checkpoint directory. */
+  modelDir: string;
+  /** Name reported in EngineInfo.model (default: the directory's base name). */
+  modelName?: string;
+}
