@@ -1,0 +1,91 @@
+/**
+ * The conversation sent to the model for each target. A refinement continues the same
+ * conversation: the image and first request, the code produced so far, then the new request.
+ */
+import type { ChatMessage } from '../openai/types';
+import type { Target } from '../protocol/targets';
+
+const SYSTEM =
+  'You turn images of user interfaces and diagrams into code. Reply with one fenced code block ' +
+  'holding the complete result and nothing else: no explanations before or after it.';
+
+const TASKS: Record<Target, string> = {
+  html:
+    'Write a single self-contained HTML file that reproduces this user interface as closely as ' +
+    'possible: semantic HTML5 with all CSS in one <style> element in the <head>, no external ' +
+    'resources, no JavaScript unless the interface needs it. Use the exact texts you see. ' +
+    'Reply in a ```html block.',
+  tailwind:
+    'Write a single HTML file that reproduces this user interface as closely as possible using ' +
+    'Tailwind CSS utility classes, loading Tailwind with ' +
+    '<script src="https://cdn.tailwindcss.com"></script> in the <head>. Use the exact texts ' +
+    'you see. Reply in a ```html block.',
+  react:
+    'Write one React function component in JSX that reproduces this user interface as closely ' +
+    'as possible, as the default export of a module, with styles inline or in a <style> element ' +
+    'rendered by the component and no imports other than React. Use the exact texts you see. ' +
+    'Reply in a ```jsx block.',
+  drawio:
+    'Write a Draw.io diagram that reproduces this image: an <mxfile> with one <diagram> holding ' +
+    'an uncompressed <mxGraphModel>. Its <root> starts with <mxCell id="0"/> and ' +
+    '<mxCell id="1" parent="0"/>; every shape is an mxCell with vertex="1", parent="1", a style ' +
+    'and an <mxGeometry> with x, y, width, height and as="geometry"; every connector is an ' +
+    'mxCell with edge="1" whose source and target are ids of shapes. Ids are unique. ' +
+    'Reply in a ```xml block.',
+};
+
+export function imageDataUrl(bytes: Uint8Array, mimeType: string): string {
+  return `data:${mimeType};base64,${Buffer.from(bytes).toString('base64')}`;
+}
+
+function withInstruction(task: string, instruction: string): string {
+  const extra = instruction.trim();
+  return extra ? `${task}\n\nAlso: ${extra}` : task;
+}
+
+/** The first request: system prompt, then the image and the task in one user message. */
+export function generationMessages(
+  target: Target,
+  imageUrl: string,
+  instruction: string,
+): ChatMessage[] {
+  return [
+    { role: 'system', content: SYSTEM },
+    {
+      role: 'user',
+      content: [
+        { type: 'image_url', image_url: { url: imageUrl } },
+        { type: 'text', text: withInstruction(TASKS[target], instruction) },
+      ],
+    },
+  ];
+}
+
+/** A refinement: the earlier conversation, the current code as the model's answer, the change. */
+export function refinementMessages(
+  conversation: ChatMessage[],
+  currentCode: string,
+  fence: string,
+  instruction: string,
+): ChatMessage[] {
+  return [
+    ...conversation,
+    {
+      role: 'assistant',
+      content: '```' + fence + '\n' + currentCode.replace(/\s+$/, '') + '\n```',
+    },
+    {
+      role: 'user',
+      content:
+        `Change the code as follows: ${instruction.trim()}\n\n` +
+        'Reply with the complete updated code in one fenced block, nothing else.',
+    },
+  ];
+}
+
+export const FENCE_BY_TARGET: Record<Target, string> = {
+  html: 'html',
+  tailwind: 'html',
+  react: 'jsx',
+  drawio: 'xml',
+};

@@ -1,0 +1,136 @@
+/**
+ * Streams a chat completion from an OpenAI-compatible endpoint (POST /v1/chat/completions,
+ * stream: true, server-sent events). Each text delta goes to `onDelta`; every failure becomes
+ * a ChatFailure with a clear message. Stopping goes through the AbortSignal.
+ */
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import {
+  ChatFailure,
+  failureFromNetwork,
+  failureFromStatus,
+  malformedStream,
+  type FailureContext,
+} from './errors';
+import type { ChatRequest, StreamStats } from './types';
+
+export interface StreamOptions {
+  /** Base URL, e.g. http://127.0.0.1:8080/v1 (a trailing /v1 is added when missing). */
+  endpoint: string;
+  apiKey?: string;
+  request: ChatRequest;
+  signal?: AbortSignal;
+  /** Whether this is the local server (changes the actions offered on failure). */
+  local: boolean;
+  onDelta: (delta: string, stats: { tokens: number; elapsedMs: number }) => void;
+  fetchImpl?: typeof fetch;
+}
+
+export function chatCompletionsUrl(endpoint: string): string {
+  const base = endpoint.replace(/\/+$/, '');
+  const withVersion = /\/v\d+$/.test(base) ? base : `${base}/v1`;
+  return `${withVersion}/chat/completions`;
+}
+
+interface ChunkShape {
+  choices?: { delta?: { content?: string | null }; finish_reason?: string | null }[];
+  usage?: { completion_tokens?: number } | null;
+  error?: { message?: string } | string;
+}
+
+export async function streamChatCompletion(options: StreamOptions): Promise<StreamStats> {
+  const context: FailureContext = {
+    endpoint: options.endpoint,
+    model: options.request.model,
+    local: options.local,
+  };
+  const started = Date.now();
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'text/event-stream',
+  };
+  if (options.apiKey) headers['authorization'] = `Bearer ${options.apiKey}`;
+
+  let response: Response;
+  try {
+    response = await (options.fetchImpl ?? fetch)(chatCompletionsUrl(options.endpoint), {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        ...options.request,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
+      signal: options.signal,
+    });
+  } catch (error) {
+    throw failureFromNetwork(error, context);
+  }
+  if (!response.ok) {
+    const body = await response.text().catch(() => '');
+    throw failureFromStatus(response.status, body, context);
+  }
+  if (!response.body) throw malformedStream('the response has no body', context);
+
+  let text = '';
+  let chunks = 0;
+  let usageTokens: number | undefined;
+  let finishReason: string | undefined;
+  let done = false;
+  let failure: ChatFailure | undefined;
+
+  const onEvent = (event: EventSourceMessage): void => {
+    if (done || failure) return;
+    if (event.data.trim() === '[DONE]') {
+      done = true;
+      return;
+    }
+    let chunk: ChunkShape;
+    try {
+      chunk = JSON.parse(event.data) as ChunkShape;
+    } catch {
+      failure = malformedStream(`an event is not JSON: ${event.data.slice(0, 80)}`, context);
+      return;
+    }
+    if (chunk.error) {
+      const message = typeof chunk.error === 'string' ? chunk.error : (chunk.error.message ?? '');
+      failure = failureFromStatus(500, JSON.stringify({ error: { message } }), context);
+      return;
+    }
+    if (chunk.usage?.completion_tokens !== undefined) usageTokens = chunk.usage.completion_tokens;
+    const choice = chunk.choices?.[0];
+    if (!choice) {
+      if (!chunk.usage) failure = malformedStream('an event has no choices', context);
+      return;
+    }
+    if (choice.finish_reason) finishReason = choice.finish_reason;
+    const delta = choice.delta?.content;
+    if (typeof delta === 'string' && delta.length > 0) {
+      text += delta;
+      chunks++;
+      options.onDelta(delta, { tokens: usageTokens ?? chunks, elapsedMs: Date.now() - started });
+    }
+  };
+  const parser = createParser({ onEvent });
+
+  const decoder = new TextDecoder();
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { value, done: ended } = await reader.read();
+      if (ended) break;
+      parser.feed(decoder.decode(value, { stream: true }));
+      if (failure) throw failure;
+      if (done) break;
+    }
+  } catch (error) {
+    if (error instanceof ChatFailure) throw error;
+    throw failureFromNetwork(error, context);
+  } finally {
+    reader.releaseLock();
+    if (done || failure) await response.body.cancel().catch(() => undefined);
+  }
+  if (!done && finishReason === undefined) {
+    throw malformedStream('the stream ended before [DONE]', context);
+  }
+  return { text, tokens: usageTokens ?? chunks, finishReason, elapsedMs: Date.now() - started };
+}
