@@ -1,0 +1,142 @@
+/**
+ * Next-token selection from last-position logits, in Hugging Face's logits-processor order:
+ * repetition penalty, temperature, top-k, top-p, then softmax and one draw (or argmax).
+ */
+import type { Random } from './prng';
+
+export interface SamplerSettings {
+  greedy: boolean;
+  temperature: number;
+  /** 0 disables top-k. */
+  topK: number;
+  /** 1 disables top-p. */
+  topP: number;
+  /** 1 disables the penalty. */
+  repetitionPenalty: number;
+}
+
+/** HF RepetitionPenaltyLogitsProcessor: every token already in the context is made less likely. */
+export function applyRepetitionPenalty(
+  logits: Float32Array,
+  contextIds: Iterable<number>,
+  penalty: number,
+): void {
+  if (penalty === 1) return;
+  const seen = new Set(contextIds);
+  for (const id of seen) {
+    const value = logits[id];
+    logits[id] = value < 0 ? value * penalty : value / penalty;
+  }
+}
+
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  let bestValue = -Infinity;
+  for (let i = 0; i < logits.length; i++) {
+    if (logits[i] > bestValue) {
+      bestValue = logits[i];
+      best = i;
+    }
+  }
+  return best;
+}
+
+export interface Candidates {
+  ids: number[];
+  /** Probabilities, same order as ids, summing to 1. */
+  probs: number[];
+}
+
+/**
+ * The tokens that survive temperature, top-k and top-p, with their probabilities, highest first.
+ * Ties at the k-th value are kept, as HF's TopKLogitsWarper does.
+ */
+export function candidateDistribution(
+  logits: Float32Array,
+  settings: Pick<SamplerSettings, 'temperature' | 'topK' | 'topP'>,
+): Candidates {
+  const { temperature, topK, topP } = settings;
+  let ids = topK > 0 && topK < logits.length ? topKIds(logits, topK) : allIds(logits.length);
+  ids.sort((x, y) => logits[y] - logits[x]);
+  ids = ids.filter((id) => logits[id] > -Infinity);
+  if (ids.length === 0) throw new Error('sampling: every logit is -Infinity');
+  const max = logits[ids[0]] / temperature;
+  let probs = ids.map((id) => Math.exp(logits[id] / temperature - max));
+  normalize(probs);
+  if (topP < 1) {
+    // HF's TopPLogitsWarper removes, from the least likely up, every token whose cumulative
+    // probability (counted from the least likely) stays <= 1 - top_p; the best always stays.
+    let tail = 0;
+    let keep = ids.length;
+    for (let i = ids.length - 1; i > 0; i--) {
+      tail += probs[i];
+      if (tail > 1 - topP) break;
+      keep = i;
+    }
+    ids = ids.slice(0, keep);
+    probs = probs.slice(0, keep);
+    normalize(probs);
+  }
+  return { ids, probs };
+}
+
+export function sampleToken(
+  logits: Float32Array,
+  settings: SamplerSettings,
+  random: Random,
+): number {
+  if (settings.greedy || settings.temperature <= 0) return argmax(logits);
+  const { ids, probs } = candidateDistribution(logits, settings);
+  let r = random();
+  for (let i = 0; i < ids.length; i++) {
+    r -= probs[i];
+    if (r < 0) return ids[i];
+  }
+  return ids[ids.length - 1];
+}
+
+function normalize(values: number[]): void {
+  let sum = 0;
+  for (const v of values) sum += v;
+  for (let i = 0; i < values.length; i++) values[i] /= sum;
+}
+
+function allIds(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** Ids whose logit is at least the k-th largest (a min-heap of size k, O(n log k)). */
+function topKIds(logits: Float32Array, k: number): number[] {
+  const heap = new Float32Array(k);
+  let size = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (size < k) {
+      let j = size++;
+      heap[j] = v;
+      while (j > 0) {
+        const parent = (j - 1) >> 1;
+        if (heap[parent] <= heap[j]) break;
+        [heap[parent], heap[j]] = [heap[j], heap[parent]];
+        j = parent;
+      }
+    } else if (v > heap[0]) {
+      heap[0] = v;
+      let j = 0;
+      for (;;) {
+        const l = 2 * j + 1;
+        const r = l + 1;
+        let m = j;
+        if (l < k && heap[l] < heap[m]) m = l;
+        if (r < k && heap[r] < heap[m]) m = r;
+        if (m === j) break;
+        [heap[m], heap[j]] = [heap[j], heap[m]];
+        j = m;
+      }
+    }
+  }
+  const threshold = heap[0];
+  const ids: number[] = [];
+  for (let i = 0; i < logits.length; i++) if (logits[i] >= threshold) ids.push(i);
+  return ids;
+}

@@ -1,0 +1,135 @@
+/**
+ * Antialiased bicubic resize of interleaved uint8 pixels, computed the way the reference
+ * (transformers with torch on CPU, i.e. PyTorch's uint8 antialiased kernel, itself a port of
+ * Pillow's) does it: Keys cubic with a = -0.5, support widened by the downscale factor, pixel
+ * centres at (i + 0.5) * scale, weights normalized then turned into fixed-point integers,
+ * width pass first and height pass second with a rounded, clamped uint8 image in between; an
+ * axis whose size does not change is skipped. sharp's own cubic kernel differs, which is why
+ * this is written out here.
+ */
+
+const A = -0.5;
+
+function cubicWeight(x: number): number {
+  x = Math.abs(x);
+  if (x < 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
+  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+  return 0;
+}
+
+interface AxisWeights {
+  /** First source index per output index. */
+  start: Int32Array;
+  /** Number of taps per output index. */
+  size: Int32Array;
+  /** `maxTaps` fixed-point weights per output index. */
+  weights: Int32Array;
+  maxTaps: number;
+  /** Weights are scaled by 2^precision. */
+  precision: number;
+}
+
+/**
+ * PyTorch's `_compute_index_ranges_int16_weights`: double weights, then the largest precision
+ * that keeps every weight within int16.
+ */
+function axisWeights(inSize: number, outSize: number): AxisWeights {
+  const scale = inSize / outSize;
+  const support = scale >= 1 ? 2 * scale : 2;
+  const invScale = scale >= 1 ? 1 / scale : 1;
+  const maxTaps = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const size = new Int32Array(outSize);
+  const real = new Float64Array(outSize * maxTaps);
+  let maxWeight = 0;
+  for (let i = 0; i < outSize; i++) {
+    const center = scale * (i + 0.5);
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xsize = Math.min(
+      Math.max(Math.min(Math.trunc(center + support + 0.5), inSize) - xmin, 0),
+      maxTaps,
+    );
+    const base = i * maxTaps;
+    let total = 0;
+    for (let j = 0; j < xsize; j++) {
+      const w = cubicWeight((j + xmin - center + 0.5) * invScale);
+      real[base + j] = w;
+      total += w;
+    }
+    if (total !== 0) {
+      for (let j = 0; j < xsize; j++) {
+        real[base + j] /= total;
+        maxWeight = Math.max(maxWeight, real[base + j]);
+      }
+    }
+    start[i] = xmin;
+    size[i] = xsize;
+  }
+  let precision = 0;
+  for (; precision < 22; precision++) {
+    if (Math.trunc(0.5 + maxWeight * 2 ** (precision + 1)) >= 1 << 15) break;
+  }
+  const weights = new Int32Array(real.length);
+  for (let k = 0; k < real.length; k++) {
+    const v = real[k] * 2 ** precision;
+    weights[k] = Math.trunc(v < 0 ? v - 0.5 : v + 0.5);
+  }
+  return { start, size, weights, maxTaps, precision };
+}
+
+/** Resamples one axis of a uint8 [height, width, channels] image. */
+function resampleAxis(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  outSize: number,
+  alongWidth: boolean,
+): Uint8Array {
+  const { start, size, weights, maxTaps, precision } = axisWeights(
+    alongWidth ? width : height,
+    outSize,
+  );
+  const outW = alongWidth ? outSize : width;
+  const outH = alongWidth ? height : outSize;
+  const dst = new Uint8Array(outW * outH * channels);
+  const tapStride = alongWidth ? channels : width * channels;
+  const half = precision > 0 ? 1 << (precision - 1) : 0;
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      const o = alongWidth ? x : y;
+      const first = alongWidth
+        ? (y * width + start[o]) * channels
+        : (start[o] * width + x) * channels;
+      const taps = size[o];
+      const wBase = o * maxTaps;
+      for (let c = 0; c < channels; c++) {
+        let p = first + c;
+        let acc = half;
+        for (let j = 0; j < taps; j++, p += tapStride) acc += src[p] * weights[wBase + j];
+        const v = acc >> precision;
+        dst[(y * outW + x) * channels + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+      }
+    }
+  }
+  return dst;
+}
+
+/** Resizes interleaved uint8 pixels (`channels` per pixel) to outWidth x outHeight. */
+export function resizeBicubicAntialiased(
+  pixels: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  outWidth: number,
+  outHeight: number,
+): Uint8Array {
+  let current = pixels;
+  if (outWidth !== width) {
+    current = resampleAxis(current, width, height, channels, outWidth, true);
+  }
+  if (outHeight !== height) {
+    current = resampleAxis(current, outWidth, height, channels, outHeight, false);
+  }
+  return current;
+}
