@@ -33,7 +33,8 @@ export function loadTokenizer(modelDir: string): TextTokenizer {
   return {
     config,
     encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
-    decode: (ids) => tokenizer.decode(ids as number[], { skip_special_tokens: true }),
+    decode: (ids) =>
+      ids.length === 0 ? '' : tokenizer.decode(ids as number[], { skip_special_tokens: true }),
     tokenId: (token) => tokenizer.token_to_id(token),
   };
 }

@@ -1,0 +1,174 @@
+/**
+ * The Engine (contracts.ts) over a loaded ONNX model and the checkpoint's host side: prepares
+ * the chat, checks it fits the context, runs the vision tower per image, then the decode loop.
+ * One generation runs at a time (the decoder owns a single KV cache); later calls wait.
+ */
+import type { ChatCheckpoint } from '../chat/chat-checkpoint';
+import { prepareChat } from '../chat/prepare-chat';
+import type {
+  Engine,
+  EngineInfo,
+  GenerateCallbacks,
+  GenerateRequest,
+  GenerationResult,
+  LoadedModel,
+  VisionOutput,
+} from '../contracts';
+import { EngineError } from '../errors';
+import type { ImageLimits } from '../preprocess/decode-image';
+import { runDecodeLoop } from './decode-loop';
+import { randomSeed, seededRandom } from './prng';
+import { resolveSampler } from './sampler-settings';
+
+export interface ChatEngineOptions {
+  modelName: string;
+  /** Prompt + completion limit; default: the model's max_position_embeddings. */
+  contextLength?: number;
+  imageLimits?: ImageLimits;
+}
+
+export function createChatEngine(
+  model: LoadedModel,
+  checkpoint: ChatCheckpoint,
+  options: ChatEngineOptions,
+): Engine {
+  const info: EngineInfo = {
+    model: options.modelName,
+    device: model.device,
+    precision: model.precision,
+    contextLength: options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
+  };
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    info,
+    generate(request, callbacks = {}) {
+      const run = queue.then(() =>
+        generateOnce(model, checkpoint, info, options, request, callbacks),
+      );
+      queue = run.catch(() => undefined);
+      return run;
+    },
+    async dispose() {
+      await queue;
+      await model.dispose();
+    },
+  };
+}
+
+async function generateOnce(
+  model: LoadedModel,
+  checkpoint: ChatCheckpoint,
+  info: EngineInfo,
+  options: ChatEngineOptions,
+  request: GenerateRequest,
+  callbacks: GenerateCallbacks,
+): Promise<GenerationResult> {
+  const started = performance.now();
+  const sampler = resolveSampler(request.sampling, checkpoint.generation);
+  const stop = checkStop(request.stop);
+  const prepared = await prepareChat(request.messages, checkpoint, options.imageLimits);
+  const promptTokens = prepared.inputIds.length;
+  const maxNewTokens = budget(request.maxNewTokens, promptTokens, info.contextLength, checkpoint);
+  const preprocessMs = performance.now() - started;
+  callbacks.onPromptReady?.({ promptTokens, images: prepared.images.length });
+
+  const visionStarted = performance.now();
+  const outputs: VisionOutput[] = [];
+  for (const image of prepared.images) {
+    if (callbacks.signal?.aborted) break;
+    outputs.push(await model.vision.encode(image.pixelValues, image.gridThw));
+  }
+  const visionMs = performance.now() - visionStarted;
+  const imageGridThw = prepared.images.map((image) => image.gridThw);
+
+  const loop = await runDecodeLoop({
+    decoder: model.decoder,
+    prefill: {
+      inputIds: prepared.inputIds,
+      positionIds: prepared.positionIds,
+      visual: outputs.length > 0 ? concatVision(outputs) : undefined,
+    },
+    ropeDelta: prepared.ropeDelta,
+    maxNewTokens,
+    eosTokenIds: checkpoint.generation.eosTokenIds,
+    sampler,
+    random: seededRandom(request.sampling?.seed ?? randomSeed()),
+    tokenizer: checkpoint.tokenizer,
+    stop,
+    signal: callbacks.signal,
+    onText: callbacks.onText,
+  });
+  const totalMs = performance.now() - started;
+  return {
+    promptTokenIds: prepared.inputIds,
+    tokenIds: loop.tokenIds,
+    text: loop.text,
+    imageGridThw,
+    finishReason: loop.finishReason,
+    timingsMs: {
+      preprocessMs,
+      visionMs,
+      prefillMs: loop.prefillMs,
+      firstTokenMs: preprocessMs + visionMs + loop.firstTokenMs,
+      decodeMs: loop.decodeMs,
+      perTokenMs: loop.decodeSteps > 0 ? loop.decodeMs / loop.decodeSteps : 0,
+      totalMs,
+    },
+  };
+}
+
+/** The number of new tokens to allow, or a context_overflow error carrying the numbers. */
+function budget(
+  requested: number | undefined,
+  promptTokens: number,
+  contextLength: number,
+  checkpoint: ChatCheckpoint,
+): number {
+  if (requested !== undefined && (!Number.isInteger(requested) || requested < 1)) {
+    throw new EngineError(
+      'bad_request',
+      `maxNewTokens must be a positive integer, got ${requested}`,
+    );
+  }
+  const room = contextLength - promptTokens;
+  if (requested !== undefined && requested > room) {
+    throw new EngineError(
+      'context_overflow',
+      `The prompt has ${promptTokens} tokens and ${requested} new tokens were requested: ${promptTokens + requested} exceeds the context length of ${contextLength}`,
+    );
+  }
+  if (room < 1) {
+    throw new EngineError(
+      'context_overflow',
+      `The prompt has ${promptTokens} tokens, which leaves no room in the context length of ${contextLength}`,
+    );
+  }
+  return requested ?? Math.min(room, checkpoint.generation.maxNewTokens ?? room);
+}
+
+function checkStop(stop: unknown): string[] {
+  if (stop === undefined) return [];
+  if (!Array.isArray(stop) || !stop.every((s) => typeof s === 'string')) {
+    throw new EngineError('bad_request', 'stop must be a list of strings');
+  }
+  return stop;
+}
+
+/** All images' visual rows in prompt order, as one VisionOutput. */
+function concatVision(outputs: VisionOutput[]): VisionOutput {
+  if (outputs.length === 1) return outputs[0];
+  const concat = (parts: Float32Array[]): Float32Array => {
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let offset = 0;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out;
+  };
+  return {
+    tokens: outputs.reduce((n, o) => n + o.tokens, 0),
+    imageEmbeds: concat(outputs.map((o) => o.imageEmbeds)),
+    deepstack: outputs[0].deepstack.map((_, tap) => concat(outputs.map((o) => o.deepstack[tap]))),
+  };
+}
