@@ -1,0 +1,99 @@
+/**
+ * Builds the two ONNX files of a model (vision.onnx, decoder.onnx, each with its .data external
+ * weights) for one precision, or, as a dry run, only constructs the graphs against a tensor
+ * layout to prove every tensor is present, correctly shaped and consumed.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Qwen3VLConfig } from '../checkpoint/config';
+import { type WeightSource, WeightTracker, validateWeights, LM_HEAD } from '../checkpoint/weights';
+import type { Precision } from '../contracts';
+import { EngineError } from '../errors';
+import { buildDecoderGraph } from './decoder-graph';
+import { DryRunSink, type ExternalDataSink, FileDataSink } from './external-data';
+import { DataType, GraphBuilder } from './graph-builder';
+import type { LayerContext, WeightFormat } from './layers';
+import { buildVisionGraph } from './vision-graph';
+
+export const GRAPH_FILES = { vision: 'vision.onnx', decoder: 'decoder.onnx' } as const;
+export type GraphPart = keyof typeof GRAPH_FILES;
+
+const OPSETS = [
+  { domain: '', version: 21 },
+  { domain: 'com.microsoft', version: 1 },
+];
+
+interface PartPlan {
+  dtype: DataType;
+  linearFormat: WeightFormat;
+}
+
+/**
+ * fp32 is the reference. fp16 stores weights and runs activations in half precision (norm
+ * statistics stay fp32). int4 quantises the decoder's linear layers and LM head; the vision
+ * tower (a small share of the weights, and the part most sensitive to quantisation) stays fp32.
+ */
+export function partPlan(precision: Precision, part: GraphPart): PartPlan {
+  if (precision === 'fp16') return { dtype: DataType.FLOAT16, linearFormat: 'float' };
+  if (precision === 'int4' && part === 'decoder') {
+    return { dtype: DataType.FLOAT, linearFormat: 'int4' };
+  }
+  return { dtype: DataType.FLOAT, linearFormat: 'float' };
+}
+
+export interface BuildSummary {
+  nodes: Record<GraphPart, number>;
+  dataBytes: Record<GraphPart, number>;
+  consumed: Set<string>;
+}
+
+/**
+ * Builds both graphs. With `outDir` the files are written there; without it this is a dry run
+ * (no weight is read). Either way the checkpoint's tensor list is validated first and every
+ * tensor must be consumed by the graphs.
+ */
+export function buildGraphs(
+  config: Qwen3VLConfig,
+  source: WeightSource,
+  precision: Precision,
+  options: { outDir?: string; sourceName?: string; onPart?: (part: GraphPart) => void } = {},
+): BuildSummary {
+  validateWeights(config, source.shapes, options.sourceName ?? 'checkpoint');
+  const tracker = new WeightTracker(source);
+  const summary: BuildSummary = {
+    nodes: { vision: 0, decoder: 0 },
+    dataBytes: { vision: 0, decoder: 0 },
+    consumed: new Set(),
+  };
+  for (const part of ['vision', 'decoder'] as const) {
+    options.onPart?.(part);
+    const file = GRAPH_FILES[part];
+    const sink: ExternalDataSink = options.outDir
+      ? new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`)
+      : new DryRunSink();
+    try {
+      const g = new GraphBuilder(`qwen3vl_${part}`, sink);
+      const ctx: LayerContext = { g, weights: tracker, ...partPlan(precision, part) };
+      if (part === 'vision') buildVisionGraph(ctx, config);
+      else buildDecoderGraph(ctx, config);
+      const encoded = g.encode(OPSETS);
+      if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
+      summary.nodes[part] = g.nodeCount;
+      summary.dataBytes[part] = sink.bytesWritten;
+    } finally {
+      sink.close();
+    }
+  }
+  // A tied checkpoint may carry a duplicate lm_head; it is validated, not needed.
+  const unused = [...source.shapes.keys()].filter(
+    (name) => !tracker.consumed.has(name) && !(name === LM_HEAD && config.text.tieWordEmbeddings),
+  );
+  if (unused.length > 0) {
+    throw new EngineError(
+      'bad_checkpoint',
+      `tensors not consumed by the graphs: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ` and ${unused.length - 5} more` : ''}`,
+    );
+  }
+  summary.consumed = new Set(tracker.consumed);
+  return summary;
+}

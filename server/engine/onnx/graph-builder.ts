@@ -1,0 +1,257 @@
+/**
+ * A small ONNX graph builder: nodes, graph inputs/outputs and initializers, serialised with the
+ * `onnx-proto` schema. Large initializers go to an external-data sink as soon as they are added,
+ * so a multi-gigabyte model is never held in memory twice (and protobuf's 2 GB limit only ever
+ * sees the graph structure).
+ */
+import { onnx } from 'onnx-proto';
+import type { ExternalDataSink } from './external-data';
+import { float32ToFloat16Bits } from './float16';
+
+export const DataType = onnx.TensorProto.DataType;
+export type DataType = onnx.TensorProto.DataType;
+
+/** Elements per byte-size lookup for the element types this engine writes. */
+const BYTES: Partial<Record<DataType, number>> = {
+  [DataType.FLOAT]: 4,
+  [DataType.FLOAT16]: 2,
+  [DataType.INT64]: 8,
+  [DataType.INT32]: 4,
+  [DataType.UINT8]: 1,
+  [DataType.BOOL]: 1,
+};
+
+export type Dim = number | string;
+
+export type AttributeValue =
+  | { kind: 'int'; value: number }
+  | { kind: 'float'; value: number }
+  | { kind: 'string'; value: string }
+  | { kind: 'ints'; value: number[] }
+  | { kind: 'floats'; value: number[] };
+
+export const attr = {
+  int: (value: number): AttributeValue => ({ kind: 'int', value }),
+  float: (value: number): AttributeValue => ({ kind: 'float', value }),
+  string: (value: string): AttributeValue => ({ kind: 'string', value }),
+  ints: (value: number[]): AttributeValue => ({ kind: 'ints', value }),
+  floats: (value: number[]): AttributeValue => ({ kind: 'floats', value }),
+};
+
+/** Tensor bytes, produced only when a sink actually wants them (dry runs never read weights). */
+export type TensorBytes = () => Uint8Array;
+
+/** Initializers at most this large are stored inline in the .onnx file. */
+const INLINE_LIMIT = 1024;
+const GENERATED = { generated: true };
+
+export class GraphBuilder {
+  private readonly nodes: onnx.INodeProto[] = [];
+  private readonly inputs: onnx.IValueInfoProto[] = [];
+  private readonly outputs: onnx.IValueInfoProto[] = [];
+  private readonly initializers: onnx.ITensorProto[] = [];
+  private readonly names = new Set<string>();
+  private counter = 0;
+  private readonly int64Constants = new Map<string, string>();
+
+  constructor(
+    readonly name: string,
+    private readonly sink: ExternalDataSink,
+  ) {}
+
+  input(name: string, type: DataType, dims: Dim[]): string {
+    this.claim(name);
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  output(name: string, type: DataType, dims: Dim[]): void {
+    this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** A fresh, unique value name with a readable prefix. */
+  fresh(prefix: string): string {
+    let name: string;
+    do name = `${prefix}_${this.counter++}`;
+    while (this.names.has(name));
+    return name;
+  }
+
+  /**
+   * Adds a node and returns its output names. `outputs` is either explicit names or a count of
+   * fresh names to create.
+   */
+  node(
+    opType: string,
+    inputs: string[],
+    options: {
+      outputs?: string[] | number;
+      attrs?: Record<string, AttributeValue>;
+      domain?: string;
+      name?: string;
+    } = {},
+  ): string[] {
+    const outputs =
+      typeof options.outputs === 'object'
+        ? options.outputs.map((n) => this.claim(n))
+        : Array.from({ length: options.outputs ?? 1 }, () =>
+            this.claim(this.fresh(opType.toLowerCase())),
+          );
+    this.nodes.push({
+      opType,
+      domain: options.domain ?? '',
+      name: options.name ?? `n${this.nodes.length}_${opType}`,
+      input: inputs,
+      output: outputs,
+      attribute: Object.entries(options.attrs ?? {}).map(([key, value]) => attribute(key, value)),
+    });
+    return outputs;
+  }
+
+  /** Single-output shorthand for `node`. */
+  op(
+    opType: string,
+    inputs: string[],
+    attrs?: Record<string, AttributeValue>,
+    domain?: string,
+  ): string {
+    return this.node(opType, inputs, { attrs, domain })[0];
+  }
+
+  /**
+   * Adds an initializer. Its bytes are pulled from `bytes` right away (and streamed to the sink
+   * when large), so callers can free their buffers as soon as this returns.
+   */
+  initializer(
+    name: string,
+    type: DataType,
+    dims: number[],
+    bytes: TensorBytes,
+    options: { generated?: boolean } = {},
+  ): string {
+    this.claim(name);
+    const length = dims.reduce((a, b) => a * b, 1) * (BYTES[type] ?? 1);
+    const tensor: onnx.ITensorProto = { name, dataType: type, dims };
+    // Generated constants are cheap to produce even in a dry run; weights are not read there.
+    if (length <= INLINE_LIMIT && (options.generated || !this.sink.dryRun)) {
+      tensor.rawData = checkedBytes(bytes(), length, name);
+    } else {
+      const place = this.sink.dryRun
+        ? this.sink.reserve(length)
+        : this.sink.write(checkedBytes(bytes(), length, name));
+      tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      tensor.externalData = [
+        { key: 'location', value: this.sink.fileName },
+        { key: 'offset', value: String(place.offset) },
+        { key: 'length', value: String(place.length) },
+      ];
+    }
+    this.initializers.push(tensor);
+    return name;
+  }
+
+  /** Small constant helpers (always inline). */
+  constInt64(values: number[], dims: number[] = [values.length]): string {
+    const key = `${dims}:${values}`;
+    const cached = this.int64Constants.get(key);
+    if (cached) return cached;
+    const name = this.fresh('const_i64');
+    this.int64Constants.set(key, name);
+    return this.initializer(
+      name,
+      DataType.INT64,
+      dims,
+      () => {
+        const out = new BigInt64Array(values.map((v) => BigInt(v)));
+        return new Uint8Array(out.buffer);
+      },
+      GENERATED,
+    );
+  }
+
+  constFloat(values: number[], type: DataType, dims: number[] = [values.length]): string {
+    const name = this.fresh('const_f');
+    if (type === DataType.FLOAT16) {
+      return this.initializer(
+        name,
+        type,
+        dims,
+        () => {
+          const out = new Uint16Array(values.length);
+          values.forEach((v, i) => (out[i] = float32ToFloat16Bits(v)));
+          return new Uint8Array(out.buffer);
+        },
+        GENERATED,
+      );
+    }
+    const bytes = () => new Uint8Array(new Float32Array(values).buffer);
+    return this.initializer(name, type, dims, bytes, GENERATED);
+  }
+
+  get nodeCount(): number {
+    return this.nodes.length;
+  }
+
+  /** Serialises the model (graph structure only; external data is already in the sink). */
+  encode(opsets: { domain: string; version: number }[]): Uint8Array {
+    const model: onnx.IModelProto = {
+      irVersion: 9,
+      producerName: 'design-to-code',
+      opsetImport: opsets,
+      graph: {
+        name: this.name,
+        node: this.nodes,
+        input: this.inputs,
+        output: this.outputs,
+        initializer: this.initializers,
+      },
+    };
+    return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+  }
+
+  private claim(name: string): string {
+    if (this.names.has(name)) {
+      // Reusing a name would silently rewire the graph; fail loudly instead.
+      throw new Error(`ONNX value name "${name}" is defined twice in graph ${this.name}`);
+    }
+    this.names.add(name);
+    return name;
+  }
+}
+
+function checkedBytes(bytes: Uint8Array, length: number, name: string): Uint8Array {
+  if (bytes.byteLength !== length) {
+    throw new Error(`initializer ${name}: expected ${length} bytes, got ${bytes.byteLength}`);
+  }
+  return bytes;
+}
+
+function valueInfo(name: string, elemType: DataType, dims: Dim[]): onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: {
+          dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+        },
+      },
+    },
+  };
+}
+
+function attribute(name: string, value: AttributeValue): onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (value.kind) {
+    case 'int':
+      return { name, type: T.INT, i: value.value };
+    case 'float':
+      return { name, type: T.FLOAT, f: value.value };
+    case 'string':
+      return { name, type: T.STRING, s: new TextEncoder().encode(value.value) };
+    case 'ints':
+      return { name, type: T.INTS, ints: value.value };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: value.value };
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Building blocks shared by the vision and decoder graphs: weights in the build's storage format
+ * (fp32, fp16 or int4 `MatMulNBits`), linear layers, norms and the rotate-half rotary embedding.
+ */
+import type { WeightTracker } from '../checkpoint/weights';
+import { toFloat16 } from './float16';
+import { DataType, GraphBuilder, attr } from './graph-builder';
+import { quantizeInt4, INT4_BLOCK_SIZE } from './quantize-int4';
+
+/** How linear weights are stored: plain floats in the activation type, or 4-bit blocks. */
+export type WeightFormat = 'float' | 'int4';
+
+export interface LayerContext {
+  g: GraphBuilder;
+  weights: WeightTracker;
+  /** Activation (and float weight) element type. */
+  dtype: DataType;
+  /** Storage for the big linear layers. */
+  linearFormat: WeightFormat;
+}
+
+/** Bytes of an fp32 array in the activation type. */
+export function floatBytes(values: Float32Array, dtype: DataType): Uint8Array {
+  const typed = dtype === DataType.FLOAT16 ? toFloat16(values) : values;
+  return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+}
+
+/** A checkpoint tensor as an initializer in the activation type, same shape. */
+export function weight(ctx: LayerContext, name: string, shape?: number[]): string {
+  const dims = ctx.weights.shape(name, shape);
+  return ctx.g.initializer(name, ctx.dtype, dims, () =>
+    floatBytes(ctx.weights.read(name), ctx.dtype),
+  );
+}
+
+/** [out, in] row-major -> [in, out] row-major, the layout MatMul wants. */
+export function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = values[base + c];
+  }
+  return out;
+}
+
+/**
+ * y = x @ W^T (+ b) for a checkpoint Linear whose weight is `${prefix}.weight` [out, in].
+ * `shape` is the checkpoint's [out, in] when the caller reshapes (the patch-embedding conv).
+ */
+export function linear(
+  ctx: LayerContext,
+  x: string,
+  prefix: string,
+  options: { bias?: boolean; outIn?: [number, number]; format?: WeightFormat } = {},
+): string {
+  const { g, weights } = ctx;
+  const name = `${prefix}.weight`;
+  const shape = weights.shape(name);
+  const [out, inner] = options.outIn ?? (shape as [number, number]);
+  const format = options.format ?? ctx.linearFormat;
+  const bias = options.bias ? weight(ctx, `${prefix}.bias`, [out]) : undefined;
+  if (format === 'int4' && inner % INT4_BLOCK_SIZE === 0) {
+    return matMulNBits(ctx, x, name, out, inner, () => weights.read(name), bias);
+  }
+  const w = g.initializer(`${name}.T`, ctx.dtype, [inner, out], () =>
+    floatBytes(transpose(weights.read(name), out, inner), ctx.dtype),
+  );
+  const y = g.op('MatMul', [x, w]);
+  return bias ? g.op('Add', [y, bias]) : y;
+}
+
+/** A MatMulNBits node over a [n, k] fp32 weight produced by `read` (quantised at build time). */
+export function matMulNBits(
+  ctx: LayerContext,
+  x: string,
+  name: string,
+  n: number,
+  k: number,
+  read: () => Float32Array,
+  bias?: string,
+): string {
+  const { g } = ctx;
+  const blocks = k / INT4_BLOCK_SIZE;
+  let quantized: ReturnType<typeof quantizeInt4> | undefined;
+  const get = () => (quantized ??= quantizeInt4(read(), n, k));
+  const packed = g.initializer(
+    `${name}.q4`,
+    DataType.UINT8,
+    [n, blocks, INT4_BLOCK_SIZE / 2],
+    () => get().packed,
+  );
+  const scales = g.initializer(`${name}.q4_scales`, ctx.dtype, [n, blocks], () =>
+    floatBytes(get().scales, ctx.dtype),
+  );
+  const zeros = g.initializer(
+    `${name}.q4_zeros`,
+    DataType.UINT8,
+    [n, Math.ceil(blocks / 2)],
+    () => {
+      const z = get().zeroPoints;
+      quantized = undefined; // the last piece: let the quantised copy go
+      return z;
+    },
+  );
+  const inputs = [x, packed, scales, zeros];
+  if (bias) inputs.push('', bias);
+  return g.op(
+    'MatMulNBits',
+    inputs,
+    {
+      K: attr.int(k),
+      N: attr.int(n),
+      bits: attr.int(4),
+      block_size: attr.int(INT4_BLOCK_SIZE),
+      // 4: int8 activations inside the kernel; the fast path on CPU and on WebGPU (DP4A).
+      accuracy_level: attr.int(4),
+    },
+    'com.microsoft',
+  );
+}
+
+export function layerNorm(ctx: LayerContext, x: string, prefix: string, eps: number): string {
+  const w = weight(ctx, `${prefix}.weight`);
+  const b = weight(ctx, `${prefix}.bias`);
+  return ctx.g.op('LayerNormalization', [x, w, b], {
+    axis: attr.int(-1),
+    epsilon: attr.float(eps),
+    stash_type: attr.int(1),
+  });
+}
+
+/** RMSNorm over the last axis; statistics in fp32 (stash_type 1) even for fp16 activations. */
+export function rmsNorm(ctx: LayerContext, x: string, weightName: string, eps: number): string {
+  const w = weight(ctx, weightName);
+  return ctx.g.op('SimplifiedLayerNormalization', [x, w], {
+    axis: attr.int(-1),
+    epsilon: attr.float(eps),
+    stash_type: attr.int(1),
+  });
+}
+
+/** x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1] over the last axis (NeoX pairing). */
+export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string): string {
+  const [x1, x2] = g.node('Split', [x], {
+    outputs: 2,
+    attrs: { axis: attr.int(-1), num_outputs: attr.int(2) },
+  });
+  const rotated = g.op('Concat', [g.op('Neg', [x2]), x1], { axis: attr.int(-1) });
+  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+}
+
+export function reshape(g: GraphBuilder, x: string, dims: number[]): string {
+  return g.op('Reshape', [x, g.constInt64(dims)]);
+}
+
+export function gelu(g: GraphBuilder, x: string, approximate: 'tanh' | 'none'): string {
+  return g.op('Gelu', [x], approximate === 'tanh' ? { approximate: attr.string('tanh') } : {});
+}

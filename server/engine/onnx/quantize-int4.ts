@@ -1,0 +1,70 @@
+/**
+ * Asymmetric 4-bit block quantisation in the layout of com.microsoft.MatMulNBits: for a weight
+ * W [N, K] (the checkpoint's [out, in]), each row is cut into blocks of 32 along K; each block
+ * gets a scale and a 4-bit zero point, and values are packed two per byte, low nibble first.
+ * The block range always includes 0 so exact zeros stay exact.
+ */
+export const INT4_BLOCK_SIZE = 32;
+
+export interface Int4Weight {
+  /** [N, K/32, 16] */
+  packed: Uint8Array;
+  /** [N, K/32] */
+  scales: Float32Array;
+  /** [N, ceil((K/32)/2)] */
+  zeroPoints: Uint8Array;
+}
+
+export function quantizeInt4(values: Float32Array, n: number, k: number): Int4Weight {
+  const bs = INT4_BLOCK_SIZE;
+  if (k % bs !== 0) throw new Error(`int4: K=${k} is not a multiple of ${bs}`);
+  const blocks = k / bs;
+  const zpStride = Math.ceil(blocks / 2);
+  const packed = new Uint8Array((n * k) / 2);
+  const scales = new Float32Array(n * blocks);
+  const zeroPoints = new Uint8Array(n * zpStride);
+  for (let row = 0; row < n; row++) {
+    for (let b = 0; b < blocks; b++) {
+      const start = row * k + b * bs;
+      let lo = 0;
+      let hi = 0;
+      for (let i = 0; i < bs; i++) {
+        const v = values[start + i];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      const scale = hi > lo ? (hi - lo) / 15 : 1;
+      const zp = Math.min(15, Math.max(0, Math.round(-lo / scale)));
+      const inv = 1 / scale;
+      scales[row * blocks + b] = scale;
+      zeroPoints[row * zpStride + (b >> 1)] |= zp << ((b & 1) * 4);
+      const out = start / 2;
+      for (let i = 0; i < bs; i += 2) {
+        const q0 = Math.min(15, Math.max(0, Math.round(values[start + i] * inv) + zp));
+        const q1 = Math.min(15, Math.max(0, Math.round(values[start + i + 1] * inv) + zp));
+        packed[out + i / 2] = q0 | (q1 << 4);
+      }
+    }
+  }
+  return { packed, scales, zeroPoints };
+}
+
+/** Inverse of quantizeInt4 (used by tests to bound the quantisation error). */
+export function dequantizeInt4(w: Int4Weight, n: number, k: number): Float32Array {
+  const bs = INT4_BLOCK_SIZE;
+  const blocks = k / bs;
+  const zpStride = Math.ceil(blocks / 2);
+  const out = new Float32Array(n * k);
+  for (let row = 0; row < n; row++) {
+    for (let b = 0; b < blocks; b++) {
+      const scale = w.scales[row * blocks + b];
+      const zp = (w.zeroPoints[row * zpStride + (b >> 1)] >> ((b & 1) * 4)) & 15;
+      for (let i = 0; i < bs; i++) {
+        const idx = row * k + b * bs + i;
+        const q = (w.packed[idx >> 1] >> ((idx & 1) * 4)) & 15;
+        out[idx] = (q - zp) * scale;
+      }
+    }
+  }
+  return out;
+}

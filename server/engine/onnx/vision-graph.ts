@@ -1,0 +1,130 @@
+/**
+ * The Qwen3-VL vision tower as one ONNX graph (spec §2), for one image per run:
+ *
+ * inputs   pixel_values [N, C*Tp*P*P]   patches in 2x2 merge-block order
+ *          pos_index [4, N] int64, pos_weight [4, N]   bilinear taps into the learned table
+ *          rotary_cos, rotary_sin [N, headDim]         2D rotary tables
+ * outputs  image_embeds [N/4, outHidden], deepstack_<i> [N/4, outHidden] per tap
+ *
+ * The positional tables depend only on the grid, so the host computes them (vision-tables.ts).
+ */
+import type { Qwen3VLConfig } from '../checkpoint/config';
+import { VISION_PREFIX } from '../checkpoint/weights';
+import { DataType, attr } from './graph-builder';
+import { type LayerContext, applyRotary, gelu, layerNorm, linear, reshape, weight } from './layers';
+
+export const VISION_INPUTS = {
+  pixels: 'pixel_values',
+  posIndex: 'pos_index',
+  posWeight: 'pos_weight',
+  cos: 'rotary_cos',
+  sin: 'rotary_sin',
+} as const;
+
+export const VISION_OUTPUTS = {
+  embeds: 'image_embeds',
+  deepstack: (i: number) => `deepstack_${i}`,
+} as const;
+
+/** LayerNorm epsilon of every vision norm (nn.LayerNorm(eps=1e-6) in the reference). */
+const VISION_EPS = 1e-6;
+
+export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void {
+  const { g } = ctx;
+  const v = config.vision;
+  const F = DataType.FLOAT;
+  const dv = v.hiddenSize;
+  const heads = v.numHeads;
+  const headDim = dv / heads;
+  const patchIn = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
+  const mergedIn = dv * v.spatialMergeSize ** 2;
+  const P = (name: string) => VISION_PREFIX + name;
+  const toActivation = (x: string) =>
+    ctx.dtype === F ? x : g.op('Cast', [x], { to: attr.int(ctx.dtype) });
+  const toFloat = (x: string) => (ctx.dtype === F ? x : g.op('Cast', [x], { to: attr.int(F) }));
+
+  const pixels = toActivation(g.input(VISION_INPUTS.pixels, F, ['patches', patchIn]));
+  const posIndex = g.input(VISION_INPUTS.posIndex, DataType.INT64, [4, 'patches']);
+  const posWeight = toActivation(g.input(VISION_INPUTS.posWeight, F, [4, 'patches']));
+  const cos = toActivation(g.input(VISION_INPUTS.cos, F, ['patches', headDim]));
+  const sin = toActivation(g.input(VISION_INPUTS.sin, F, ['patches', headDim]));
+
+  // Patch embedding: the Conv3d with kernel == stride is a MatMul over flattened patches.
+  let x = linear(ctx, pixels, P('patch_embed.proj'), {
+    bias: true,
+    outIn: [dv, patchIn],
+    format: 'float',
+  });
+
+  // Learned position embedding, bilinearly interpolated: sum_k table[idx_k] * w_k, in tap order.
+  const table = weight(ctx, P('pos_embed.weight'), [v.numPositionEmbeddings, dv]);
+  const taps = g.op('Mul', [
+    g.op('Gather', [table, posIndex], { axis: attr.int(0) }),
+    g.op('Unsqueeze', [posWeight, g.constInt64([2])]),
+  ]);
+  const [t0, t1, t2, t3] = g.node('Split', [taps], {
+    outputs: 4,
+    attrs: { axis: attr.int(0), num_outputs: attr.int(4) },
+  });
+  const pos = g.op('Add', [g.op('Add', [g.op('Add', [t0, t1]), t2]), t3]);
+  x = g.op('Add', [x, reshape(g, pos, [-1, dv])]);
+
+  // Rotary tables broadcast over heads: [N, 1, headDim].
+  const cosH = g.op('Unsqueeze', [cos, g.constInt64([1])]);
+  const sinH = g.op('Unsqueeze', [sin, g.constInt64([1])]);
+
+  const deepstack: string[] = [];
+  for (let i = 0; i < v.depth; i++) {
+    const b = P(`blocks.${i}.`);
+    // Attention (non-causal, one image).
+    const a = layerNorm(ctx, x, `${b}norm1`, VISION_EPS);
+    const qkv = reshape(g, linear(ctx, a, `${b}attn.qkv`, { bias: true }), [0, 3, heads, headDim]);
+    const [q, k, val] = g.node('Split', [qkv], {
+      outputs: 3,
+      attrs: { axis: attr.int(1), num_outputs: attr.int(3) },
+    });
+    const rq = applyRotary(g, reshape(g, q, [0, heads, headDim]), cosH, sinH);
+    const rk = applyRotary(g, reshape(g, k, [0, heads, headDim]), cosH, sinH);
+    const seq = (t: string) => reshape(g, t, [1, -1, dv]);
+    const attn = g.op(
+      'MultiHeadAttention',
+      [seq(rq), seq(rk), seq(val)],
+      {
+        num_heads: attr.int(heads),
+        scale: attr.float(1 / Math.sqrt(headDim)),
+      },
+      'com.microsoft',
+    );
+    x = g.op('Add', [x, linear(ctx, reshape(g, attn, [-1, dv]), `${b}attn.proj`, { bias: true })]);
+    // MLP.
+    const m = layerNorm(ctx, x, `${b}norm2`, VISION_EPS);
+    const h = gelu(g, linear(ctx, m, `${b}mlp.linear_fc1`, { bias: true }), 'tanh');
+    x = g.op('Add', [x, linear(ctx, h, `${b}mlp.linear_fc2`, { bias: true })]);
+
+    const tap = v.deepstackVisualIndexes.indexOf(i);
+    if (tap >= 0) {
+      // Postshuffle merger: merge the 2x2 window first, then LayerNorm over 4*dv.
+      const prefix = P(`deepstack_merger_list.${tap}.`);
+      const merged = layerNorm(ctx, reshape(g, x, [-1, mergedIn]), `${prefix}norm`, VISION_EPS);
+      deepstack[tap] = mergerMlp(ctx, merged, prefix);
+    }
+  }
+
+  // Final merger: LayerNorm per patch, then merge the window.
+  const normed = layerNorm(ctx, x, P('merger.norm'), VISION_EPS);
+  const embeds = mergerMlp(ctx, reshape(g, normed, [-1, mergedIn]), P('merger.'));
+
+  const tokens = 'tokens';
+  g.node('Identity', [toFloat(embeds)], { outputs: [VISION_OUTPUTS.embeds] });
+  g.output(VISION_OUTPUTS.embeds, F, [tokens, v.outHiddenSize]);
+  deepstack.forEach((d, i) => {
+    g.node('Identity', [toFloat(d)], { outputs: [VISION_OUTPUTS.deepstack(i)] });
+    g.output(VISION_OUTPUTS.deepstack(i), F, [tokens, v.outHiddenSize]);
+  });
+}
+
+/** fc1 -> exact (erf) GELU -> fc2, shared by the final and the DeepStack mergers. */
+function mergerMlp(ctx: LayerContext, x: string, prefix: string): string {
+  const h = gelu(ctx.g, linear(ctx, x, `${prefix}linear_fc1`, { bias: true }), 'none');
+  return linear(ctx, h, `${prefix}linear_fc2`, { bias: true });
+}

@@ -1,0 +1,163 @@
+/**
+ * On-disk cache of built ONNX models: <cacheDir>/<key>/{vision,decoder}.onnx(.data) + build.json.
+ *
+ * The key is a sha256 over GRAPH_VERSION, the precision, config.json and, for every safetensors
+ * shard, its name, size and JSON header. The header lists each tensor's dtype, shape and byte
+ * offsets, so together with the size it pins the layout; hashing the weight bytes themselves
+ * (4+ GB for the 2B model) would cost tens of seconds on every start. A checkpoint edited in
+ * place without any size or header change would be missed; Hugging Face downloads never do that.
+ *
+ * Builds go to a temporary sibling directory that is renamed into place only when complete
+ * (build.json is written last), so an interrupted build is never mistaken for a finished one.
+ */
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, join } from 'node:path';
+import type { Qwen3VLConfig } from '../checkpoint/config';
+import type { ShardHeader } from '../checkpoint/safetensors';
+import type { Precision } from '../contracts';
+import { EngineError } from '../errors';
+import { GRAPH_FILES } from '../onnx/build-graphs';
+
+/** Bump whenever the graphs change in a way that makes old builds wrong. */
+export const GRAPH_VERSION = 1;
+
+const MANIFEST = 'build.json';
+
+export function defaultCacheDir(): string {
+  return process.env.DESIGN_TO_CODE_CACHE || join(homedir(), '.cache', 'design-to-code', 'onnx');
+}
+
+export function buildKey(configJson: string, shards: ShardHeader[], precision: Precision): string {
+  const hash = createHash('sha256');
+  hash.update(`graph-version:${GRAPH_VERSION}\nprecision:${precision}\n`);
+  hash.update(configJson);
+  for (const shard of shards) {
+    hash.update(`\n${basename(shard.file)}:${shard.size}\n`);
+    hash.update(shard.header);
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+export interface CachedBuild {
+  dir: string;
+  vision: string;
+  decoder: string;
+  /** True when this call built it (false: reused). */
+  built: boolean;
+}
+
+interface Manifest {
+  graphVersion: number;
+  precision: Precision;
+  key: string;
+  files: Record<string, number>;
+}
+
+/** Returns the cached build for `key`, or builds it with `build(tmpDir)` first. */
+export function ensureBuild(
+  cacheDir: string,
+  key: string,
+  precision: Precision,
+  estimatedBytes: number,
+  build: (dir: string) => void,
+): CachedBuild {
+  const dir = join(cacheDir, `${precision}-${key}`);
+  const result = (built: boolean): CachedBuild => ({
+    dir,
+    vision: join(dir, GRAPH_FILES.vision),
+    decoder: join(dir, GRAPH_FILES.decoder),
+    built,
+  });
+  if (isComplete(dir, key)) return result(false);
+
+  const tmp = join(cacheDir, `.tmp-${precision}-${key}-${process.pid}-${Date.now()}`);
+  try {
+    mkdirSync(tmp, { recursive: true });
+    checkFreeSpace(cacheDir, estimatedBytes);
+    build(tmp);
+    const files: Record<string, number> = {};
+    for (const file of Object.values(GRAPH_FILES)) {
+      for (const name of [file, `${file}.data`]) {
+        if (existsSync(join(tmp, name))) files[name] = statSync(join(tmp, name)).size;
+      }
+    }
+    const manifest: Manifest = { graphVersion: GRAPH_VERSION, precision, key, files };
+    writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
+    // A stale or partial directory under the final name is replaced.
+    if (existsSync(dir) && !isComplete(dir, key)) rmSync(dir, { recursive: true, force: true });
+    try {
+      renameSync(tmp, dir);
+    } catch (error) {
+      // Another process finished the same build first: use theirs.
+      if (!isComplete(dir, key)) throw error;
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    return result(true);
+  } catch (error) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw asDiskError(error, cacheDir, estimatedBytes);
+  }
+}
+
+function isComplete(dir: string, key: string): boolean {
+  try {
+    const manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
+    if (manifest.graphVersion !== GRAPH_VERSION || manifest.key !== key) return false;
+    return Object.entries(manifest.files).every(([name, size]) => {
+      try {
+        return statSync(join(dir, name)).size === size;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
+function checkFreeSpace(cacheDir: string, needed: number): void {
+  let free: number;
+  try {
+    const stats = statfsSync(cacheDir);
+    free = stats.bavail * stats.bsize;
+  } catch {
+    return; // no statfs on this platform/filesystem: the write itself will tell
+  }
+  if (free < needed) {
+    throw new EngineError('disk_full', diskMessage(cacheDir, needed, free));
+  }
+}
+
+function asDiskError(error: unknown, cacheDir: string, needed: number): unknown {
+  if ((error as NodeJS.ErrnoException)?.code === 'ENOSPC') {
+    return new EngineError('disk_full', diskMessage(cacheDir, needed), { cause: error });
+  }
+  if ((error as NodeJS.ErrnoException)?.code === 'EACCES') {
+    return new EngineError(
+      'internal',
+      `Cannot write the ONNX cache in ${cacheDir} (permission denied). Set DESIGN_TO_CODE_CACHE to a writable directory.`,
+      { cause: error },
+    );
+  }
+  return error;
+}
+
+function diskMessage(cacheDir: string, needed: number, free?: number): string {
+  const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
+  return (
+    `Not enough disk space to build the ONNX model in ${cacheDir}: it needs about ${gb(needed)}` +
+    (free === undefined ? '' : ` and ${gb(free)} is free`) +
+    '. Free some space, or point DESIGN_TO_CODE_CACHE (or the cacheDir option) at a disk with room.'
+  );
+}

@@ -1,0 +1,152 @@
+/**
+ * loadModel: a Hugging Face Qwen3-VL checkpoint directory -> built (or cached) ONNX graphs for
+ * the requested precision -> onnxruntime sessions on the requested device -> LoadedModel.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { type Qwen3VLConfig, readModelConfig } from '../checkpoint/config';
+import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
+import { checkpointSource } from '../checkpoint/weights';
+import type { Device, LoadModelOptions, LoadedModel, Precision } from '../contracts';
+import { EngineError, isEngineError } from '../errors';
+import { buildGraphs } from '../onnx/build-graphs';
+import { DECODER_OUTPUTS } from '../onnx/decoder-graph';
+import { buildKey, defaultCacheDir, ensureBuild } from './build-cache';
+import {
+  assertDeviceAvailable,
+  candidateDevices,
+  executionProviders,
+  providerLoadError,
+} from './providers';
+import { OnnxTextDecoder } from './text-decoder';
+import { OnnxVisionEncoder } from './vision-encoder';
+
+const PRECISIONS: Precision[] = ['fp32', 'fp16', 'int4'];
+
+export async function loadModel(
+  modelDir: string,
+  options: LoadModelOptions = {},
+): Promise<LoadedModel> {
+  const precision = options.precision ?? 'fp32';
+  if (!PRECISIONS.includes(precision)) {
+    throw new EngineError(
+      'bad_request',
+      `precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`,
+    );
+  }
+  const progress = options.onProgress ?? (() => {});
+  const config = readModelConfig(modelDir);
+  const checkpoint = SafetensorsCheckpoint.open(modelDir);
+  const source = checkpointSource(checkpoint);
+
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+  } catch (error) {
+    throw new EngineError(
+      'internal',
+      `Cannot create the ONNX cache directory ${cacheDir}: ${(error as Error).message}. Set DESIGN_TO_CODE_CACHE to a writable directory.`,
+      { cause: error },
+    );
+  }
+  const key = buildKey(
+    readFileSync(`${modelDir}/config.json`, 'utf8'),
+    checkpoint.shards,
+    precision,
+  );
+  // A dry run sizes the build (for the free-space check) without reading any weight.
+  const dry = buildGraphs(config, source, precision, { sourceName: modelDir });
+  const estimated = dry.dataBytes.vision + dry.dataBytes.decoder;
+  const build = ensureBuild(cacheDir, key, precision, estimated, (dir) => {
+    let done = 0;
+    buildGraphs(config, source, precision, {
+      outDir: dir,
+      sourceName: modelDir,
+      onPart: (part) => progress({ stage: 'build', item: part, done: done++, total: 2 }),
+    });
+    progress({ stage: 'build', item: 'decoder', done: 2, total: 2 });
+  });
+
+  const request = options.device ?? 'cpu';
+  const failures: string[] = [];
+  for (const device of candidateDevices(request)) {
+    try {
+      assertDeviceAvailable(device);
+      const sessions = await createSessions(device, build.vision, build.decoder, config, progress);
+      return makeModel(device, precision, config, sessions);
+    } catch (error) {
+      const wrapped =
+        isEngineError(error) || device === 'cpu' ? error : providerLoadError(device, error);
+      if (request !== 'auto') throw wrapped;
+      failures.push(`${device}: ${(wrapped as Error).message}`);
+    }
+  }
+  throw new EngineError(
+    'device_unavailable',
+    `No execution provider loaded:\n${failures.join('\n')}`,
+  );
+}
+
+interface Sessions {
+  vision: ort.InferenceSession;
+  decoder: ort.InferenceSession;
+}
+
+async function createSessions(
+  device: Device,
+  visionPath: string,
+  decoderPath: string,
+  config: Qwen3VLConfig,
+  progress: NonNullable<LoadModelOptions['onProgress']>,
+): Promise<Sessions> {
+  const base: ort.InferenceSession.SessionOptions = {
+    executionProviders: executionProviders(device),
+    graphOptimizationLevel: 'all',
+  };
+  progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
+  const vision = await ort.InferenceSession.create(visionPath, base);
+  progress({ stage: 'load', item: 'decoder', done: 1, total: 2 });
+  const decoderOptions: ort.InferenceSession.SessionOptions = { ...base };
+  if (device === 'webgpu') {
+    // Keep the KV cache on the GPU between steps; only logits come back to the host.
+    const onDevice: Record<string, 'gpu-buffer'> = {};
+    for (let l = 0; l < config.text.numLayers; l++) {
+      onDevice[DECODER_OUTPUTS.presentKey(l)] = 'gpu-buffer';
+      onDevice[DECODER_OUTPUTS.presentValue(l)] = 'gpu-buffer';
+    }
+    decoderOptions.preferredOutputLocation = onDevice;
+  }
+  let decoder: ort.InferenceSession;
+  try {
+    decoder = await ort.InferenceSession.create(decoderPath, decoderOptions);
+  } catch (error) {
+    await vision.release();
+    throw error;
+  }
+  progress({ stage: 'load', item: 'decoder', done: 2, total: 2 });
+  return { vision, decoder };
+}
+
+function makeModel(
+  device: Device,
+  precision: Precision,
+  config: Qwen3VLConfig,
+  sessions: Sessions,
+): LoadedModel {
+  const decoder = new OnnxTextDecoder(
+    sessions.decoder,
+    config,
+    precision === 'fp16' ? 'float16' : 'float32',
+  );
+  return {
+    device,
+    precision,
+    vision: new OnnxVisionEncoder(sessions.vision, config),
+    decoder,
+    async dispose() {
+      decoder.reset();
+      await sessions.vision.release();
+      await sessions.decoder.release();
+    },
+  };
+}

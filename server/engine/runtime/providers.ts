@@ -1,0 +1,104 @@
+/**
+ * Execution providers: turns a device request into onnxruntime session options, and a provider
+ * that cannot load into EngineError('device_unavailable') naming what is missing.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { Device, DeviceRequest } from '../contracts';
+import { EngineError } from '../errors';
+
+/** Tried in this order by `auto`; cpu always loads. */
+const AUTO_ORDER: Device[] = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'];
+
+const PLATFORM: Partial<Record<Device, NodeJS.Platform[]>> = {
+  dml: ['win32'],
+  coreml: ['darwin'],
+  cuda: ['win32', 'linux'],
+};
+
+export function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (device) {
+    case 'cpu':
+      return ['cpu'];
+    case 'webgpu':
+      return [{ name: 'webgpu' }];
+    case 'cuda':
+      return [{ name: 'cuda' }];
+    case 'dml':
+      return [{ name: 'dml' }];
+    case 'coreml':
+      return [{ name: 'coreml' }];
+  }
+}
+
+/** Which devices this onnxruntime-node build could run, before trying to load them. */
+export function candidateDevices(request: DeviceRequest): Device[] {
+  return request === 'auto' ? AUTO_ORDER.filter((d) => platformAllows(d)) : [request];
+}
+
+function platformAllows(device: Device): boolean {
+  const platforms = PLATFORM[device];
+  return !platforms || platforms.includes(process.platform);
+}
+
+/**
+ * Checks the request against what the installed onnxruntime-node offers, so a provider that is
+ * not there fails with a message that says how to get it.
+ */
+export function assertDeviceAvailable(device: Device): void {
+  if (device === 'cpu') return;
+  if (!platformAllows(device)) {
+    throw new EngineError(
+      'device_unavailable',
+      `The ${device} execution provider is not available on ${process.platform} (it needs ${PLATFORM[device]!.join(' or ')}). Use --device cpu or auto.`,
+    );
+  }
+  const backends = ort.listSupportedBackends();
+  const entry = backends.find((b) => b.name === device);
+  if (!entry) {
+    throw new EngineError(
+      'device_unavailable',
+      `This onnxruntime-node build has no ${device} execution provider (it offers: ${backends.map((b) => b.name).join(', ')}). Use --device cpu or auto.`,
+    );
+  }
+  if (device === 'cuda' && !entry.bundled) {
+    // onnxruntime-node downloads its CUDA provider libraries in an install script, which this
+    // project skips; without them the provider cannot load.
+    const lib = 'libonnxruntime_providers_cuda.so';
+    if (!cudaProviderInstalled(lib)) {
+      throw new EngineError(
+        'device_unavailable',
+        `CUDA execution provider libraries are not installed (${lib} is missing next to onnxruntime-node's binding; its install script was skipped). Install them with "npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12" and make sure the CUDA 12 and cuDNN 9 runtime libraries are on the library path, or use --device cpu / webgpu.`,
+      );
+    }
+  }
+}
+
+function cudaProviderInstalled(lib: string): boolean {
+  try {
+    const root = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin');
+    const stack = [root];
+    while (stack.length) {
+      const dir = stack.pop()!;
+      if (!existsSync(dir)) continue;
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        if (entry.isDirectory()) stack.push(join(dir, entry.name));
+        else if (entry.name === lib) return true;
+      }
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+/** Wraps a session-creation failure on a non-CPU device as device_unavailable. */
+export function providerLoadError(device: Device, error: unknown): EngineError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new EngineError(
+    'device_unavailable',
+    `The ${device} execution provider failed to load: ${message.split('\n')[0]}. Use --device cpu, or install the ${device} runtime.`,
+    { cause: error },
+  );
+}

@@ -1,0 +1,137 @@
+/**
+ * The text decoder with its KV cache. Prefill runs the whole prompt (visual rows and DeepStack
+ * features scattered to the `<|image_pad|>` positions); each step appends one token. The cache
+ * tensors are handed from one run to the next untouched, so on a GPU session whose present_*
+ * outputs stay on the device they never travel back to the host.
+ */
+import * as ort from 'onnxruntime-node';
+import type { Qwen3VLConfig } from '../checkpoint/config';
+import type { PrefillInput, TextDecoder } from '../contracts';
+import { EngineError } from '../errors';
+import { DECODER_INPUTS, DECODER_OUTPUTS } from '../onnx/decoder-graph';
+import { MropeTables } from './mrope';
+
+export type CacheType = 'float32' | 'float16';
+
+export class OnnxTextDecoder implements TextDecoder {
+  private cache: ort.Tensor[] = [];
+  private past = 0;
+  private readonly rope: MropeTables;
+  private readonly taps: number;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly config: Qwen3VLConfig,
+    private readonly cacheType: CacheType,
+  ) {
+    this.rope = new MropeTables(config.text);
+    this.taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
+  }
+
+  get pastLength(): number {
+    return this.past;
+  }
+
+  reset(): void {
+    for (const tensor of this.cache) tensor.dispose();
+    this.cache = [];
+    this.past = 0;
+  }
+
+  async prefill(input: PrefillInput): Promise<Float32Array> {
+    const ids = input.inputIds;
+    const s = ids.length;
+    if (s === 0) throw new EngineError('bad_request', 'prefill needs at least one token');
+    if (input.positionIds.some((stream) => stream.length !== s)) {
+      throw new EngineError('bad_request', `positionIds must hold 3 streams of ${s} positions`);
+    }
+    this.reset();
+    const d = this.config.text.hiddenSize;
+    const visual = new Float32Array(s * d);
+    const deepstack = new Float32Array(this.taps * s * d);
+    const imagePositions: number[] = [];
+    ids.forEach((id, i) => id === this.config.imageTokenId && imagePositions.push(i));
+    const v = input.visual;
+    if (imagePositions.length !== (v?.tokens ?? 0)) {
+      throw new EngineError(
+        'bad_request',
+        `the prompt has ${imagePositions.length} <|image_pad|> tokens but ${v?.tokens ?? 0} visual rows were given`,
+      );
+    }
+    if (v) {
+      imagePositions.forEach((pos, row) => {
+        visual.set(v.imageEmbeds.subarray(row * d, (row + 1) * d), pos * d);
+        v.deepstack.forEach((features, tap) => {
+          const rowData = features.subarray(row * d, (row + 1) * d);
+          deepstack.set(rowData, (tap * s + pos) * d);
+        });
+      });
+    }
+    return this.run(ids, input.positionIds, visual, deepstack);
+  }
+
+  async step(tokenId: number, position: number): Promise<Float32Array> {
+    if (this.cache.length === 0) {
+      throw new EngineError('bad_request', 'step() called before prefill()');
+    }
+    const d = this.config.text.hiddenSize;
+    return this.run(
+      [tokenId],
+      [[position], [position], [position]],
+      new Float32Array(d),
+      new Float32Array(this.taps * d),
+    );
+  }
+
+  private async run(
+    ids: number[],
+    positions: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
+    visual: Float32Array,
+    deepstack: Float32Array,
+  ): Promise<Float32Array> {
+    const t = this.config.text;
+    const s = ids.length;
+    const total = this.past + s;
+    const { cos, sin } = this.rope.compute(positions);
+    const feeds: Record<string, ort.Tensor> = {
+      [DECODER_INPUTS.ids]: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, s]),
+      [DECODER_INPUTS.visual]: new ort.Tensor('float32', visual, [1, s, t.hiddenSize]),
+      [DECODER_INPUTS.deepstack]: new ort.Tensor('float32', deepstack, [
+        this.taps,
+        1,
+        s,
+        t.hiddenSize,
+      ]),
+      [DECODER_INPUTS.cos]: new ort.Tensor('float32', cos, [1, s, t.headDim]),
+      [DECODER_INPUTS.sin]: new ort.Tensor('float32', sin, [1, s, t.headDim]),
+      [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(total - 1), [1]),
+      [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(total), []),
+    };
+    for (let l = 0; l < t.numLayers; l++) {
+      feeds[DECODER_INPUTS.pastKey(l)] = this.cache[2 * l] ?? this.emptyCache();
+      feeds[DECODER_INPUTS.pastValue(l)] = this.cache[2 * l + 1] ?? this.emptyCache();
+    }
+    const result = await this.session.run(feeds);
+    const previous = this.cache;
+    this.cache = [];
+    for (let l = 0; l < t.numLayers; l++) {
+      this.cache.push(
+        result[DECODER_OUTPUTS.presentKey(l)],
+        result[DECODER_OUTPUTS.presentValue(l)],
+      );
+    }
+    for (const tensor of previous) tensor.dispose();
+    this.past = total;
+    const logits = result[DECODER_OUTPUTS.logits];
+    const data = (await logits.getData()) as Float32Array;
+    return data;
+  }
+
+  private emptyCache(): ort.Tensor {
+    const t = this.config.text;
+    const dims = [1, t.numKvHeads, 0, t.headDim];
+    return this.cacheType === 'float16'
+      ? new ort.Tensor('float16', new Uint16Array(0), dims)
+      : new ort.Tensor('float32', new Float32Array(0), dims);
+  }
+}

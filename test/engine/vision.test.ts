@@ -1,0 +1,68 @@
+/**
+ * The ONNX vision tower against transformers: golden pixel_values in, image embeddings and every
+ * DeepStack feature out, within 1e-3 (fp32, CPU).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LoadedModel } from '../../server/engine/contracts';
+import { loadModel } from '../../server/engine/runtime/load-model';
+import { linspaceF32, positionTaps } from '../../server/engine/runtime/vision-tables';
+import { TINY_MODEL, golden, maxAbsDiff, readF32 } from './golden-tensors';
+
+describe('vision tower (fp32, CPU) vs transformers', () => {
+  let cacheDir: string;
+  let model: LoadedModel;
+
+  before(async () => {
+    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-vision-'));
+    model = await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'cpu' });
+  });
+  after(async () => {
+    await model?.dispose();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  for (const c of golden.cases.filter((x) => x.pixel_values)) {
+    it(`${c.name}: image_embeds and DeepStack features match`, async () => {
+      const grid = c.image_grid_thw![0];
+      const out = await model.vision.encode(readF32(c.pixel_values!), grid);
+      assert.equal(out.tokens, c.image_embeds!.shape[0]);
+      const errors = [
+        maxAbsDiff(out.imageEmbeds, readF32(c.image_embeds!)),
+        ...c.deepstack_embeds!.map((ref, i) => maxAbsDiff(out.deepstack[i], readF32(ref))),
+      ];
+      console.log(
+        `      ${c.name} grid ${grid}: max |diff| embeds/deepstack ${errors.map((e) => e.toExponential(2)).join(' ')}`,
+      );
+      for (const e of errors) assert.ok(e < 1e-3, `max abs diff ${e}`);
+    });
+  }
+
+  it('rejects pixel values that do not fit the grid', async () => {
+    await assert.rejects(model.vision.encode(new Float32Array(10), [1, 2, 2]), /pixel_values/);
+    await assert.rejects(model.vision.encode(new Float32Array(0), [1, 3, 2]), /multiples of 2/);
+  });
+});
+
+describe('vision position tables', () => {
+  it('linspace matches torch.linspace float32 (ends exact, symmetric steps)', () => {
+    const v = linspaceF32(0, 47, 40);
+    assert.equal(v[0], 0);
+    assert.equal(v[39], 47);
+    assert.equal(v[20], Math.fround(47 - Math.fround(19 * Math.fround(47 / 39))));
+  });
+
+  it('bilinear weights sum to one and the last row/column clamps to the table edge', () => {
+    const { index, weight } = positionTaps([1, 4, 6], 64, 2);
+    const n = 24;
+    for (let i = 0; i < n; i++) {
+      const sum = weight[i] + weight[n + i] + weight[2 * n + i] + weight[3 * n + i];
+      assert.ok(Math.abs(sum - 1) < 1e-6);
+    }
+    // Patch 3 of the last merge window is grid (3, 5): exactly table cell (7, 7).
+    assert.equal(index[n - 1], 63n);
+    assert.equal(weight[n - 1], 1);
+  });
+});
