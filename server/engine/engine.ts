@@ -1,0 +1,18 @@
+/**
+ * `loadEngine`: a checkpoint directory in, a ready Engine out. The host side (config,
+ * tokenizer, template, image settings, generation defaults) is read first so that a broken
+ * checkpoint fails in milliseconds; then the ONNX model is built or loaded from the cache.
+ */
+import { basename, resolve } from 'node:path';
+import { loadChatCheckpoint } from './chat/chat-checkpoint';
+import type { Engine, EngineLoadOptions } from './contracts';
+import { createChatEngine } from './generation/chat-engine';
+import { loadModel } from './runtime/load-model';
+
+export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
+  const modelDir = resolve(options.modelDir);
+  const checkpoint = loadChatCheckpoint(modelDir);
+  const { modelDir: _dir, modelName, ...modelOptions } = options;
+  const model = await loadModel(modelDir, modelOptions);
+  return createChatEngine(model, checkpoint, { modelName: modelName ?? basename(modelDir) });
+}
