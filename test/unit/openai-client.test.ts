@@ -1,0 +1,139 @@
+import { strict as assert } from 'node:assert';
+import { streamChatCompletion } from '../../src/openai/client';
+import { ChatFailure } from '../../src/openai/errors';
+import { startOpenAiStub, toDeltas, type OpenAiStub } from '../support/openai-stub-server';
+
+const REPLY = 'Here you go:\n```html\n<p>Hello</p>\n```\n';
+
+async function failureOf(promise: Promise<unknown>): Promise<ChatFailure> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ChatFailure, `expected a ChatFailure, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected the request to fail');
+}
+
+describe('streamChatCompletion', () => {
+  let stub: OpenAiStub;
+  beforeEach(async () => {
+    stub = await startOpenAiStub({ deltas: toDeltas(REPLY), apiKey: 'sk-test', models: ['qwen'] });
+  });
+  afterEach(() => stub.close());
+
+  const run = (
+    overrides: {
+      apiKey?: string;
+      model?: string;
+      signal?: AbortSignal;
+      local?: boolean;
+      endpoint?: string;
+    } = {},
+    deltas: string[] = [],
+  ) =>
+    streamChatCompletion({
+      endpoint: overrides.endpoint ?? stub.url,
+      apiKey: 'apiKey' in overrides ? overrides.apiKey : 'sk-test',
+      request: {
+        model: overrides.model ?? 'qwen',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 50,
+      },
+      signal: overrides.signal,
+      local: overrides.local ?? false,
+      onDelta: (delta) => deltas.push(delta),
+    });
+
+  it('streams the deltas in order and reports the usage tokens', async () => {
+    const deltas: string[] = [];
+    const stats = await run({}, deltas);
+    assert.equal(stats.text, REPLY);
+    assert.equal(deltas.join(''), REPLY);
+    assert.equal(stats.tokens, toDeltas(REPLY).length);
+    assert.equal(stats.finishReason, 'stop');
+    const sent = stub.requests[0]!;
+    assert.equal(sent.headers.authorization, 'Bearer sk-test');
+    assert.equal((sent.body as { stream: boolean }).stream, true);
+    assert.equal((sent.body as { max_tokens: number }).max_tokens, 50);
+  });
+
+  it('accepts an endpoint without /v1', async () => {
+    const stats = await run({ endpoint: stub.url.replace(/\/v1$/, '/') });
+    assert.equal(stats.text, REPLY);
+  });
+
+  it('maps a missing or wrong key to "set the API key"', async () => {
+    const failure = await failureOf(run({ apiKey: undefined }));
+    assert.equal(failure.kind, 'unauthorized');
+    assert.deepEqual(failure.actions, ['setApiKey', 'openSettings']);
+    assert.match(failure.message, /rejected the API key \(HTTP 401\).*Incorrect API key/);
+  });
+
+  it('maps an unknown model to "choose a model"', async () => {
+    const failure = await failureOf(run({ model: 'nope' }));
+    assert.equal(failure.kind, 'modelNotFound');
+    assert.match(failure.message, /does not serve the model "nope"/);
+    assert.deepEqual(failure.actions, ['chooseModel', 'openSettings']);
+  });
+
+  for (const [status, kind, pattern] of [
+    [413, 'tooLarge', /too large/],
+    [429, 'rateLimited', /rate limiting/],
+    [503, 'loading', /still loading the model/],
+    [500, 'serverError', /failed while generating \(HTTP 500\)/],
+  ] as const) {
+    it(`maps HTTP ${status} to ${kind}`, async () => {
+      stub.behaviour.status = status;
+      const failure = await failureOf(run({ local: true }));
+      assert.equal(failure.kind, kind);
+      assert.equal(failure.status, status);
+      assert.match(failure.message, pattern);
+      assert.match(failure.message, /the local model server/i);
+    });
+  }
+
+  it('maps a refused connection to "start the server" for the local backend', async () => {
+    const url = stub.url;
+    await stub.close();
+    const local = await failureOf(run({ local: true, endpoint: url }));
+    assert.equal(local.kind, 'unreachable');
+    assert.deepEqual(local.actions, ['startServer', 'showLog']);
+    assert.match(local.message, /ECONNREFUSED/);
+    const remote = await failureOf(run({ endpoint: url }));
+    assert.deepEqual(remote.actions, ['openSettings']);
+    assert.match(remote.message, /Cannot reach http:\/\/127\.0\.0\.1/);
+    stub = await startOpenAiStub({ deltas: [] }); // for afterEach
+  });
+
+  it('reports a stream that is not JSON, and one that ends without [DONE]', async () => {
+    stub.behaviour.rawBody = 'data: {not json}\n\n';
+    assert.equal((await failureOf(run())).kind, 'malformedStream');
+    stub.behaviour.rawBody = undefined;
+    stub.behaviour.dropAfter = 2;
+    const dropped = await failureOf(run());
+    assert.ok(['malformedStream', 'unreachable'].includes(dropped.kind), dropped.kind);
+  });
+
+  it('stops when the signal aborts, and the server sees the client leave', async () => {
+    stub.behaviour.deltas = toDeltas('x'.repeat(400), 1);
+    stub.behaviour.delayMs = 5;
+    const controller = new AbortController();
+    const deltas: string[] = [];
+    const pending = streamChatCompletion({
+      endpoint: stub.url,
+      apiKey: 'sk-test',
+      request: { model: 'qwen', messages: [] },
+      signal: controller.signal,
+      local: false,
+      onDelta: (delta) => {
+        deltas.push(delta);
+        if (deltas.length === 5) controller.abort();
+      },
+    });
+    const failure = await failureOf(pending);
+    assert.equal(failure.kind, 'aborted');
+    assert.equal(deltas.length, 5);
+    await stub.clientClosedEarly;
+  });
+});

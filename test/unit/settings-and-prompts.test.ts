@@ -1,0 +1,82 @@
+import { strict as assert } from 'node:assert';
+import {
+  DEFAULTS,
+  needsServerRestart,
+  readSettings,
+  type Settings,
+} from '../../src/settings/schema';
+import { generationMessages, imageDataUrl, refinementMessages } from '../../src/generation/prompts';
+
+describe('settings reader', () => {
+  it('gives the defaults when nothing is set', () => {
+    assert.deepEqual(
+      readSettings(() => undefined),
+      DEFAULTS,
+    );
+  });
+
+  it('reads valid values and falls back on bad ones', () => {
+    const values: Partial<Record<keyof Settings, unknown>> = {
+      backend: 'openai-compatible',
+      endpoint: ' https://example.test/v1 ',
+      maxTokens: 512.4,
+      temperature: 7,
+      topP: 0.5,
+      defaultTarget: 'react',
+      insertMode: 'sideways',
+      device: 'cuda',
+      previewAllowScripts: 'yes',
+    };
+    const settings = readSettings((key) => values[key]);
+    assert.equal(settings.backend, 'openai-compatible');
+    assert.equal(settings.endpoint, 'https://example.test/v1');
+    assert.equal(settings.maxTokens, 512);
+    assert.equal(settings.temperature, DEFAULTS.temperature);
+    assert.equal(settings.topP, 0.5);
+    assert.equal(settings.defaultTarget, 'react');
+    assert.equal(settings.insertMode, DEFAULTS.insertMode);
+    assert.equal(settings.device, 'cuda');
+    assert.equal(settings.previewAllowScripts, false);
+  });
+
+  it('lists the settings that need a server restart', () => {
+    assert.equal(
+      needsServerRestart((key) => key === 'device'),
+      true,
+    );
+    assert.equal(
+      needsServerRestart((key) => key === 'temperature'),
+      false,
+    );
+  });
+});
+
+describe('prompts', () => {
+  it('sends the image as a data URL and the task for the target, with the instruction', () => {
+    const url = imageDataUrl(new Uint8Array([1, 2, 3]), 'image/png');
+    assert.equal(url, 'data:image/png;base64,AQID');
+    const messages = generationMessages('drawio', url, 'use blue boxes');
+    assert.equal(messages[0]!.role, 'system');
+    const parts = messages[1]!.content as {
+      type: string;
+      text?: string;
+      image_url?: { url: string };
+    }[];
+    assert.equal(parts[0]!.image_url!.url, url);
+    assert.match(parts[1]!.text!, /mxGraphModel/);
+    assert.match(parts[1]!.text!, /Also: use blue boxes$/);
+    assert.doesNotMatch(
+      (generationMessages('html', url, '  ')[1]!.content as { text?: string }[])[1]!.text!,
+      /Also:/,
+    );
+  });
+
+  it('refines by continuing the conversation with the current code and the change', () => {
+    const first = generationMessages('html', 'data:image/png;base64,AA==', '');
+    const next = refinementMessages(first, '<p>a</p>\n', 'html', 'make it red');
+    assert.deepEqual(next.slice(0, 2), first);
+    assert.deepEqual(next[2], { role: 'assistant', content: '```html\n<p>a</p>\n```' });
+    assert.equal(next[3]!.role, 'user');
+    assert.match(next[3]!.content as string, /make it red/);
+  });
+});
