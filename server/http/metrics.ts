@@ -22,13 +22,13 @@ export class ServerMetrics {
   readonly timeToFirstToken = new Histogram({
     name: 'd2c_time_to_first_token_seconds',
     help: 'From the request arriving to the first generated token (queue wait included)',
-    buckets: [0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64],
     registers: [this.registry],
   });
   readonly tokensPerSecond = new Histogram({
     name: 'd2c_decode_tokens_per_second',
     help: 'Decode speed of each generation, after the first token',
-    buckets: [1, 2, 5, 10, 20, 40, 80, 160, 320],
+    buckets: [1, 2, 5, 10, 20, 40, 80, 160, 320, 640],
     registers: [this.registry],
   });
   readonly queueLength = new Gauge({

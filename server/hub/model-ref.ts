@@ -14,12 +14,9 @@ export function isHubId(value: string): boolean {
   return HUB_ID.test(value) && !value.includes('..');
 }
 
-/** The models cache root: `$DESIGN_TO_CODE_CACHE/models` or ~/.cache/design-to-code/models. */
+/** The models cache root: $DESIGN_TO_CODE_MODELS or ~/.cache/design-to-code/models. */
 export function defaultModelsRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const base =
-    env.DESIGN_TO_CODE_CACHE ||
-    join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'design-to-code');
-  return join(base, 'models');
+  return env.DESIGN_TO_CODE_MODELS || join(homedir(), '.cache', 'design-to-code', 'models');
 }
 
 /** `Qwen/Qwen3-VL-2B-Instruct` -> `<root>/Qwen--Qwen3-VL-2B-Instruct` (one flat folder per id). */
