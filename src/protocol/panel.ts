@@ -31,7 +31,13 @@ export type PanelToHost =
 
 /** Actions an error can offer; each runs a command in the host. */
 export type ErrorAction =
-  'downloadModel' | 'showLog' | 'openSettings' | 'restartServer' | 'setApiKey';
+  | 'downloadModel'
+  | 'showLog'
+  | 'openSettings'
+  | 'restartServer'
+  | 'setApiKey'
+  | 'startServer'
+  | 'chooseModel';
 
 export type ProgressStage =
   | { stage: 'startingServer' }
