@@ -86,4 +86,25 @@ describe('sampling', () => {
     assert.equal(allowed.size, 3);
     for (let i = 0; i < 300; i++) assert.ok(allowed.has(sampleToken(logits, settings, random)));
   });
+
+  it('top-p over a large vocabulary keeps exactly what sorting everything keeps', () => {
+    const random = seededRandom(5);
+    const logits = Float32Array.from({ length: 20000 }, () => random() * 12);
+    for (const topP of [0.3, 0.8, 0.95]) {
+      // Reference: HF's rule on the fully sorted distribution.
+      const order = [...logits.keys()].sort((x, y) => logits[x] - logits[y]);
+      const max = Math.max(...logits);
+      const weights = order.map((id) => Math.exp(logits[id] - max));
+      const total = weights.reduce((a, b) => a + b, 0);
+      let cumulative = 0;
+      const kept = new Set<number>();
+      order.forEach((id, i) => {
+        cumulative += weights[i] / total;
+        if (cumulative > 1 - topP || i === order.length - 1) kept.add(id);
+      });
+      const { ids } = candidateDistribution(logits, { temperature: 1, topK: 0, topP });
+      assert.equal(ids.length, kept.size, `top_p ${topP}`);
+      for (const id of ids) assert.ok(kept.has(id));
+    }
+  });
 });

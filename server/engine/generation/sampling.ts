@@ -48,36 +48,63 @@ export interface Candidates {
 }
 
 /**
- * The tokens that survive temperature, top-k and top-p, with their probabilities, highest first.
- * Ties at the k-th value are kept, as HF's TopKLogitsWarper does.
+ * The tokens that survive temperature, top-k and top-p, with their probabilities. When top-k
+ * or top-p filters, ids come highest first. Ties at the k-th value are kept, as HF's
+ * TopKLogitsWarper does. Sorting all 150k logits is avoided: top-k takes a heap, top-p only
+ * sorts the head of the distribution that holds at least top_p of the mass.
  */
 export function candidateDistribution(
   logits: Float32Array,
   settings: Pick<SamplerSettings, 'temperature' | 'topK' | 'topP'>,
 ): Candidates {
   const { temperature, topK, topP } = settings;
-  let ids = topK > 0 && topK < logits.length ? topKIds(logits, topK) : allIds(logits.length);
-  ids.sort((x, y) => logits[y] - logits[x]);
-  ids = ids.filter((id) => logits[id] > -Infinity);
+  let ids = topK > 0 && topK < logits.length ? topKIds(logits, topK) : allFiniteIds(logits);
   if (ids.length === 0) throw new Error('sampling: every logit is -Infinity');
-  const max = logits[ids[0]] / temperature;
-  let probs = ids.map((id) => Math.exp(logits[id] / temperature - max));
-  normalize(probs);
+  let max = -Infinity;
+  for (const id of ids) max = Math.max(max, logits[id]);
+  const weight = (id: number): number => Math.exp((logits[id] - max) / temperature);
+  let total = 0;
+  for (const id of ids) total += weight(id);
+  if (topP < 1) ids = nucleusHead(ids, weight, topP * total);
+  if (topK > 0 || topP < 1) ids.sort((x, y) => logits[y] - logits[x]);
+  let probs = ids.map(weight);
   if (topP < 1) {
     // HF's TopPLogitsWarper removes, from the least likely up, every token whose cumulative
     // probability (counted from the least likely) stays <= 1 - top_p; the best always stays.
-    let tail = 0;
+    // The head holds every kept token, and the mass outside it counts as already below.
+    let tail = total - probs.reduce((a, b) => a + b, 0);
     let keep = ids.length;
     for (let i = ids.length - 1; i > 0; i--) {
       tail += probs[i];
-      if (tail > 1 - topP) break;
+      if (tail > (1 - topP) * total) break;
       keep = i;
     }
     ids = ids.slice(0, keep);
     probs = probs.slice(0, keep);
-    normalize(probs);
   }
+  normalize(probs);
   return { ids, probs };
+}
+
+/**
+ * The most likely ids holding at least `mass` of the (unnormalized) weight: a token outside
+ * such a head has at least top_p of the probability above it, so top-p removes it anyway.
+ */
+function nucleusHead(ids: number[], weight: (id: number) => number, mass: number): number[] {
+  if (ids.length <= 4096) return ids;
+  for (let threshold = 1e-2; threshold > 1e-30; threshold /= 100) {
+    const head: number[] = [];
+    let sum = 0;
+    for (const id of ids) {
+      const w = weight(id);
+      if (w >= threshold) {
+        head.push(id);
+        sum += w;
+      }
+    }
+    if (sum >= mass) return head;
+  }
+  return ids;
 }
 
 export function sampleToken(
@@ -86,6 +113,8 @@ export function sampleToken(
   random: Random,
 ): number {
   if (settings.greedy || settings.temperature <= 0) return argmax(logits);
+  if (settings.topK <= 0 && settings.topP >= 1)
+    return sampleFull(logits, settings.temperature, random);
   const { ids, probs } = candidateDistribution(logits, settings);
   let r = random();
   for (let i = 0; i < ids.length; i++) {
@@ -95,14 +124,36 @@ export function sampleToken(
   return ids[ids.length - 1];
 }
 
+/** One draw from softmax(logits / temperature) over the whole vocabulary, without sorting. */
+function sampleFull(logits: Float32Array, temperature: number, random: Random): number {
+  const max = logits[argmax(logits)];
+  const weights = new Float64Array(logits.length);
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) {
+    weights[i] = Math.exp((logits[i] - max) / temperature);
+    total += weights[i];
+  }
+  let r = random() * total;
+  let last = 0;
+  for (let i = 0; i < weights.length; i++) {
+    if (weights[i] === 0) continue;
+    last = i;
+    r -= weights[i];
+    if (r < 0) return i;
+  }
+  return last;
+}
+
 function normalize(values: number[]): void {
   let sum = 0;
   for (const v of values) sum += v;
   for (let i = 0; i < values.length; i++) values[i] /= sum;
 }
 
-function allIds(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
+function allFiniteIds(logits: Float32Array): number[] {
+  const ids: number[] = [];
+  for (let i = 0; i < logits.length; i++) if (logits[i] > -Infinity) ids.push(i);
+  return ids;
 }
 
 /** Ids whose logit is at least the k-th largest (a min-heap of size k, O(n log k)). */

@@ -43,8 +43,10 @@ export async function decodeImage(
   const options = { limitInputPixels: limits.maxPixels, failOn: 'error' as const, pages: 1 };
   let metadata: Metadata;
   try {
-    metadata = await sharp(input, options).metadata();
+    // Only the header is read here, so the pixel limit is checked below with the real numbers.
+    metadata = await sharp(input, { ...options, limitInputPixels: false }).metadata();
   } catch (error) {
+    if (/pixel limit/i.test(cleanSharpMessage(error))) throw tooManyPixels(limits, error);
     throw new EngineError(
       'bad_image',
       `The image could not be read (${cleanSharpMessage(error)}); send a PNG, JPEG, WebP or GIF`,
@@ -83,19 +85,21 @@ export async function decodeImage(
       height: info.height,
     };
   } catch (error) {
-    if (/pixel limit/i.test(String((error as Error).message))) {
-      throw new EngineError(
-        'image_too_large',
-        `The image has more than ${limits.maxPixels} pixels`,
-        { cause: error },
-      );
-    }
+    if (/pixel limit/i.test(cleanSharpMessage(error))) throw tooManyPixels(limits, error);
     throw new EngineError(
       'bad_image',
       `The ${format} image could not be decoded (${cleanSharpMessage(error)}); it may be truncated or corrupt`,
       { cause: error },
     );
   }
+}
+
+function tooManyPixels(limits: ImageLimits, cause: unknown): EngineError {
+  return new EngineError(
+    'image_too_large',
+    `The image has more than ${limits.maxPixels} pixels, the limit; send a smaller image`,
+    { cause },
+  );
 }
 
 function cleanSharpMessage(error: unknown): string {
