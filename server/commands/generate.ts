@@ -132,13 +132,14 @@ async function generate(args: GenerateArgs): Promise<void> {
     modelDir: args.modelDir,
     device: args.device,
     precision: args.precision,
-    onProgress: args.json
-      ? undefined
-      : (p) => process.stderr.write(`\r${p.stage} ${p.item}: ${p.done}/${p.total}   `),
+    // Progress redraws one line, which only makes sense on a terminal.
+    onProgress: process.stderr.isTTY
+      ? (p) => process.stderr.write(`\r${p.stage} ${p.item}: ${p.done}/${p.total}\x1b[K`)
+      : undefined,
   };
   const engine = await loadEngine(options);
   try {
-    if (!args.json) process.stderr.write('\n');
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
     const result = await engine.generate(
       {
         messages,
