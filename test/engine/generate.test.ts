@@ -105,6 +105,52 @@ describe('Engine.generate on the tiny checkpoint (CPU, fp32) vs transformers', (
     assert.equal(result.text, ' enforcing enforcing enforcing');
   });
 
+  it('applies the repetition penalty (greedy repeats " enforcing" without it)', async () => {
+    const result = await engine.generate({
+      messages: goldenMessages(textOnly()),
+      maxNewTokens: 4,
+      sampling: { greedy: true, repetitionPenalty: 1.5 },
+    });
+    assert.equal(result.tokenIds[0], textOnly().greedy_new_tokens[0]);
+    assert.equal(new Set(result.tokenIds).size, result.tokenIds.length, 'no token repeats');
+  });
+
+  it('runs a chat with two images, each expanded and positioned in order', async () => {
+    const cases = goldenCases();
+    const [mockup] = goldenMessages(cases.find((c) => c.name === 'html_mockup')!);
+    const [small] = goldenMessages(cases.find((c) => c.name === 'small_image')!);
+    const imageOf = (m: (typeof mockup)['content']) =>
+      (m as { type: string }[]).find((p) => p.type === 'image') as {
+        type: 'image';
+        image: Uint8Array;
+      };
+    const chat = (first: Uint8Array, second: Uint8Array) =>
+      engine.generate({
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image', image: first },
+              { type: 'text', text: 'and' },
+              { type: 'image', image: second },
+            ],
+          },
+        ],
+        maxNewTokens: 4,
+        sampling: { greedy: true },
+      });
+    const a = imageOf(mockup.content).image;
+    const b = imageOf(small.content).image;
+    const ab = await chat(a, b);
+    assert.deepEqual(ab.imageGridThw, [
+      [1, 16, 20],
+      [1, 14, 20],
+    ]);
+    assert.equal(ab.promptTokenIds.filter((id) => id === 151655).length, 80 + 70);
+    const ba = await chat(b, a);
+    assert.notDeepEqual(ab.tokenIds, ba.tokenIds, 'image order reaches the model');
+  });
+
   it('refuses a prompt plus budget beyond the context, naming the numbers', async () => {
     await assert.rejects(
       engine.generate({ messages: goldenMessages(textOnly()), maxNewTokens: 4090 }),
