@@ -34,6 +34,9 @@ export async function loadModel(
       `precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`,
     );
   }
+  const request = options.device ?? 'cpu';
+  // Fail on an explicit device that cannot load before spending minutes on a build.
+  if (request !== 'auto') assertDeviceAvailable(request);
   const progress = options.onProgress ?? (() => {});
   const config = readModelConfig(modelDir);
   const checkpoint = SafetensorsCheckpoint.open(modelDir);
@@ -67,7 +70,6 @@ export async function loadModel(
     progress({ stage: 'build', item: 'decoder', done: 2, total: 2 });
   });
 
-  const request = options.device ?? 'cpu';
   const failures: string[] = [];
   for (const device of candidateDevices(request)) {
     try {

@@ -69,7 +69,7 @@ export function assertDeviceAvailable(device: Device): void {
     if (!cudaProviderInstalled(lib)) {
       throw new EngineError(
         'device_unavailable',
-        `CUDA execution provider libraries are not installed (${lib} is missing next to onnxruntime-node's binding; its install script was skipped). Install them with "npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12" and make sure the CUDA 12 and cuDNN 9 runtime libraries are on the library path, or use --device cpu / webgpu.`,
+        `CUDA execution provider libraries are not installed (${lib} is missing next to onnxruntime-node's binding; its install script was skipped). Install them with "ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install", make sure the CUDA 12 and cuDNN 9 runtime libraries are on the library path, or use --device cpu / webgpu.`,
       );
     }
   }
@@ -93,12 +93,20 @@ function cudaProviderInstalled(lib: string): boolean {
   return false;
 }
 
+const NEEDS: Record<Device, string> = {
+  cpu: '',
+  webgpu: 'a GPU whose driver offers Vulkan (Linux), Metal (macOS) or Direct3D 12 (Windows)',
+  cuda: 'an NVIDIA GPU with the CUDA 12 and cuDNN 9 runtime libraries',
+  dml: 'Windows with a DirectX 12 GPU',
+  coreml: 'macOS with Core ML',
+};
+
 /** Wraps a session-creation failure on a non-CPU device as device_unavailable. */
 export function providerLoadError(device: Device, error: unknown): EngineError {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = (error instanceof Error ? error.message : String(error)).split('\n')[0];
   return new EngineError(
     'device_unavailable',
-    `The ${device} execution provider failed to load: ${message.split('\n')[0]}. Use --device cpu, or install the ${device} runtime.`,
+    `The ${device} execution provider failed to load (it needs ${NEEDS[device]}): ${message}. Use --device cpu or auto.`,
     { cause: error },
   );
 }

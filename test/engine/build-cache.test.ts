@@ -1,0 +1,194 @@
+/**
+ * The ONNX build cache: built once and reused, keyed by checkpoint content, precision and graph
+ * version, partial or stale builds rebuilt, disk-full turned into an actionable error. Also the
+ * execution-provider errors that can be checked on a CPU-only machine.
+ */
+import assert from 'node:assert/strict';
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  statSync,
+  writeFileSync,
+  readFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BuildProgress } from '../../server/engine/contracts';
+import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
+import { isEngineError } from '../../server/engine/errors';
+import {
+  GRAPH_VERSION,
+  buildKey,
+  defaultCacheDir,
+  ensureBuild,
+} from '../../server/engine/runtime/build-cache';
+import { loadModel } from '../../server/engine/runtime/load-model';
+import { TINY_MODEL } from './golden-tensors';
+
+async function loadOnce(modelDir: string, cacheDir: string, precision: 'fp32' | 'fp16' = 'fp32') {
+  const events: BuildProgress[] = [];
+  const model = await loadModel(modelDir, {
+    cacheDir,
+    precision,
+    onProgress: (p) => events.push(p),
+  });
+  await model.dispose();
+  return events;
+}
+
+const builtDirs = (cacheDir: string) => readdirSync(cacheDir).filter((d) => !d.startsWith('.'));
+
+describe('ONNX build cache', () => {
+  let cacheDir: string;
+  beforeEach(() => (cacheDir = mkdtempSync(join(tmpdir(), 'd2c-cache-'))));
+  afterEach(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+  it('builds once, reports progress, then reuses the build', async () => {
+    const first = await loadOnce(TINY_MODEL, cacheDir);
+    assert.deepEqual(
+      first.filter((e) => e.stage === 'build').map((e) => `${e.item}:${e.done}/${e.total}`),
+      ['vision:0/2', 'decoder:1/2', 'decoder:2/2'],
+    );
+    assert.ok(first.some((e) => e.stage === 'load' && e.done === e.total));
+    const [dir] = builtDirs(cacheDir);
+    assert.deepEqual(readdirSync(join(cacheDir, dir)).sort(), [
+      'build.json',
+      'decoder.onnx',
+      'decoder.onnx.data',
+      'vision.onnx',
+      'vision.onnx.data',
+    ]);
+    const second = await loadOnce(TINY_MODEL, cacheDir);
+    assert.equal(second.filter((e) => e.stage === 'build').length, 0);
+    assert.deepEqual(builtDirs(cacheDir), [dir]);
+  });
+
+  it('keys builds by precision and rebuilds a partial one', async () => {
+    await loadOnce(TINY_MODEL, cacheDir, 'fp32');
+    await loadOnce(TINY_MODEL, cacheDir, 'fp16');
+    assert.equal(builtDirs(cacheDir).length, 2);
+    const fp32 = builtDirs(cacheDir).find((d) => d.startsWith('fp32-'))!;
+    const data = join(cacheDir, fp32, 'decoder.onnx.data');
+    truncateSync(data, statSync(data).size - 100); // as if a previous build was cut short
+    const again = await loadOnce(TINY_MODEL, cacheDir, 'fp32');
+    assert.ok(again.some((e) => e.stage === 'build'));
+    assert.equal(builtDirs(cacheDir).length, 2);
+  });
+
+  it('changes the key with the checkpoint content, the precision and the graph version', () => {
+    const shards = SafetensorsCheckpoint.open(TINY_MODEL).shards;
+    const config = readFileSync(join(TINY_MODEL, 'config.json'), 'utf8');
+    const base = buildKey(config, shards, 'fp32');
+    assert.equal(buildKey(config, shards, 'fp32'), base);
+    assert.notEqual(buildKey(config, shards, 'int4'), base);
+    assert.notEqual(buildKey(config + ' ', shards, 'fp32'), base);
+    const resized = shards.map((s) => ({ ...s, size: s.size + 1 }));
+    assert.notEqual(buildKey(config, resized, 'fp32'), base);
+    assert.equal(typeof GRAPH_VERSION, 'number');
+  });
+
+  it('rebuilds when the checkpoint changes', async () => {
+    const model = mkdtempSync(join(tmpdir(), 'd2c-model-'));
+    try {
+      for (const f of ['config.json', 'model.safetensors'])
+        copyFileSync(join(TINY_MODEL, f), join(model, f));
+      await loadOnce(model, cacheDir);
+      const config = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
+      config.text_config.rms_norm_eps = 1e-5;
+      writeFileSync(join(model, 'config.json'), JSON.stringify(config));
+      const events = await loadOnce(model, cacheDir);
+      assert.ok(events.some((e) => e.stage === 'build'));
+      assert.equal(builtDirs(cacheDir).length, 2);
+    } finally {
+      rmSync(model, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start a build that cannot fit on the disk, leaving nothing behind', () => {
+    assert.throws(
+      () => ensureBuild(cacheDir, 'k', 'fp32', 1e18, () => assert.fail('must not build')),
+      (e) => isEngineError(e, 'disk_full') && /DESIGN_TO_CODE_CACHE/.test((e as Error).message),
+    );
+    assert.deepEqual(readdirSync(cacheDir), []);
+  });
+
+  it('turns ENOSPC during a build into disk_full and removes the partial build', () => {
+    assert.throws(
+      () =>
+        ensureBuild(cacheDir, 'k', 'fp32', 1, (dir) => {
+          writeFileSync(join(dir, 'vision.onnx.data'), 'partial');
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), {
+            code: 'ENOSPC',
+          });
+        }),
+      (e) => isEngineError(e, 'disk_full') && /Not enough disk space/.test((e as Error).message),
+    );
+    assert.deepEqual(readdirSync(cacheDir), []);
+    assert.ok(!existsSync(join(cacheDir, 'fp32-k')));
+  });
+
+  it('defaults to ~/.cache/design-to-code/onnx, overridable by DESIGN_TO_CODE_CACHE', () => {
+    const saved = process.env.DESIGN_TO_CODE_CACHE;
+    try {
+      delete process.env.DESIGN_TO_CODE_CACHE;
+      assert.match(defaultCacheDir(), /\.cache[/\\]design-to-code[/\\]onnx$/);
+      process.env.DESIGN_TO_CODE_CACHE = cacheDir;
+      assert.equal(defaultCacheDir(), cacheDir);
+    } finally {
+      if (saved === undefined) delete process.env.DESIGN_TO_CODE_CACHE;
+      else process.env.DESIGN_TO_CODE_CACHE = saved;
+    }
+  });
+});
+
+describe('execution providers (CPU-only machine)', () => {
+  let cacheDir: string;
+  before(() => (cacheDir = mkdtempSync(join(tmpdir(), 'd2c-ep-'))));
+  after(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+  it('cpu loads and says so; auto falls back to a provider that loads and reports it', async () => {
+    const cpu = await loadModel(TINY_MODEL, { cacheDir, device: 'cpu' });
+    assert.equal(cpu.device, 'cpu');
+    await cpu.dispose();
+    const auto = await loadModel(TINY_MODEL, { cacheDir, device: 'auto' });
+    assert.ok(['cpu', 'webgpu', 'cuda', 'dml', 'coreml'].includes(auto.device));
+    console.log(`      auto picked ${auto.device}`);
+    await auto.dispose();
+  });
+
+  it('names what is missing for a provider that cannot load', async function () {
+    if (process.platform !== 'linux') this.skip();
+    await assert.rejects(
+      loadModel(TINY_MODEL, { cacheDir, device: 'dml' }),
+      (e) =>
+        isEngineError(e, 'device_unavailable') &&
+        /not available on linux/.test((e as Error).message),
+    );
+    await assert.rejects(
+      loadModel(TINY_MODEL, { cacheDir, device: 'coreml' }),
+      (e) => isEngineError(e, 'device_unavailable') && /coreml/.test((e as Error).message),
+    );
+    let cudaError: unknown;
+    try {
+      const m = await loadModel(TINY_MODEL, { cacheDir, device: 'cuda' });
+      await m.dispose(); // a machine with the CUDA provider installed: nothing to check
+    } catch (e) {
+      cudaError = e;
+    }
+    if (cudaError) {
+      assert.ok(isEngineError(cudaError, 'device_unavailable'), String(cudaError));
+      assert.match((cudaError as Error).message, /CUDA/);
+    }
+  });
+
+  it('rejects an unknown precision', async () => {
+    await assert.rejects(
+      loadModel(TINY_MODEL, { cacheDir, precision: 'int8' as never }),
+      (e) => isEngineError(e, 'bad_request') && /fp32, fp16, int4/.test((e as Error).message),
+    );
+  });
+});
