@@ -5,10 +5,26 @@
  */
 import type { Target } from './targets';
 
+/** The largest image the panel accepts (the webview refuses bigger ones before posting). */
+export const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
+
+/** Image formats the panel accepts: what the model's image reader decodes, plus SVG. */
+export const IMAGE_MIME_TYPES = [
+  'image/png',
+  'image/jpeg',
+  'image/webp',
+  'image/gif',
+  'image/svg+xml',
+] as const;
+export type ImageMimeType = (typeof IMAGE_MIME_TYPES)[number];
+
+/** The longest instruction the panel sends. */
+export const MAX_INSTRUCTION_CHARS = 4000;
+
 /** An image the user pasted, dropped or picked, as base64 of the encoded file. */
 export interface ImagePayload {
   name: string;
-  mimeType: string;
+  mimeType: ImageMimeType;
   base64: string;
 }
 
