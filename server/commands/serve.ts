@@ -181,9 +181,9 @@ async function serve(args: ServeArgs): Promise<number> {
     log(
       `listening on http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
     );
-    const info = await Promise.race([engine, stopped.then(() => undefined)]);
-    if (info) {
-      const { device, precision, model: name } = info.info;
+    const loaded = await Promise.race([engine, stopped.then(() => undefined)]);
+    if (loaded) {
+      const { device, precision, model: name } = loaded.info;
       log(`engine ready: ${name} on ${device} (${precision})`);
       emit({
         event: 'ready',
@@ -198,6 +198,7 @@ async function serve(args: ServeArgs): Promise<number> {
     const why = await stopped;
     log(`shutting down: ${why}`);
     await server.close();
+    await loaded?.dispose();
     return 0;
   } catch (error) {
     await server?.close().catch(() => undefined);

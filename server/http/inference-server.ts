@@ -98,15 +98,19 @@ export class InferenceServer {
     return this.http.address() as AddressInfo;
   }
 
-  /** Stops running and waiting generations, closes connections, then disposes the engine. */
+  /**
+   * Stops running and waiting generations and closes the connections. The engine stays: whoever
+   * made it disposes of it.
+   */
   async close(graceMs = 2000): Promise<void> {
     this.shutdown.abort();
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
-    this.http.closeIdleConnections();
+    // Aborted streams finish within a decode step; their keep-alive sockets then go idle.
+    const sweep = setInterval(() => this.http.closeIdleConnections(), 20);
     const force = setTimeout(() => this.http.closeAllConnections(), graceMs);
     await closed;
+    clearInterval(sweep);
     clearTimeout(force);
-    await this.engine?.dispose();
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {

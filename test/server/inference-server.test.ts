@@ -1,0 +1,474 @@
+/**
+ * The inference server over real loopback HTTP with the real engine on the tiny golden model:
+ * output equality, streaming, cancellation, ordering, and every refusal with its status.
+ */
+import { strict as assert } from 'node:assert';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Engine } from '../../server/engine/contracts';
+import { loadEngine } from '../../server/engine/engine';
+import { InferenceServer, type ServerLimits } from '../../server/http/inference-server';
+import { callJson, rawRequest, streamChat, type ServerHandle } from './support/chat-client';
+import {
+  dataUrl,
+  engineMessages,
+  goldenChats,
+  imageBytes,
+  openAiMessages,
+  TINY_MODEL_DIR,
+} from './support/tiny-model';
+
+const CHATS = goldenChats();
+const TEXT_ONLY = CHATS.find((chat) => chat.name === 'text_only')!;
+/** Greedy decoding of the text-only chat repeats one word without end: long runs for tests. */
+const LONG_RUN = { messages: openAiMessages(TEXT_ONLY), temperature: 0, max_tokens: 3000 };
+
+interface Started {
+  server: InferenceServer;
+  handle: ServerHandle;
+  logs: string[];
+}
+
+async function startServer(
+  engine: Engine | Promise<Engine>,
+  limits: Partial<ServerLimits> = {},
+): Promise<Started> {
+  const logs: string[] = [];
+  const token = `test-${Math.random().toString(36).slice(2)}`;
+  const server = new InferenceServer({
+    engine,
+    modelName: 'tiny-qwen3-vl',
+    token,
+    limits,
+    log: (line) => logs.push(line),
+  });
+  const address = await server.listen(0, '127.0.0.1');
+  return { server, logs, handle: { url: `http://127.0.0.1:${address.port}`, token } };
+}
+
+/** A PNG whose header claims width x height, with a valid IHDR checksum and no real pixels. */
+function pngClaiming(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB, no interlace
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+function imageMessage(url: string) {
+  return [
+    {
+      role: 'user',
+      content: [
+        { type: 'image_url', image_url: { url } },
+        { type: 'text', text: 'Describe this.' },
+      ],
+    },
+  ];
+}
+
+function metricValue(metrics: string, name: string): number {
+  const line = metrics.split('\n').find((candidate) => candidate.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
+describe('inference server with the tiny model over loopback HTTP', function () {
+  this.timeout(120_000);
+  let onnxCache: string;
+  let engine: Engine;
+  let main: Started;
+
+  before(async () => {
+    onnxCache = await mkdtemp(join(tmpdir(), 'd2c-server-onnx-'));
+    engine = await loadEngine({ modelDir: TINY_MODEL_DIR, cacheDir: onnxCache, device: 'cpu' });
+    main = await startServer(engine);
+  });
+  after(async () => {
+    await main?.server.close();
+    await engine?.dispose();
+    await rm(onnxCache, { recursive: true, force: true });
+  });
+
+  it('reports health, the served model and metrics', async () => {
+    const health = await callJson(main.handle, '/health');
+    assert.equal(health.status, 200);
+    assert.deepEqual(health.body, { status: 'ready', device: 'cpu', model: 'model', queue: 0 });
+    const models = await callJson(main.handle, '/v1/models');
+    assert.deepEqual(
+      models.body.data.map((model: { id: string }) => model.id),
+      ['model'],
+    );
+    const metrics = await callJson(main.handle, '/metrics');
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain/);
+    for (const name of [
+      'd2c_http_requests_total',
+      'd2c_prompt_tokens_total',
+      'd2c_completion_tokens_total',
+      'd2c_time_to_first_token_seconds',
+      'd2c_decode_tokens_per_second',
+      'd2c_queue_length',
+    ]) {
+      assert.match(metrics.body, new RegExp(`# TYPE ${name} `), name);
+    }
+  });
+
+  for (const chat of CHATS) {
+    it(`${chat.name}: greedy output is the reference's and the engine's own, streamed or not`, async () => {
+      const request = { messages: openAiMessages(chat), temperature: 0, max_tokens: 24 };
+      const whole = await callJson(main.handle, '/v1/chat/completions', request);
+      assert.equal(whole.status, 200, JSON.stringify(whole.body));
+      assert.equal(whole.body.object, 'chat.completion');
+      const choice = whole.body.choices[0];
+      assert.equal(choice.message.role, 'assistant');
+      assert.equal(choice.message.content, chat.greedy_text);
+      assert.equal(choice.finish_reason, 'length');
+
+      const direct = await engine.generate({
+        messages: engineMessages(chat),
+        maxNewTokens: 24,
+        sampling: { greedy: true },
+      });
+      assert.equal(choice.message.content, direct.text);
+      assert.deepEqual(whole.body.usage, {
+        prompt_tokens: direct.promptTokenIds.length,
+        completion_tokens: direct.tokenIds.length,
+        total_tokens: direct.promptTokenIds.length + direct.tokenIds.length,
+      });
+
+      const streamed = await streamChat(main.handle, request);
+      assert.equal(streamed.status, 200);
+      assert.equal(streamed.text, chat.greedy_text);
+      assert.equal(streamed.events.at(-1), '[DONE]');
+      const final = streamed.events.at(-2);
+      assert.equal(final.object, 'chat.completion.chunk');
+      assert.equal(final.choices[0].finish_reason, 'length');
+      assert.deepEqual(final.usage, whole.body.usage);
+      assert.equal(streamed.events[0].choices[0].delta.role, 'assistant');
+      const ids = new Set(streamed.events.slice(0, -1).map((event) => event.id));
+      assert.equal(ids.size, 1, 'every chunk carries the same completion id');
+    });
+  }
+
+  it('ends the text before a stop string, with finish_reason "stop"', async () => {
+    const reply = await callJson(main.handle, '/v1/chat/completions', {
+      ...LONG_RUN,
+      max_tokens: 24,
+      stop: ['cing en'],
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(reply.body.choices[0].message.content, TEXT_ONLY.greedy_text.split('cing en')[0]);
+    assert.equal(reply.body.choices[0].finish_reason, 'stop');
+  });
+
+  it('a client that disconnects mid-stream frees the engine for the next request', async () => {
+    const before = metricValue(
+      (await callJson(main.handle, '/metrics')).body,
+      'd2c_completion_tokens_total',
+    );
+    let contentChunks = 0;
+    const first = await streamChat(main.handle, LONG_RUN, (event) => {
+      if (event?.choices?.[0]?.delta?.content) contentChunks++;
+      return contentChunks >= 3 ? 'abort' : undefined;
+    });
+    assert.ok(first.aborted);
+    assert.ok(
+      !first.events.some((event) => event?.choices?.[0]?.finish_reason),
+      'the generation was still running when the client left',
+    );
+
+    const next = await callJson(main.handle, '/v1/chat/completions', {
+      ...LONG_RUN,
+      max_tokens: 24,
+    });
+    assert.equal(next.status, 200);
+    assert.equal(next.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+    const after = metricValue(
+      (await callJson(main.handle, '/metrics')).body,
+      'd2c_completion_tokens_total',
+    );
+    // Had the first generation run on, it would have produced 3000 tokens before this one began.
+    assert.ok(
+      after - before < 24 + 300,
+      `the abandoned generation stopped (${after - before} tokens in all)`,
+    );
+    assert.ok(main.logs.some((line) => line.startsWith('generation cancelled')));
+    assert.equal((await callJson(main.handle, '/health')).body.status, 'ready');
+  });
+
+  it('serves two clients one after the other, in arrival order', async () => {
+    const timeline: string[] = [];
+    let firstStarted!: () => void;
+    const started = new Promise<void>((resolve) => (firstStarted = resolve));
+    type Event = { choices?: { delta?: { role?: string; content?: string } }[] } | '[DONE]';
+    const record = (who: string) => (event: Event) => {
+      if (event === '[DONE]') timeline.push(`${who} done`);
+      else if (event.choices?.[0]?.delta?.role) firstStarted();
+      else if (event.choices?.[0]?.delta?.content) timeline.push(`${who} token`);
+    };
+    const request = { ...LONG_RUN, max_tokens: 60 };
+    const a = streamChat(main.handle, request, record('a'));
+    await started;
+    const b = streamChat(main.handle, request, record('b'));
+    const [resultA, resultB] = await Promise.all([a, b]);
+    assert.equal(resultA.text, resultB.text);
+    assert.ok(timeline.includes('b token'));
+    assert.ok(
+      timeline.indexOf('a done') < timeline.indexOf('b token'),
+      'the second client gets its first token after the first client is done',
+    );
+  });
+
+  describe('refuses bad requests with their status and a message that says what to fix', () => {
+    const chat = (body: unknown, init = {}) =>
+      callJson(main.handle, '/v1/chat/completions', body, init);
+    const expectError = (
+      reply: { status: number; body: any },
+      status: number,
+      code: string,
+      message: RegExp,
+    ) => {
+      assert.equal(reply.status, status, JSON.stringify(reply.body));
+      assert.equal(reply.body.error.code, code);
+      assert.match(reply.body.error.message, message);
+      assert.ok('type' in reply.body.error && 'param' in reply.body.error);
+    };
+
+    it('a corrupt PNG: 400', async () => {
+      const corrupt = Buffer.concat([
+        imageBytes('small_40x30.png').subarray(0, 40),
+        Buffer.from('garbage'),
+      ]);
+      expectError(
+        await chat({ messages: imageMessage(dataUrl(corrupt)) }),
+        400,
+        'invalid_image',
+        /image/i,
+      );
+    });
+
+    it('a PNG header claiming 30000x30000 pixels: 413 before any decoding', async () => {
+      const bomb = dataUrl(pngClaiming(30000, 30000));
+      expectError(
+        await chat({ messages: imageMessage(bomb) }),
+        413,
+        'image_too_large',
+        /30000|pixels/,
+      );
+    });
+
+    it('an unsupported image type: 400', async () => {
+      const bmp = `data:image/bmp;base64,${Buffer.from('BM').toString('base64')}`;
+      expectError(
+        await chat({ messages: imageMessage(bmp) }),
+        400,
+        'unsupported_image_type',
+        /image\/bmp/,
+      );
+    });
+
+    it('a request body that is not JSON: 415 by type, 400 by content', async () => {
+      expectError(
+        await chat(undefined, { rawBody: 'hello', headers: { 'content-type': 'text/plain' } }),
+        415,
+        'unsupported_media_type',
+        /application\/json/,
+      );
+      expectError(
+        await chat(undefined, {
+          rawBody: '{"messages": [',
+          headers: { 'content-type': 'application/json' },
+        }),
+        400,
+        'invalid_json',
+        /not valid JSON/,
+      );
+    });
+
+    it('an empty message list: 400', async () => {
+      expectError(await chat({ messages: [] }), 400, 'invalid_value', /empty/);
+    });
+
+    it('a 50 MB body: 413', async () => {
+      const body = Buffer.alloc(50 * 1024 * 1024, 0x20);
+      const reply = await rawRequest(`${main.handle.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${main.handle.token}`,
+          'content-type': 'application/json',
+          'content-length': String(body.length),
+        },
+        body,
+      });
+      assert.equal(reply.status, 413);
+      assert.match(JSON.parse(reply.body).error.message, /larger than the limit/);
+    });
+
+    it('a prompt longer than the context: 400 with the numbers', async () => {
+      const long = 'lorem ipsum '.repeat(3000);
+      const reply = await chat({ messages: [{ role: 'user', content: long }] });
+      expectError(reply, 400, 'context_length_exceeded', /4096/);
+      const tooMany = await chat({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 5000 });
+      expectError(tooMany, 400, 'context_length_exceeded', /5000.*4096|4096.*5000/);
+    });
+
+    it('no token or a wrong one: 401', async () => {
+      const none = await chat({ messages: [{ role: 'user', content: 'hi' }] }, { token: null });
+      expectError(none, 401, 'missing_token', /Bearer/);
+      assert.equal(none.headers.get('www-authenticate'), 'Bearer');
+      expectError(
+        await callJson(main.handle, '/health', undefined, { token: 'wrong' }),
+        401,
+        'invalid_token',
+        /Invalid/,
+      );
+      expectError(
+        await callJson(main.handle, '/metrics', undefined, { token: null }),
+        401,
+        'missing_token',
+        /Bearer/,
+      );
+    });
+
+    it('a foreign Host header (DNS rebinding): 403', async () => {
+      const reply = await rawRequest(`${main.handle.url}/health`, {
+        headers: { host: 'attacker.example', authorization: `Bearer ${main.handle.token}` },
+      });
+      assert.equal(reply.status, 403);
+      assert.match(JSON.parse(reply.body).error.message, /attacker\.example/);
+    });
+
+    it('an unknown route: 404; a wrong method: 405', async () => {
+      expectError(
+        await callJson(main.handle, '/v1/completions', { prompt: 'x' }),
+        404,
+        'not_found',
+        /No route/,
+      );
+      expectError(
+        await callJson(main.handle, '/v1/chat/completions'),
+        405,
+        'method_not_allowed',
+        /POST/,
+      );
+    });
+  });
+
+  it('answers 503 while the model loads, then serves', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const loading = gate.then(() =>
+      loadEngine({ modelDir: TINY_MODEL_DIR, cacheDir: onnxCache, device: 'cpu' }),
+    );
+    const { server, handle } = await startServer(loading);
+    try {
+      const health = await callJson(handle, '/health');
+      assert.deepEqual(health.body, {
+        status: 'loading',
+        device: null,
+        model: 'tiny-qwen3-vl',
+        queue: 0,
+      });
+      const early = await callJson(handle, '/v1/chat/completions', {
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      assert.equal(early.status, 503);
+      assert.equal(early.body.error.code, 'model_loading');
+      assert.equal(early.headers.get('retry-after'), '1');
+      release();
+      await server.whenLoaded();
+      assert.equal((await callJson(handle, '/health')).body.status, 'ready');
+      const later = await callJson(handle, '/v1/chat/completions', { ...LONG_RUN, max_tokens: 4 });
+      assert.equal(later.status, 200);
+    } finally {
+      await server.close();
+      await (await loading).dispose();
+    }
+  });
+
+  it('answers 429 when the queue is full', async () => {
+    const { server, handle } = await startServer(engine, { maxQueue: 0 });
+    try {
+      let leave = false;
+      let running!: () => void;
+      const started = new Promise<void>((resolve) => (running = resolve));
+      const long = streamChat(handle, LONG_RUN, (event) => {
+        if (event?.choices?.[0]?.delta?.content) running();
+        return leave ? 'abort' : undefined;
+      });
+      await started;
+      assert.equal((await callJson(handle, '/health')).body.status, 'busy');
+      const refused = await callJson(handle, '/v1/chat/completions', {
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      leave = true;
+      assert.equal(refused.status, 429);
+      assert.equal(refused.body.error.code, 'queue_full');
+      assert.ok((await long).aborted);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('stops a request that runs past its timeout: 504, and the engine is free again', async () => {
+    const { server, handle } = await startServer(engine, { requestTimeoutMs: 300 });
+    try {
+      const reply = await callJson(handle, '/v1/chat/completions', LONG_RUN);
+      assert.equal(reply.status, 504);
+      assert.equal(reply.body.error.code, 'request_timeout');
+      const next = await callJson(handle, '/v1/chat/completions', { ...LONG_RUN, max_tokens: 4 });
+      assert.equal(next.status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('ends running streams with an error event when the server shuts down', async () => {
+    const { server, handle } = await startServer(engine);
+    let closing: Promise<void> | undefined;
+    const stream = await streamChat(handle, LONG_RUN, (event) => {
+      if (event?.choices?.[0]?.delta?.content && !closing) closing = server.close();
+    });
+    await closing;
+    const last = stream.events.filter((event) => event !== '[DONE]').at(-1);
+    assert.equal(last.error.code, 'shutting_down');
+    assert.equal(stream.events.at(-1), '[DONE]');
+  });
+
+  it('answers an internal failure with 500 and a reference that is in the log', async () => {
+    const broken = await loadEngine({
+      modelDir: TINY_MODEL_DIR,
+      cacheDir: onnxCache,
+      device: 'cpu',
+    });
+    await broken.dispose(); // its sessions are gone: generating must fail inside the engine
+    const { server, handle, logs } = await startServer(broken);
+    try {
+      const reply = await callJson(handle, '/v1/chat/completions', { ...LONG_RUN, max_tokens: 4 });
+      assert.equal(reply.status, 500, JSON.stringify(reply.body));
+      const reference = reply.body.error.message.match(/log reference (\w+)/)?.[1];
+      assert.ok(reference, reply.body.error.message);
+      assert.ok(
+        logs.some((line) => line.includes(`error ${reference}`)),
+        logs.join('\n'),
+      );
+    } finally {
+      await server.close();
+    }
+  });
+});
