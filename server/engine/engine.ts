@@ -12,7 +12,13 @@ import { loadModel } from './runtime/load-model';
 export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
   const modelDir = resolve(options.modelDir);
   const checkpoint = loadChatCheckpoint(modelDir);
-  const { modelDir: _dir, modelName, ...modelOptions } = options;
-  const model = await loadModel(modelDir, modelOptions);
-  return createChatEngine(model, checkpoint, { modelName: modelName ?? basename(modelDir) });
+  const model = await loadModel(modelDir, {
+    device: options.device,
+    precision: options.precision,
+    cacheDir: options.cacheDir,
+    onProgress: options.onProgress,
+  });
+  return createChatEngine(model, checkpoint, {
+    modelName: options.modelName ?? basename(modelDir),
+  });
 }

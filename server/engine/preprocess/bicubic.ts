@@ -77,40 +77,64 @@ function axisWeights(inSize: number, outSize: number): AxisWeights {
   return { start, size, weights, maxTaps, precision };
 }
 
-/** Resamples one axis of a uint8 [height, width, channels] image. */
-function resampleAxis(
+/** Rounds a fixed-point sum back to a pixel value, clamped to 0..255. */
+function toByte(acc: number, precision: number): number {
+  const v = acc >> precision;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/** The width pass: each output pixel mixes a few neighbours of the same row. */
+function resampleWidth(
   src: Uint8Array,
   width: number,
   height: number,
   channels: number,
-  outSize: number,
-  alongWidth: boolean,
+  outWidth: number,
 ): Uint8Array {
-  const { start, size, weights, maxTaps, precision } = axisWeights(
-    alongWidth ? width : height,
-    outSize,
-  );
-  const outW = alongWidth ? outSize : width;
-  const outH = alongWidth ? height : outSize;
-  const dst = new Uint8Array(outW * outH * channels);
-  const tapStride = alongWidth ? channels : width * channels;
+  const { start, size, weights, maxTaps, precision } = axisWeights(width, outWidth);
+  const dst = new Uint8Array(outWidth * height * channels);
   const half = precision > 0 ? 1 << (precision - 1) : 0;
-  for (let y = 0; y < outH; y++) {
-    for (let x = 0; x < outW; x++) {
-      const o = alongWidth ? x : y;
-      const first = alongWidth
-        ? (y * width + start[o]) * channels
-        : (start[o] * width + x) * channels;
-      const taps = size[o];
-      const wBase = o * maxTaps;
+  for (let y = 0; y < height; y++) {
+    const rowIn = y * width * channels;
+    let o = y * outWidth * channels;
+    for (let x = 0; x < outWidth; x++) {
+      const taps = size[x];
+      const wBase = x * maxTaps;
+      const first = rowIn + start[x] * channels;
       for (let c = 0; c < channels; c++) {
-        let p = first + c;
         let acc = half;
-        for (let j = 0; j < taps; j++, p += tapStride) acc += src[p] * weights[wBase + j];
-        const v = acc >> precision;
-        dst[(y * outW + x) * channels + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+        for (let j = 0, p = first + c; j < taps; j++, p += channels) {
+          acc += src[p] * weights[wBase + j];
+        }
+        dst[o++] = toByte(acc, precision);
       }
     }
+  }
+  return dst;
+}
+
+/** The height pass: each output row is a weighted sum of a few whole input rows. */
+function resampleHeight(
+  src: Uint8Array,
+  width: number,
+  height: number,
+  channels: number,
+  outHeight: number,
+): Uint8Array {
+  const { start, size, weights, maxTaps, precision } = axisWeights(height, outHeight);
+  const rowLength = width * channels;
+  const dst = new Uint8Array(outHeight * rowLength);
+  const acc = new Int32Array(rowLength);
+  const half = precision > 0 ? 1 << (precision - 1) : 0;
+  for (let y = 0; y < outHeight; y++) {
+    acc.fill(half);
+    for (let j = 0; j < size[y]; j++) {
+      const w = weights[y * maxTaps + j];
+      const row = (start[y] + j) * rowLength;
+      for (let i = 0; i < rowLength; i++) acc[i] += src[row + i] * w;
+    }
+    const out = y * rowLength;
+    for (let i = 0; i < rowLength; i++) dst[out + i] = toByte(acc[i], precision);
   }
   return dst;
 }
@@ -126,10 +150,10 @@ export function resizeBicubicAntialiased(
 ): Uint8Array {
   let current = pixels;
   if (outWidth !== width) {
-    current = resampleAxis(current, width, height, channels, outWidth, true);
+    current = resampleWidth(current, width, height, channels, outWidth);
   }
   if (outHeight !== height) {
-    current = resampleAxis(current, outWidth, height, channels, outHeight, false);
+    current = resampleHeight(current, outWidth, height, channels, outHeight);
   }
   return current;
 }
