@@ -1,0 +1,383 @@
+/**
+ * One generation at a time: connects to the backend, streams the model's reply into the
+ * editor as code, then puts the final formatted code in place and records it in the history.
+ * Implements the GenerationApi the panel and preview hosts call.
+ */
+import * as vscode from 'vscode';
+import { connect } from '../backend/connection';
+import { embeddedDiagram } from '../drawio/embedded';
+import { offerDiagram, promptSave } from '../drawio/openDiagram';
+import { toDrawioDocument } from '../drawio/wrap';
+import { streamChatCompletion } from '../openai/client';
+import { ChatFailure } from '../openai/errors';
+import type { ErrorAction, HistoryEntry, ProgressStage } from '../protocol/panel';
+import { TARGETS, type Target } from '../protocol/targets';
+import type { ApiKeyStore } from '../secrets/apiKey';
+import type { SettingsService } from '../settings/settings';
+import type { ServerStatusBar } from '../server/statusBar';
+import { ServerStartError, type ServerSupervisor } from '../server/supervisor';
+import { Disposable } from '../util/disposable';
+import {
+  GenerationError,
+  type GenerateRequest,
+  type GenerationApi,
+  type GenerationResult,
+  type ProgressListener,
+  type RefineRequest,
+  type SourceImage,
+} from './api';
+import { EditorStream, openStreamTarget, type StreamTarget } from './editorStream';
+import { extractCode } from './extractCode';
+import { finalizeReply } from './finalize';
+import { HistoryStore } from './history';
+import { FENCE_BY_TARGET, generationMessages, imageDataUrl, refinementMessages } from './prompts';
+import type { ChatMessage } from '../openai/types';
+
+/** The command behind each error action. */
+export const ACTION_COMMANDS: Record<ErrorAction, string> = {
+  downloadModel: 'designToCode.downloadModel',
+  showLog: 'designToCode.showServerLog',
+  openSettings: 'designToCode.openSettings',
+  restartServer: 'designToCode.restartServer',
+  setApiKey: 'designToCode.setApiKey',
+  startServer: 'designToCode.startServer',
+  chooseModel: 'designToCode.chooseModel',
+};
+
+interface Running {
+  requestId: string;
+  abort: AbortController;
+}
+
+interface Job {
+  requestId: string;
+  target: Target;
+  image: SourceImage;
+  messages: ChatMessage[];
+  streamTarget: StreamTarget;
+  onProgress: ProgressListener;
+}
+
+export class GenerationController extends Disposable implements GenerationApi {
+  private current: Running | undefined;
+  private readonly sources = new Map<string, { image: SourceImage; historyId?: string }>();
+  private readonly startEmitter = this.register(
+    new vscode.EventEmitter<{ documentUri: string; image: SourceImage }>(),
+  );
+  readonly onDidStartGeneration = this.startEmitter.event;
+  readonly onDidChangeHistory: vscode.Event<HistoryEntry[]>;
+  private lastHistoryId: string | undefined;
+
+  constructor(
+    private readonly settings: SettingsService,
+    private readonly supervisor: ServerSupervisor,
+    private readonly keys: ApiKeyStore,
+    private readonly historyStore: HistoryStore,
+    private readonly statusBar: ServerStatusBar,
+  ) {
+    super();
+    this.register(historyStore);
+    this.onDidChangeHistory = historyStore.onDidChange;
+  }
+
+  get running(): boolean {
+    return this.current !== undefined;
+  }
+
+  history(): HistoryEntry[] {
+    return this.historyStore.entries();
+  }
+
+  async generate(
+    request: GenerateRequest,
+    onProgress: ProgressListener,
+  ): Promise<GenerationResult> {
+    const settings = this.settings.read();
+    const messages = generationMessages(
+      request.target,
+      imageDataUrl(request.image.bytes, request.image.mimeType),
+      request.instruction,
+    );
+    return this.run(request.requestId, onProgress, async () => ({
+      requestId: request.requestId,
+      target: request.target,
+      image: request.image,
+      messages,
+      streamTarget: await openStreamTarget(TARGETS[request.target].languageId, settings.insertMode),
+      onProgress,
+    })).then(async (outcome) => {
+      if (outcome.result.outcome === 'done') {
+        const record = await this.historyStore.add({
+          target: request.target,
+          instruction: request.instruction,
+          image: request.image,
+          code: outcome.code,
+          languageId: TARGETS[request.target].languageId,
+        });
+        this.rememberSource(outcome.result.documentUri, request.image, record.id);
+        outcome.result.historyId = record.id;
+      }
+      return outcome.result;
+    });
+  }
+
+  async refine(request: RefineRequest, onProgress: ProgressListener): Promise<GenerationResult> {
+    const historyId = request.historyId ?? this.lastHistoryId ?? this.history()[0]?.id;
+    const record = historyId ? this.historyStore.get(historyId) : undefined;
+    if (!record) {
+      throw new GenerationError(
+        'There is no earlier generation to refine. Generate code from an image first.',
+        [],
+      );
+    }
+    if (!request.instruction.trim()) {
+      throw new GenerationError(
+        'Say how the code should change, e.g. "make the header sticky".',
+        [],
+      );
+    }
+    const image = await this.historyStore.image(record).then(
+      (found) => found,
+      () => {
+        throw new GenerationError(
+          'The source image of this generation is gone from the history storage.',
+          [],
+        );
+      },
+    );
+    const streamTarget = await this.refineTarget(historyId!, record.code, record.languageId);
+    const current = streamTarget.document.getText(
+      new vscode.Range(
+        streamTarget.document.positionAt(streamTarget.start),
+        streamTarget.document.positionAt(streamTarget.start + streamTarget.length),
+      ),
+    );
+    const messages = refinementMessages(
+      generationMessages(
+        record.target,
+        imageDataUrl(image.bytes, image.mimeType),
+        record.instruction,
+      ),
+      current || record.code,
+      FENCE_BY_TARGET[record.target],
+      request.instruction,
+    );
+    const outcome = await this.run(request.requestId, onProgress, async () => ({
+      requestId: request.requestId,
+      target: record.target,
+      image,
+      messages,
+      streamTarget,
+      onProgress,
+    }));
+    outcome.result.historyId = record.id;
+    if (outcome.result.outcome === 'done') {
+      await this.historyStore.updateCode(
+        record.id,
+        outcome.code,
+        `${record.instruction}\n${request.instruction}`.trim(),
+      );
+      this.rememberSource(outcome.result.documentUri, image, record.id);
+    }
+    return outcome.result;
+  }
+
+  /** The document (and range) a refinement rewrites: the generated one when it is still open. */
+  private async refineTarget(
+    historyId: string,
+    code: string,
+    languageId: string,
+  ): Promise<StreamTarget> {
+    for (const [uri, source] of this.sources) {
+      if (source.historyId !== historyId) continue;
+      const document = vscode.workspace.textDocuments.find(
+        (candidate) => candidate.uri.toString() === uri,
+      );
+      if (!document || document.isClosed) continue;
+      await vscode.window.showTextDocument(document, { preview: false });
+      const text = document.getText();
+      const at = text.indexOf(code);
+      if (at >= 0 && text.length !== code.length)
+        return { document, start: at, length: code.length };
+      return { document, start: 0, length: text.length };
+    }
+    return openStreamTarget(languageId, 'new-document');
+  }
+
+  stop(requestId?: string): void {
+    if (!this.current || (requestId && requestId !== this.current.requestId)) return;
+    this.current.abort.abort();
+  }
+
+  private async run(
+    requestId: string,
+    onProgress: ProgressListener,
+    prepare: () => Promise<Job>,
+  ): Promise<{ result: GenerationResult; code: string }> {
+    if (this.current) {
+      throw new GenerationError(
+        'A generation is already running. Stop it first, or wait for it to finish.',
+        [],
+      );
+    }
+    const abort = new AbortController();
+    this.current = { requestId, abort };
+    let crashed = false;
+    const crashWatch = this.supervisor.onDidCrash(() => (crashed = true));
+    this.statusBar.setGenerating(true);
+    let stream: EditorStream | undefined;
+    try {
+      const settings = this.settings.read();
+      const connection = await connect(settings, this.supervisor, this.keys, onProgress).catch(
+        (error: unknown) => {
+          throw this.toGenerationError(error, false);
+        },
+      );
+      if (abort.signal.aborted) throw new ChatFailure('aborted', 'Generation stopped.', []);
+      onProgress({ stage: 'readingImage' });
+      const job = await prepare();
+      stream = new EditorStream(job.streamTarget);
+      const documentUri = job.streamTarget.document.uri.toString();
+      this.rememberSource(documentUri, job.image, this.sources.get(documentUri)?.historyId);
+      this.startEmitter.fire({ documentUri, image: job.image });
+
+      let reply = '';
+      let tokensPerSecond = 0;
+      let tokens = 0;
+      try {
+        const stats = await streamChatCompletion({
+          endpoint: connection.endpoint,
+          apiKey: connection.apiKey,
+          local: connection.local,
+          signal: abort.signal,
+          request: {
+            model: connection.model,
+            messages: job.messages,
+            max_tokens: settings.maxTokens,
+            temperature: settings.temperature,
+            top_p: settings.topP,
+          },
+          onDelta: (delta, progress) => {
+            reply += delta;
+            tokens = progress.tokens;
+            tokensPerSecond =
+              progress.elapsedMs > 0 ? (1000 * progress.tokens) / progress.elapsedMs : 0;
+            stream!.update(extractCode(reply, job.target, false).code);
+            job.onProgress({ stage: 'generating', tokens, tokensPerSecond });
+          },
+        });
+        tokens = stats.tokens;
+        tokensPerSecond = stats.elapsedMs > 0 ? (1000 * stats.tokens) / stats.elapsedMs : 0;
+      } catch (error) {
+        // Stopped or failed: the text already inserted stays, as one undo step.
+        await stream.finish(undefined).catch(() => undefined);
+        if (error instanceof ChatFailure && error.kind === 'aborted') {
+          return {
+            code: stream.document.getText(),
+            result: {
+              requestId,
+              outcome: 'stopped',
+              tokens,
+              tokensPerSecond,
+              warnings: [],
+              documentUri,
+              historyId: '',
+            },
+          };
+        }
+        throw this.toGenerationError(error, crashed);
+      }
+
+      const final = await finalizeReply(reply, job.target);
+      await stream.finish(final.code);
+      this.statusBar.setGenerating(false, tokensPerSecond);
+      if (job.target === 'drawio' && final.warnings.length === 0) {
+        void promptSave(stream.document, 'The diagram is ready.');
+      }
+      if (final.warnings.length > 0) {
+        void vscode.window.showWarningMessage(`Design to Code: ${final.warnings.join(' ')}`);
+      }
+      return {
+        code: final.code,
+        result: {
+          requestId,
+          outcome: 'done',
+          tokens,
+          tokensPerSecond,
+          warnings: final.warnings,
+          documentUri,
+          historyId: '',
+        },
+      };
+    } catch (error) {
+      throw this.toGenerationError(error, crashed);
+    } finally {
+      stream?.dispose();
+      crashWatch.dispose();
+      this.statusBar.setGenerating(false);
+      this.current = undefined;
+    }
+  }
+
+  private toGenerationError(error: unknown, crashed: boolean): GenerationError {
+    if (error instanceof GenerationError) return error;
+    if (crashed) {
+      return new GenerationError(
+        'The local model server stopped unexpectedly while generating; it is being restarted. ' +
+          'The text already inserted stays. Try again in a moment.',
+        ['showLog', 'restartServer'],
+        'serverCrashed',
+      );
+    }
+    if (error instanceof ChatFailure)
+      return new GenerationError(error.message, error.actions, error.kind);
+    if (error instanceof ServerStartError) {
+      const actions: ErrorAction[] =
+        error.kind === 'notFound' ? ['openSettings'] : ['showLog', 'downloadModel', 'openSettings'];
+      return new GenerationError(error.message, actions, `server-${error.kind}`);
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    return new GenerationError(`Generation failed: ${message}`, ['showLog']);
+  }
+
+  private rememberSource(documentUri: string, image: SourceImage, historyId?: string): void {
+    this.sources.set(documentUri, { image, historyId });
+    if (historyId) this.lastHistoryId = historyId;
+  }
+
+  sourceImageFor(documentUri: string): SourceImage | undefined {
+    return this.sources.get(documentUri)?.image;
+  }
+
+  async openHistory(historyId: string): Promise<void> {
+    const record = this.historyStore.get(historyId);
+    if (!record) throw new GenerationError('That generation is no longer in the history.', []);
+    const document = await vscode.workspace.openTextDocument({
+      language: record.languageId,
+      content: record.code,
+    });
+    await vscode.window.showTextDocument(document, { preview: false });
+    const image = await this.historyStore.image(record).catch(() => undefined);
+    if (image) this.rememberSource(document.uri.toString(), image, record.id);
+    else this.lastHistoryId = record.id;
+  }
+
+  embeddedDiagram(image: SourceImage): string | undefined {
+    return embeddedDiagram(image.bytes, image.mimeType);
+  }
+
+  async openEmbeddedDiagram(image: SourceImage): Promise<void> {
+    const xml = this.embeddedDiagram(image);
+    if (!xml) throw new GenerationError('This image carries no Draw.io diagram.', []);
+    const document = toDrawioDocument(xml);
+    const opened = await offerDiagram(
+      document.xml,
+      'The image carries its Draw.io diagram; it is open as XML.',
+    );
+    this.rememberSource(opened.uri.toString(), image);
+  }
+
+  async runAction(action: ErrorAction): Promise<void> {
+    await vscode.commands.executeCommand(ACTION_COMMANDS[action]);
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * From a complete model reply to the code that ends up in the document: extract, then format
+ * (HTML, CSS, JS, JSX with prettier) or check and wrap (Draw.io). Never loses the code.
+ */
+import { toDrawioDocument } from '../drawio/wrap';
+import { formatCode, formatLanguageFor } from '../format/formatCode';
+import { TARGETS, type Target } from '../protocol/targets';
+import { extractCode } from './extractCode';
+
+export interface FinalCode {
+  code: string;
+  warnings: string[];
+}
+
+export async function finalizeReply(reply: string, target: Target): Promise<FinalCode> {
+  const extracted = extractCode(reply, target, true).code;
+  if (extracted.trim() === '') {
+    return { code: '', warnings: ['The model replied without any code.'] };
+  }
+  if (target === 'drawio') {
+    const document = toDrawioDocument(extracted);
+    return { code: document.xml, warnings: document.warnings };
+  }
+  const language = formatLanguageFor(TARGETS[target].languageId);
+  if (!language)
+    return { code: extracted.endsWith('\n') ? extracted : extracted + '\n', warnings: [] };
+  return formatCode(extracted, language);
+}

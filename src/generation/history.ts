@@ -1,0 +1,133 @@
+/**
+ * Recent generations, kept across sessions: the list in globalState, each source image as a
+ * file in globalStorageUri (images are too big for globalState). Oldest entries drop out.
+ */
+import * as vscode from 'vscode';
+import type { HistoryEntry } from '../protocol/panel';
+import type { Target } from '../protocol/targets';
+import type { SourceImage } from './api';
+
+const KEY = 'designToCode.history';
+const LIMIT = 20;
+/** Images up to this size double as the thumbnail; larger ones get none (the panel shows a placeholder). */
+const THUMBNAIL_LIMIT = 96 * 1024;
+
+export interface HistoryRecord extends HistoryEntry {
+  code: string;
+  languageId: string;
+  imageFile: string;
+  imageName: string;
+  mimeType: string;
+}
+
+const EXTENSIONS: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+  'image/svg+xml': 'svg',
+};
+
+function summaryOf(code: string): string {
+  const title = /<title>([^<]{1,80})<\/title>/i.exec(code)?.[1];
+  if (title) return title.trim();
+  const component = /export\s+default\s+function\s+(\w+)/.exec(code)?.[1];
+  if (component) return component;
+  const diagram = /<diagram[^>]*\bname="([^"]{1,80})"/.exec(code)?.[1];
+  if (diagram) return diagram;
+  return (code.split('\n').find((line) => line.trim()) ?? '').trim().slice(0, 80);
+}
+
+export class HistoryStore {
+  private readonly emitter = new vscode.EventEmitter<HistoryEntry[]>();
+  readonly onDidChange = this.emitter.event;
+
+  constructor(
+    private readonly state: vscode.Memento,
+    private readonly storage: vscode.Uri,
+  ) {}
+
+  records(): HistoryRecord[] {
+    return this.state.get<HistoryRecord[]>(KEY, []);
+  }
+
+  entries(): HistoryEntry[] {
+    return this.records().map(({ id, createdAt, target, instruction, thumbnail, summary }) => ({
+      id,
+      createdAt,
+      target,
+      instruction,
+      thumbnail,
+      summary,
+    }));
+  }
+
+  get(id: string): HistoryRecord | undefined {
+    return this.records().find((record) => record.id === id);
+  }
+
+  async add(input: {
+    target: Target;
+    instruction: string;
+    image: SourceImage;
+    code: string;
+    languageId: string;
+  }): Promise<HistoryRecord> {
+    const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const imageFile = `${id}.${EXTENSIONS[input.image.mimeType] ?? 'img'}`;
+    await vscode.workspace.fs.createDirectory(this.storage);
+    await vscode.workspace.fs.writeFile(
+      vscode.Uri.joinPath(this.storage, imageFile),
+      input.image.bytes,
+    );
+    const thumbnail =
+      input.image.bytes.byteLength <= THUMBNAIL_LIMIT
+        ? `data:${input.image.mimeType};base64,${Buffer.from(input.image.bytes).toString('base64')}`
+        : '';
+    const record: HistoryRecord = {
+      id,
+      createdAt: Date.now(),
+      target: input.target,
+      instruction: input.instruction,
+      thumbnail,
+      summary: summaryOf(input.code),
+      code: input.code,
+      languageId: input.languageId,
+      imageFile,
+      imageName: input.image.name,
+      mimeType: input.image.mimeType,
+    };
+    const records = [record, ...this.records()];
+    await this.save(records.slice(0, LIMIT));
+    for (const dropped of records.slice(LIMIT)) {
+      await vscode.workspace.fs.delete(vscode.Uri.joinPath(this.storage, dropped.imageFile)).then(
+        () => undefined,
+        () => undefined,
+      );
+    }
+    return record;
+  }
+
+  async updateCode(id: string, code: string, instruction: string): Promise<void> {
+    const records = this.records().map((record) =>
+      record.id === id ? { ...record, code, instruction, summary: summaryOf(code) } : record,
+    );
+    await this.save(records);
+  }
+
+  async image(record: HistoryRecord): Promise<SourceImage> {
+    const bytes = await vscode.workspace.fs.readFile(
+      vscode.Uri.joinPath(this.storage, record.imageFile),
+    );
+    return { bytes, mimeType: record.mimeType, name: record.imageName };
+  }
+
+  private async save(records: HistoryRecord[]): Promise<void> {
+    await this.state.update(KEY, records);
+    this.emitter.fire(this.entries());
+  }
+
+  dispose(): void {
+    this.emitter.dispose();
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * Owns the local server's life: starts it on first use (never on activation), waits for its
+ * ready line, shows its progress lines as VS Code progress, sends its stderr to the log,
+ * restarts it with backoff after a crash (bounded), never after a deliberate stop, and ends
+ * the process tree when stopped or when the extension deactivates.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as vscode from 'vscode';
+import type { ProgressStage } from '../protocol/panel';
+import type { Settings } from '../settings/schema';
+import { Disposable } from '../util/disposable';
+import { killTree } from './processTree';
+import { resolveServerCommand, type ServerCommand } from './resolveServer';
+import { RestartPolicy, type RestartPolicyOptions } from './restartPolicy';
+import { describeProgress, LineSplitter, parseServerLine, toProgressStage } from './serverEvents';
+
+export type ServerState = 'stopped' | 'starting' | 'ready' | 'restarting' | 'failed';
+
+export interface ServerConnection {
+  endpoint: string;
+  token: string;
+  device: string;
+  model: string;
+}
+
+export interface CrashReport {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  willRestart: boolean;
+}
+
+export interface SupervisorOptions {
+  extensionPath: string;
+  log: vscode.LogOutputChannel;
+  settings: () => Settings;
+  workspaceFolder?: () => string | undefined;
+  /** How long the server may stay silent on stdout before the start counts as failed. */
+  startTimeoutMs?: number;
+  graceMs?: number;
+  restartPolicy?: RestartPolicyOptions;
+}
+
+export class ServerStartError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'notFound' | 'exited' | 'timeout' | 'stopped',
+  ) {
+    super(message);
+    this.name = 'ServerStartError';
+  }
+}
+
+export class ServerSupervisor extends Disposable {
+  private child: ChildProcess | undefined;
+  private connection: ServerConnection | undefined;
+  private starting: Promise<ServerConnection> | undefined;
+  private deliberateStop = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly policy: RestartPolicy;
+  private currentState: ServerState = 'stopped';
+  private lastProgress: ProgressStage | undefined;
+  private readonly progressListeners = new Set<(progress: ProgressStage) => void>();
+
+  private readonly stateEmitter = this.register(new vscode.EventEmitter<ServerState>());
+  private readonly crashEmitter = this.register(new vscode.EventEmitter<CrashReport>());
+  readonly onDidChangeState = this.stateEmitter.event;
+  /** Fires when the server exits without being asked to (a request in flight has failed). */
+  readonly onDidCrash = this.crashEmitter.event;
+  /** How many times the server was restarted after a crash since activation. */
+  restarts = 0;
+
+  constructor(private readonly options: SupervisorOptions) {
+    super();
+    this.policy = new RestartPolicy(options.restartPolicy);
+    this.register({ dispose: () => void this.stop() });
+  }
+
+  get state(): ServerState {
+    return this.currentState;
+  }
+  get info(): ServerConnection | undefined {
+    return this.connection;
+  }
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  private setState(state: ServerState): void {
+    if (state === this.currentState) return;
+    this.currentState = state;
+    this.stateEmitter.fire(state);
+  }
+
+  /**
+   * The running server's connection, starting it first when needed. `onProgress` hears the
+   * start-up stages (download, build, load) for as long as this call waits.
+   */
+  async ensureStarted(onProgress?: (progress: ProgressStage) => void): Promise<ServerConnection> {
+    if (this.connection && this.child) return this.connection;
+    if (onProgress) {
+      this.progressListeners.add(onProgress);
+      onProgress(this.lastProgress ?? { stage: 'startingServer' });
+    }
+    try {
+      if (!this.starting) {
+        clearTimeout(this.restartTimer);
+        this.starting = this.startWithProgress().finally(() => (this.starting = undefined));
+      }
+      return await this.starting;
+    } finally {
+      if (onProgress) this.progressListeners.delete(onProgress);
+    }
+  }
+
+  private startWithProgress(): Promise<ServerConnection> {
+    return Promise.resolve(
+      vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: 'Design to Code',
+          cancellable: false,
+        },
+        (progress) => {
+          progress.report({ message: 'Starting the local model server…' });
+          let lastPercent = 0;
+          return this.spawnServer((event) => {
+            const stage = toProgressStage(event);
+            this.lastProgress = stage;
+            for (const listener of this.progressListeners) listener(stage);
+            const percent = 'percent' in stage ? stage.percent : 0;
+            const increment = percent >= lastPercent ? percent - lastPercent : undefined;
+            lastPercent = percent;
+            progress.report({ message: describeProgress(event), increment });
+          });
+        },
+      ),
+    );
+  }
+
+  private resolveCommand(settings: Settings): ServerCommand {
+    const serveArgs = ['serve', '--model', settings.model, '--port', '0', '--host', '127.0.0.1'];
+    if (settings.device !== 'auto') serveArgs.push('--device', settings.device);
+    if (settings.precision !== 'auto') serveArgs.push('--precision', settings.precision);
+    try {
+      return resolveServerCommand(
+        {
+          environmentOverride: process.env['DESIGN_TO_CODE_SERVER'],
+          settingPath: settings.serverPath,
+          extensionPath: this.options.extensionPath,
+          workspaceFolder: this.options.workspaceFolder?.(),
+          execPath: process.execPath,
+        },
+        serveArgs,
+      );
+    } catch (error) {
+      throw new ServerStartError(
+        error instanceof Error ? error.message : String(error),
+        'notFound',
+      );
+    }
+  }
+
+  private spawnServer(
+    onProgress: (event: import('./serverEvents').ProgressEvent) => void,
+  ): Promise<ServerConnection> {
+    const log = this.options.log;
+    this.deliberateStop = false;
+    this.lastProgress = undefined;
+    this.setState('starting');
+    let command: ServerCommand;
+    try {
+      command = this.resolveCommand(this.options.settings());
+    } catch (error) {
+      this.setState('failed');
+      return Promise.reject(error);
+    }
+    const token = randomBytes(24).toString('hex');
+    log.info(`Starting ${command.source} server: ${command.command} ${command.args.join(' ')}`);
+    const child = spawn(command.command, command.args, {
+      env: { ...process.env, ...command.env, DESIGN_TO_CODE_TOKEN: token },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: process.platform !== 'win32',
+      windowsHide: true,
+    });
+    this.child = child;
+
+    return new Promise<ServerConnection>((resolve, reject) => {
+      let settled = false;
+      const timeoutMs = this.options.startTimeoutMs ?? 180_000;
+      let timer: NodeJS.Timeout | undefined;
+      const armTimer = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          fail(
+            new ServerStartError(
+              `The local server said nothing for ${timeoutMs / 1000} s while starting.`,
+              'timeout',
+            ),
+          );
+          void killTree(child, this.options.graceMs ?? 3000);
+        }, timeoutMs);
+      };
+      const fail = (error: ServerStartError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.setState('failed');
+        log.error(error.message);
+        reject(error);
+      };
+      armTimer();
+
+      const stdout = new LineSplitter();
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+        for (const line of stdout.push(chunk)) {
+          const event = parseServerLine(line);
+          if (!event) {
+            if (line.trim()) log.info(`[server stdout] ${line}`);
+            continue;
+          }
+          if (event.event === 'progress') {
+            armTimer();
+            onProgress(event);
+            continue;
+          }
+          if (settled) continue;
+          settled = true;
+          clearTimeout(timer);
+          this.connection = {
+            endpoint: `http://127.0.0.1:${event.port}/v1`,
+            token,
+            device: event.device,
+            model: event.model,
+          };
+          log.info(
+            `Server ready on port ${event.port} (device ${event.device}, model ${event.model}).`,
+          );
+          this.setState('ready');
+          resolve(this.connection);
+        }
+      });
+      const stderr = new LineSplitter();
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+        for (const line of stderr.push(chunk)) if (line.trim()) log.info(line);
+      });
+      child.on('error', (error) => {
+        fail(
+          new ServerStartError(`Could not start the local server (${error.message}).`, 'exited'),
+        );
+      });
+      child.on('exit', (code, signal) => {
+        for (const line of stderr.flush()) log.info(line);
+        if (this.child === child) {
+          this.child = undefined;
+          this.connection = undefined;
+        }
+        log.info(`Server exited (code ${code ?? '-'}, signal ${signal ?? '-'}).`);
+        if (!settled) {
+          fail(
+            new ServerStartError(
+              this.deliberateStop
+                ? 'The local server was stopped while starting.'
+                : `The local server exited while starting (code ${code ?? '-'}${signal ? `, signal ${signal}` : ''}). See the log.`,
+              this.deliberateStop ? 'stopped' : 'exited',
+            ),
+          );
+          return;
+        }
+        if (this.deliberateStop || this.isDisposed) {
+          this.setState('stopped');
+          return;
+        }
+        this.onCrash(code, signal);
+      });
+    });
+  }
+
+  private onCrash(code: number | null, signal: NodeJS.Signals | null): void {
+    const decision = this.policy.onCrash(Date.now());
+    this.crashEmitter.fire({ code, signal, willRestart: decision.restart });
+    const how = `code ${code ?? '-'}${signal ? `, signal ${signal}` : ''}`;
+    if (!decision.restart) {
+      this.setState('failed');
+      this.options.log.error(
+        `The server crashed ${decision.crashes} times in a short time; not restarting it.`,
+      );
+      void vscode.window
+        .showErrorMessage(
+          `The Design to Code server crashed ${decision.crashes} times in a few minutes (last: ${how}); it will not be restarted automatically.`,
+          'Show Log',
+          'Restart Server',
+        )
+        .then((choice) => {
+          if (choice === 'Show Log') this.options.log.show();
+          if (choice === 'Restart Server') void this.restart();
+        });
+      return;
+    }
+    this.setState('restarting');
+    this.options.log.warn(
+      `The server stopped unexpectedly (${how}); restarting in ${decision.delayMs} ms.`,
+    );
+    this.restartTimer = setTimeout(() => {
+      if (this.deliberateStop || this.isDisposed) return;
+      this.ensureStarted()
+        .then(() => {
+          this.restarts++;
+          void vscode.window
+            .showWarningMessage(
+              `The Design to Code server stopped unexpectedly (${how}) and was restarted.`,
+              'Show Log',
+            )
+            .then((choice) => choice && this.options.log.show());
+        })
+        .catch((error: unknown) => {
+          void vscode.window
+            .showErrorMessage(
+              `The Design to Code server stopped unexpectedly and could not be restarted: ${error instanceof Error ? error.message : String(error)}`,
+              'Show Log',
+            )
+            .then((choice) => choice && this.options.log.show());
+        });
+    }, decision.delayMs);
+  }
+
+  /** A deliberate stop: no restart follows. */
+  async stop(): Promise<void> {
+    this.deliberateStop = true;
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    this.connection = undefined;
+    if (child) await killTree(child, this.options.graceMs ?? 3000);
+    this.child = undefined;
+    if (!this.isDisposed) this.setState('stopped');
+  }
+
+  async restart(): Promise<ServerConnection> {
+    await this.stop();
+    this.policy.reset();
+    return this.ensureStarted();
+  }
+}
