@@ -1,0 +1,199 @@
+/**
+ * `node dist/cli.js serve` as the extension runs it: JSON lines on stdout (progress, one ready
+ * line), the token from a file or the environment, a model pulled from a (loopback) hub, and a
+ * clean exit on SIGTERM or when its stdin closes.
+ */
+import { strict as assert } from 'node:assert';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { callJson } from './support/chat-client';
+import { startLoopbackHub, type LoopbackHub } from './support/loopback-hub';
+import { goldenChats, openAiMessages, TINY_MODEL_DIR } from './support/tiny-model';
+
+const ROOT = join(__dirname, '..', '..');
+const CLI = join(ROOT, 'dist', 'cli.js');
+const TEXT_ONLY = goldenChats().find((chat) => chat.name === 'text_only')!;
+
+interface Served {
+  child: ChildProcessWithoutNullStreams;
+  /** Every stdout line, parsed (each must be JSON). */
+  events: Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  stderr: string[];
+  /** The first event matching `predicate` (waits for it), or a failure if the process ends first. */
+  waitFor(predicate: (event: Record<string, any>) => boolean): Promise<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function serve(args: string[], env: NodeJS.ProcessEnv): Served {
+  const child = spawn(process.execPath, [CLI, 'serve', '--device', 'cpu', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const events: Served['events'] = [];
+  const stderr: string[] = [];
+  const waiters = new Set<() => void>();
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    events.push(JSON.parse(line));
+    for (const wake of waiters) wake();
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      for (const wake of waiters) wake();
+      resolve({ code, signal });
+    }),
+  );
+  const waitFor: Served['waitFor'] = (predicate) =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const found = events.find(predicate);
+        if (found) {
+          waiters.delete(check);
+          resolve(found);
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          waiters.delete(check);
+          reject(new Error(`serve exited first; stderr:\n${stderr.join('\n')}`));
+        }
+      };
+      waiters.add(check);
+      check();
+    });
+  return { child, events, stderr, waitFor, exited };
+}
+
+describe('design-to-code serve (the built CLI)', function () {
+  this.timeout(120_000);
+  let work: string;
+  let env: NodeJS.ProcessEnv;
+  const running: Served[] = [];
+  const start = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
+    const served = serve(args, { ...env, ...extraEnv });
+    running.push(served);
+    return served;
+  };
+
+  before(async () => {
+    if (!existsSync(CLI))
+      execFileSync(process.execPath, ['esbuild.mjs'], { cwd: ROOT, stdio: 'ignore' });
+    work = await mkdtemp(join(tmpdir(), 'd2c-serve-cli-'));
+    env = {
+      DESIGN_TO_CODE_CACHE: join(work, 'onnx'),
+      DESIGN_TO_CODE_MODELS: join(work, 'models'),
+      DESIGN_TO_CODE_TOKEN: '',
+      HF_ENDPOINT: 'http://127.0.0.1:9', // nothing listens there: no test may reach a real hub
+    };
+  });
+  afterEach(() => {
+    for (const served of running.splice(0))
+      if (served.child.exitCode === null) served.child.kill('SIGKILL');
+  });
+  after(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('prints progress, then one ready line; uses the token file; exits on SIGTERM', async () => {
+    const tokenFile = join(work, 'token');
+    const served = start(['--model', TINY_MODEL_DIR, '--token-file', tokenFile]);
+    const ready = await served.waitFor((event) => event.event === 'ready');
+    assert.equal(ready.device, 'cpu');
+    assert.equal(ready.model, 'model');
+    assert.ok(Number.isInteger(ready.port) && ready.port > 0);
+    assert.equal(ready.token, undefined, 'a token kept in a file is not printed');
+    assert.ok(served.events.slice(0, -1).every((event) => event.event === 'progress'));
+    assert.ok(served.events.some((event) => event.stage === 'load'));
+
+    const token = readFileSync(tokenFile, 'utf8').trim();
+    assert.ok(token.length >= 32);
+    assert.equal(statSync(tokenFile).mode & 0o777, 0o600, 'the token file is private');
+    const handle = { url: `http://127.0.0.1:${ready.port}`, token };
+    assert.equal((await callJson(handle, '/health')).body.status, 'ready');
+    assert.equal((await callJson(handle, '/health', undefined, { token: 'nope' })).status, 401);
+
+    served.child.kill('SIGTERM');
+    assert.deepEqual(await served.exited, { code: 0, signal: null });
+    assert.equal(served.events.filter((event) => event.event === 'ready').length, 1);
+    assert.ok(served.stderr.some((line) => line.includes('shutting down: SIGTERM')));
+  });
+
+  it('exits when its stdin closes (the parent died), and prints a generated token once', async () => {
+    const served = start(['--model', TINY_MODEL_DIR]);
+    const ready = await served.waitFor((event) => event.event === 'ready');
+    assert.equal(typeof ready.token, 'string');
+    const reply = await callJson(
+      { url: `http://127.0.0.1:${ready.port}`, token: ready.token },
+      '/v1/chat/completions',
+      { messages: openAiMessages(TEXT_ONLY), temperature: 0, max_tokens: 24 },
+    );
+    assert.equal(reply.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+    served.child.stdin.end();
+    assert.deepEqual(await served.exited, { code: 0, signal: null });
+  });
+
+  it('refuses --offline for a model that is not cached: one error line, exit 1', async () => {
+    const served = start(['--model', 'acme/not-cached', '--offline']);
+    assert.deepEqual(await served.exited, { code: 1, signal: null });
+    assert.equal(served.events.length, 1);
+    assert.equal(served.events[0].event, 'error');
+    assert.equal(served.events[0].code, 'not_in_cache');
+    assert.match(served.events[0].message, /models pull acme\/not-cached/);
+  });
+
+  describe('with a hub id', () => {
+    let hub: LoopbackHub;
+    before(async () => {
+      const files = readdirSync(TINY_MODEL_DIR).map((path) => ({
+        path,
+        content: readFileSync(join(TINY_MODEL_DIR, path)),
+        lfs: path.endsWith('.safetensors') || path === 'tokenizer.json',
+      }));
+      hub = await startLoopbackHub('acme/tiny-vl', files);
+    });
+    after(() => hub.close());
+
+    it('downloads the model with progress lines, serves it, and serves it --offline afterwards', async () => {
+      const served = start(['--model', 'acme/tiny-vl'], {
+        HF_ENDPOINT: hub.url,
+        DESIGN_TO_CODE_TOKEN: 'token-from-env',
+      });
+      const ready = await served.waitFor((event) => event.event === 'ready');
+      assert.equal(ready.model, 'acme/tiny-vl');
+      assert.equal(ready.token, undefined, 'a token from the environment is not printed');
+      const downloads = served.events.filter((event) => event.stage === 'download');
+      const weights = downloads.filter((event) => event.file === 'model.safetensors');
+      assert.ok(weights.length > 0);
+      assert.equal(weights.at(-1)!.bytes, weights.at(-1)!.total);
+      const last = downloads.at(-1)!;
+      assert.equal(last.overallBytes, last.overallTotal);
+      assert.ok(
+        served.events.indexOf(last) < served.events.findIndex((event) => event.stage === 'load'),
+        'the download finishes before the model loads',
+      );
+      const handle = { url: `http://127.0.0.1:${ready.port}`, token: 'token-from-env' };
+      const reply = await callJson(handle, '/v1/chat/completions', {
+        messages: openAiMessages(TEXT_ONLY),
+        temperature: 0,
+        max_tokens: 24,
+      });
+      assert.equal(reply.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+      served.child.kill('SIGTERM');
+      assert.equal((await served.exited).code, 0);
+
+      const requests = hub.log.length;
+      const offline = start(['--model', 'acme/tiny-vl', '--offline'], {
+        HF_ENDPOINT: hub.url,
+        DESIGN_TO_CODE_TOKEN: 'token-from-env',
+      });
+      const again = await offline.waitFor((event) => event.event === 'ready');
+      assert.equal(again.model, 'acme/tiny-vl');
+      assert.ok(!offline.events.some((event) => event.stage === 'download'));
+      assert.equal(hub.log.length, requests, '--offline never calls the hub');
+      offline.child.kill('SIGTERM');
+      assert.equal((await offline.exited).code, 0);
+    });
+  });
+});
