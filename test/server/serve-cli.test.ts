@@ -21,10 +21,10 @@ const TEXT_ONLY = goldenChats().find((chat) => chat.name === 'text_only')!;
 interface Served {
   child: ChildProcessWithoutNullStreams;
   /** Every stdout line, parsed (each must be JSON). */
-  events: Record<string, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  events: Record<string, any>[];
   stderr: string[];
   /** The first event matching `predicate` (waits for it), or a failure if the process ends first. */
-  waitFor(predicate: (event: Record<string, any>) => boolean): Promise<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  waitFor(predicate: (event: Record<string, any>) => boolean): Promise<Record<string, any>>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 

@@ -10,7 +10,7 @@ export interface ServerHandle {
 export interface JsonReply {
   status: number;
   headers: Headers;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  body: any;
 }
 
 export async function callJson(
@@ -42,7 +42,7 @@ export async function callJson(
 export interface StreamEvents {
   status: number;
   /** Parsed `data:` payloads in order, `[DONE]` kept as the string. */
-  events: any[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  events: any[];
   text: string;
 }
 
@@ -53,7 +53,7 @@ export interface StreamEvents {
 export async function streamChat(
   server: ServerHandle,
   body: Record<string, unknown>,
-  onEvent: (event: any, index: number) => 'abort' | void = () => {}, // eslint-disable-line @typescript-eslint/no-explicit-any
+  onEvent: (event: any, index: number) => 'abort' | void = () => {},
 ): Promise<StreamEvents & { aborted: boolean }> {
   const controller = new AbortController();
   const response = await fetch(`${server.url}/v1/chat/completions`, {
