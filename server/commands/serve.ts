@@ -178,6 +178,11 @@ async function serve(args: ServeArgs): Promise<number> {
       log,
     });
     const address = await server.listen(args.port, args.host);
+    if (!isLoopbackName(args.host)) {
+      log(
+        `warning: --host ${args.host} makes the server reachable from other machines (the token still applies)`,
+      );
+    }
     log(
       `listening on http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
     );

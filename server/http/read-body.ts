@@ -24,10 +24,21 @@ export async function readJsonBody(request: IncomingMessage, maxBytes: number): 
 
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw tooLarge();
-    chunks.push(chunk);
+  try {
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error instanceof ApiError) throw error;
+    // The client went away while sending: nobody is left to answer, and nothing broke here.
+    throw new ApiError(
+      499,
+      'invalid_request_error',
+      'client_closed',
+      'The client closed the connection',
+    );
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '')

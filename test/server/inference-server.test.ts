@@ -211,6 +211,38 @@ describe('inference server with the tiny model over loopback HTTP', function () 
     assert.equal((await callJson(main.handle, '/health')).body.status, 'ready');
   });
 
+  it('a client that gives up on a non-streaming request cancels its generation too', async () => {
+    const before = metricValue(
+      (await callJson(main.handle, '/metrics')).body,
+      'd2c_completion_tokens_total',
+    );
+    const controller = new AbortController();
+    const pending = fetch(`${main.handle.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${main.handle.token}` },
+      body: JSON.stringify(LONG_RUN),
+      signal: controller.signal,
+    }).catch((error: Error) => error);
+    while ((await callJson(main.handle, '/health')).body.status !== 'busy') {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    controller.abort();
+    assert.equal(((await pending) as Error).name, 'AbortError');
+    const next = await callJson(main.handle, '/v1/chat/completions', {
+      ...LONG_RUN,
+      max_tokens: 24,
+    });
+    assert.equal(next.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+    const after = metricValue(
+      (await callJson(main.handle, '/metrics')).body,
+      'd2c_completion_tokens_total',
+    );
+    assert.ok(
+      after - before < 24 + 300,
+      `the abandoned generation stopped (${after - before} tokens in all)`,
+    );
+  });
+
   it('serves two clients one after the other, in arrival order', async () => {
     const timeline: string[] = [];
     let firstStarted!: () => void;
@@ -260,6 +292,16 @@ describe('inference server with the tiny model over loopback HTTP', function () 
         'invalid_image',
         /image/i,
       );
+    });
+
+    it('a refusal of a streaming request is a plain JSON error, not an event stream', async () => {
+      const corrupt = Buffer.concat([
+        imageBytes('small_40x30.png').subarray(0, 40),
+        Buffer.from('garbage'),
+      ]);
+      const reply = await streamChat(main.handle, { messages: imageMessage(dataUrl(corrupt)) });
+      assert.equal(reply.status, 400);
+      assert.equal(reply.events[0].error.code, 'invalid_image');
     });
 
     it('a PNG header claiming 30000x30000 pixels: 413 before any decoding', async () => {
