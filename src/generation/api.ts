@@ -21,6 +21,10 @@ export interface GenerateRequest {
   target: Target;
   /** Optional extra instruction from the user ('' for none). */
   instruction: string;
+  /** Where the code goes; the insertMode setting when omitted. */
+  insertMode?: 'new-document' | 'cursor' | 'replace-selection';
+  /** Format the result as this language (e.g. 'css' when pasting into a stylesheet). */
+  formatAs?: 'html' | 'css' | 'javascript' | 'javascriptreact';
 }
 
 export interface RefineRequest {

@@ -52,6 +52,7 @@ interface Running {
 interface Job {
   requestId: string;
   target: Target;
+  formatAs?: GenerateRequest['formatAs'];
   image: SourceImage;
   messages: ChatMessage[];
   streamTarget: StreamTarget;
@@ -78,6 +79,9 @@ export class GenerationController extends Disposable implements GenerationApi {
     super();
     this.register(historyStore);
     this.onDidChangeHistory = historyStore.onDidChange;
+    if (historyStore.records().length > 0) {
+      void vscode.commands.executeCommand('setContext', 'designToCode.hasResult', true);
+    }
   }
 
   get running(): boolean {
@@ -101,9 +105,13 @@ export class GenerationController extends Disposable implements GenerationApi {
     return this.run(request.requestId, onProgress, async () => ({
       requestId: request.requestId,
       target: request.target,
+      formatAs: request.formatAs,
       image: request.image,
       messages,
-      streamTarget: await openStreamTarget(TARGETS[request.target].languageId, settings.insertMode),
+      streamTarget: await openStreamTarget(
+        TARGETS[request.target].languageId,
+        request.insertMode ?? settings.insertMode,
+      ),
       onProgress,
     })).then(async (outcome) => {
       if (outcome.result.outcome === 'done') {
@@ -288,7 +296,7 @@ export class GenerationController extends Disposable implements GenerationApi {
         throw this.toGenerationError(error, crashed);
       }
 
-      const final = await finalizeReply(reply, job.target);
+      const final = await finalizeReply(reply, job.target, job.formatAs);
       await stream.finish(final.code);
       this.statusBar.setGenerating(false, tokensPerSecond);
       if (job.target === 'drawio' && final.warnings.length === 0) {
@@ -343,6 +351,8 @@ export class GenerationController extends Disposable implements GenerationApi {
   private rememberSource(documentUri: string, image: SourceImage, historyId?: string): void {
     this.sources.set(documentUri, { image, historyId });
     if (historyId) this.lastHistoryId = historyId;
+    if (historyId)
+      void vscode.commands.executeCommand('setContext', 'designToCode.hasResult', true);
   }
 
   sourceImageFor(documentUri: string): SourceImage | undefined {

@@ -3,7 +3,7 @@
  * (HTML, CSS, JS, JSX with prettier) or check and wrap (Draw.io). Never loses the code.
  */
 import { toDrawioDocument } from '../drawio/wrap';
-import { formatCode, formatLanguageFor } from '../format/formatCode';
+import { formatCode, formatLanguageFor, type FormatLanguage } from '../format/formatCode';
 import { TARGETS, type Target } from '../protocol/targets';
 import { extractCode } from './extractCode';
 
@@ -12,7 +12,11 @@ export interface FinalCode {
   warnings: string[];
 }
 
-export async function finalizeReply(reply: string, target: Target): Promise<FinalCode> {
+export async function finalizeReply(
+  reply: string,
+  target: Target,
+  formatAs?: FormatLanguage,
+): Promise<FinalCode> {
   const extracted = extractCode(reply, target, true).code;
   if (extracted.trim() === '') {
     return { code: '', warnings: ['The model replied without any code.'] };
@@ -21,7 +25,7 @@ export async function finalizeReply(reply: string, target: Target): Promise<Fina
     const document = toDrawioDocument(extracted);
     return { code: document.xml, warnings: document.warnings };
   }
-  const language = formatLanguageFor(TARGETS[target].languageId);
+  const language = formatAs ?? formatLanguageFor(TARGETS[target].languageId);
   if (!language)
     return { code: extracted.endsWith('\n') ? extracted : extracted + '\n', warnings: [] };
   return formatCode(extracted, language);

@@ -44,6 +44,12 @@ export class ServerStatusBar extends Disposable {
   }
 
   private render(): void {
+    void vscode.commands.executeCommand(
+      'setContext',
+      'designToCode.serverState',
+      this.supervisor.state,
+    );
+    void vscode.commands.executeCommand('setContext', 'designToCode.generating', this.generating);
     const settings = this.settings.read();
     const speed =
       this.tokensPerSecond === undefined ? '' : ` · ${this.tokensPerSecond.toFixed(1)} tok/s`;

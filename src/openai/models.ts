@@ -1,0 +1,30 @@
+/** GET /v1/models of an OpenAI-compatible endpoint: the ids of the models it serves. */
+import {
+  failureFromNetwork,
+  failureFromStatus,
+  malformedStream,
+  type FailureContext,
+} from './errors';
+
+export async function listModels(
+  endpoint: string,
+  apiKey: string | undefined,
+  local: boolean,
+): Promise<string[]> {
+  const base = endpoint.replace(/\/+$/, '');
+  const url = `${/\/v\d+$/.test(base) ? base : `${base}/v1`}/models`;
+  const context: FailureContext = { endpoint, model: '', local };
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
+  } catch (error) {
+    throw failureFromNetwork(error, context);
+  }
+  if (!response.ok)
+    throw failureFromStatus(response.status, await response.text().catch(() => ''), context);
+  const body = (await response.json().catch(() => undefined)) as
+    { data?: { id?: unknown }[] } | undefined;
+  if (!body || !Array.isArray(body.data))
+    throw malformedStream('the model list has no data array', context);
+  return body.data.map((model) => model.id).filter((id): id is string => typeof id === 'string');
+}
