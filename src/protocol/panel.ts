@@ -80,4 +80,6 @@ export type HostToPanel =
   | { type: 'done'; requestId: string; tokens: number; tokensPerSecond: number; warnings: string[] }
   | { type: 'stopped'; requestId: string }
   | { type: 'error'; requestId?: string; message: string; actions: ErrorAction[] }
-  | { type: 'history'; history: HistoryEntry[] };
+  | { type: 'history'; history: HistoryEntry[] }
+  /** Puts keyboard focus where Ctrl/Cmd+V pastes an image. */
+  | { type: 'focusPaste' };

@@ -1,0 +1,143 @@
+/**
+ * What the panel's messages do: each validated message becomes a call on the GenerationApi,
+ * and its progress, result or error goes back to the panel. Keeps the state a reloaded
+ * webview needs again (the image, the running request and its last progress).
+ */
+import * as vscode from 'vscode';
+import { GenerationError, type HostDependencies, type SourceImage } from '../generation/api';
+import type { HostToPanel, PanelToHost, ProgressStage } from '../protocol/panel';
+import { decodeImage, encodeImage, readImageFile, IMAGE_FILE_EXTENSIONS } from './images';
+
+export type PostToPanel = (message: HostToPanel) => void;
+
+export class PanelController {
+  private image?: SourceImage;
+  private running?: { requestId: string; progress?: ProgressStage };
+
+  constructor(
+    private readonly deps: HostDependencies,
+    private readonly post: PostToPanel,
+    private readonly log: Pick<vscode.LogOutputChannel, 'error'>,
+  ) {}
+
+  /** An image that reached the extension another way (a command, the explorer). */
+  showImage(image: SourceImage): void {
+    this.image = image;
+    this.post({
+      type: 'image',
+      image: encodeImage(image),
+      embeddedDiagram: this.hasDiagram(image),
+    });
+  }
+
+  async handle(message: PanelToHost): Promise<void> {
+    switch (message.type) {
+      case 'ready':
+        return this.sendState();
+      case 'imageChosen':
+        return this.showImage(decodeImage(message.image));
+      case 'pickFile':
+        return this.guard(undefined, () => this.pickFile());
+      case 'generate': {
+        const image = decodeImage(message.image);
+        this.image = image;
+        const request = { ...message, image };
+        return this.run(message.requestId, (onProgress) =>
+          this.deps.api.generate(request, onProgress),
+        );
+      }
+      case 'refine':
+        return this.run(message.requestId, (onProgress) =>
+          this.deps.api.refine(
+            { requestId: message.requestId, instruction: message.instruction },
+            onProgress,
+          ),
+        );
+      case 'stop':
+        return this.deps.api.stop(message.requestId);
+      case 'useEmbeddedDiagram':
+        return this.guard(undefined, async () => {
+          if (!this.image) throw new GenerationError('Paste or choose an image first.', []);
+          await this.deps.api.openEmbeddedDiagram(this.image);
+        });
+      case 'openHistory':
+        return this.guard(undefined, () => this.deps.api.openHistory(message.historyId));
+      case 'runAction':
+        return this.guard(undefined, () => this.deps.api.runAction(message.action));
+    }
+  }
+
+  sendHistory(): void {
+    this.post({ type: 'history', history: this.deps.api.history() });
+  }
+
+  private sendState(): void {
+    const { settings, api } = this.deps;
+    this.post({
+      type: 'init',
+      defaultTarget: settings.defaultTarget(),
+      history: api.history(),
+      backend: settings.backendLabel(),
+    });
+    if (this.image) this.showImage(this.image);
+    const running = this.running;
+    if (running?.progress) {
+      this.post({ type: 'progress', requestId: running.requestId, progress: running.progress });
+    }
+  }
+
+  private hasDiagram(image: SourceImage): boolean {
+    try {
+      return this.deps.api.embeddedDiagram(image) !== undefined;
+    } catch (error) {
+      this.log.error(`Looking for an embedded Draw.io diagram in ${image.name} failed:`, error);
+      return false;
+    }
+  }
+
+  private async pickFile(): Promise<void> {
+    const [uri] =
+      (await vscode.window.showOpenDialog({
+        canSelectMany: false,
+        openLabel: 'Use image',
+        filters: { Images: IMAGE_FILE_EXTENSIONS },
+      })) ?? [];
+    if (uri) this.showImage(await readImageFile(uri));
+  }
+
+  private async run(
+    requestId: string,
+    start: (
+      onProgress: (progress: ProgressStage) => void,
+    ) => ReturnType<HostDependencies['api']['generate']>,
+  ): Promise<void> {
+    this.running = { requestId };
+    await this.guard(requestId, async () => {
+      const result = await start((progress) => {
+        if (this.running?.requestId === requestId) this.running.progress = progress;
+        this.post({ type: 'progress', requestId, progress });
+      });
+      if (result.outcome === 'stopped') this.post({ type: 'stopped', requestId });
+      else {
+        const { tokens, tokensPerSecond, warnings } = result;
+        this.post({ type: 'done', requestId, tokens, tokensPerSecond, warnings });
+      }
+    });
+    if (this.running?.requestId === requestId) this.running = undefined;
+  }
+
+  /** Runs an action; any failure is shown in the panel with the actions that fix it. */
+  private async guard(requestId: string | undefined, action: () => Promise<void>): Promise<void> {
+    try {
+      await action();
+    } catch (error) {
+      if (error instanceof GenerationError) {
+        this.post({ type: 'error', requestId, message: error.message, actions: error.actions });
+      } else {
+        this.log.error('Design to Code panel:', error);
+        const message = error instanceof Error ? error.message : String(error);
+        this.post({ type: 'error', requestId, message, actions: ['showLog'] });
+      }
+    }
+  }
+}
