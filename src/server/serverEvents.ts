@@ -18,11 +18,23 @@ export interface ProgressEvent {
   item?: string;
   bytes?: number;
   total?: number;
+  /** Download: bytes of the whole model so far and its size. */
+  overallBytes?: number;
+  overallTotal?: number;
+  /** Build and load: steps done of total. */
+  done?: number;
   percent?: number;
   message?: string;
 }
 
-export type ServerEvent = ReadyEvent | ProgressEvent;
+/** The server could not start (printed instead of "ready"); its log has the details. */
+export interface ErrorEvent {
+  event: 'error';
+  code: string;
+  message: string;
+}
+
+export type ServerEvent = ReadyEvent | ProgressEvent | ErrorEvent;
 
 /** Parses one stdout line; anything that is not a known event is undefined (logged by the caller). */
 export function parseServerLine(line: string): ServerEvent | undefined {
@@ -45,6 +57,13 @@ export function parseServerLine(line: string): ServerEvent | undefined {
       model: typeof value['model'] === 'string' ? value['model'] : 'unknown',
     };
   }
+  if (value['event'] === 'error') {
+    return {
+      event: 'error',
+      code: typeof value['code'] === 'string' ? value['code'] : 'internal',
+      message: typeof value['message'] === 'string' ? value['message'] : 'unknown error',
+    };
+  }
   if (
     value['event'] === 'progress' &&
     ['download', 'build', 'load'].includes(value['stage'] as string)
@@ -56,11 +75,16 @@ export function parseServerLine(line: string): ServerEvent | undefined {
 
 /** Percent done of a progress event, from `percent` or `bytes`/`total`, when known. */
 export function progressPercent(event: ProgressEvent): number | undefined {
+  const ratio = (part: unknown, whole: unknown): number | undefined =>
+    typeof part === 'number' && typeof whole === 'number' && whole > 0
+      ? Math.max(0, Math.min(100, (100 * part) / whole))
+      : undefined;
   if (typeof event.percent === 'number') return Math.max(0, Math.min(100, event.percent));
-  if (typeof event.bytes === 'number' && typeof event.total === 'number' && event.total > 0) {
-    return Math.max(0, Math.min(100, (100 * event.bytes) / event.total));
-  }
-  return undefined;
+  return (
+    ratio(event.overallBytes, event.overallTotal) ??
+    ratio(event.bytes, event.total) ??
+    ratio(event.done, event.total)
+  );
 }
 
 /** The panel's view of a progress event. */

@@ -224,6 +224,19 @@ export class ServerSupervisor extends Disposable {
             onProgress(event);
             continue;
           }
+          if (event.event === 'error') {
+            const action =
+              event.code.startsWith('hub') || /download/i.test(event.message)
+                ? 'download'
+                : 'start';
+            fail(
+              new ServerStartError(
+                `The local server could not ${action} the model: ${event.message}`,
+                'exited',
+              ),
+            );
+            continue;
+          }
           if (settled) continue;
           settled = true;
           clearTimeout(timer);

@@ -8,7 +8,7 @@ import { isTarget, type Target } from '../protocol/targets';
 export type Backend = 'local' | 'openai-compatible';
 export type InsertMode = 'new-document' | 'cursor' | 'replace-selection';
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
-export type Precision = 'auto' | 'fp32' | 'fp16' | 'q8' | 'q4';
+export type Precision = 'auto' | 'fp32' | 'fp16' | 'int4';
 
 export interface Settings {
   backend: Backend;
@@ -89,7 +89,7 @@ export function readSettings(get: (key: keyof Settings) => unknown): Settings {
       ['auto', 'cpu', 'cuda', 'webgpu', 'dml', 'coreml'],
       DEFAULTS.device,
     ),
-    precision: oneOf(get('precision'), ['auto', 'fp32', 'fp16', 'q8', 'q4'], DEFAULTS.precision),
+    precision: oneOf(get('precision'), ['auto', 'fp32', 'fp16', 'int4'], DEFAULTS.precision),
     maxTokens: Math.round(numberIn(get('maxTokens'), 1, 131072, DEFAULTS.maxTokens)),
     temperature: numberIn(get('temperature'), 0, 2, DEFAULTS.temperature),
     topP: numberIn(get('topP'), 0, 1, DEFAULTS.topP),
