@@ -49,14 +49,16 @@ export async function resolveModel(ref: string, options: ResolveOptions): Promis
     const pulled = await pullModel(ref, options);
     return { dir: pulled.dir, name: ref, source: 'hub' };
   } catch (error) {
+    // Only a cache that is still complete will do: a failed update may have replaced files.
+    const stillCached = cached && (await completeCacheDir(ref, options.root));
     if (
-      cached &&
+      stillCached &&
       error instanceof HubError &&
       error.code === 'network' &&
       !options.signal?.aborted
     ) {
-      options.onWarning?.(`${error.message}; using the cached copy in ${cached}`);
-      return { dir: cached, name: ref, source: 'cache' };
+      options.onWarning?.(`${error.message}; using the cached copy in ${stillCached}`);
+      return { dir: stillCached, name: ref, source: 'cache' };
     }
     throw error;
   }

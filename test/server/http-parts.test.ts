@@ -5,6 +5,8 @@ import { parseChatRequest } from '../../server/http/chat-request';
 import { GenerationQueue } from '../../server/http/generation-queue';
 import { checkBearer, checkHost, hostName } from '../../server/http/request-guard';
 import { EngineError } from '../../server/engine/errors';
+import { throttleProgress } from '../../server/hub/progress-throttle';
+import type { DownloadProgress } from '../../server/hub/pull-model';
 
 const LIMITS = { maxImageBytes: 1000, maxImages: 2 };
 const PNG_URL = `data:image/png;base64,${Buffer.from('png bytes').toString('base64')}`;
@@ -280,5 +282,31 @@ describe('generation queue', () => {
     gate.resolve();
     await first;
     assert.equal(ran, false);
+  });
+});
+
+describe('download progress throttle', () => {
+  it('passes one report per interval per file, and always the end of a file', () => {
+    let clock = 0;
+    const seen: string[] = [];
+    const report = throttleProgress(
+      (progress) => seen.push(`${progress.file}:${progress.bytes}`),
+      100,
+      () => clock,
+    );
+    const at = (file: string, bytes: number, total = 10): DownloadProgress => ({
+      file,
+      bytes,
+      total,
+      overallBytes: bytes,
+      overallTotal: total,
+    });
+    report(at('a', 1));
+    report(at('a', 2)); // too soon
+    clock = 150;
+    report(at('a', 3));
+    report(at('a', 10)); // a file's end always passes
+    report(at('b', 1)); // a new file passes
+    assert.deepEqual(seen, ['a:1', 'a:3', 'a:10', 'b:1']);
   });
 });
