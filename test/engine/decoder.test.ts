@@ -5,7 +5,10 @@
  * path with this engine's own vision output.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { readModelConfig } from '../../server/engine/checkpoint/config';
+import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadedModel, VisionOutput } from '../../server/engine/contracts';
@@ -94,6 +97,29 @@ describe('text decoder (fp32, CPU) vs transformers', () => {
       const { first, tokens } = await greedy(model, c, visual);
       assert.ok(maxAbsDiff(first, readF32(c.last_logits)) < LOGIT_TOLERANCE, c.name);
       assert.deepEqual(tokens, c.greedy_new_tokens, c.name);
+    }
+  });
+
+  it('chunked prefill (chunks cutting through the image) gives the same logits and cache', async () => {
+    const c = golden.cases.find((x) => x.name === 'drawio_diagram')!;
+    const [build] = readdirSync(cacheDir).filter((d) => d.startsWith('fp32-'));
+    const session = await ort.InferenceSession.create(join(cacheDir, build, 'decoder.onnx'));
+    try {
+      const chunked = new OnnxTextDecoder(session, readModelConfig(TINY_MODEL), 'float32', 16);
+      const input = { inputIds: c.input_ids, positionIds: c.position_ids, visual: goldenVisual(c) };
+      const whole = await model.decoder.prefill(input);
+      const parts = await chunked.prefill(input);
+      assert.ok(maxAbsDiff(parts, whole) < 1e-4);
+      assert.equal(chunked.pastLength, c.input_ids.length);
+      const token = c.greedy_new_tokens[0];
+      const position = c.input_ids.length + c.rope_deltas[0][0];
+      assert.ok(
+        maxAbsDiff(await chunked.step(token, position), await model.decoder.step(token, position)) <
+          1e-4,
+      );
+      chunked.reset();
+    } finally {
+      await session.release();
     }
   });
 

@@ -13,6 +13,13 @@ import { MropeTables } from './mrope';
 
 export type CacheType = 'float32' | 'float16';
 
+/**
+ * Long prompts are prefilled in chunks: attention scratch grows with chunk x context rather than
+ * context^2 (GroupQueryAttention materialises the scores). Each chunk carries its own rows of the
+ * visual and DeepStack inputs, so injection stays at exactly the visual positions.
+ */
+export const DEFAULT_PREFILL_CHUNK = 1024;
+
 export class OnnxTextDecoder implements TextDecoder {
   private cache: ort.Tensor[] = [];
   private past = 0;
@@ -23,6 +30,7 @@ export class OnnxTextDecoder implements TextDecoder {
     private readonly session: ort.InferenceSession,
     private readonly config: Qwen3VLConfig,
     private readonly cacheType: CacheType,
+    private readonly prefillChunk = DEFAULT_PREFILL_CHUNK,
   ) {
     this.rope = new MropeTables(config.text);
     this.taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
@@ -67,7 +75,26 @@ export class OnnxTextDecoder implements TextDecoder {
         });
       });
     }
-    return this.run(ids, input.positionIds, visual, deepstack);
+    let logits: Float32Array | undefined;
+    for (let start = 0; start < s; start += this.prefillChunk) {
+      const end = Math.min(s, start + this.prefillChunk);
+      const chunkDeepstack = new Float32Array(this.taps * (end - start) * d);
+      for (let tap = 0; tap < this.taps; tap++) {
+        const rows = deepstack.subarray((tap * s + start) * d, (tap * s + end) * d);
+        chunkDeepstack.set(rows, tap * (end - start) * d);
+      }
+      logits = await this.run(
+        ids.slice(start, end),
+        input.positionIds.map((stream) => stream.slice(start, end)) as [
+          number[],
+          number[],
+          number[],
+        ],
+        visual.subarray(start * d, end * d),
+        chunkDeepstack,
+      );
+    }
+    return logits!;
   }
 
   async step(tokenId: number, position: number): Promise<Float32Array> {
