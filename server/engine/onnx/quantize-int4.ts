@@ -40,13 +40,18 @@ export function quantizeInt4(values: Float32Array, n: number, k: number): Int4We
       zeroPoints[row * zpStride + (b >> 1)] |= zp << ((b & 1) * 4);
       const out = start / 2;
       for (let i = 0; i < bs; i += 2) {
-        const q0 = Math.min(15, Math.max(0, Math.round(values[start + i] * inv) + zp));
-        const q1 = Math.min(15, Math.max(0, Math.round(values[start + i + 1] * inv) + zp));
-        packed[out + i / 2] = q0 | (q1 << 4);
+        packed[out + i / 2] =
+          nibble(values[start + i] * inv, zp) | (nibble(values[start + i + 1] * inv, zp) << 4);
       }
     }
   }
   return { packed, scales, zeroPoints };
+}
+
+/** round(x) + zp clamped to [0, 15]; x + zp >= -0.5 within a block, so |0 floors there. */
+function nibble(x: number, zp: number): number {
+  const q = (x + zp + 0.5) | 0;
+  return q < 0 ? 0 : q > 15 ? 15 : q;
 }
 
 /** Inverse of quantizeInt4 (used by tests to bound the quantisation error). */

@@ -8,8 +8,11 @@ import * as ort from 'onnxruntime-node';
 import type { Device, DeviceRequest } from '../contracts';
 import { EngineError } from '../errors';
 
-/** Tried in this order by `auto`; cpu always loads. */
-const AUTO_ORDER: Device[] = ['cuda', 'dml', 'coreml', 'webgpu', 'cpu'];
+/**
+ * Tried in this order by `auto`; cpu always loads. WebGPU comes before Core ML because Core ML
+ * runs none of the contrib operators these graphs use (they would fall back to the CPU).
+ */
+const AUTO_ORDER: Device[] = ['cuda', 'dml', 'webgpu', 'coreml', 'cpu'];
 
 const PLATFORM: Partial<Record<Device, NodeJS.Platform[]>> = {
   dml: ['win32'],
