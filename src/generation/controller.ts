@@ -55,7 +55,8 @@ interface Job {
   formatAs?: GenerateRequest['formatAs'];
   image: SourceImage;
   messages: ChatMessage[];
-  streamTarget: StreamTarget;
+  /** Opens where the code goes; called when the first code arrives. */
+  openTarget: () => Promise<StreamTarget>;
   onProgress: ProgressListener;
 }
 
@@ -68,6 +69,8 @@ export class GenerationController extends Disposable implements GenerationApi {
   readonly onDidStartGeneration = this.startEmitter.event;
   readonly onDidChangeHistory: vscode.Event<HistoryEntry[]>;
   private lastHistoryId: string | undefined;
+  /** The last focused text editor: the panel takes focus, yet "at the cursor" means this one. */
+  private lastEditor: vscode.TextEditor | undefined = vscode.window.activeTextEditor;
 
   constructor(
     private readonly settings: SettingsService,
@@ -78,6 +81,11 @@ export class GenerationController extends Disposable implements GenerationApi {
   ) {
     super();
     this.register(historyStore);
+    this.register(
+      vscode.window.onDidChangeActiveTextEditor((editor) => {
+        if (editor) this.lastEditor = editor;
+      }),
+    );
     this.onDidChangeHistory = historyStore.onDidChange;
     if (historyStore.records().length > 0) {
       void vscode.commands.executeCommand('setContext', 'designToCode.hasResult', true);
@@ -97,6 +105,7 @@ export class GenerationController extends Disposable implements GenerationApi {
     onProgress: ProgressListener,
   ): Promise<GenerationResult> {
     const settings = this.settings.read();
+    const editor = vscode.window.activeTextEditor ?? this.lastEditor;
     const messages = generationMessages(
       request.target,
       imageDataUrl(request.image.bytes, request.image.mimeType),
@@ -108,10 +117,12 @@ export class GenerationController extends Disposable implements GenerationApi {
       formatAs: request.formatAs,
       image: request.image,
       messages,
-      streamTarget: await openStreamTarget(
-        TARGETS[request.target].languageId,
-        request.insertMode ?? settings.insertMode,
-      ),
+      openTarget: () =>
+        openStreamTarget(
+          TARGETS[request.target].languageId,
+          request.insertMode ?? settings.insertMode,
+          editor && !editor.document.isClosed ? editor : undefined,
+        ),
       onProgress,
     })).then(async (outcome) => {
       if (outcome.result.outcome === 'done') {
@@ -175,7 +186,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       target: record.target,
       image,
       messages,
-      streamTarget,
+      openTarget: async () => streamTarget,
       onProgress,
     }));
     outcome.result.historyId = record.id;
@@ -209,7 +220,7 @@ export class GenerationController extends Disposable implements GenerationApi {
         return { document, start: at, length: code.length };
       return { document, start: 0, length: text.length };
     }
-    return openStreamTarget(languageId, 'new-document');
+    return openStreamTarget(languageId, 'new-document', undefined);
   }
 
   stop(requestId?: string): void {
@@ -244,10 +255,12 @@ export class GenerationController extends Disposable implements GenerationApi {
       if (abort.signal.aborted) throw new ChatFailure('aborted', 'Generation stopped.', []);
       onProgress({ stage: 'readingImage' });
       const job = await prepare();
-      stream = new EditorStream(job.streamTarget);
-      const documentUri = job.streamTarget.document.uri.toString();
-      this.rememberSource(documentUri, job.image, this.sources.get(documentUri)?.historyId);
-      this.startEmitter.fire({ documentUri, image: job.image });
+      let documentUri = '';
+      stream = new EditorStream(job.openTarget, (document) => {
+        documentUri = document.uri.toString();
+        this.rememberSource(documentUri, job.image, this.sources.get(documentUri)?.historyId);
+        this.startEmitter.fire({ documentUri, image: job.image });
+      });
 
       let reply = '';
       let tokensPerSecond = 0;
@@ -281,7 +294,7 @@ export class GenerationController extends Disposable implements GenerationApi {
         await stream.finish(undefined).catch(() => undefined);
         if (error instanceof ChatFailure && error.kind === 'aborted') {
           return {
-            code: stream.document.getText(),
+            code: stream.document?.getText() ?? '',
             result: {
               requestId,
               outcome: 'stopped',
@@ -299,7 +312,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       const final = await finalizeReply(reply, job.target, job.formatAs);
       await stream.finish(final.code);
       this.statusBar.setGenerating(false, tokensPerSecond);
-      if (job.target === 'drawio' && final.warnings.length === 0) {
+      if (job.target === 'drawio' && final.warnings.length === 0 && stream.document) {
         void promptSave(stream.document, 'The diagram is ready.');
       }
       if (final.warnings.length > 0) {

@@ -24,8 +24,8 @@ export interface StreamTarget {
 export async function openStreamTarget(
   languageId: string,
   mode: InsertMode,
+  editor: vscode.TextEditor | undefined,
 ): Promise<StreamTarget> {
-  const editor = vscode.window.activeTextEditor;
   if (mode !== 'new-document' && editor) {
     const selection = editor.selection;
     const start = editor.document.offsetAt(
@@ -62,22 +62,39 @@ export class EditorStream implements vscode.Disposable {
   private firstEdit = true;
   private applying = false;
   private failure: unknown;
-  private readonly subscription: vscode.Disposable;
 
-  constructor(private readonly target: StreamTarget) {
+  private target: StreamTarget | undefined;
+  private subscription: vscode.Disposable | undefined;
+
+  /**
+   * `open` is called on the first text to show, so a request that fails before any code
+   * arrives leaves no empty document behind. `onOpen` hears which document was chosen.
+   */
+  constructor(
+    private readonly open: () => Promise<StreamTarget>,
+    private readonly onOpen: (document: vscode.TextDocument) => void = () => undefined,
+  ) {}
+
+  private async opened(): Promise<StreamTarget> {
+    if (this.target) return this.target;
+    const target = await this.open();
+    this.target = target;
     // Keep the range right when the user edits above it while the code streams.
     this.subscription = vscode.workspace.onDidChangeTextDocument((event) => {
       if (event.document !== target.document || this.applying) return;
       for (const change of event.contentChanges) {
-        if (change.rangeOffset + change.rangeLength <= this.target.start) {
-          this.target.start += change.text.length - change.rangeLength;
+        if (change.rangeOffset + change.rangeLength <= target.start) {
+          target.start += change.text.length - change.rangeLength;
         }
       }
     });
+    this.onOpen(target.document);
+    return target;
   }
 
-  get document(): vscode.TextDocument {
-    return this.target.document;
+  /** The document written to, once the first text arrived. */
+  get document(): vscode.TextDocument | undefined {
+    return this.target?.document;
   }
 
   /** Shows `code` in place of what was streamed so far (coalesced: only the latest counts). */
@@ -87,10 +104,7 @@ export class EditorStream implements vscode.Disposable {
     this.pumping = true;
     this.pump = this.pump.then(async () => {
       try {
-        while (
-          this.wanted !== (this.shown ?? '') ||
-          (this.shown === undefined && this.target.length > 0)
-        ) {
+        while (this.wanted !== (this.shown ?? '')) {
           await this.replaceWith(this.wanted, false);
         }
       } catch (error) {
@@ -109,26 +123,20 @@ export class EditorStream implements vscode.Disposable {
   async finish(finalCode: string | undefined): Promise<void> {
     await this.pump;
     if (this.failure) throw this.failure;
+    // Nothing arrived and nothing to write: leave no empty document behind.
+    if (!this.target && !finalCode) return this.dispose();
     await this.replaceWith(finalCode ?? this.shown ?? '', true);
     this.dispose();
   }
 
-  /** The range the generated text occupies now. */
-  range(): vscode.Range {
-    const document = this.target.document;
-    return new vscode.Range(
-      document.positionAt(this.target.start),
-      document.positionAt(this.target.start + this.target.length),
-    );
-  }
-
   private async replaceWith(text: string, last: boolean): Promise<void> {
-    const document = this.target.document;
-    const current = document.getText(this.range());
+    const target = await this.opened();
+    const document = target.document;
+    const current = document.getText(rangeOf(target));
     const prefix = commonPrefix(current, text);
     const suffix = commonSuffix(current, text, prefix);
-    const from = document.positionAt(this.target.start + prefix);
-    const to = document.positionAt(this.target.start + current.length - suffix);
+    const from = document.positionAt(target.start + prefix);
+    const to = document.positionAt(target.start + current.length - suffix);
     const insert = text.slice(prefix, text.length - suffix);
     const range = new vscode.Range(from, to);
     const changes = !range.isEmpty || insert.length > 0;
@@ -144,27 +152,39 @@ export class EditorStream implements vscode.Disposable {
           undoStopBefore,
           undoStopAfter: last,
         });
-        if (!applied && changes) await this.applyWorkspaceEdit(range, insert);
+        if (!applied && changes) await applyWorkspaceEdit(document, range, insert);
       } else if (changes) {
-        await this.applyWorkspaceEdit(range, insert);
+        await applyWorkspaceEdit(document, range, insert);
       }
     } finally {
       this.applying = false;
     }
     this.firstEdit = false;
-    this.target.length = text.length;
+    target.length = text.length;
     this.shown = text;
   }
 
-  private async applyWorkspaceEdit(range: vscode.Range, text: string): Promise<void> {
-    const edit = new vscode.WorkspaceEdit();
-    edit.replace(this.target.document.uri, range, text);
-    if (!(await vscode.workspace.applyEdit(edit))) {
-      throw new Error('VS Code refused the edit (is the document read-only?).');
-    }
-  }
-
   dispose(): void {
-    this.subscription.dispose();
+    this.subscription?.dispose();
+  }
+}
+
+/** The range a stream target's text occupies now. */
+export function rangeOf(target: StreamTarget): vscode.Range {
+  return new vscode.Range(
+    target.document.positionAt(target.start),
+    target.document.positionAt(target.start + target.length),
+  );
+}
+
+async function applyWorkspaceEdit(
+  document: vscode.TextDocument,
+  range: vscode.Range,
+  text: string,
+): Promise<void> {
+  const edit = new vscode.WorkspaceEdit();
+  edit.replace(document.uri, range, text);
+  if (!(await vscode.workspace.applyEdit(edit))) {
+    throw new Error('VS Code refused the edit (is the document read-only?).');
   }
 }
