@@ -1,0 +1,238 @@
+/**
+ * The live preview beside the editor: renders the tracked HTML or Draw.io document, updates
+ * while code streams in and on every edit, and shows the image the document came from.
+ * Pages run their own scripts only when the user allows it (then from the PageServer).
+ */
+import * as vscode from 'vscode';
+import type { HostDependencies, PreviewHandle, SourceImage } from '../generation/api';
+import type { HostToPreview, PreviewContent } from '../protocol/preview';
+import { validatePreviewMessage } from '../protocol/validate';
+import { makeNonce, webviewPage } from '../panel/webviewPage';
+import { Disposable } from '../util/disposable';
+import { PageServer } from './pageServer';
+import { previewKindOf } from './previewKind';
+
+export const PREVIEW_VIEW_TYPE = 'designToCode.preview';
+/** At most one render per this many milliseconds while text streams in or is typed. */
+const UPDATE_INTERVAL_MS = 200;
+
+type Log = Pick<vscode.LogOutputChannel, 'error' | 'warn'>;
+
+export class LivePreview extends Disposable implements PreviewHandle {
+  private panel?: vscode.WebviewPanel;
+  private panelSubscriptions: vscode.Disposable[] = [];
+  private document?: vscode.TextDocument;
+  private ready = false;
+  private updateTimer?: ReturnType<typeof setTimeout>;
+  private server?: Promise<{ server: PageServer; origin: string; url: string }>;
+  private revision = 0;
+  /** Whether the loaded page's CSP lets the page server's frame in. */
+  private scriptsAllowed = false;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly deps: HostDependencies,
+    private readonly log: Log,
+  ) {
+    super();
+    this.register(vscode.window.registerWebviewPanelSerializer(PREVIEW_VIEW_TYPE, this));
+    this.register(vscode.workspace.onDidChangeTextDocument((event) => this.onEdit(event)));
+    this.register(vscode.window.onDidChangeActiveTextEditor((editor) => this.follow(editor)));
+    this.register(deps.settings.onDidChange(() => this.onSettingsChanged()));
+    this.register(
+      deps.api.onDidStartGeneration(({ documentUri, image }) => {
+        if (this.document?.uri.toString() === documentUri) this.sendImage(image);
+        else if (deps.settings.previewAutoOpen()) this.show(documentUri);
+      }),
+    );
+    this.register({
+      dispose: () => {
+        clearTimeout(this.updateTimer);
+        this.panel?.dispose();
+        void this.server?.then(({ server }) => server.close());
+      },
+    });
+  }
+
+  show(documentUri?: string): void {
+    const document = documentUri
+      ? vscode.workspace.textDocuments.find((doc) => doc.uri.toString() === documentUri)
+      : vscode.window.activeTextEditor?.document;
+    if (!document || !previewKindOf(document)) {
+      void vscode.window.showInformationMessage(
+        'The live preview shows HTML documents and Draw.io diagrams: open one first.',
+      );
+      return;
+    }
+    this.document = document;
+    if (this.panel) {
+      this.panel.reveal(undefined, true);
+      this.sendAll();
+    } else {
+      const panel = vscode.window.createWebviewPanel(
+        PREVIEW_VIEW_TYPE,
+        'Preview',
+        { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+        this.webviewOptions(),
+      );
+      this.attach(panel);
+    }
+  }
+
+  /** Called by VS Code after a window reload: previews the active document again. */
+  async deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
+    const document = vscode.window.activeTextEditor?.document;
+    if (document && previewKindOf(document)) this.document = document;
+    panel.webview.options = this.webviewOptions();
+    this.attach(panel);
+  }
+
+  private webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+    return {
+      enableScripts: true,
+      localResourceRoots: [
+        vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'),
+        vscode.Uri.joinPath(this.extensionUri, 'media'),
+      ],
+    };
+  }
+
+  private attach(panel: vscode.WebviewPanel): void {
+    this.panel?.dispose();
+    this.panel = panel;
+    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.svg');
+    this.panelSubscriptions = [
+      panel.webview.onDidReceiveMessage((data: unknown) => this.receive(data)),
+      panel.onDidChangeViewState(() => {
+        if (!panel.visible) this.ready = false;
+      }),
+      panel.onDidDispose(() => {
+        if (this.panel !== panel) return;
+        this.panel = undefined;
+        this.ready = false;
+        for (const subscription of this.panelSubscriptions.splice(0)) subscription.dispose();
+      }),
+    ];
+    void this.loadPage(panel);
+  }
+
+  private onSettingsChanged(): void {
+    if (this.panel && this.deps.settings.previewAllowScripts() !== this.scriptsAllowed) {
+      void this.loadPage(this.panel);
+    }
+  }
+
+  /** (Re)loads the webview's page; its CSP depends on whether page scripts are allowed. */
+  private async loadPage(panel: vscode.WebviewPanel): Promise<void> {
+    this.ready = false;
+    this.scriptsAllowed = this.deps.settings.previewAllowScripts();
+    const webview = panel.webview;
+    const asUri = (...path: string[]) =>
+      webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...path)).toString();
+    const frameSources: string[] = [];
+    if (this.scriptsAllowed) {
+      try {
+        frameSources.push((await this.pageServer()).origin);
+      } catch (error) {
+        this.log.error('The preview page server did not start:', error);
+      }
+    }
+    if (this.panel !== panel) return;
+    const drawioBase = asUri('dist', 'webview', 'drawio');
+    webview.html = webviewPage({
+      title: 'Preview',
+      cspSource: webview.cspSource,
+      nonce: makeNonce(),
+      scriptUri: asUri('dist', 'webview', 'preview.js'),
+      styleUris: [asUri('media', 'webview.css'), asUri('media', 'preview.css')],
+      // Generated pages carry inline styles (the srcdoc frame inherits this policy), and so
+      // does the diagram viewer's output.
+      additions: { 'style-src': ["'unsafe-inline'"], 'frame-src': frameSources },
+      data: { 'drawio-base': drawioBase },
+    });
+  }
+
+  private pageServer(): Promise<{ server: PageServer; origin: string; url: string }> {
+    this.server ??= PageServer.start().then(async (server) => {
+      const external = await vscode.env.asExternalUri(vscode.Uri.parse(server.url));
+      const url = external.toString(true);
+      return { server, url, origin: new URL(url).origin };
+    });
+    this.server.catch(() => (this.server = undefined));
+    return this.server;
+  }
+
+  private receive(data: unknown): void {
+    const result = validatePreviewMessage(data);
+    if (!result.ok) {
+      this.log.error(`Rejected a message from the preview: ${result.error}`);
+      return;
+    }
+    const message = result.value;
+    if (message.type === 'ready') {
+      this.ready = true;
+      this.sendAll();
+    } else {
+      this.log.warn(`The preview could not render ${this.document?.fileName}: ${message.message}`);
+    }
+  }
+
+  private follow(editor: vscode.TextEditor | undefined): void {
+    if (!this.panel || !editor || editor.document === this.document) return;
+    if (!previewKindOf(editor.document)) return;
+    this.document = editor.document;
+    this.sendAll();
+  }
+
+  private onEdit(event: vscode.TextDocumentChangeEvent): void {
+    if (!this.panel || event.document !== this.document || this.updateTimer) return;
+    this.updateTimer = setTimeout(() => {
+      this.updateTimer = undefined;
+      void this.render();
+    }, UPDATE_INTERVAL_MS);
+  }
+
+  private sendAll(): void {
+    void this.render();
+    const uri = this.document?.uri.toString();
+    this.sendImage(uri ? this.deps.api.sourceImageFor(uri) : undefined);
+  }
+
+  private sendImage(image: SourceImage | undefined): void {
+    const dataUrl = (source: SourceImage) =>
+      `data:${source.mimeType};base64,${Buffer.from(source.bytes).toString('base64')}`;
+    this.post({
+      type: 'sourceImage',
+      image: image ? { name: image.name, dataUrl: dataUrl(image) } : null,
+    });
+  }
+
+  private async render(): Promise<void> {
+    const document = this.document;
+    if (!this.panel || !this.ready) return;
+    const title = document ? document.fileName.split(/[\\/]/).pop()! : 'Preview';
+    this.panel.title = `Preview: ${title}`;
+    this.post({ type: 'render', title, content: await this.contentOf(document) });
+  }
+
+  private async contentOf(document: vscode.TextDocument | undefined): Promise<PreviewContent> {
+    if (!document || document.isClosed) {
+      return { kind: 'empty', message: 'Open an HTML document or a Draw.io diagram.' };
+    }
+    const text = document.getText();
+    if (previewKindOf(document) === 'drawio') return { kind: 'drawio', xml: text };
+    if (!this.scriptsAllowed) return { kind: 'html', html: text };
+    try {
+      const { server, url } = await this.pageServer();
+      server.setPage(text);
+      return { kind: 'served', url, revision: ++this.revision };
+    } catch (error) {
+      this.log.error('The preview page server did not start:', error);
+      return { kind: 'html', html: text };
+    }
+  }
+
+  private post(message: HostToPreview): void {
+    if (this.panel && this.ready) void this.panel.webview.postMessage(message);
+  }
+}
