@@ -306,6 +306,9 @@ export class GenerationController extends Disposable implements GenerationApi {
             },
           };
         }
+        if (connection.local && error instanceof ChatFailure && !crashed) {
+          crashed = await this.supervisor.crashedWithin(1500);
+        }
         throw this.toGenerationError(error, crashed);
       }
 

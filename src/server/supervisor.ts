@@ -337,6 +337,25 @@ export class ServerSupervisor extends Disposable {
     }, decision.delayMs);
   }
 
+  /**
+   * Whether the server crashed, waiting up to `ms` for its exit to be reported: a request can
+   * fail on the dropped connection a moment before the process's exit arrives.
+   */
+  crashedWithin(ms: number): Promise<boolean> {
+    if (this.currentState === 'restarting') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        subscription.dispose();
+        resolve(false);
+      }, ms);
+      const subscription = this.onDidCrash(() => {
+        clearTimeout(timer);
+        subscription.dispose();
+        resolve(true);
+      });
+    });
+  }
+
   /** A deliberate stop: no restart follows. */
   async stop(): Promise<void> {
     this.deliberateStop = true;

@@ -1,0 +1,179 @@
+// The local server's life, with the real `dist/cli.js serve` and the tiny golden model:
+// started on first use with the ready handshake, restarted and reported after it is killed
+// (also in the middle of a generation), stopped on request with no restart.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { DesignToCodeExtension } from '../../../src/extension';
+import type { ServerState } from '../../../src/server/supervisor';
+import {
+  closeAllEditors,
+  extensionApi,
+  fixtureImage,
+  fixturesDir,
+  ProgressRecorder,
+  repoRoot,
+  requestId,
+  useSettings,
+  within,
+} from './helpers';
+
+function nextState(
+  extension: DesignToCodeExtension,
+  wanted: ServerState,
+  ms: number,
+): Promise<void> {
+  if (extension.server.state === wanted) return Promise.resolve();
+  return within(
+    new Promise<void>((resolve) => {
+      const subscription = extension.server.onDidChangeState((state) => {
+        if (state !== wanted) return;
+        subscription.dispose();
+        resolve();
+      });
+    }),
+    ms,
+    `server state "${wanted}" (now "${extension.server.state}")`,
+  );
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the local server', function () {
+  this.timeout(240_000);
+  let extension: DesignToCodeExtension;
+  let restore: () => Promise<void>;
+
+  before(async function () {
+    if (!existsSync(path.join(repoRoot(), 'dist', 'cli.js'))) {
+      throw new Error('dist/cli.js is missing: run npm run build before the extension tests');
+    }
+    extension = await extensionApi();
+    await extension.server.stop();
+    restore = await useSettings({
+      backend: 'local',
+      model: path.join(fixturesDir(), 'qwen3vl-tiny', 'model'),
+      serverPath: '',
+      device: 'cpu',
+      maxTokens: 8,
+      temperature: 0,
+      insertMode: 'new-document',
+      previewAutoOpen: false,
+    });
+  });
+
+  after(async () => {
+    await extension.server.stop();
+    await restore();
+    await closeAllEditors();
+  });
+
+  it('is not started by activation, then starts on first use and generates', async () => {
+    assert.equal(extension.server.state, 'stopped');
+    assert.equal(extension.server.pid, undefined);
+    const progress = new ProgressRecorder();
+    const result = await extension.api.generate(
+      {
+        requestId: requestId(),
+        image: fixtureImage('small_40x30.png'),
+        target: 'html',
+        instruction: '',
+      },
+      progress.listener,
+    );
+    assert.equal(result.outcome, 'done');
+    assert.ok(result.tokens > 0 && result.tokens <= 8, `tokens: ${result.tokens}`);
+    assert.equal(extension.server.state, 'ready');
+    assert.equal(progress.events[0]!.stage, 'startingServer');
+    assert.ok(extension.server.info?.endpoint.startsWith('http://127.0.0.1:'));
+    assert.ok(extension.server.info?.device);
+  });
+
+  it('is restarted and reported after it is killed', async () => {
+    await extension.api.generate(
+      {
+        requestId: requestId(),
+        image: fixtureImage('small_40x30.png'),
+        target: 'html',
+        instruction: '',
+      },
+      () => undefined,
+    );
+    const before = extension.server.pid!;
+    const restarts = extension.server.restarts;
+    const crash = new Promise<{ willRestart: boolean; signal: string | null }>((resolve) => {
+      const subscription = extension.server.onDidCrash((report) => {
+        subscription.dispose();
+        resolve(report);
+      });
+    });
+    process.kill(before, 'SIGKILL');
+    const report = await within(crash, 10_000, 'the crash report');
+    assert.equal(report.signal, 'SIGKILL');
+    assert.equal(report.willRestart, true);
+    await nextState(extension, 'ready', 120_000);
+    assert.equal(extension.server.restarts, restarts + 1);
+    assert.notEqual(extension.server.pid, before);
+    const again = await extension.api.generate(
+      {
+        requestId: requestId(),
+        image: fixtureImage('small_40x30.png'),
+        target: 'html',
+        instruction: '',
+      },
+      () => undefined,
+    );
+    assert.equal(again.outcome, 'done');
+  });
+
+  it('fails the request in flight with a clear message when the server dies mid-generation', async () => {
+    await extension.server.ensureStarted();
+    const restoreTokens = await useSettings({ maxTokens: 4000 });
+    try {
+      const progress = new ProgressRecorder();
+      const running = extension.api.generate(
+        {
+          requestId: requestId(),
+          image: fixtureImage('mockup_320x256.png'),
+          target: 'html',
+          instruction: '',
+        },
+        progress.listener,
+      );
+      await within(
+        progress.when((event) => event.stage === 'readingImage'),
+        30_000,
+        'the request to be sent',
+      );
+      process.kill(extension.server.pid!, 'SIGKILL');
+      await assert.rejects(running, (error: Error & { code?: string; actions?: string[] }) => {
+        assert.equal(error.name, 'GenerationError');
+        assert.equal(error.code, 'serverCrashed');
+        assert.match(error.message, /stopped unexpectedly while generating/);
+        assert.deepEqual(error.actions, ['showLog', 'restartServer']);
+        return true;
+      });
+      await nextState(extension, 'ready', 120_000);
+    } finally {
+      await restoreTokens();
+    }
+  });
+
+  it('stops on request, ends its process and does not come back', async () => {
+    await extension.server.ensureStarted();
+    const pid = extension.server.pid!;
+    await extension.server.stop();
+    assert.equal(extension.server.state, 'stopped');
+    assert.equal(isAlive(pid), false);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(extension.server.state, 'stopped');
+    assert.equal(extension.server.pid, undefined);
+  });
+});
