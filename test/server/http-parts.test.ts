@@ -286,6 +286,14 @@ describe('generation queue', () => {
 });
 
 describe('download progress throttle', () => {
+  const at = (file: string, bytes: number, total = 10): DownloadProgress => ({
+    file,
+    bytes,
+    total,
+    overallBytes: bytes,
+    overallTotal: total,
+  });
+
   it('passes one report per interval per file, and always the end of a file', () => {
     let clock = 0;
     const seen: string[] = [];
@@ -294,19 +302,23 @@ describe('download progress throttle', () => {
       100,
       () => clock,
     );
-    const at = (file: string, bytes: number, total = 10): DownloadProgress => ({
-      file,
-      bytes,
-      total,
-      overallBytes: bytes,
-      overallTotal: total,
-    });
     report(at('a', 1));
-    report(at('a', 2)); // too soon
+    report(at('a', 2)); // too soon: held back
     clock = 150;
     report(at('a', 3));
     report(at('a', 10)); // a file's end always passes
     report(at('b', 1)); // a new file passes
     assert.deepEqual(seen, ['a:1', 'a:3', 'a:10', 'b:1']);
+  });
+
+  it('sends a held-back report when the interval ends, so a stall shows the real bytes', async () => {
+    const seen: number[] = [];
+    const report = throttleProgress((progress) => seen.push(progress.bytes), 20);
+    report(at('a', 1));
+    report(at('a', 2));
+    report(at('a', 5));
+    assert.deepEqual(seen, [1]);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    assert.deepEqual(seen, [1, 5]);
   });
 });

@@ -145,7 +145,7 @@ describe('design-to-code serve (the built CLI)', function () {
 
   describe('with a hub id', () => {
     let hub: LoopbackHub;
-    before(async () => {
+    beforeEach(async () => {
       const files = readdirSync(TINY_MODEL_DIR).map((path) => ({
         path,
         content: readFileSync(join(TINY_MODEL_DIR, path)),
@@ -153,7 +153,38 @@ describe('design-to-code serve (the built CLI)', function () {
       }));
       hub = await startLoopbackHub('acme/tiny-vl', files);
     });
-    after(() => hub.close());
+    afterEach(async () => {
+      await hub.close();
+      await rm(join(work, 'models'), { recursive: true, force: true });
+    });
+
+    it('stops on SIGTERM in the middle of a download, then resumes where it stopped', async () => {
+      const stalledAt = 3_000_000;
+      hub.misbehave.stallAfter = { path: 'model.safetensors', bytes: stalledAt };
+      const environment = { HF_ENDPOINT: hub.url, DESIGN_TO_CODE_TOKEN: 'token-from-env' };
+      const first = start(['--model', 'acme/tiny-vl'], environment);
+      await first.waitFor(
+        (event) => event.file === 'model.safetensors' && event.bytes >= stalledAt,
+      );
+      first.child.kill('SIGTERM');
+      assert.deepEqual(await first.exited, { code: 0, signal: null });
+      assert.ok(!first.events.some((event) => event.event === 'ready' || event.event === 'error'));
+      const dir = join(work, 'models', 'acme--tiny-vl');
+      assert.ok(!existsSync(join(dir, 'model.safetensors')), 'no complete-looking file');
+
+      const second = start(['--model', 'acme/tiny-vl'], environment);
+      await second.waitFor((event) => event.event === 'ready');
+      const resumed = second.events.filter((event) => event.file === 'model.safetensors');
+      assert.ok(
+        resumed[0].bytes >= stalledAt,
+        'the second run starts from the bytes already on disk',
+      );
+      assert.ok(
+        hub.log.some((line) => line.includes('/resolve/') && line.includes(`bytes=${stalledAt}-`)),
+      );
+      second.child.kill('SIGTERM');
+      assert.equal((await second.exited).code, 0);
+    });
 
     it('downloads the model with progress lines, serves it, and serves it --offline afterwards', async () => {
       const served = start(['--model', 'acme/tiny-vl'], {

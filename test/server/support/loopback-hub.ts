@@ -19,6 +19,8 @@ export interface HubFile {
 export interface Misbehaviour {
   /** Close the socket after this many body bytes of the next download of `path`, once. */
   cutAfter?: { path: string; bytes: number };
+  /** Send this many body bytes of `path`, then hold the connection open without sending more. */
+  stallAfter?: { path: string; bytes: number };
   /** Serve these bytes instead of the real ones for `path` (the listing keeps the real hash). */
   corrupt?: { path: string; content: Buffer };
 }
@@ -153,6 +155,12 @@ function serveFile(
   const body = content.subarray(start, end + 1);
   headers['content-length'] = String(body.length);
   response.writeHead(status, headers);
+  const stall = hub.misbehave.stallAfter;
+  if (stall?.path === file.path && body.length > 1) {
+    hub.misbehave.stallAfter = undefined;
+    response.write(body.subarray(0, stall.bytes));
+    return;
+  }
   const cut = hub.misbehave.cutAfter;
   if (cut?.path === file.path && body.length > 1) {
     hub.misbehave.cutAfter = undefined;
