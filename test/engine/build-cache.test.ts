@@ -91,7 +91,7 @@ describe('ONNX build cache', () => {
     assert.equal(typeof GRAPH_VERSION, 'number');
   });
 
-  it('rebuilds when the checkpoint changes', async () => {
+  it('rebuilds when the checkpoint changes and drops the stale build', async () => {
     const model = mkdtempSync(join(tmpdir(), 'd2c-model-'));
     try {
       for (const f of ['config.json', 'model.safetensors'])
@@ -100,9 +100,13 @@ describe('ONNX build cache', () => {
       const config = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
       config.text_config.rms_norm_eps = 1e-5;
       writeFileSync(join(model, 'config.json'), JSON.stringify(config));
+      const before = builtDirs(cacheDir);
       const events = await loadOnce(model, cacheDir);
       assert.ok(events.some((e) => e.stage === 'build'));
-      assert.equal(builtDirs(cacheDir).length, 2);
+      // The stale build of that checkpoint is replaced by the new one.
+      const after = builtDirs(cacheDir);
+      assert.equal(after.length, 1);
+      assert.notEqual(after[0], before[0]);
     } finally {
       rmSync(model, { recursive: true, force: true });
     }

@@ -11,7 +11,7 @@ import { float32ToFloat16Bits } from './float16';
 export const DataType = onnx.TensorProto.DataType;
 export type DataType = onnx.TensorProto.DataType;
 
-/** Elements per byte-size lookup for the element types this engine writes. */
+/** Bytes per element of the element types this engine writes. */
 const BYTES: Partial<Record<DataType, number>> = {
   [DataType.FLOAT]: 4,
   [DataType.FLOAT16]: 2,
@@ -130,7 +130,9 @@ export class GraphBuilder {
     options: { generated?: boolean } = {},
   ): string {
     this.claim(name);
-    const length = dims.reduce((a, b) => a * b, 1) * (BYTES[type] ?? 1);
+    const size = BYTES[type];
+    if (!size) throw new Error(`initializer ${name}: unsupported element type ${type}`);
+    const length = dims.reduce((a, b) => a * b, 1) * size;
     const tensor: onnx.ITensorProto = { name, dataType: type, dims };
     // Generated constants are cheap to produce even in a dry run; weights are not read there.
     if (length <= INLINE_LIMIT && (options.generated || !this.sink.dryRun)) {

@@ -9,12 +9,16 @@
  *
  * Builds go to a temporary sibling directory that is renamed into place only when complete
  * (build.json is written last), so an interrupted build is never mistaken for a finished one.
+ * A new build replaces the older builds of the same checkpoint directory and precision (they
+ * are stale: the checkpoint or the graph version changed), so the cache does not grow without
+ * bound as models are updated.
  */
 import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   renameSync,
   rmSync,
   statSync,
@@ -61,6 +65,8 @@ interface Manifest {
   graphVersion: number;
   precision: Precision;
   key: string;
+  /** The checkpoint directory this was built from. */
+  source: string;
   files: Record<string, number>;
 }
 
@@ -71,6 +77,7 @@ export function ensureBuild(
   precision: Precision,
   estimatedBytes: number,
   build: (dir: string) => void,
+  source = '',
 ): CachedBuild {
   const dir = join(cacheDir, `${precision}-${key}`);
   const result = (built: boolean): CachedBuild => ({
@@ -92,7 +99,7 @@ export function ensureBuild(
         if (existsSync(join(tmp, name))) files[name] = statSync(join(tmp, name)).size;
       }
     }
-    const manifest: Manifest = { graphVersion: GRAPH_VERSION, precision, key, files };
+    const manifest: Manifest = { graphVersion: GRAPH_VERSION, precision, key, source, files };
     writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
     // A stale or partial directory under the final name is replaced.
     if (existsSync(dir) && !isComplete(dir, key)) rmSync(dir, { recursive: true, force: true });
@@ -103,10 +110,24 @@ export function ensureBuild(
       if (!isComplete(dir, key)) throw error;
       rmSync(tmp, { recursive: true, force: true });
     }
+    if (source) removeStaleBuilds(cacheDir, dir, source, precision);
     return result(true);
   } catch (error) {
     rmSync(tmp, { recursive: true, force: true });
     throw asDiskError(error, cacheDir, estimatedBytes);
+  }
+}
+
+function removeStaleBuilds(cacheDir: string, keep: string, source: string, precision: Precision) {
+  for (const entry of readdirSync(cacheDir)) {
+    const dir = join(cacheDir, entry);
+    if (dir === keep || !entry.startsWith(`${precision}-`)) continue;
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
+      if (manifest.source === source) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // not a build of ours (or unreadable): leave it alone
+    }
   }
 }
 

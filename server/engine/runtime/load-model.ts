@@ -3,6 +3,7 @@
  * the requested precision -> onnxruntime sessions on the requested device -> LoadedModel.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type Qwen3VLConfig, readModelConfig } from '../checkpoint/config';
 import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
@@ -53,22 +54,29 @@ export async function loadModel(
     );
   }
   const key = buildKey(
-    readFileSync(`${modelDir}/config.json`, 'utf8'),
+    readFileSync(join(modelDir, 'config.json'), 'utf8'),
     checkpoint.shards,
     precision,
   );
   // A dry run sizes the build (for the free-space check) without reading any weight.
   const dry = buildGraphs(config, source, precision, { sourceName: modelDir });
   const estimated = dry.dataBytes.vision + dry.dataBytes.decoder;
-  const build = ensureBuild(cacheDir, key, precision, estimated, (dir) => {
-    let done = 0;
-    buildGraphs(config, source, precision, {
-      outDir: dir,
-      sourceName: modelDir,
-      onPart: (part) => progress({ stage: 'build', item: part, done: done++, total: 2 }),
-    });
-    progress({ stage: 'build', item: 'decoder', done: 2, total: 2 });
-  });
+  const build = ensureBuild(
+    cacheDir,
+    key,
+    precision,
+    estimated,
+    (dir) => {
+      let done = 0;
+      buildGraphs(config, source, precision, {
+        outDir: dir,
+        sourceName: modelDir,
+        onPart: (part) => progress({ stage: 'build', item: part, done: done++, total: 2 }),
+      });
+      progress({ stage: 'build', item: 'decoder', done: 2, total: 2 });
+    },
+    resolve(modelDir),
+  );
 
   const failures: string[] = [];
   for (const device of candidateDevices(request)) {
