@@ -176,8 +176,8 @@ async function prepare(options: Options): Promise<void> {
     device: 'cpu',
     onProgress: (p) =>
       p.stage === 'build' &&
-      p.done < p.total &&
-      console.error(`building ${options.precision} ${p.item} ...`),
+      p.done === 0 &&
+      console.error(`building ${options.precision} ${p.item} (${p.total} tensors) ...`),
   });
   await model.dispose();
   console.error(`model ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -139,8 +139,13 @@ export function shapeOnlySource(shapes: Record<string, number[]>): WeightSource 
 /** Tracks what a build consumed, so a plan/graph mismatch is caught (every tensor used once). */
 export class WeightTracker {
   private readonly used = new Set<string>();
+  private readonly seen = new Set<string>();
 
-  constructor(readonly source: WeightSource) {}
+  /** `onRead` hears each tensor the first time its values are read (build progress). */
+  constructor(
+    readonly source: WeightSource,
+    private readonly onRead?: (name: string) => void,
+  ) {}
 
   /** Shape of a tensor the graph is about to use; throws naming it when absent or mis-shaped. */
   shape(name: string, expected?: number[]): number[] {
@@ -158,7 +163,12 @@ export class WeightTracker {
 
   read(name: string): Float32Array {
     this.used.add(name);
-    return this.source.readFloat32(name);
+    const values = this.source.readFloat32(name);
+    if (!this.seen.has(name)) {
+      this.seen.add(name);
+      this.onRead?.(name);
+    }
+    return values;
   }
 
   get consumed(): ReadonlySet<string> {

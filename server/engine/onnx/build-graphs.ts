@@ -6,7 +6,13 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Qwen3VLConfig } from '../checkpoint/config';
-import { type WeightSource, WeightTracker, validateWeights, LM_HEAD } from '../checkpoint/weights';
+import {
+  type WeightSource,
+  WeightTracker,
+  validateWeights,
+  LM_HEAD,
+  VISION_PREFIX,
+} from '../checkpoint/weights';
 import type { Precision } from '../contracts';
 import { EngineError } from '../errors';
 import { buildDecoderGraph } from './decoder-graph';
@@ -56,17 +62,32 @@ export function buildGraphs(
   config: Qwen3VLConfig,
   source: WeightSource,
   precision: Precision,
-  options: { outDir?: string; sourceName?: string; onPart?: (part: GraphPart) => void } = {},
+  options: {
+    outDir?: string;
+    sourceName?: string;
+    /** Tensors of `part` written so far, out of `total`. */
+    onProgress?: (part: GraphPart, done: number, total: number) => void;
+  } = {},
 ): BuildSummary {
   validateWeights(config, source.shapes, options.sourceName ?? 'checkpoint');
-  const tracker = new WeightTracker(source);
+  const partOf = (name: string): GraphPart =>
+    name.startsWith(VISION_PREFIX) ? 'vision' : 'decoder';
+  const totals = { vision: 0, decoder: 0 };
+  for (const name of source.shapes.keys()) {
+    if (!(name === LM_HEAD && config.text.tieWordEmbeddings)) totals[partOf(name)]++;
+  }
+  const done = { vision: 0, decoder: 0 };
+  const tracker = new WeightTracker(source, (name) => {
+    const part = partOf(name);
+    options.onProgress?.(part, ++done[part], totals[part]);
+  });
   const summary: BuildSummary = {
     nodes: { vision: 0, decoder: 0 },
     dataBytes: { vision: 0, decoder: 0 },
     consumed: new Set(),
   };
   for (const part of ['vision', 'decoder'] as const) {
-    options.onPart?.(part);
+    options.onProgress?.(part, 0, totals[part]);
     const file = GRAPH_FILES[part];
     const sink: ExternalDataSink = options.outDir
       ? new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`)

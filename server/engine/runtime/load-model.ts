@@ -67,13 +67,12 @@ export async function loadModel(
     precision,
     estimated,
     (dir) => {
-      let done = 0;
       buildGraphs(config, source, precision, {
         outDir: dir,
         sourceName: modelDir,
-        onPart: (part) => progress({ stage: 'build', item: part, done: done++, total: 2 }),
+        // item: the graph being built; done/total: its checkpoint tensors converted so far.
+        onProgress: (item, done, total) => progress({ stage: 'build', item, done, total }),
       });
-      progress({ stage: 'build', item: 'decoder', done: 2, total: 2 });
     },
     resolve(modelDir),
   );
