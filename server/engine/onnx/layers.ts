@@ -45,7 +45,7 @@ export function transpose(values: Float32Array, rows: number, cols: number): Flo
 
 /**
  * y = x @ W^T (+ b) for a checkpoint Linear whose weight is `${prefix}.weight` [out, in].
- * `shape` is the checkpoint's [out, in] when the caller reshapes (the patch-embedding conv).
+ * `outIn` views a higher-rank weight as [out, in] (the patch embedding's Conv3d kernel).
  */
 export function linear(
   ctx: LayerContext,
@@ -57,6 +57,9 @@ export function linear(
   const name = `${prefix}.weight`;
   const shape = weights.shape(name);
   const [out, inner] = options.outIn ?? (shape as [number, number]);
+  if (out * inner !== shape.reduce((a, b) => a * b, 1)) {
+    throw new Error(`${name} [${shape}] cannot be viewed as [${out}, ${inner}]`);
+  }
   const format = options.format ?? ctx.linearFormat;
   const bias = options.bias ? weight(ctx, `${prefix}.bias`, [out]) : undefined;
   if (format === 'int4' && inner % INT4_BLOCK_SIZE === 0) {
