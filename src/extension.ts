@@ -9,6 +9,7 @@ import type { GenerationApi, PanelHandle, PreviewHandle } from './generation/api
 import { GenerationController } from './generation/controller';
 import { HistoryStore } from './generation/history';
 import { registerPanel } from './panel';
+import { registerPreview } from './preview';
 import { registerImagePaste } from './paste/imagePaste';
 import { ApiKeyStore } from './secrets/apiKey';
 import { SettingsService } from './settings/settings';
@@ -49,7 +50,7 @@ export function activate(context: vscode.ExtensionContext): DesignToCodeExtensio
   const api = track(new GenerationController(settings, server, apiKeys, history, statusBar));
 
   const panel: PanelHandle = track(registerPanel(context, { api, settings }, log));
-  const preview: PreviewHandle | undefined = undefined;
+  const preview: PreviewHandle = track(registerPreview(context, { api, settings }, log));
 
   track(
     settings.onDidChangeServerSettings(() => {

@@ -67,8 +67,9 @@ export class ServerSupervisor extends Disposable {
   readonly onDidChangeState = this.stateEmitter.event;
   /** Fires when the server exits without being asked to (a request in flight has failed). */
   readonly onDidCrash = this.crashEmitter.event;
-  /** How many times the server was restarted after a crash since activation. */
+  /** How many times the server came back after a crash since activation. */
   restarts = 0;
+  private recovering = false;
 
   constructor(private readonly options: SupervisorOptions) {
     super();
@@ -249,6 +250,10 @@ export class ServerSupervisor extends Disposable {
           log.info(
             `Server ready on port ${event.port} (device ${event.device}, model ${event.model}).`,
           );
+          if (this.recovering) {
+            this.recovering = false;
+            this.restarts++;
+          }
           this.setState('ready');
           resolve(this.connection);
         }
@@ -314,11 +319,11 @@ export class ServerSupervisor extends Disposable {
     this.options.log.warn(
       `The server stopped unexpectedly (${how}); restarting in ${decision.delayMs} ms.`,
     );
+    this.recovering = true;
     this.restartTimer = setTimeout(() => {
       if (this.deliberateStop || this.isDisposed) return;
       this.ensureStarted()
         .then(() => {
-          this.restarts++;
           void vscode.window
             .showWarningMessage(
               `The Design to Code server stopped unexpectedly (${how}) and was restarted.`,
@@ -359,6 +364,7 @@ export class ServerSupervisor extends Disposable {
   /** A deliberate stop: no restart follows. */
   async stop(): Promise<void> {
     this.deliberateStop = true;
+    this.recovering = false;
     clearTimeout(this.restartTimer);
     const child = this.child;
     this.connection = undefined;
