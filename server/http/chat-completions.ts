@@ -28,6 +28,8 @@ export interface ChatContext {
   limits: ChatRequestLimits & { maxBodyBytes: number; requestTimeoutMs: number };
   /** Fires when the server shuts down: running and waiting generations stop. */
   shutdown: AbortSignal;
+  /** The server's error mapping (it logs unexpected errors with a reference). */
+  toApiError: (error: unknown) => ApiError;
   log: (line: string) => void;
 }
 
@@ -117,21 +119,16 @@ export async function handleChatCompletion(
       sendJson(response, 200, completionBody(identity, result));
     }
   } catch (error) {
-    if (!streaming) throw error;
+    // A stop we asked for (timeout, shutdown, client gone) is reported as such, however the
+    // engine ended.
+    const reason = controller.signal.reason;
+    const failure = controller.signal.aborted && reason instanceof ApiError ? reason : error;
+    if (!streaming) throw failure;
     // Headers are out: the error travels as a last event, as OpenAI does mid-stream.
-    const apiError = error instanceof ApiError ? error : undefined;
-    if (!response.destroyed) {
-      const body = apiError?.toJSON() ?? {
-        error: {
-          message: 'The generation failed; see the server log',
-          type: 'server_error',
-          code: 'internal_error',
-          param: null,
-        },
-      };
-      response.end(encodeEvent(body) + DONE_EVENT);
+    const apiError = context.toApiError(failure);
+    if (apiError.status !== 499 && !response.destroyed) {
+      response.end(encodeEvent(apiError.toJSON()) + DONE_EVENT);
     }
-    if (!apiError) throw error;
   } finally {
     clearTimeout(timer);
     response.off('close', onClose);

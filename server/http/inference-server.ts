@@ -125,13 +125,7 @@ export class InferenceServer {
       checkBearer(request.headers.authorization, this.options.token);
       await this.route(route, request, response);
     } catch (error) {
-      const apiError = toApiError(error, (reference, cause) =>
-        this.log(
-          `error ${reference} on ${request.method} ${request.url}: ${
-            cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)
-          }`,
-        ),
-      );
+      const apiError = this.toApiError(error, request);
       if (apiError.status === 499) return; // nobody left to answer
       // An unread body (413) would keep the connection busy: close it after the answer.
       const headers: Record<string, string> =
@@ -140,6 +134,17 @@ export class InferenceServer {
       if (apiError.status === 503 || apiError.status === 429) headers['retry-after'] = '1';
       sendJson(response, apiError.status, apiError.toJSON(), headers);
     }
+  }
+
+  /** Any failure as an ApiError; unexpected ones are logged under the reference they carry. */
+  private toApiError(error: unknown, request: IncomingMessage): ApiError {
+    return toApiError(error, (reference, cause) =>
+      this.log(
+        `error ${reference} on ${request.method} ${request.url}: ${
+          cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)
+        }`,
+      ),
+    );
   }
 
   private async route(route: string, request: IncomingMessage, response: ServerResponse) {
@@ -163,6 +168,7 @@ export class InferenceServer {
           metrics: this.metrics,
           limits: this.limits,
           shutdown: this.shutdown.signal,
+          toApiError: (error) => this.toApiError(error, request),
           log: this.log,
         });
       case '/v1/models':

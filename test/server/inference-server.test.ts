@@ -509,6 +509,14 @@ describe('inference server with the tiny model over loopback HTTP', function () 
         logs.some((line) => line.includes(`error ${reference}`)),
         logs.join('\n'),
       );
+
+      // Once the stream has begun, the same failure arrives as the last event before [DONE].
+      const streamed = await streamChat(handle, { ...LONG_RUN, max_tokens: 4 });
+      assert.equal(streamed.events.at(-1), '[DONE]');
+      const failure = streamed.events.at(-2);
+      assert.equal(failure.error.code, 'internal_error');
+      const streamedReference = failure.error.message.match(/log reference (\w+)/)?.[1];
+      assert.ok(logs.some((line) => line.includes(`error ${streamedReference}`)));
     } finally {
       await server.close();
     }
