@@ -41,6 +41,10 @@ export class ApiError extends Error {
 export const badRequest = (code: string, message: string, param: string | null = null) =>
   new ApiError(400, 'invalid_request_error', code, message, param);
 
+/** The client went away: nobody is left to answer (499 is nginx's name for it). */
+export const clientClosed = () =>
+  new ApiError(499, 'invalid_request_error', 'client_closed', 'The client closed the connection');
+
 /**
  * Any failure becomes an ApiError. Engine refusals keep their message (it says what to change);
  * anything unexpected becomes a 500 whose reference id is also written to the log, so a user

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Engine, GenerationResult } from '../engine/contracts';
-import { ApiError } from './api-error';
+import { ApiError, clientClosed } from './api-error';
 import { parseChatRequest, type ChatRequestLimits } from './chat-request';
 import {
   chunkBody,
@@ -32,9 +32,6 @@ export interface ChatContext {
   toApiError: (error: unknown) => ApiError;
   log: (line: string) => void;
 }
-
-export const clientClosed = () =>
-  new ApiError(499, 'invalid_request_error', 'client_closed', 'The client closed the connection');
 
 export async function handleChatCompletion(
   request: IncomingMessage,

@@ -1,6 +1,6 @@
 /** Reads a JSON request body, refusing oversized bodies early and naming what is wrong. */
 import type { IncomingMessage } from 'node:http';
-import { ApiError, badRequest } from './api-error';
+import { ApiError, badRequest, clientClosed } from './api-error';
 
 export async function readJsonBody(request: IncomingMessage, maxBytes: number): Promise<unknown> {
   const type = request.headers['content-type'];

@@ -87,5 +87,9 @@ export function toHubError(error: unknown, context: string): HubError {
       cause: error,
     });
   }
-  return new HubError('network', `${context}: ${detail}`, { cause: error });
+  return new HubError(
+    'network',
+    `${context}: ${detail} (check the connection or HF_ENDPOINT; --offline uses the cache only)`,
+    { cause: error },
+  );
 }
