@@ -10,6 +10,7 @@ import { validatePreviewMessage } from '../protocol/validate';
 import { makeNonce, webviewPage } from '../panel/webviewPage';
 import { Disposable } from '../util/disposable';
 import { PageServer } from './pageServer';
+import { previewCspAdditions } from './previewCsp';
 import { previewKindOf } from './previewKind';
 
 export const PREVIEW_VIEW_TYPE = 'designToCode.preview';
@@ -145,9 +146,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
       nonce: makeNonce(),
       scriptUri: asUri('dist', 'webview', 'preview.js'),
       styleUris: [asUri('media', 'webview.css'), asUri('media', 'preview.css')],
-      // Generated pages carry inline styles (the srcdoc frame inherits this policy), and so
-      // does the diagram viewer's output.
-      additions: { 'style-src': ["'unsafe-inline'"], 'frame-src': frameSources },
+      additions: previewCspAdditions(frameSources),
       data: { 'drawio-base': drawioBase },
     });
   }
