@@ -1,0 +1,68 @@
+import { strict as assert } from 'node:assert';
+import { MAX_IMAGE_BYTES } from '../../src/protocol/panel';
+import { imageFileProblem, imageMimeType } from '../../webview/panel/imageFile';
+import { describeDone, describeProgress } from '../../webview/panel/progressText';
+import { fitScale } from '../../webview/preview/layout';
+
+describe('panel progress wording', () => {
+  it('says what is happening with the numbers that matter', () => {
+    assert.deepEqual(describeProgress({ stage: 'startingServer' }), {
+      text: 'Starting the local model server…',
+    });
+    assert.deepEqual(describeProgress({ stage: 'downloading', percent: 99.9 }), {
+      text: 'Downloading the model: 99%',
+      percent: 99.9,
+    });
+    assert.deepEqual(describeProgress({ stage: 'building', item: 'vision encoder', percent: 5 }), {
+      text: 'Preparing the model for this machine (vision encoder): 5%',
+      percent: 5,
+    });
+    assert.equal(describeProgress({ stage: 'readingImage' }).text, 'Reading the image…');
+    assert.equal(
+      describeProgress({ stage: 'generating', tokens: 0, tokensPerSecond: 0 }).text,
+      'Generating…',
+    );
+    assert.equal(
+      describeProgress({ stage: 'generating', tokens: 1500, tokensPerSecond: 41.26 }).text,
+      'Generating: 1500 tokens at 41 tok/s',
+    );
+    assert.equal(describeDone(12, 3.14159), 'Done: 12 tokens at 3.1 tok/s.');
+  });
+});
+
+describe('panel image checks', () => {
+  it('knows the image type from the MIME type, else from the name', () => {
+    assert.equal(imageMimeType({ name: 'a.bin', type: 'image/webp' }), 'image/webp');
+    assert.equal(imageMimeType({ name: 'Shot.JPG', type: '' }), 'image/jpeg');
+    assert.equal(
+      imageMimeType({ name: 'd.svg', type: 'application/octet-stream' }),
+      'image/svg+xml',
+    );
+    assert.equal(imageMimeType({ name: 'a.png', type: 'text/plain' }), undefined);
+    assert.equal(imageMimeType({ name: 'a.tiff', type: 'image/tiff' }), undefined);
+  });
+
+  it('refuses other formats and images over the limit, with a reason', () => {
+    assert.equal(
+      imageFileProblem({ name: 'a.png', type: 'image/png', size: MAX_IMAGE_BYTES }),
+      undefined,
+    );
+    assert.match(
+      imageFileProblem({ name: 'a.png', type: 'image/png', size: MAX_IMAGE_BYTES + 1 })!,
+      /a\.png is 20\.0 MB; the limit is 20 MB/,
+    );
+    assert.match(
+      imageFileProblem({ name: 'scan.tiff', type: 'image/tiff', size: 10 })!,
+      /scan\.tiff is not a PNG, JPEG, WebP, GIF or SVG image/,
+    );
+  });
+});
+
+describe('preview scaling', () => {
+  it('shrinks a page wider than the view, never enlarges one', () => {
+    assert.equal(fitScale(375, 800), 1);
+    assert.equal(fitScale(1280, 640), 0.5);
+    assert.equal(fitScale(1280, 0), 1);
+    assert.equal(fitScale(1280, 10), 0.1);
+  });
+});
