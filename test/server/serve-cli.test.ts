@@ -134,6 +134,20 @@ describe('design-to-code serve (the built CLI)', function () {
     assert.deepEqual(await served.exited, { code: 0, signal: null });
   });
 
+  it('explains a bad option and exits 2 without printing events', async () => {
+    for (const [args, message] of [
+      [['--device', 'quantum'], /--device must be one of auto, cpu/],
+      [['--port', 'eighty'], /--port must be an integer/],
+      [['--precision', 'int3'], /--precision must be one of/],
+      [['--nonsense'], /Unknown option '--nonsense'/],
+    ] as const) {
+      const served = start([...args]);
+      assert.deepEqual(await served.exited, { code: 2, signal: null });
+      assert.deepEqual(served.events, []);
+      assert.match(served.stderr.join('\n'), message);
+    }
+  });
+
   it('refuses --offline for a model that is not cached: one error line, exit 1', async () => {
     const served = start(['--model', 'acme/not-cached', '--offline']);
     assert.deepEqual(await served.exited, { code: 1, signal: null });
