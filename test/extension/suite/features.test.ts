@@ -1,0 +1,116 @@
+// The command and history paths around a generation, against the loopback OpenAI stand-in:
+// the explorer's "generate from image file" command, reopening a generation from the
+// history, and a draw.io PNG export whose diagram opens without inference.
+import assert from 'node:assert/strict';
+import { crc32 } from 'node:zlib';
+import * as vscode from 'vscode';
+import type { DesignToCodeExtension } from '../../../src/extension';
+import type { GenerationResult } from '../../../src/generation/api';
+import { startOpenAiStub, toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
+import {
+  closeAllEditors,
+  documentFor,
+  extensionApi,
+  fixtureImage,
+  requestId,
+  useSettings,
+} from './helpers';
+
+const REPLY =
+  '```jsx\nexport default function Card(){return <div className="card"><p>Hi</p></div>}\n```';
+const EXPECTED =
+  'export default function Card() {\n  return (\n    <div className="card">\n      <p>Hi</p>\n    </div>\n  );\n}\n';
+
+const DIAGRAM =
+  '<mxfile host="drawio"><diagram id="d1" name="Page-1"><mxGraphModel><root><mxCell id="0"/>' +
+  '<mxCell id="1" parent="0"/><mxCell id="a" value="Box" vertex="1" parent="1">' +
+  '<mxGeometry x="10" y="10" width="80" height="40" as="geometry"/></mxCell></root></mxGraphModel></diagram></mxfile>';
+
+/** The fixture PNG with a tEXt "mxfile" chunk after IHDR, the way draw.io exports one. */
+function withDiagram(png: Uint8Array, xml: string): Uint8Array {
+  const data = Buffer.from(`mxfile\0${encodeURIComponent(xml)}`, 'latin1');
+  const chunk = Buffer.alloc(12 + data.length);
+  chunk.writeUInt32BE(data.length, 0);
+  chunk.write('tEXt', 4, 'latin1');
+  data.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
+  const ihdrEnd = 8 + 8 + 13 + 4;
+  return Buffer.concat([png.subarray(0, ihdrEnd), chunk, png.subarray(ihdrEnd)]);
+}
+
+describe('commands, history and embedded diagrams', function () {
+  this.timeout(60_000);
+  let extension: DesignToCodeExtension;
+  let stub: OpenAiStub;
+  let restore: () => Promise<void>;
+
+  before(async () => {
+    extension = await extensionApi();
+    stub = await startOpenAiStub({ deltas: toDeltas(REPLY) });
+    restore = await useSettings({
+      backend: 'openai-compatible',
+      endpoint: stub.url,
+      model: 'stub-vl',
+      insertMode: 'new-document',
+      defaultTarget: 'react',
+      previewAutoOpen: false,
+    });
+  });
+
+  after(async () => {
+    await restore();
+    await stub.close();
+    await closeAllEditors();
+  });
+
+  it('generates from an image file given by the explorer, with the default target', async () => {
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    assert.ok(folder, 'the extension tests need a workspace folder');
+    const file = vscode.Uri.joinPath(folder, 'card.png');
+    await vscode.workspace.fs.writeFile(file, fixtureImage().bytes);
+    const result = (await vscode.commands.executeCommand('designToCode.generateFromFile', file)) as
+      GenerationResult | undefined;
+    assert.ok(result, 'the command returned no result (see the error notification)');
+    assert.equal(result.outcome, 'done');
+    const document = documentFor(result.documentUri);
+    assert.equal(document.languageId, 'javascriptreact');
+    assert.equal(document.getText(), EXPECTED);
+  });
+
+  it('reopens an earlier generation from the history', async () => {
+    const result = await extension.api.generate(
+      { requestId: requestId(), image: fixtureImage(), target: 'react', instruction: 'a card' },
+      () => undefined,
+    );
+    const entry = extension.api.history().find((candidate) => candidate.id === result.historyId);
+    assert.ok(entry);
+    assert.equal(entry.summary, 'Card');
+    assert.equal(entry.instruction, 'a card');
+    assert.match(entry.thumbnail, /^data:image\/png;base64,/);
+    await closeAllEditors();
+    await extension.api.openHistory(result.historyId);
+    const reopened = vscode.window.activeTextEditor?.document;
+    assert.ok(reopened);
+    assert.equal(reopened.getText(), EXPECTED);
+    const source = extension.api.sourceImageFor(reopened.uri.toString());
+    assert.ok(source, 'the reopened document lost its source image');
+    assert.ok(Buffer.from(source.bytes).equals(Buffer.from(fixtureImage().bytes)));
+  });
+
+  it('finds the diagram a draw.io PNG carries and opens it without inference', async () => {
+    const image = { ...fixtureImage(), bytes: withDiagram(fixtureImage().bytes, DIAGRAM) };
+    assert.equal(extension.api.embeddedDiagram(image), DIAGRAM);
+    assert.equal(extension.api.embeddedDiagram(fixtureImage()), undefined);
+    stub.requests.length = 0;
+    await extension.api.openEmbeddedDiagram(image);
+    const document = vscode.window.activeTextEditor?.document;
+    assert.ok(document);
+    assert.equal(document.languageId, 'xml');
+    assert.equal(document.getText(), DIAGRAM + '\n');
+    assert.equal(
+      stub.requests.length,
+      0,
+      'the model was asked although the diagram was in the image',
+    );
+  });
+});
