@@ -74,7 +74,7 @@ export class DesignPanel extends Disposable implements PanelHandle {
     this.panel?.dispose();
     this.panel = panel;
     this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.svg');
+    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.png');
     const webview = panel.webview;
     const asUri = (...path: string[]) =>
       webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...path)).toString();
