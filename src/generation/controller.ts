@@ -15,7 +15,7 @@ import { TARGETS, type Target } from '../protocol/targets';
 import type { ApiKeyStore } from '../secrets/apiKey';
 import type { SettingsService } from '../settings/settings';
 import type { ServerStatusBar } from '../server/statusBar';
-import { ServerStartError, type ServerSupervisor } from '../server/supervisor';
+import type { ServerSupervisor } from '../server/supervisor';
 import { Disposable } from '../util/disposable';
 import {
   GenerationError,
@@ -27,22 +27,13 @@ import {
   type SourceImage,
 } from './api';
 import { EditorStream, openStreamTarget, type StreamTarget } from './editorStream';
+import { DecodeRate } from './decodeRate';
 import { extractCode } from './extractCode';
+import { ACTION_COMMANDS, toGenerationError } from './failures';
 import { finalizeReply } from './finalize';
 import { HistoryStore } from './history';
 import { FENCE_BY_TARGET, generationMessages, imageDataUrl, refinementMessages } from './prompts';
 import type { ChatMessage } from '../openai/types';
-
-/** The command behind each error action. */
-export const ACTION_COMMANDS: Record<ErrorAction, string> = {
-  downloadModel: 'designToCode.downloadModel',
-  showLog: 'designToCode.showServerLog',
-  openSettings: 'designToCode.openSettings',
-  restartServer: 'designToCode.restartServer',
-  setApiKey: 'designToCode.setApiKey',
-  startServer: 'designToCode.startServer',
-  chooseModel: 'designToCode.chooseModel',
-};
 
 interface Running {
   requestId: string;
@@ -249,10 +240,21 @@ export class GenerationController extends Disposable implements GenerationApi {
       const settings = this.settings.read();
       const connection = await connect(settings, this.supervisor, this.keys, onProgress).catch(
         (error: unknown) => {
-          throw this.toGenerationError(error, false);
+          throw toGenerationError(error, false);
         },
       );
-      if (abort.signal.aborted) throw new ChatFailure('aborted', 'Generation stopped.', []);
+      if (abort.signal.aborted) {
+        const result: GenerationResult = {
+          requestId,
+          outcome: 'stopped',
+          tokens: 0,
+          tokensPerSecond: 0,
+          warnings: [],
+          documentUri: '',
+          historyId: '',
+        };
+        return { code: '', result };
+      }
       onProgress({ stage: 'readingImage' });
       const job = await prepare();
       let documentUri = '';
@@ -263,6 +265,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       });
 
       let reply = '';
+      const rate = new DecodeRate();
       let tokensPerSecond = 0;
       let tokens = 0;
       try {
@@ -281,14 +284,13 @@ export class GenerationController extends Disposable implements GenerationApi {
           onDelta: (delta, progress) => {
             reply += delta;
             tokens = progress.tokens;
-            tokensPerSecond =
-              progress.elapsedMs > 0 ? (1000 * progress.tokens) / progress.elapsedMs : 0;
+            tokensPerSecond = rate.update(progress.tokens);
             stream!.update(extractCode(reply, job.target, false).code);
             job.onProgress({ stage: 'generating', tokens, tokensPerSecond });
           },
         });
         tokens = stats.tokens;
-        tokensPerSecond = stats.elapsedMs > 0 ? (1000 * stats.tokens) / stats.elapsedMs : 0;
+        tokensPerSecond = rate.update(stats.tokens);
       } catch (error) {
         // Stopped or failed: the text already inserted stays, as one undo step.
         await stream.finish(undefined).catch(() => undefined);
@@ -309,7 +311,7 @@ export class GenerationController extends Disposable implements GenerationApi {
         if (connection.local && error instanceof ChatFailure && !crashed) {
           crashed = await this.supervisor.crashedWithin(1500);
         }
-        throw this.toGenerationError(error, crashed);
+        throw toGenerationError(error, crashed);
       }
 
       const final = await finalizeReply(reply, job.target, job.formatAs);
@@ -334,34 +336,13 @@ export class GenerationController extends Disposable implements GenerationApi {
         },
       };
     } catch (error) {
-      throw this.toGenerationError(error, crashed);
+      throw toGenerationError(error, crashed);
     } finally {
       stream?.dispose();
       crashWatch.dispose();
       this.statusBar.setGenerating(false);
       this.current = undefined;
     }
-  }
-
-  private toGenerationError(error: unknown, crashed: boolean): GenerationError {
-    if (error instanceof GenerationError) return error;
-    if (crashed) {
-      return new GenerationError(
-        'The local model server stopped unexpectedly while generating; it is being restarted. ' +
-          'The text already inserted stays. Try again in a moment.',
-        ['showLog', 'restartServer'],
-        'serverCrashed',
-      );
-    }
-    if (error instanceof ChatFailure)
-      return new GenerationError(error.message, error.actions, error.kind);
-    if (error instanceof ServerStartError) {
-      const actions: ErrorAction[] =
-        error.kind === 'notFound' ? ['openSettings'] : ['showLog', 'downloadModel', 'openSettings'];
-      return new GenerationError(error.message, actions, `server-${error.kind}`);
-    }
-    const message = error instanceof Error ? error.message : String(error);
-    return new GenerationError(`Generation failed: ${message}`, ['showLog']);
   }
 
   private rememberSource(documentUri: string, image: SourceImage, historyId?: string): void {

@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { DecodeRate } from '../../src/generation/decodeRate';
 import { finalizeReply } from '../../src/generation/finalize';
 
 describe('finalizeReply', () => {
@@ -20,5 +21,17 @@ describe('finalizeReply', () => {
       code: '',
       warnings: ['The model replied without any code.'],
     });
+  });
+});
+
+describe('DecodeRate', () => {
+  it('times tokens from the first one, leaving out the time to first token', () => {
+    let now = 5000;
+    const rate = new DecodeRate(() => now);
+    assert.equal(rate.update(1), 0);
+    now += 500;
+    assert.equal(rate.update(11), 20);
+    now += 500;
+    assert.equal(rate.update(21), 20);
   });
 });
