@@ -11,7 +11,7 @@ import { makeNonce, webviewPage } from '../panel/webviewPage';
 import { Disposable } from '../util/disposable';
 import { PageServer } from './pageServer';
 import { previewCspAdditions } from './previewCsp';
-import { previewKindOf } from './previewKind';
+import { expectedPreviewKind, previewKindOf } from './previewKind';
 
 export const PREVIEW_VIEW_TYPE = 'designToCode.preview';
 /** At most one render per this many milliseconds while text streams in or is typed. */
@@ -29,6 +29,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
   private revision = 0;
   /** Whether the loaded page's CSP lets the page server's frame in. */
   private scriptsAllowed = false;
+  private lastFailure?: string;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -59,7 +60,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
     const document = documentUri
       ? vscode.workspace.textDocuments.find((doc) => doc.uri.toString() === documentUri)
       : vscode.window.activeTextEditor?.document;
-    if (!document || !previewKindOf(document)) {
+    if (!document || !expectedPreviewKind(document)) {
       void vscode.window.showInformationMessage(
         'The live preview shows HTML documents and Draw.io diagrams: open one first.',
       );
@@ -171,7 +172,9 @@ export class LivePreview extends Disposable implements PreviewHandle {
     if (message.type === 'ready') {
       this.ready = true;
       this.sendAll();
-    } else {
+    } else if (message.message !== this.lastFailure) {
+      // Streaming XML fails to parse until it is complete: log each distinct reason once.
+      this.lastFailure = message.message;
       this.log.warn(`The preview could not render ${this.document?.fileName}: ${message.message}`);
     }
   }
@@ -219,7 +222,18 @@ export class LivePreview extends Disposable implements PreviewHandle {
       return { kind: 'empty', message: 'Open an HTML document or a Draw.io diagram.' };
     }
     const text = document.getText();
-    if (previewKindOf(document) === 'drawio') return { kind: 'drawio', xml: text };
+    const name = document.fileName.split(/[\\/]/).pop();
+    if (text.trim() === '') {
+      return { kind: 'empty', message: `${name} is empty: the preview follows as code arrives.` };
+    }
+    const kind = expectedPreviewKind(document);
+    if (kind === undefined) {
+      return {
+        kind: 'empty',
+        message: `${name} is neither an HTML document nor a Draw.io diagram.`,
+      };
+    }
+    if (kind === 'drawio') return { kind: 'drawio', xml: text };
     if (!this.scriptsAllowed) return { kind: 'html', html: text };
     try {
       const { server, url } = await this.pageServer();

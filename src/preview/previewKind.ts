@@ -24,3 +24,14 @@ export function previewKindOf(document: PreviewableDocument): PreviewKind | unde
   if (document.languageId === 'xml' && isDiagramXml(document.getText())) return 'drawio';
   return undefined;
 }
+
+/**
+ * The kind a document will preview as once code has streamed in: a generation opens an
+ * empty HTML or XML document and fills it, so the language decides until the text can.
+ */
+export function expectedPreviewKind(document: PreviewableDocument): PreviewKind | undefined {
+  const kind = previewKindOf(document);
+  if (kind) return kind;
+  if (document.languageId === 'xml' && document.getText().trim() === '') return 'drawio';
+  return undefined;
+}

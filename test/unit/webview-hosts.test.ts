@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { buildCsp, escapeAttribute, makeNonce, webviewPage } from '../../src/panel/webviewPage';
 import { PageServer, SERVED_PAGE_CSP } from '../../src/preview/pageServer';
-import { isDiagramXml, previewKindOf } from '../../src/preview/previewKind';
+import { expectedPreviewKind, isDiagramXml, previewKindOf } from '../../src/preview/previewKind';
 import { previewCspAdditions } from '../../src/preview/previewCsp';
 
 const SOURCE = 'https://file+.vscode-resource.vscode-cdn.net';
@@ -84,6 +84,13 @@ describe('preview kind of a document', () => {
     const declared =
       '<?xml version="1.0"?>\n<!-- generated -->\n<mxGraphModel><root/></mxGraphModel>';
     assert.equal(previewKindOf(doc('xml', 'Untitled-3', declared)), 'drawio');
+  });
+
+  it('previews an empty XML document a generation is about to fill as a diagram', () => {
+    assert.equal(expectedPreviewKind(doc('xml', 'Untitled-4', '')), 'drawio');
+    assert.equal(expectedPreviewKind(doc('xml', 'Untitled-4', '<project/>')), undefined);
+    assert.equal(expectedPreviewKind(doc('html', 'Untitled-5', '')), 'html');
+    assert.equal(expectedPreviewKind(doc('javascriptreact', 'Untitled-6', '')), undefined);
   });
 
   it('does not preview other documents', () => {

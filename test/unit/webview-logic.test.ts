@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { MAX_IMAGE_BYTES } from '../../src/protocol/panel';
 import { imageFileProblem, imageMimeType } from '../../webview/panel/imageFile';
 import { describeDone, describeProgress } from '../../webview/panel/progressText';
-import { fitScale } from '../../webview/preview/layout';
+import { deviceWidth, fitScale, isDevice } from '../../webview/preview/layout';
 
 describe('panel progress wording', () => {
   it('says what is happening with the numbers that matter', () => {
@@ -64,5 +64,13 @@ describe('preview scaling', () => {
     assert.equal(fitScale(1280, 640), 0.5);
     assert.equal(fitScale(1280, 0), 1);
     assert.equal(fitScale(1280, 10), 0.1);
+  });
+
+  it('lays the page out at the preset width, or at the view width for fit', () => {
+    assert.equal(deviceWidth('mobile', 1000), 375);
+    assert.equal(deviceWidth('desktop', 300), 1280);
+    assert.equal(deviceWidth('fit', 612.7), 612);
+    assert.equal(isDevice('fit'), true);
+    assert.equal(isDevice('watch'), false);
   });
 });

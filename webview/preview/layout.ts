@@ -1,10 +1,19 @@
 /** Device widths the preview offers, and how a page wider than the view is scaled to fit. */
 
 export const DEVICE_WIDTHS = { mobile: 375, tablet: 768, desktop: 1280 } as const;
-export type Device = keyof typeof DEVICE_WIDTHS;
+/** A preset width, or `fit`: the page takes the width the view has. */
+export type Device = keyof typeof DEVICE_WIDTHS | 'fit';
 
 export function isDevice(value: unknown): value is Device {
-  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(DEVICE_WIDTHS, value);
+  return (
+    value === 'fit' ||
+    (typeof value === 'string' && Object.prototype.hasOwnProperty.call(DEVICE_WIDTHS, value))
+  );
+}
+
+/** The CSS width the page is laid out at. */
+export function deviceWidth(device: Device, available: number): number {
+  return device === 'fit' ? Math.max(Math.floor(available), 1) : DEVICE_WIDTHS[device];
 }
 
 /** The scale (at most 1) that fits `width` CSS pixels into `available` ones. */

@@ -9,6 +9,7 @@ import { connectToHost } from '../shared/vscodeApi';
 import { renderDiagram } from './drawioView';
 import {
   DEVICE_WIDTHS,
+  deviceWidth,
   fitScale,
   isDevice,
   isImageMode,
@@ -27,7 +28,7 @@ const saved = host.state();
 const nonce = document.currentScript?.nonce ?? '';
 const drawioBase = document.body.dataset.drawioBase ?? '';
 
-const deviceSelect = h('select', { id: 'device' });
+const deviceSelect = h('select', { id: 'device' }, h('option', { value: 'fit' }, 'Fit to view'));
 for (const [device, width] of Object.entries(DEVICE_WIDTHS)) {
   const label = device[0].toUpperCase() + device.slice(1);
   deviceSelect.append(h('option', { value: device }, `${label} (${width}px)`));
@@ -77,7 +78,7 @@ document
     stage,
   );
 
-deviceSelect.value = isDevice(saved.device) ? saved.device : 'desktop';
+deviceSelect.value = isDevice(saved.device) ? saved.device : 'fit';
 imageModeSelect.value = isImageMode(saved.imageMode) ? saved.imageMode : 'beside';
 opacityInput.value = String(saved.opacity ?? 50);
 
@@ -94,7 +95,6 @@ function save(): void {
 
 /** Sizes the page to the chosen device width, scaled down when the view is narrower. */
 function layout(): void {
-  const width = DEVICE_WIDTHS[deviceSelect.value as Device];
   const mode = imageModeSelect.value as ImageMode;
   const showImage = sourceImage !== null && mode !== 'hidden';
   const pageShown = content?.kind === 'html' || content?.kind === 'served';
@@ -103,8 +103,10 @@ function layout(): void {
   opacityGroup.hidden = mode !== 'overlay';
   overlay.style.opacity = String(Number(opacityInput.value) / 100);
 
-  const besideWidth = besideImage.hidden ? 0 : stage.clientWidth / 2;
-  const available = stage.clientWidth - besideWidth - 16;
+  // Beside: the image takes two fifths of the view, the page the rest.
+  const besideWidth = besideImage.hidden ? 0 : Math.floor((stage.clientWidth * 2) / 5);
+  const available = stage.clientWidth - besideWidth - 24;
+  const width = deviceWidth(deviceSelect.value as Device, available);
   const scale = fitScale(width, available);
   // The page fills the stage's height once scaled.
   const height = Math.max(stage.clientHeight - 8, 100);

@@ -56,6 +56,13 @@ describe('preview webview in Chromium', function () {
 
   it('sizes the page to the chosen device width', async () => {
     await view.send({ type: 'render', title: 'p', content: { kind: 'html', html: '<p>x</p>' } });
+    // By default the page takes the view's width, unscaled.
+    assert.equal(await view.page.locator('#device').inputValue(), 'fit');
+    const fitted = await view.page.locator('.page').evaluate((page) => ({
+      layout: (page as HTMLElement).offsetWidth,
+      shown: page.getBoundingClientRect().width,
+    }));
+    assert.ok(fitted.layout > 900 && fitted.layout === fitted.shown, JSON.stringify(fitted));
     await view.page.selectOption('#device', 'mobile');
     const width = await view.page.locator('iframe').evaluate((frame) => frame.clientWidth);
     assert.equal(width, 375);
