@@ -10,6 +10,7 @@
 import * as vscode from 'vscode';
 import type { GenerateRequest, GenerationApi, SourceImage } from '../generation/api';
 import type { Target } from '../protocol/targets';
+import { pasteTargetFor } from './pasteTarget';
 
 export const IMAGE_MIME_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif'];
 
@@ -60,27 +61,6 @@ export const PASTE_SELECTOR: vscode.DocumentFilter[] = [
   { language: 'css' },
   { pattern: '**/*.drawio' },
 ];
-
-/** What to generate for the document the image is pasted into. */
-export function pasteTargetFor(
-  document: vscode.TextDocument,
-  defaultTarget: Target,
-): Pick<GenerateRequest, 'target' | 'instruction' | 'formatAs'> {
-  if (document.uri.path.endsWith('.drawio')) return { target: 'drawio', instruction: '' };
-  switch (document.languageId) {
-    case 'javascriptreact':
-    case 'typescriptreact':
-      return { target: 'react', instruction: '' };
-    case 'css':
-      return {
-        target: 'html',
-        instruction: 'Reply with only the CSS rules for this interface, in a ```css block.',
-        formatAs: 'css',
-      };
-    default:
-      return { target: defaultTarget === 'tailwind' ? 'tailwind' : 'html', instruction: '' };
-  }
-}
 
 async function imageFrom(dataTransfer: vscode.DataTransfer): Promise<SourceImage | undefined> {
   for (const mimeType of IMAGE_MIME_TYPES) {
@@ -140,7 +120,10 @@ export function registerImagePaste(
             requestId: `paste-${Date.now()}-${++requestCounter}`,
             image,
             insertMode: 'cursor',
-            ...pasteTargetFor(document, defaultTarget()),
+            ...pasteTargetFor(
+              { languageId: document.languageId, path: document.uri.path },
+              defaultTarget(),
+            ),
           };
           api.generate(request, () => undefined).catch(onError);
         };
