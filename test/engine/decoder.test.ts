@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
+import { HandoverKvCache, InPlaceKvCache } from '../../server/engine/runtime/kv-cache';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,24 +101,41 @@ describe('text decoder (fp32, CPU) vs transformers', () => {
     }
   });
 
-  it('chunked prefill (chunks cutting through the image) gives the same logits and cache', async () => {
+  it('chunked prefill and a growing in-place cache, or a handed-over cache, give the same logits', async () => {
     const c = golden.cases.find((x) => x.name === 'drawio_diagram')!;
+    const config = readModelConfig(TINY_MODEL);
     const [build] = readdirSync(cacheDir).filter((d) => d.startsWith('fp32-'));
     const session = await ort.InferenceSession.create(join(cacheDir, build, 'decoder.onnx'));
     try {
-      const chunked = new OnnxTextDecoder(session, readModelConfig(TINY_MODEL), 'float32', 16);
+      // Chunks of 16 cut through the image; a cache of 8 positions has to grow several times.
+      const chunked = new OnnxTextDecoder(
+        session,
+        config,
+        new InPlaceKvCache(config.text, 'float32', 8),
+        16,
+      );
+      // The GPU form of the cache (present outputs handed to the next run) on the CPU.
+      const handover = new OnnxTextDecoder(
+        session,
+        config,
+        new HandoverKvCache(config.text, 'float32'),
+      );
       const input = { inputIds: c.input_ids, positionIds: c.position_ids, visual: goldenVisual(c) };
       const whole = await model.decoder.prefill(input);
-      const parts = await chunked.prefill(input);
-      assert.ok(maxAbsDiff(parts, whole) < 1e-4);
-      assert.equal(chunked.pastLength, c.input_ids.length);
-      const token = c.greedy_new_tokens[0];
-      const position = c.input_ids.length + c.rope_deltas[0][0];
-      assert.ok(
-        maxAbsDiff(await chunked.step(token, position), await model.decoder.step(token, position)) <
-          1e-4,
-      );
+      for (const decoder of [chunked, handover]) {
+        assert.ok(maxAbsDiff(await decoder.prefill(input), whole) < 1e-4);
+        assert.equal(decoder.pastLength, c.input_ids.length);
+      }
+      for (let step = 0; step < 3; step++) {
+        const token = c.greedy_new_tokens[step];
+        const position = model.decoder.pastLength + c.rope_deltas[0][0];
+        const expected = await model.decoder.step(token, position);
+        for (const decoder of [chunked, handover]) {
+          assert.ok(maxAbsDiff(await decoder.step(token, position), expected) < 1e-4);
+        }
+      }
       chunked.reset();
+      handover.reset();
     } finally {
       await session.release();
     }

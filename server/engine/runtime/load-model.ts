@@ -19,6 +19,7 @@ import {
   executionProviders,
   providerLoadError,
 } from './providers';
+import { HandoverKvCache, InPlaceKvCache } from './kv-cache';
 import { OnnxTextDecoder } from './text-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
@@ -142,11 +143,13 @@ function makeModel(
   config: Qwen3VLConfig,
   sessions: Sessions,
 ): LoadedModel {
-  const decoder = new OnnxTextDecoder(
-    sessions.decoder,
-    config,
-    precision === 'fp16' ? 'float16' : 'float32',
-  );
+  const cacheType = precision === 'fp16' ? 'float16' : 'float32';
+  // On the CPU the cache is appended in place; on a GPU it stays in the device's buffers.
+  const cache =
+    device === 'cpu'
+      ? new InPlaceKvCache(config.text, cacheType)
+      : new HandoverKvCache(config.text, cacheType);
+  const decoder = new OnnxTextDecoder(sessions.decoder, config, cache);
   return {
     device,
     precision,

@@ -1,17 +1,14 @@
 /**
- * The text decoder with its KV cache. Prefill runs the whole prompt (visual rows and DeepStack
- * features scattered to the `<|image_pad|>` positions); each step appends one token. The cache
- * tensors are handed from one run to the next untouched, so on a GPU session whose present_*
- * outputs stay on the device they never travel back to the host.
+ * The text decoder with its KV cache (kv-cache.ts). Prefill runs the prompt (visual rows and
+ * DeepStack features scattered to the `<|image_pad|>` positions); each step appends one token.
  */
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { PrefillInput, TextDecoder } from '../contracts';
 import { EngineError } from '../errors';
 import { DECODER_INPUTS, DECODER_OUTPUTS } from '../onnx/decoder-graph';
+import type { KvCache } from './kv-cache';
 import { MropeTables } from './mrope';
-
-export type CacheType = 'float32' | 'float16';
 
 /**
  * Long prompts are prefilled in chunks: attention scratch grows with chunk x context rather than
@@ -21,15 +18,15 @@ export type CacheType = 'float32' | 'float16';
 export const DEFAULT_PREFILL_CHUNK = 1024;
 
 export class OnnxTextDecoder implements TextDecoder {
-  private cache: ort.Tensor[] = [];
   private past = 0;
+  private started = false;
   private readonly rope: MropeTables;
   private readonly taps: number;
 
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly config: Qwen3VLConfig,
-    private readonly cacheType: CacheType,
+    private readonly cache: KvCache,
     private readonly prefillChunk = DEFAULT_PREFILL_CHUNK,
   ) {
     this.rope = new MropeTables(config.text);
@@ -41,9 +38,9 @@ export class OnnxTextDecoder implements TextDecoder {
   }
 
   reset(): void {
-    for (const tensor of this.cache) tensor.dispose();
-    this.cache = [];
+    this.cache.reset();
     this.past = 0;
+    this.started = false;
   }
 
   async prefill(input: PrefillInput): Promise<Float32Array> {
@@ -98,7 +95,7 @@ export class OnnxTextDecoder implements TextDecoder {
   }
 
   async step(tokenId: number, position: number): Promise<Float32Array> {
-    if (this.cache.length === 0) {
+    if (!this.started) {
       throw new EngineError('bad_request', 'step() called before prefill()');
     }
     const d = this.config.text.hiddenSize;
@@ -134,31 +131,13 @@ export class OnnxTextDecoder implements TextDecoder {
       [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(total - 1), [1]),
       [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(total), []),
     };
-    for (let l = 0; l < t.numLayers; l++) {
-      feeds[DECODER_INPUTS.pastKey(l)] = this.cache[2 * l] ?? this.emptyCache();
-      feeds[DECODER_INPUTS.pastValue(l)] = this.cache[2 * l + 1] ?? this.emptyCache();
-    }
-    const result = await this.session.run(feeds);
-    const previous = this.cache;
-    this.cache = [];
-    for (let l = 0; l < t.numLayers; l++) {
-      this.cache.push(
-        result[DECODER_OUTPUTS.presentKey(l)],
-        result[DECODER_OUTPUTS.presentValue(l)],
-      );
-    }
-    for (const tensor of previous) tensor.dispose();
+    const fetches = this.cache.bind(feeds, this.past, s);
+    const result = fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
+    this.cache.commit(result);
     this.past = total;
+    this.started = true;
     const logits = result[DECODER_OUTPUTS.logits];
     const data = (await logits.getData()) as Float32Array;
     return data;
-  }
-
-  private emptyCache(): ort.Tensor {
-    const t = this.config.text;
-    const dims = [1, t.numKvHeads, 0, t.headDim];
-    return this.cacheType === 'float16'
-      ? new ort.Tensor('float16', new Uint16Array(0), dims)
-      : new ort.Tensor('float32', new Float32Array(0), dims);
   }
 }

@@ -1,0 +1,141 @@
+/**
+ * The decoder's KV cache, in one of two forms:
+ *
+ * - InPlaceKvCache (CPU): one host buffer per layer and K/V with room for `capacity` positions,
+ *   bound both as past_* input and as the preallocated present_* output, so GroupQueryAttention
+ *   appends the new rows in place (its shared past/present buffer mode). A step then costs no
+ *   cache copy at all; the buffers double when full.
+ * - HandoverKvCache (GPU): each run's present_* outputs become the next run's past_* inputs
+ *   untouched; with preferredOutputLocation 'gpu-buffer' they never leave the device.
+ */
+import * as ort from 'onnxruntime-node';
+import type { TextConfig } from '../checkpoint/config';
+import { DECODER_INPUTS, DECODER_OUTPUTS } from '../onnx/decoder-graph';
+
+export type CacheType = 'float32' | 'float16';
+
+export interface KvCache {
+  /** Sets the past_* feeds for a run appending `tokens` after `past`; returns the run's fetches. */
+  bind(
+    feeds: Record<string, ort.Tensor>,
+    past: number,
+    tokens: number,
+  ): Record<string, ort.Tensor | null> | undefined;
+  /** Takes over the run's present_* outputs. */
+  commit(result: ort.InferenceSession.OnnxValueMapType): void;
+  reset(): void;
+}
+
+type Buffer = Float32Array | Uint16Array;
+
+export class InPlaceKvCache implements KvCache {
+  private tensors: ort.Tensor[] = [];
+  private capacity = 0;
+
+  constructor(
+    private readonly text: TextConfig,
+    private readonly type: CacheType,
+    private readonly initialCapacity = 256,
+  ) {}
+
+  bind(feeds: Record<string, ort.Tensor>, past: number, tokens: number) {
+    this.reserve(past, past + tokens);
+    const fetches: Record<string, ort.Tensor | null> = { [DECODER_OUTPUTS.logits]: null };
+    for (let l = 0; l < this.text.numLayers; l++) {
+      const [k, v] = [this.tensors[2 * l], this.tensors[2 * l + 1]];
+      feeds[DECODER_INPUTS.pastKey(l)] = k;
+      feeds[DECODER_INPUTS.pastValue(l)] = v;
+      fetches[DECODER_OUTPUTS.presentKey(l)] = k;
+      fetches[DECODER_OUTPUTS.presentValue(l)] = v;
+    }
+    return fetches;
+  }
+
+  commit(): void {
+    // Written in place by the run.
+  }
+
+  reset(): void {
+    this.tensors = [];
+    this.capacity = 0;
+  }
+
+  /** Grows the buffers (keeping the first `keep` positions) so `needed` positions fit. */
+  private reserve(keep: number, needed: number): void {
+    if (needed <= this.capacity) return;
+    let capacity = Math.max(this.initialCapacity, this.capacity * 2);
+    while (capacity < needed) capacity *= 2;
+    const { numKvHeads: heads, headDim } = this.text;
+    const dims = [1, heads, capacity, headDim];
+    const grown = this.tensors.map((old) => {
+      const data = this.allocate(heads * capacity * headDim);
+      const from = old.data as Buffer;
+      for (let h = 0; h < heads; h++) {
+        const rows = from.subarray(
+          h * this.capacity * headDim,
+          (h * this.capacity + keep) * headDim,
+        );
+        data.set(rows as never, h * capacity * headDim);
+      }
+      return this.tensor(data, dims);
+    });
+    this.tensors =
+      grown.length > 0
+        ? grown
+        : Array.from({ length: 2 * this.text.numLayers }, () =>
+            this.tensor(this.allocate(heads * capacity * headDim), dims),
+          );
+    this.capacity = capacity;
+  }
+
+  private allocate(length: number): Buffer {
+    return this.type === 'float16' ? new Uint16Array(length) : new Float32Array(length);
+  }
+
+  private tensor(data: Buffer, dims: number[]): ort.Tensor {
+    return this.type === 'float16'
+      ? new ort.Tensor('float16', data as Uint16Array, dims)
+      : new ort.Tensor('float32', data as Float32Array, dims);
+  }
+}
+
+export class HandoverKvCache implements KvCache {
+  private tensors: ort.Tensor[] = [];
+
+  constructor(
+    private readonly text: TextConfig,
+    private readonly type: CacheType,
+  ) {}
+
+  bind(feeds: Record<string, ort.Tensor>) {
+    for (let l = 0; l < this.text.numLayers; l++) {
+      feeds[DECODER_INPUTS.pastKey(l)] = this.tensors[2 * l] ?? this.empty();
+      feeds[DECODER_INPUTS.pastValue(l)] = this.tensors[2 * l + 1] ?? this.empty();
+    }
+    return undefined;
+  }
+
+  commit(result: ort.InferenceSession.OnnxValueMapType): void {
+    const previous = this.tensors;
+    this.tensors = [];
+    for (let l = 0; l < this.text.numLayers; l++) {
+      this.tensors.push(
+        result[DECODER_OUTPUTS.presentKey(l)] as ort.Tensor,
+        result[DECODER_OUTPUTS.presentValue(l)] as ort.Tensor,
+      );
+    }
+    for (const tensor of previous) tensor.dispose();
+  }
+
+  reset(): void {
+    for (const tensor of this.tensors) tensor.dispose();
+    this.tensors = [];
+  }
+
+  private empty(): ort.Tensor {
+    const dims = [1, this.text.numKvHeads, 0, this.text.headDim];
+    return this.type === 'float16'
+      ? new ort.Tensor('float16', new Uint16Array(0), dims)
+      : new ort.Tensor('float32', new Float32Array(0), dims);
+  }
+}
