@@ -36,3 +36,15 @@ export async function buildExtensionTests(): Promise<string[]> {
   });
   return suites.map((file) => path.relative(repoRoot, file));
 }
+
+// `tsx test/extension/build-tests.ts`: the "Extension Tests" launch configuration's pre-task.
+if (require.main === module) {
+  buildExtensionTests().then(
+    (suites) =>
+      console.log(`built ${suites.length} extension test file(s) into out/extension-tests/`),
+    (error: Error) => {
+      console.error(error.message);
+      process.exit(1);
+    },
+  );
+}

@@ -16,6 +16,8 @@ import { promisify } from 'node:util';
 import { codeServerBin, node24Dir } from './paths';
 
 export interface CodeServerOptions {
+  /** Port to listen on (default: a free one). */
+  port?: number;
   /** Scratch root; user-data/, extensions/, config/ and code-server.log go under it. */
   dir: string;
   /** Folder the workbench opens. */
@@ -137,12 +139,15 @@ export async function startCodeServer(options: CodeServerOptions): Promise<CodeS
   const extensionsDir = path.join(options.dir, 'extensions');
   mkdirSync(path.join(userDataDir, 'User'), { recursive: true });
   mkdirSync(extensionsDir, { recursive: true });
+  // A reused folder (npm start) keeps the user's own settings; the options win over both.
+  const settingsFile = path.join(userDataDir, 'User', 'settings.json');
+  const existing = existsSync(settingsFile) ? JSON.parse(readFileSync(settingsFile, 'utf8')) : {};
   writeFileSync(
-    path.join(userDataDir, 'User', 'settings.json'),
-    JSON.stringify({ ...QUIET_SETTINGS, ...options.settings }, null, 2),
+    settingsFile,
+    JSON.stringify({ ...QUIET_SETTINGS, ...existing, ...options.settings }, null, 2),
   );
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}/`;
   const args = [
     '--auth=none',

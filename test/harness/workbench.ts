@@ -125,17 +125,23 @@ export async function activeEditor(page: Page): Promise<ActiveEditor> {
   return { title: title.trim(), language: language.trim(), text };
 }
 
-/** Titles of the open editor tabs, in every group. */
+/**
+ * The open editor tabs, each as "name" or "name — description": untitled documents with the
+ * same first line share a name and differ by their description (Untitled-1, Untitled-2).
+ */
 export async function tabTitles(page: Page): Promise<string[]> {
-  return (await page.locator('.tabs-container .tab .label-name').allTextContents()).map((t) =>
-    t.trim(),
+  return page.locator('.tabs-container .tab').evaluateAll((tabs) =>
+    tabs.map((tab) => {
+      const name = tab.querySelector('.label-name')?.textContent?.trim() ?? '';
+      const description = tab.querySelector('.label-description')?.textContent?.trim() ?? '';
+      return description ? `${name} — ${description}` : name;
+    }),
   );
 }
 
-/** Shows an editor by clicking its tab. */
+/** Shows an editor by clicking its tab, named as tabTitles() names it. */
 export async function showTab(page: Page, title: string): Promise<void> {
-  await page
-    .locator('.tabs-container .tab', { has: page.locator('.label-name', { hasText: title }) })
-    .first()
-    .click();
+  const index = (await tabTitles(page)).indexOf(title);
+  if (index < 0) throw new Error(`no editor tab "${title}"`);
+  await page.locator('.tabs-container .tab').nth(index).click();
 }
