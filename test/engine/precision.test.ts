@@ -82,7 +82,7 @@ for (const precision of ['fp16', 'int4'] as const) {
           }
         }
         console.log(
-          `      ${precision} ${c.name}: logits cosine ${cos.toFixed(6)}, top-10 overlap ${overlap}/10, greedy agreement ${agreed}/24 (${decisive} decisive steps), min step top-10 cosine ${Math.min(...stepCosines).toFixed(4)}`,
+          `      ${precision} ${c.name}: logits cosine ${cos.toFixed(7)}, top-10 overlap ${overlap}/10, greedy agreement ${agreed}/24 (${decisive} decisive steps), min step top-10 cosine ${Math.min(...stepCosines).toFixed(4)}`,
         );
         assert.ok(cos > minCosine, `cosine ${cos} <= ${minCosine}`);
       });
