@@ -77,6 +77,12 @@ export class GenerationController extends Disposable implements GenerationApi {
         if (editor) this.lastEditor = editor;
       }),
     );
+    // Source images are kept for open documents only (the history keeps them on disk).
+    this.register(
+      vscode.workspace.onDidCloseTextDocument((document) =>
+        this.sources.delete(document.uri.toString()),
+      ),
+    );
     this.onDidChangeHistory = historyStore.onDidChange;
     if (historyStore.records().length > 0) {
       void vscode.commands.executeCommand('setContext', 'designToCode.hasResult', true);

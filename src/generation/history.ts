@@ -10,7 +10,7 @@ import type { SourceImage } from './api';
 const KEY = 'designToCode.history';
 const LIMIT = 20;
 /** Images up to this size double as the thumbnail; larger ones get none (the panel shows a placeholder). */
-const THUMBNAIL_LIMIT = 96 * 1024;
+const THUMBNAIL_LIMIT = 48 * 1024;
 
 export interface HistoryRecord extends HistoryEntry {
   code: string;
