@@ -16,7 +16,7 @@ import {
   type CodeServer,
 } from '../harness/code-server';
 import { extensionId, repoRoot, vsixPath } from '../harness/paths';
-import { assertNotBlank } from '../harness/pixels';
+import { assertInked, assertNotBlank } from '../harness/pixels';
 import { findProcesses } from '../harness/processes';
 import { PanelDriver } from './panel-driver';
 import {
@@ -250,6 +250,12 @@ describe('user journey in code-server with the installed .vsix', function () {
     assert.ok(rendered > 0, 'the preview page body is empty');
     const { png } = await shoot('preview', await preview.frameElement());
     await assertNotBlank(png, 'the preview screenshot');
+    // The page itself, apart from the source image beside it: the model's text is drawn.
+    const { png: pagePng } = await shoot('preview-page', pageFrame);
+    const drawn = await assertInked(pagePng, 'the rendered page in the preview');
+    console.log(
+      `      (preview page: ${(drawn.inked * 100).toFixed(2)}% of pixels drawn, ${drawn.colours} colours)`,
+    );
     passed.add('preview');
   });
 
