@@ -44,12 +44,15 @@ export class ImageZone {
   constructor(private readonly events: ImageZoneEvents) {
     this.chooseButton.addEventListener('click', () => events.onChooseFile());
     document.addEventListener('paste', (event) => this.onPaste(event));
-    this.element.addEventListener('dragover', (event) => {
+    // The whole panel takes drops, not just the zone: a near miss should not be lost.
+    document.addEventListener('dragover', (event) => {
       event.preventDefault();
       this.element.classList.add('dragging');
     });
-    this.element.addEventListener('dragleave', () => this.element.classList.remove('dragging'));
-    this.element.addEventListener('drop', (event) => this.onDrop(event));
+    document.addEventListener('dragleave', (event) => {
+      if (event.relatedTarget === null) this.element.classList.remove('dragging');
+    });
+    document.addEventListener('drop', (event) => this.onDrop(event));
   }
 
   focus(): void {

@@ -18,7 +18,8 @@ import { ImageZone } from './imageZone';
 import { describeDone, describeProgress } from './progressText';
 
 interface SavedState {
-  target: Target;
+  /** Only once the user picked one; until then the default target setting applies. */
+  target?: Target;
   instruction: string;
   /** Whether a result exists that Refine can continue. */
   canRefine: boolean;
@@ -77,7 +78,7 @@ const stopButton = h(
   { type: 'button', class: 'secondary', title: 'Stop (Escape)' },
   'Stop',
 );
-const progressBar = h('progress', { max: '100', hidden: true });
+const progressBar = h('progress', { max: '100', hidden: true, 'aria-label': 'Progress' });
 const statusLine = h('p', { class: 'status' });
 const warningList = h('ul', { class: 'warnings', hidden: true });
 const backendLine = h('p', { class: 'backend' });
@@ -113,7 +114,7 @@ instructionBox.value = saved.instruction ?? '';
 
 function save(): void {
   host.saveState({
-    target: targetSelect.value as Target,
+    target: targetChosen ? (targetSelect.value as Target) : undefined,
     instruction: instructionBox.value,
     canRefine,
   });

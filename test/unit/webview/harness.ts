@@ -59,10 +59,23 @@ export class WebviewBrowser {
   private browser?: Browser;
   private readonly scripts = new Map<string, Promise<string>>();
 
-  async open(name: 'panel' | 'preview', additions: CspAdditions = {}): Promise<WebviewUnderTest> {
+  /** `reachable`: origins the page may really load from (e.g. the preview's page server). */
+  async open(
+    name: 'panel' | 'preview',
+    additions: CspAdditions = {},
+    reachable: string[] = [],
+  ): Promise<WebviewUnderTest> {
     this.browser ??= await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update'],
+      args: [
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        // Chromium counts the stand-in https origin as public and refuses loopback frames
+        // from it (Local Network Access). This keeps the test about the preview; whether a
+        // given VS Code build applies that policy to its webviews is not tested here.
+        '--disable-features=LocalNetworkAccessChecks',
+      ],
     });
     if (!this.scripts.has(name)) this.scripts.set(name, bundle(`webview/${name}/main.ts`));
     const script = await this.scripts.get(name)!;
@@ -102,6 +115,7 @@ export class WebviewBrowser {
       const url = new URL(route.request().url());
       const file = url.origin === ORIGIN ? files[url.pathname] : undefined;
       if (file) return route.fulfill({ status: 200, ...file() });
+      if (reachable.includes(url.origin)) return route.continue();
       refused.push(url.href);
       return route.abort();
     });

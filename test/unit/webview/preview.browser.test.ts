@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { mkdirSync } from 'node:fs';
+import { PageServer } from '../../../src/preview/pageServer';
 import { previewCspAdditions } from '../../../src/preview/previewCsp';
 import { WebviewBrowser, chromiumMissing, type WebviewUnderTest } from './harness';
 
@@ -129,6 +130,34 @@ describe('preview webview in Chromium', function () {
     assert.match(posted[1].message!, /root element is <svg>/);
     assert.match(posted[2].message!, /does not parse/);
     assert.match((await view.page.locator('.message').textContent()) ?? '', /does not parse/);
+  });
+
+  it("runs the page's scripts when allowed: served by the page server, in its own sandboxed origin", async () => {
+    const server = await PageServer.start();
+    try {
+      const origin = new URL(server.url).origin;
+      await view.page.close();
+      view = await browser.open('preview', previewCspAdditions([origin]), [origin]);
+      server.setPage(
+        '<style>p { color: rgb(0, 128, 0) }</style><p id="out">waiting</p><script>' +
+          'let parentReadable = true; try { parent.document.body } catch { parentReadable = false }' +
+          '; document.getElementById("out").textContent = "ran, parent readable: " + parentReadable;' +
+          '</script>',
+      );
+      await view.send({
+        type: 'render',
+        title: 's',
+        content: { kind: 'served', url: server.url, revision: 1 },
+      });
+      const out = view.page.frameLocator('iframe').locator('#out');
+      await out.filter({ hasText: 'ran' }).waitFor({ timeout: 10000 });
+      assert.equal(await out.textContent(), 'ran, parent readable: false');
+      assert.equal(await out.evaluate((p) => getComputedStyle(p).color), 'rgb(0, 128, 0)');
+      assert.equal(await view.page.locator('iframe').getAttribute('sandbox'), 'allow-scripts');
+      assert.deepEqual(view.violations, []);
+    } finally {
+      await server.close();
+    }
   });
 
   it('shows the reason when there is nothing to preview', async () => {
