@@ -26,7 +26,7 @@ Options:
   --max-new-tokens N      stop after N new tokens (default: what fits the context)
   --greedy                always pick the most likely token (default: the checkpoint's settings)
   --device D              auto, cpu, webgpu, cuda, dml or coreml (default: cpu)
-  --precision P           fp32, fp16 or int4 (default: fp32)
+  --precision P           fp32, fp16 or int4 (default: int4)
   --json                  print one JSON object with token ids, text, image grids and timings
   -h, --help              show this help`;
 
@@ -87,7 +87,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
       'max-new-tokens': { type: 'string' },
       greedy: { type: 'boolean', default: false },
       device: { type: 'string', default: 'cpu' },
-      precision: { type: 'string', default: 'fp32' },
+      precision: { type: 'string', default: 'int4' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },

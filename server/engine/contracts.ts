@@ -68,6 +68,7 @@ export interface LoadedModel {
 
 export interface LoadModelOptions {
   device?: DeviceRequest;
+  /** Default int4 (MatMulNBits weights); fp16 and fp32 (the reference) are options. */
   precision?: Precision;
   /** Where built ONNX models are cached; default ~/.cache/design-to-code/onnx. */
   cacheDir?: string;

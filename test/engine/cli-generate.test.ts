@@ -73,6 +73,8 @@ describe('design-to-code generate (built CLI)', function () {
       '--max-new-tokens',
       '24',
       '--greedy',
+      '--precision',
+      'fp32',
       '--json',
     ]);
     assert.equal(result.code, 0, result.stderr);

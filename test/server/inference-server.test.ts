@@ -95,7 +95,12 @@ describe('inference server with the tiny model over loopback HTTP', function () 
 
   before(async () => {
     onnxCache = await mkdtemp(join(tmpdir(), 'd2c-server-onnx-'));
-    engine = await loadEngine({ modelDir: TINY_MODEL_DIR, cacheDir: onnxCache, device: 'cpu' });
+    engine = await loadEngine({
+      modelDir: TINY_MODEL_DIR,
+      cacheDir: onnxCache,
+      device: 'cpu',
+      precision: 'fp32',
+    });
     main = await startServer(engine);
   });
   after(async () => {
@@ -415,7 +420,12 @@ describe('inference server with the tiny model over loopback HTTP', function () 
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const loading = gate.then(() =>
-      loadEngine({ modelDir: TINY_MODEL_DIR, cacheDir: onnxCache, device: 'cpu' }),
+      loadEngine({
+        modelDir: TINY_MODEL_DIR,
+        cacheDir: onnxCache,
+        device: 'cpu',
+        precision: 'fp32',
+      }),
     );
     const { server, handle } = await startServer(loading);
     try {
@@ -497,6 +507,7 @@ describe('inference server with the tiny model over loopback HTTP', function () 
       modelDir: TINY_MODEL_DIR,
       cacheDir: onnxCache,
       device: 'cpu',
+      precision: 'fp32',
     });
     await broken.dispose(); // its sessions are gone: generating must fail inside the engine
     const { server, handle, logs } = await startServer(broken);
