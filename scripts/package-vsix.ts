@@ -91,6 +91,12 @@ function main(): void {
     if (installOnly) dropInstallScript(path.join(stage, 'node_modules', name), installOnly);
   }
 
+  // Everything staged ships; the file only tells vsce that the selection was deliberate.
+  writeFileSync(
+    path.join(stage, '.vscodeignore'),
+    '# staged by scripts/package-vsix.ts: all of it ships\n',
+  );
+
   const out = path.join(root, `${manifest.name}-${target.name}-${manifest.version}.vsix`);
   rmSync(out, { force: true });
   const vsce = path.join(root, 'node_modules', '@vscode', 'vsce', 'vsce');

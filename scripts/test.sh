@@ -23,25 +23,41 @@ stage 'build'
 npm run --silent build
 
 # A failing test stage lets the later ones run, so one run reports every failure; the
-# summary's exit status says whether any failed.
+# summary's exit status says whether any failed. A step that the next stages need (the test
+# environment, the .vsix) counts as one failure when it breaks, and they are skipped.
 failed=0
 run_tests() { "$@" || failed=1; }
+broken() {
+  echo "$1 failed: the stages that need it are skipped (counted as one failure)" >&2
+  echo "0 1 0" >>"$TEST_COUNTS_FILE"
+  failed=1
+}
 
 stage 'unit, engine and server tests'
 run_tests npx mocha
 
 stage 'test environment: Chromium, Node 24, code-server (cached in .tools/)'
-bash scripts/setup-test-env.sh
+env_ready=0
+if bash scripts/setup-test-env.sh; then env_ready=1; else broken 'setup-test-env'; fi
 
 stage 'package: the linux-x64 .vsix and its contents'
-npm run --silent package
-run_tests npx mocha --config test/e2e/.mocharc.json test/e2e/vsix-contents.test.ts
+packaged=0
+if npm run --silent package; then
+  packaged=1
+  run_tests npx mocha --config test/e2e/.mocharc.json test/e2e/vsix-contents.test.ts
+else
+  broken 'npm run package'
+fi
 
-stage 'extension integration tests: code-server extension host'
-run_tests npm run --silent test:extension
+if [ "$env_ready" = 1 ]; then
+  stage 'extension integration tests: code-server extension host'
+  run_tests npm run --silent test:extension
+fi
 
-stage 'end to end: the installed .vsix in code-server, driven by Chromium'
-run_tests npx mocha --config test/e2e/.mocharc.json test/e2e/user-journey.test.ts
+if [ "$env_ready" = 1 ] && [ "$packaged" = 1 ]; then
+  stage 'end to end: the installed .vsix in code-server, driven by Chromium'
+  run_tests npx mocha --config test/e2e/.mocharc.json test/e2e/user-journey.test.ts
+fi
 
 stage 'summary'
 awk -v failed="$failed" '{ p += $1; f += $2; s += $3 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s; exit (f > 0 || failed) }' "$TEST_COUNTS_FILE"
