@@ -37,6 +37,12 @@ export interface PrefillInput {
    * Omitted for text-only prompts.
    */
   visual?: VisionOutput;
+  /**
+   * Keep this many leading tokens of the sequence already in the cache (they must equal the
+   * first `reuse` input ids, with the same images) and run only the rest. The rest must hold
+   * no `<|image_pad|>` token: DeepStack features are only injected by a full prefill.
+   */
+  reuse?: number;
 }
 
 /**
@@ -48,8 +54,18 @@ export interface TextDecoder {
   prefill(input: PrefillInput): Promise<Float32Array>;
   /** Appends one token at MRoPE position `position` (same in all 3 streams); returns logits [vocab]. */
   step(tokenId: number, position: number): Promise<Float32Array>;
+  /**
+   * Appends several tokens in one run at positions position, position+1, ... (text tokens) and
+   * returns the logits after each of them: row i predicts the token after tokenIds[i]. Used to
+   * verify speculative drafts; truncate() then drops the rejected ones.
+   */
+  extend(tokenIds: number[], position: number): Promise<Float32Array[]>;
+  /** Drops cached positions from `length` on (the next run writes there). */
+  truncate(length: number): void;
   /** Tokens currently held in the cache. */
   readonly pastLength: number;
+  /** The ids held in the cache, in order (what a later prefill may reuse). */
+  readonly cachedIds: readonly number[];
   reset(): void;
 }
 
@@ -103,6 +119,12 @@ export interface GenerateRequest {
   sampling?: SamplingOptions;
   /** Extra stop strings; the text before the stop string is returned. */
   stop?: string[];
+  /**
+   * Prompt-lookup speculative decoding (default on): drafts copied from the prompt and the
+   * output so far, verified in one decoder run. It never changes what is generated (greedy is
+   * token-for-token the same; sampling keeps its distribution), only how fast.
+   */
+  speculation?: boolean;
 }
 
 export interface GenerateCallbacks {
@@ -123,6 +145,22 @@ export interface GenerationTimings {
   totalMs: number;
 }
 
+/** What a generation did, beyond timings: prefix reuse and speculation counters. */
+export interface GenerationStats {
+  /** Prompt tokens run through the decoder (the prompt minus any reused prefix). */
+  prefilledTokens: number;
+  /** Prompt tokens whose KV cache was kept from the previous generation. */
+  reusedTokens: number;
+  /** Images whose embeddings came from the image cache. */
+  cachedImages: number;
+  /** Decoder runs after prefill (plain steps and verification runs). */
+  decoderRuns: number;
+  /** Draft tokens proposed by prompt lookup and verified. */
+  draftTokens: number;
+  /** Drafts accepted (kept as output). */
+  acceptedDrafts: number;
+}
+
 export interface GenerationResult {
   promptTokenIds: number[];
   tokenIds: number[];
@@ -130,6 +168,7 @@ export interface GenerationResult {
   imageGridThw: [number, number, number][];
   finishReason: 'stop' | 'length' | 'cancelled';
   timingsMs: GenerationTimings;
+  stats?: GenerationStats;
 }
 
 export interface EngineInfo {

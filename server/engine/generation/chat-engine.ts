@@ -2,6 +2,8 @@
  * The Engine (contracts.ts) over a loaded ONNX model and the checkpoint's host side: prepares
  * the chat, checks it fits the context, runs the vision tower per image, then the decode loop.
  * One generation runs at a time (the decoder owns a single KV cache); later calls wait.
+ * Between generations the KV cache is kept: a prompt that extends the cached sequence (a
+ * refinement) prefills only its new tokens, and vision outputs are cached by image hash.
  */
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
 import { prepareChat } from '../chat/prepare-chat';
@@ -16,12 +18,20 @@ import type {
 } from '../contracts';
 import { EngineError } from '../errors';
 import type { ImageLimits } from '../preprocess/decode-image';
+import { splitMessages } from '../chat/messages';
 import { runDecodeLoop } from './decode-loop';
+import { ImageEmbeddingCache, imageKey } from './image-cache';
+import { reusablePrefix } from './prefix-reuse';
+import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
 import { randomSeed, seededRandom } from './prng';
 import { resolveSampler } from './sampler-settings';
 
 export interface ChatEngineOptions {
   modelName: string;
+  /** Prompt-lookup settings, or false to never speculate. */
+  speculation?: PromptLookupSettings | false;
+  /** Bytes of vision outputs kept by image hash (default 512 MiB). */
+  imageCacheBytes?: number;
   /** Prompt + completion limit; default: the model's max_position_embeddings. */
   contextLength?: number;
   imageLimits?: ImageLimits;
@@ -39,11 +49,15 @@ export function createChatEngine(
     contextLength: options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
   };
   let queue: Promise<unknown> = Promise.resolve();
+  const state: ReuseState = {
+    images: new ImageEmbeddingCache(options.imageCacheBytes),
+    cachedImageKeys: [],
+  };
   return {
     info,
     generate(request, callbacks = {}) {
       const run = queue.then(() =>
-        generateOnce(model, checkpoint, info, options, request, callbacks),
+        generateOnce(model, checkpoint, info, options, state, request, callbacks),
       );
       queue = run.catch(() => undefined);
       return run;
@@ -55,11 +69,37 @@ export function createChatEngine(
   };
 }
 
+/** What outlives one generation: the image cache and which images the KV cache holds. */
+interface ReuseState {
+  images: ImageEmbeddingCache;
+  cachedImageKeys: string[];
+}
+
 async function generateOnce(
   model: LoadedModel,
   checkpoint: ChatCheckpoint,
   info: EngineInfo,
   options: ChatEngineOptions,
+  state: ReuseState,
+  request: GenerateRequest,
+  callbacks: GenerateCallbacks,
+): Promise<GenerationResult> {
+  try {
+    return await generateWith(model, checkpoint, info, options, state, request, callbacks);
+  } catch (error) {
+    // A failed run may leave the cache half-written: the next request starts from scratch.
+    model.decoder.reset();
+    state.cachedImageKeys = [];
+    throw error;
+  }
+}
+
+async function generateWith(
+  model: LoadedModel,
+  checkpoint: ChatCheckpoint,
+  info: EngineInfo,
+  options: ChatEngineOptions,
+  state: ReuseState,
   request: GenerateRequest,
   callbacks: GenerateCallbacks,
 ): Promise<GenerationResult> {
@@ -72,13 +112,36 @@ async function generateOnce(
   const preprocessMs = performance.now() - started;
   callbacks.onPromptReady?.({ promptTokens, images: prepared.images.length });
 
+  const imageKeys = splitMessages(request.messages).images.map(imageKey);
+  const reuse = reusablePrefix(
+    { ids: model.decoder.cachedIds, imageKeys: state.cachedImageKeys },
+    prepared.inputIds,
+    imageKeys,
+    checkpoint.model.imageTokenId,
+  );
+
+  // A reused prefix holds every image already: the vision tower is not needed at all.
   const visionStarted = performance.now();
   const outputs: VisionOutput[] = [];
-  for (const image of prepared.images) {
-    if (callbacks.signal?.aborted) break;
-    outputs.push(await model.vision.encode(image.pixelValues, image.gridThw));
+  let cachedImages = 0;
+  if (reuse === 0) {
+    for (const [i, image] of prepared.images.entries()) {
+      if (callbacks.signal?.aborted) break;
+      let output = state.images.get(imageKeys[i]);
+      if (output) cachedImages++;
+      else {
+        output = await model.vision.encode(image.pixelValues, image.gridThw);
+        state.images.set(imageKeys[i], output);
+      }
+      outputs.push(output);
+    }
   }
   const visionMs = performance.now() - visionStarted;
+  state.cachedImageKeys = imageKeys;
+  const speculation =
+    request.speculation === false || options.speculation === false
+      ? undefined
+      : (options.speculation ?? DEFAULT_PROMPT_LOOKUP);
   const imageGridThw = prepared.images.map((image) => image.gridThw);
 
   const loop = await runDecodeLoop({
@@ -86,8 +149,10 @@ async function generateOnce(
     prefill: {
       inputIds: prepared.inputIds,
       positionIds: prepared.positionIds,
-      visual: outputs.length > 0 ? concatVision(outputs) : undefined,
+      visual: reuse === 0 && outputs.length > 0 ? concatVision(outputs) : undefined,
+      reuse,
     },
+    speculation,
     ropeDelta: prepared.ropeDelta,
     maxNewTokens,
     eosTokenIds: checkpoint.generation.eosTokenIds,
@@ -111,8 +176,17 @@ async function generateOnce(
       prefillMs: loop.prefillMs,
       firstTokenMs: preprocessMs + visionMs + loop.firstTokenMs,
       decodeMs: loop.decodeMs,
-      perTokenMs: loop.decodeSteps > 0 ? loop.decodeMs / loop.decodeSteps : 0,
+      // Per generated token after the first (a verification run may yield several).
+      perTokenMs: loop.tokenIds.length > 1 ? loop.decodeMs / (loop.tokenIds.length - 1) : 0,
       totalMs,
+    },
+    stats: {
+      prefilledTokens: prepared.inputIds.length - reuse,
+      reusedTokens: reuse,
+      cachedImages,
+      decoderRuns: loop.decodeSteps,
+      draftTokens: loop.draftTokens,
+      acceptedDrafts: loop.acceptedDrafts,
     },
   };
 }

@@ -2,11 +2,17 @@
  * The token loop: prefill, then pick a token, stream its text, and feed it back until an eos
  * id, a stop string, the token budget or the caller's AbortSignal ends it. The AbortSignal is
  * checked between steps (a running ONNX step is not interrupted).
+ *
+ * With speculation, each run appends the chosen token plus drafted tokens (prompt lookup) and
+ * returns logits for all of them; drafts are kept while they pass verification, the first
+ * rejection supplies the next token, and the cache is truncated behind the last kept token.
  */
 import type { PrefillInput, TextDecoder } from '../contracts';
 import { decodePosition } from '../positions/rope-index';
 import type { Random } from './prng';
+import { draftTokens, type PromptLookupSettings } from './prompt-lookup';
 import { applyRepetitionPenalty, sampleToken, type SamplerSettings } from './sampling';
+import { verifyDraft } from './speculative-accept';
 import { StopStringMatcher } from './stop-strings';
 import { TextStreamer } from './stream-text';
 import type { TextTokenizer } from '../tokenizer/text-tokenizer';
@@ -23,6 +29,8 @@ export interface DecodeLoopInput {
   stop?: readonly string[];
   signal?: AbortSignal;
   onText?: (delta: string) => void;
+  /** Prompt-lookup speculation; off when absent. */
+  speculation?: PromptLookupSettings;
 }
 
 export interface DecodeLoopResult {
@@ -33,15 +41,20 @@ export interface DecodeLoopResult {
   prefillMs: number;
   /** From the start of prefill to the first token chosen. */
   firstTokenMs: number;
-  /** Time spent in decode steps after the first token. */
+  /** Time spent in decoder runs after the first token (steps and verification runs). */
   decodeMs: number;
+  /** Decoder runs after prefill. */
   decodeSteps: number;
+  draftTokens: number;
+  acceptedDrafts: number;
 }
 
 export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopResult> {
   const { decoder, sampler, random, signal } = input;
   const eos = new Set(input.eosTokenIds);
   const context = new Set(input.prefill.inputIds);
+  // Prompt + output so far: where drafts are looked up.
+  const sequence = [...input.prefill.inputIds];
   const streamer = new TextStreamer(input.tokenizer);
   const stops = new StopStringMatcher(input.stop ?? []);
   const tokenIds: number[] = [];
@@ -60,47 +73,91 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
     firstTokenMs,
     decodeMs,
     decodeSteps,
+    draftTokens: drafted,
+    acceptedDrafts: accepted,
   });
   let prefillMs = 0;
   let firstTokenMs = 0;
   let decodeMs = 0;
   let decodeSteps = 0;
+  let drafted = 0;
+  let accepted = 0;
+
+  /** Takes `token` as output; returns how generation ends, or undefined to go on. */
+  const take = (token: number): DecodeLoopResult['finishReason'] | undefined => {
+    if (tokenIds.length === 0) firstTokenMs = performance.now() - started;
+    tokenIds.push(token);
+    sequence.push(token);
+    context.add(token);
+    if (eos.has(token)) {
+      emit(stops.push(streamer.flush()).text + stops.flush());
+      return 'stop';
+    }
+    const matched = stops.push(streamer.push(token));
+    emit(matched.text);
+    if (matched.stopped) return 'stop';
+    if (tokenIds.length >= input.maxNewTokens) {
+      const tail = stops.push(streamer.flush());
+      emit(tail.text);
+      if (tail.stopped) return 'stop';
+      emit(stops.flush());
+      return 'length';
+    }
+    if (signal?.aborted) {
+      emit(stops.flush());
+      return 'cancelled';
+    }
+    return undefined;
+  };
+  const penalized = (logits: Float32Array): Float32Array => {
+    if (sampler.repetitionPenalty === 1) return logits;
+    const copy = Float32Array.from(logits);
+    applyRepetitionPenalty(copy, context, sampler.repetitionPenalty);
+    return copy;
+  };
 
   if (signal?.aborted || input.maxNewTokens <= 0) {
     return result(signal?.aborted ? 'cancelled' : 'length');
   }
   let logits = await decoder.prefill(input.prefill);
   prefillMs = performance.now() - started;
+  // A token already chosen by a rejected draft's residual draw.
+  let chosen: number | undefined;
   for (;;) {
-    if (sampler.repetitionPenalty !== 1) {
-      logits = Float32Array.from(logits);
-      applyRepetitionPenalty(logits, context, sampler.repetitionPenalty);
-    }
-    const token = sampleToken(logits, sampler, random);
-    if (tokenIds.length === 0) firstTokenMs = performance.now() - started;
-    tokenIds.push(token);
-    context.add(token);
-    if (eos.has(token)) {
-      emit(stops.push(streamer.flush()).text + stops.flush());
-      return result('stop');
-    }
-    const matched = stops.push(streamer.push(token));
-    emit(matched.text);
-    if (matched.stopped) return result('stop');
-    if (tokenIds.length >= input.maxNewTokens) {
-      const tail = stops.push(streamer.flush());
-      emit(tail.text);
-      if (tail.stopped) return result('stop');
-      emit(stops.flush());
-      return result('length');
-    }
-    if (signal?.aborted) {
-      emit(stops.flush());
-      return result('cancelled');
-    }
+    const token = chosen ?? sampleToken(penalized(logits), sampler, random);
+    chosen = undefined;
+    const end = take(token);
+    if (end) return result(end);
+
+    const position = decodePosition(decoder.pastLength, input.ropeDelta);
+    // Drafts never run past the token budget: the token after the last draft is still free.
+    const room = input.maxNewTokens - tokenIds.length - 1;
+    const drafts = input.speculation ? draftTokens(sequence, input.speculation, room) : [];
     const stepStarted = performance.now();
-    logits = await decoder.step(token, decodePosition(decoder.pastLength, input.ropeDelta));
+    if (drafts.length === 0) {
+      logits = await decoder.step(token, position);
+      decodeMs += performance.now() - stepStarted;
+      decodeSteps++;
+      continue;
+    }
+    const base = decoder.pastLength;
+    const rows = await decoder.extend([token, ...drafts], position);
     decodeMs += performance.now() - stepStarted;
     decodeSteps++;
+    drafted += drafts.length;
+    let kept = 0;
+    for (; kept < drafts.length; kept++) {
+      const verdict = verifyDraft(penalized(rows[kept]), drafts[kept], sampler, random);
+      if (!verdict.accepted) {
+        chosen = verdict.token;
+        break;
+      }
+      accepted++;
+      const finished = take(drafts[kept]);
+      if (finished) return result(finished);
+    }
+    // Keep the token and the accepted drafts; the rejected ones' rows are overwritten later.
+    decoder.truncate(base + 1 + kept);
+    if (chosen === undefined) logits = rows[drafts.length];
   }
 }

@@ -8,7 +8,11 @@
  *          rope_cos, rope_sin [1, S, headDim]   interleaved-MRoPE tables, shared by all layers
  *          past_key_<l>, past_value_<l> [1, kvHeads, P, headDim]
  *          seqlens_k [1] int32 (= P + S - 1), total_sequence_length [] int32 (= P + S)
- * outputs  logits [1, vocab] for the last position; present_key_<l>, present_value_<l>
+ *          num_logits [1] int64        how many trailing positions get logits (1 to S)
+ * outputs  logits [num_logits, vocab] for the last positions; present_key_<l>, present_value_<l>
+ *
+ * num_logits is 1 for prefill and plain decode steps; speculative verification asks for every
+ * position of the run (the token plus its drafts), so the LM head only runs where it is needed.
  *
  * Attention is com.microsoft.GroupQueryAttention with do_rotary = 0: q/k RMSNorm and MRoPE are
  * applied before it, in that order. Past/present are plain tensors, so a WebGPU session can keep
@@ -35,6 +39,7 @@ export const DECODER_INPUTS = {
   sin: 'rope_sin',
   seqlens: 'seqlens_k',
   total: 'total_sequence_length',
+  numLogits: 'num_logits',
   pastKey: (l: number) => `past_key_${l}`,
   pastValue: (l: number) => `past_value_${l}`,
 } as const;
@@ -64,6 +69,7 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
   const sin = toActivation(g.input(DECODER_INPUTS.sin, F, [1, 'sequence', hd]));
   const seqlens = g.input(DECODER_INPUTS.seqlens, DataType.INT32, [1]);
   const total = g.input(DECODER_INPUTS.total, DataType.INT32, []);
+  const numLogits = g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
 
   // Embedding gather; int4 builds keep the table in fp16 (gathered rows are cast up).
   const embedName = P('embed_tokens.weight');
@@ -121,11 +127,11 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
     }
   }
 
-  // Last position only: [1, S, D] -> [1, D], final norm, tied (or separate) LM head.
+  // The last num_logits positions: [1, S, D] -> [N, D], final norm, tied (or separate) LM head.
   const last = reshape(
     g,
-    g.op('Slice', [h, g.constInt64([-1]), g.constInt64([2 ** 62]), g.constInt64([1])]),
-    [1, d],
+    g.op('Slice', [h, g.op('Neg', [numLogits]), g.constInt64([2 ** 62]), g.constInt64([1])]),
+    [-1, d],
   );
   const normed = rmsNorm(ctx, last, P('norm.weight'), eps);
   let logits: string;
@@ -142,5 +148,5 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
   }
   if (act !== F) logits = g.op('Cast', [logits], { to: attr.int(F) });
   g.node('Identity', [logits], { outputs: [DECODER_OUTPUTS.logits] });
-  g.output(DECODER_OUTPUTS.logits, F, [1, t.vocabSize]);
+  g.output(DECODER_OUTPUTS.logits, F, ['logit_rows', t.vocabSize]);
 }

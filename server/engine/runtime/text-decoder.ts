@@ -20,6 +20,8 @@ export const DEFAULT_PREFILL_CHUNK = 1024;
 export class OnnxTextDecoder implements TextDecoder {
   private past = 0;
   private started = false;
+  /** Ids in the cache, position by position (only the first `past` are valid). */
+  private ids: number[] = [];
   private readonly rope: MropeTables;
   private readonly taps: number;
 
@@ -37,10 +39,25 @@ export class OnnxTextDecoder implements TextDecoder {
     return this.past;
   }
 
+  get cachedIds(): readonly number[] {
+    return this.ids;
+  }
+
   reset(): void {
     this.cache.reset();
     this.past = 0;
+    this.ids = [];
     this.started = false;
+  }
+
+  truncate(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.past) {
+      throw new EngineError('bad_request', `cannot truncate a cache of ${this.past} to ${length}`);
+    }
+    // The cache keeps its rows; the next run's seqlens_k makes GroupQueryAttention write from
+    // `length` on and ignore what lies beyond.
+    this.past = length;
+    this.ids.length = length;
   }
 
   async prefill(input: PrefillInput): Promise<Float32Array> {
@@ -50,6 +67,8 @@ export class OnnxTextDecoder implements TextDecoder {
     if (input.positionIds.some((stream) => stream.length !== s)) {
       throw new EngineError('bad_request', `positionIds must hold 3 streams of ${s} positions`);
     }
+    const reuse = input.reuse ?? 0;
+    if (reuse > 0) return this.prefillAfter(input, reuse);
     this.reset();
     const d = this.config.text.hiddenSize;
     const visual = new Float32Array(s * d);
@@ -94,6 +113,61 @@ export class OnnxTextDecoder implements TextDecoder {
     return logits!;
   }
 
+  /** Keeps the first `reuse` cached tokens and runs the text-only rest of the prompt. */
+  private async prefillAfter(input: PrefillInput, reuse: number): Promise<Float32Array> {
+    const ids = input.inputIds;
+    if (!Number.isInteger(reuse) || reuse >= ids.length || reuse > this.past) {
+      throw new EngineError(
+        'bad_request',
+        `cannot reuse ${reuse} cached tokens for a prompt of ${ids.length} (cache holds ${this.past})`,
+      );
+    }
+    for (let i = 0; i < reuse; i++) {
+      if (this.ids[i] !== ids[i]) {
+        throw new EngineError('bad_request', `the cache differs from the prompt at token ${i}`);
+      }
+    }
+    if (ids.indexOf(this.config.imageTokenId, reuse) >= 0) {
+      throw new EngineError('bad_request', 'a reused prefix must cover every image of the prompt');
+    }
+    this.truncate(reuse);
+    const d = this.config.text.hiddenSize;
+    let logits: Float32Array | undefined;
+    for (let start = reuse; start < ids.length; start += this.prefillChunk) {
+      const end = Math.min(ids.length, start + this.prefillChunk);
+      logits = await this.run(
+        ids.slice(start, end),
+        input.positionIds.map((stream) => stream.slice(start, end)) as [
+          number[],
+          number[],
+          number[],
+        ],
+        new Float32Array((end - start) * d),
+        new Float32Array(this.taps * (end - start) * d),
+      );
+    }
+    return logits!;
+  }
+
+  async extend(tokenIds: number[], position: number): Promise<Float32Array[]> {
+    if (!this.started) {
+      throw new EngineError('bad_request', 'extend() called before prefill()');
+    }
+    const n = tokenIds.length;
+    if (n === 0) return [];
+    const d = this.config.text.hiddenSize;
+    const positions = Array.from({ length: n }, (_, i) => position + i);
+    const logits = await this.run(
+      tokenIds,
+      [positions, positions, positions],
+      new Float32Array(n * d),
+      new Float32Array(this.taps * n * d),
+      n,
+    );
+    const vocab = logits.length / n;
+    return Array.from({ length: n }, (_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
+  }
+
   async step(tokenId: number, position: number): Promise<Float32Array> {
     if (!this.started) {
       throw new EngineError('bad_request', 'step() called before prefill()');
@@ -112,6 +186,7 @@ export class OnnxTextDecoder implements TextDecoder {
     positions: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
     visual: Float32Array,
     deepstack: Float32Array,
+    numLogits = 1,
   ): Promise<Float32Array> {
     const t = this.config.text;
     const s = ids.length;
@@ -130,10 +205,13 @@ export class OnnxTextDecoder implements TextDecoder {
       [DECODER_INPUTS.sin]: new ort.Tensor('float32', sin, [1, s, t.headDim]),
       [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(total - 1), [1]),
       [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(total), []),
+      [DECODER_INPUTS.numLogits]: new ort.Tensor('int64', BigInt64Array.of(BigInt(numLogits)), [1]),
     };
     const fetches = this.cache.bind(feeds, this.past, s);
     const result = fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
     this.cache.commit(result);
+    this.ids.length = this.past;
+    this.ids.push(...ids);
     this.past = total;
     this.started = true;
     const logits = result[DECODER_OUTPUTS.logits];

@@ -1,0 +1,183 @@
+/**
+ * Prompt-lookup speculative decoding: drafting, the acceptance rule (its output distribution is
+ * exactly the model's), and the engine's speculative greedy output being token for token the
+ * plain greedy output, on the golden cases and on long runs where drafts are accepted.
+ */
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Engine, GenerateRequest } from '../../server/engine/contracts';
+import { loadEngine } from '../../server/engine/engine';
+import { seededRandom } from '../../server/engine/generation/prng';
+import { DEFAULT_PROMPT_LOOKUP, draftTokens } from '../../server/engine/generation/prompt-lookup';
+import type { SamplerSettings } from '../../server/engine/generation/sampling';
+import { distribution, verifyDraft } from '../../server/engine/generation/speculative-accept';
+import { goldenCases, goldenMessages, TINY_MODEL_DIR } from './golden-fixture';
+
+describe('prompt lookup drafts', () => {
+  const settings = { maxNgram: 3, minNgram: 2, draftTokens: 4 };
+
+  it('copies what followed the latest earlier match of the last n-gram', () => {
+    //              0  1  2  3  4  5  6  7  8  9
+    const tokens = [1, 2, 3, 4, 5, 9, 2, 3, 7, 1, 2, 3];
+    // last 3-gram [1,2,3] occurs at 0 -> drafts 4,5,9,2
+    assert.deepEqual(draftTokens(tokens, settings), [4, 5, 9, 2]);
+    // the budget caps the drafts
+    assert.deepEqual(draftTokens(tokens, settings, 2), [4, 5]);
+    assert.deepEqual(draftTokens(tokens, settings, 0), []);
+  });
+
+  it('falls back to a shorter n-gram, takes the latest match, and drafts nothing without one', () => {
+    // [8,2,3]: no 3-gram match; 2-gram [2,3] latest at 6 -> 7, 8
+    assert.deepEqual(draftTokens([2, 3, 4, 5, 6, 6, 2, 3, 7, 8, 2, 3], settings), [7, 8, 2, 3]);
+    assert.deepEqual(draftTokens([1, 2, 3, 4, 5], settings), []);
+    assert.deepEqual(draftTokens([5], settings), []);
+  });
+
+  it('continues a repeating pattern past the end of the sequence', () => {
+    assert.deepEqual(draftTokens([9, 7, 7, 7], settings), [7, 7, 7, 7]);
+    // period 3: [4,5,6,4,5] -> the 2-gram [4,5] at 0 -> 6, then 4, 5, 6 read from the drafts
+    assert.deepEqual(draftTokens([4, 5, 6, 4, 5], settings), [6, 4, 5, 6]);
+  });
+});
+
+describe('speculative acceptance rule', () => {
+  const logits = Float32Array.from([2.0, 1.0, 0.5, -1.0, 0.0, -3.0]);
+  const cases: [string, SamplerSettings][] = [
+    ['full softmax', { greedy: false, temperature: 0.8, topK: 0, topP: 1, repetitionPenalty: 1 }],
+    [
+      'top-k 4, top-p 0.9',
+      { greedy: false, temperature: 1, topK: 4, topP: 0.9, repetitionPenalty: 1 },
+    ],
+  ];
+  for (const [name, settings] of cases) {
+    for (const draft of [0, 2, 5]) {
+      it(`${name}: draft ${draft} -> output distributed as p (200k seeded draws)`, () => {
+        const { ids, probs } = distribution(logits, settings);
+        const p = new Map(ids.map((id, i) => [id, probs[i]]));
+        const random = seededRandom(1234 + draft);
+        const n = 200_000;
+        const counts = new Map<number, number>();
+        let acceptedCount = 0;
+        for (let i = 0; i < n; i++) {
+          const verdict = verifyDraft(logits, draft, settings, random);
+          const token = verdict.accepted ? draft : verdict.token;
+          if (verdict.accepted) acceptedCount++;
+          else assert.notEqual(verdict.token, draft, 'a rejection never yields the draft');
+          counts.set(token, (counts.get(token) ?? 0) + 1);
+        }
+        for (const token of counts.keys()) assert.ok(p.has(token), `token ${token} outside p`);
+        for (const [token, prob] of p) {
+          const freq = (counts.get(token) ?? 0) / n;
+          const sigma = Math.sqrt((prob * (1 - prob)) / n);
+          assert.ok(
+            Math.abs(freq - prob) <= 5 * sigma + 1e-9,
+            `token ${token}: frequency ${freq.toFixed(4)} vs p ${prob.toFixed(4)}`,
+          );
+        }
+        const pDraft = p.get(draft) ?? 0;
+        const acceptRate = acceptedCount / n;
+        assert.ok(
+          Math.abs(acceptRate - pDraft) <= 5 * Math.sqrt((pDraft * (1 - pDraft)) / n) + 1e-9,
+        );
+      });
+    }
+  }
+
+  it('greedy accepts exactly the argmax and otherwise names it', () => {
+    const greedy: SamplerSettings = {
+      greedy: true,
+      temperature: 1,
+      topK: 0,
+      topP: 1,
+      repetitionPenalty: 1,
+    };
+    const random = seededRandom(1);
+    assert.deepEqual(verifyDraft(logits, 0, greedy, random), { accepted: true });
+    assert.deepEqual(verifyDraft(logits, 3, greedy, random), { accepted: false, token: 0 });
+  });
+});
+
+describe('speculative decoding in the engine (tiny checkpoint, CPU)', () => {
+  let cacheDir: string;
+  let engine: Engine;
+  before(async () => {
+    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-speculation-'));
+    engine = await loadEngine({
+      modelDir: TINY_MODEL_DIR,
+      cacheDir,
+      device: 'cpu',
+      precision: 'fp32',
+    });
+  });
+  after(async () => {
+    await engine?.dispose();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  const run = (request: GenerateRequest, speculation: boolean) =>
+    engine.generate({ ...request, speculation });
+
+  for (const golden of goldenCases()) {
+    it(`${golden.name}: speculative greedy = plain greedy = the reference, over 24 and 96 tokens`, async () => {
+      const short = {
+        messages: goldenMessages(golden),
+        maxNewTokens: 24,
+        sampling: { greedy: true },
+      };
+      const fast = await run(short, true);
+      assert.deepEqual(fast.tokenIds, golden.greedy_new_tokens);
+      assert.equal(fast.text, golden.greedy_text);
+
+      const long = { ...short, maxNewTokens: 96 };
+      const plain = await run(long, false);
+      const spec = await run(long, true);
+      assert.deepEqual(spec.tokenIds, plain.tokenIds);
+      assert.equal(spec.text, plain.text);
+      assert.equal(plain.stats!.draftTokens, 0);
+      console.log(
+        `      ${golden.name}: ${spec.tokenIds.length} tokens in ${spec.stats!.decoderRuns} runs (plain ${plain.stats!.decoderRuns}); drafts ${spec.stats!.acceptedDrafts}/${spec.stats!.draftTokens} accepted`,
+      );
+    });
+  }
+
+  it('accepts drafts on a prompt that repeats itself, and still matches plain greedy', async () => {
+    const block = 'div.card { color: red; margin: 4px; } ';
+    const request = {
+      messages: [
+        { role: 'user' as const, content: `Repeat this CSS forever: ${block.repeat(12)}` },
+      ],
+      maxNewTokens: 128,
+      sampling: { greedy: true },
+    };
+    const plain = await run(request, false);
+    const spec = await run(request, true);
+    assert.deepEqual(spec.tokenIds, plain.tokenIds);
+    const stats = spec.stats!;
+    console.log(
+      `      repetitive: ${spec.tokenIds.length} tokens in ${stats.decoderRuns} runs (plain ${plain.stats!.decoderRuns}); drafts ${stats.acceptedDrafts}/${stats.draftTokens} accepted`,
+    );
+    assert.ok(stats.acceptedDrafts > 0, 'no draft was accepted');
+    assert.ok(stats.decoderRuns < plain.stats!.decoderRuns, 'speculation saved no decoder run');
+  });
+
+  it('samples with a seed reproducibly, never past max tokens, with speculation on', async () => {
+    const request = {
+      messages: goldenMessages(goldenCases().find((c) => c.name === 'text_only')!),
+      maxNewTokens: 40,
+      sampling: { temperature: 0.7, topP: 0.9, topK: 20, seed: 7 },
+    };
+    const a = await run(request, true);
+    const b = await run(request, true);
+    assert.deepEqual(a.tokenIds, b.tokenIds);
+    assert.ok(a.tokenIds.length <= 40);
+  });
+
+  it('uses the default prompt-lookup settings', () => {
+    assert.ok(
+      DEFAULT_PROMPT_LOOKUP.draftTokens > 0 &&
+        DEFAULT_PROMPT_LOOKUP.maxNgram >= DEFAULT_PROMPT_LOOKUP.minNgram,
+    );
+  });
+});
