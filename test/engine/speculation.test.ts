@@ -99,7 +99,8 @@ describe('speculative acceptance rule', () => {
   });
 });
 
-describe('speculative decoding in the engine (tiny checkpoint, CPU)', () => {
+describe('speculative decoding in the engine (tiny checkpoint, CPU)', function () {
+  this.timeout(120_000);
   let cacheDir: string;
   let engine: Engine;
   before(async () => {

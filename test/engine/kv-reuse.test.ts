@@ -1,0 +1,158 @@
+/**
+ * Reuse across generations: a refinement (same image, previous answer, new instruction) keeps
+ * the KV cache of the common prefix and prefills only the rest, with exactly the cold result;
+ * a different image or an edited earlier turn falls back correctly; vision outputs are cached
+ * by image hash.
+ */
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChatMessage, Engine, GenerateRequest } from '../../server/engine/contracts';
+import { loadEngine } from '../../server/engine/engine';
+import { ImageEmbeddingCache } from '../../server/engine/generation/image-cache';
+import { reusablePrefix } from '../../server/engine/generation/prefix-reuse';
+import { TINY_IMAGES_DIR, TINY_MODEL_DIR } from './golden-fixture';
+
+const PAD = 99;
+
+describe('reusable prefix', () => {
+  it('keeps the common prefix when every image lies in it and is the same image', () => {
+    const cached = { ids: [1, 2, PAD, PAD, 3, 4, 5], imageKeys: ['a'] };
+    assert.equal(reusablePrefix(cached, [1, 2, PAD, PAD, 3, 4, 5, 6, 7], ['a'], PAD), 7);
+    assert.equal(reusablePrefix(cached, [1, 2, PAD, PAD, 3, 8, 9], ['a'], PAD), 5);
+  });
+
+  it('keeps at most all but the last prompt token (one must run for logits)', () => {
+    const cached = { ids: [1, 2, 3, 4], imageKeys: [] };
+    assert.equal(reusablePrefix(cached, [1, 2, 3], [], PAD), 2);
+  });
+
+  it('refuses a different image, an image after the divergence, or nothing in common', () => {
+    const cached = { ids: [1, 2, PAD, PAD, 3], imageKeys: ['a'] };
+    assert.equal(reusablePrefix(cached, [1, 2, PAD, PAD, 3, 4], ['b'], PAD), 0);
+    assert.equal(reusablePrefix(cached, [1, 5, PAD, PAD, 3, 4], ['a'], PAD), 0);
+    assert.equal(reusablePrefix(cached, [1, 2, PAD, PAD, 3, 4, PAD], ['a', 'c'], PAD), 0);
+    assert.equal(reusablePrefix({ ids: [], imageKeys: [] }, [1, 2], [], PAD), 0);
+  });
+});
+
+describe('image embedding cache', () => {
+  const output = (rows: number) => ({
+    tokens: rows,
+    imageEmbeds: new Float32Array(rows * 4),
+    deepstack: [new Float32Array(rows * 4)],
+  });
+  it('evicts the least recently used beyond its byte bound', () => {
+    const cache = new ImageEmbeddingCache(3 * 32); // three 1-row entries of 32 bytes
+    cache.set('a', output(1));
+    cache.set('b', output(1));
+    cache.set('c', output(1));
+    assert.ok(cache.get('a')); // a is now the most recent
+    cache.set('d', output(1));
+    assert.equal(cache.get('b'), undefined);
+    assert.ok(cache.get('a') && cache.get('c') && cache.get('d'));
+    cache.set('huge', output(100)); // larger than the bound: not kept, nothing evicted
+    assert.equal(cache.size, 3);
+  });
+});
+
+describe('KV prefix reuse in the engine (tiny checkpoint, CPU, fp32)', function () {
+  this.timeout(120_000);
+  let cacheDir: string;
+  let warm: Engine;
+  let cold: Engine;
+  const image = (name: string) => new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, name)));
+  const mockup = image('mockup_320x256.png');
+  const diagram = image('diagram_450x230.png');
+  const ask = (img: Uint8Array, text: string): ChatMessage => ({
+    role: 'user',
+    content: [
+      { type: 'image', image: img },
+      { type: 'text', text },
+    ],
+  });
+  const request = (messages: ChatMessage[], maxNewTokens = 24): GenerateRequest => ({
+    messages,
+    maxNewTokens,
+    sampling: { greedy: true },
+  });
+  /** A fresh generation: the cold engine's cache is cleared by an unrelated prompt first. */
+  const coldRun = async (r: GenerateRequest) => {
+    await cold.generate(request([{ role: 'user', content: 'unrelated' }], 1));
+    const result = await cold.generate(r);
+    assert.equal(result.stats!.reusedTokens, 0);
+    return result;
+  };
+
+  before(async () => {
+    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-reuse-'));
+    const options = { modelDir: TINY_MODEL_DIR, cacheDir, device: 'cpu' as const };
+    warm = await loadEngine({ ...options, precision: 'fp32' });
+    cold = await loadEngine({ ...options, precision: 'fp32' });
+  });
+  after(async () => {
+    await warm?.dispose();
+    await cold?.dispose();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  it('a refinement prefills only its new tokens and equals a cold run token for token', async () => {
+    const first = request([ask(mockup, 'Generate the HTML for this UI.')]);
+    const answer = await warm.generate(first);
+    assert.equal(answer.stats!.reusedTokens, 0);
+    const refine = request(
+      [
+        ...first.messages,
+        { role: 'assistant', content: answer.text },
+        { role: 'user', content: 'Make the header blue.' },
+      ],
+      32,
+    );
+    const reused = await warm.generate(refine);
+    const reference = await coldRun(refine);
+    assert.deepEqual(reused.tokenIds, reference.tokenIds);
+    assert.equal(reused.text, reference.text);
+    const stats = reused.stats!;
+    console.log(
+      `      refinement: ${reused.promptTokenIds.length} prompt tokens, ${stats.reusedTokens} reused, ${stats.prefilledTokens} prefilled; vision ${reused.timingsMs.visionMs.toFixed(1)} ms`,
+    );
+    assert.ok(stats.reusedTokens >= answer.promptTokenIds.length, 'the first prompt is reused');
+    assert.equal(stats.reusedTokens + stats.prefilledTokens, reused.promptTokenIds.length);
+    // The answer re-tokenized inside the template may differ from the generated ids (the
+    // template trims the assistant text), so reuse can stop inside the answer, never before it.
+    assert.ok(stats.prefilledTokens < reference.stats!.prefilledTokens);
+  });
+
+  it('a different image falls back to a full prefill with the right answer', async () => {
+    await warm.generate(request([ask(mockup, 'Generate the HTML for this UI.')]));
+    const other = request([ask(diagram, 'Generate the HTML for this UI.')]);
+    const result = await warm.generate(other);
+    assert.equal(result.stats!.reusedTokens, 0);
+    assert.deepEqual(result.tokenIds, (await coldRun(other)).tokenIds);
+  });
+
+  it('an edited earlier turn keeps only the identical prefix and matches a cold run', async () => {
+    const first = request([ask(mockup, 'Generate the HTML for this UI.')]);
+    const answer = await warm.generate(first);
+    const edited = request([
+      ask(mockup, 'Generate the React code for this UI.'),
+      { role: 'assistant', content: answer.text },
+      { role: 'user', content: 'Make the header blue.' },
+    ]);
+    const result = await warm.generate(edited);
+    const stats = result.stats!;
+    assert.ok(stats.reusedTokens > 0 && stats.reusedTokens < answer.promptTokenIds.length);
+    assert.deepEqual(result.tokenIds, (await coldRun(edited)).tokenIds);
+  });
+
+  it('an image seen before skips the vision tower even when the cache cannot be reused', async () => {
+    const text = request([{ role: 'user', content: 'hello' }], 2);
+    await warm.generate(text); // the KV cache now holds a text-only chat
+    const again = request([ask(diagram, 'Return the XML.')]);
+    const result = await warm.generate(again);
+    assert.equal(result.stats!.reusedTokens, 0);
+    assert.equal(result.stats!.cachedImages, 1);
+    assert.deepEqual(result.tokenIds, (await coldRun(again)).tokenIds);
+  });
+});
