@@ -40,6 +40,11 @@ export class LivePreview extends Disposable implements PreviewHandle {
     this.register(vscode.window.registerWebviewPanelSerializer(PREVIEW_VIEW_TYPE, this));
     this.register(vscode.workspace.onDidChangeTextDocument((event) => this.onEdit(event)));
     this.register(vscode.window.onDidChangeActiveTextEditor((editor) => this.follow(editor)));
+    this.register(
+      vscode.workspace.onDidCloseTextDocument((document) => {
+        if (document === this.document) void this.render();
+      }),
+    );
     this.register(deps.settings.onDidChange(() => this.onSettingsChanged()));
     this.register(
       deps.api.onDidStartGeneration(({ documentUri, image }) => {
