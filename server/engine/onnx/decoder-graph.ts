@@ -25,6 +25,7 @@ import {
   type LayerContext,
   applyRotary,
   floatBytes,
+  fusedLinear,
   linear,
   matMulNBits,
   reshape,
@@ -90,14 +91,19 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
   for (let l = 0; l < t.numLayers; l++) {
     const p = P(`layers.${l}.`);
     const a = rmsNorm(ctx, h, `${p}input_layernorm.weight`, eps);
-    const qk = (name: 'q' | 'k', heads: number) => {
-      const proj = reshape(g, linear(ctx, a, `${p}self_attn.${name}_proj`), [1, -1, heads, hd]);
-      const normed = rmsNorm(ctx, proj, `${p}self_attn.${name}_norm.weight`, eps);
+    // q, k and v in one matrix multiply.
+    const [qProj, kProj, v] = fusedLinear(
+      ctx,
+      a,
+      ['q', 'k', 'v'].map((name) => `${p}self_attn.${name}_proj`),
+    );
+    const qk = (proj: string, name: 'q' | 'k', heads: number) => {
+      const split = reshape(g, proj, [1, -1, heads, hd]);
+      const normed = rmsNorm(ctx, split, `${p}self_attn.${name}_norm.weight`, eps);
       return reshape(g, applyRotary(g, normed, cosH, sinH), [1, -1, heads * hd]);
     };
-    const q = qk('q', t.numHeads);
-    const k = qk('k', t.numKvHeads);
-    const v = linear(ctx, a, `${p}self_attn.v_proj`);
+    const q = qk(qProj, 'q', t.numHeads);
+    const k = qk(kProj, 'k', t.numKvHeads);
     const pastK = g.input(DECODER_INPUTS.pastKey(l), act, [1, t.numKvHeads, 'past', hd]);
     const pastV = g.input(DECODER_INPUTS.pastValue(l), act, [1, t.numKvHeads, 'past', hd]);
     const [attn] = g.node('GroupQueryAttention', [q, k, v, pastK, pastV, seqlens, total], {
@@ -116,8 +122,7 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
     h = g.op('Add', [h, linear(ctx, attn, `${p}self_attn.o_proj`)]);
 
     const m = rmsNorm(ctx, h, `${p}post_attention_layernorm.weight`, eps);
-    const gate = linear(ctx, m, `${p}mlp.gate_proj`);
-    const up = linear(ctx, m, `${p}mlp.up_proj`);
+    const [gate, up] = fusedLinear(ctx, m, [`${p}mlp.gate_proj`, `${p}mlp.up_proj`]);
     const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
     h = g.op('Add', [h, linear(ctx, g.op('Mul', [silu, up]), `${p}mlp.down_proj`)]);
 

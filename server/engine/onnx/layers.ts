@@ -72,6 +72,47 @@ export function linear(
   return bias ? g.op('Add', [y, bias]) : y;
 }
 
+/**
+ * Several Linears over the same input as one matrix multiply (rows of their weights stacked),
+ * split back into one output per prefix: fewer, bigger kernels (q/k/v, gate/up). The result is
+ * the same as separate layers; only the node count changes.
+ */
+export function fusedLinear(ctx: LayerContext, x: string, prefixes: string[]): string[] {
+  const { g, weights } = ctx;
+  const names = prefixes.map((prefix) => `${prefix}.weight`);
+  const shapes = names.map((name) => weights.shape(name));
+  const inner = shapes[0][1];
+  if (shapes.some((shape) => shape.length !== 2 || shape[1] !== inner)) {
+    throw new Error(`cannot fuse ${names.join(', ')}: shapes ${shapes.map((s) => `[${s}]`)}`);
+  }
+  const outs = shapes.map((shape) => shape[0]);
+  const total = outs.reduce((a, b) => a + b, 0);
+  const stacked = (): Float32Array => {
+    const out = new Float32Array(total * inner);
+    let offset = 0;
+    for (const name of names) {
+      const rows = weights.read(name);
+      out.set(rows, offset);
+      offset += rows.length;
+    }
+    return out;
+  };
+  const fusedName = `${prefixes.join('+')}.weight`;
+  let y: string;
+  if (ctx.linearFormat === 'int4' && inner % INT4_BLOCK_SIZE === 0) {
+    y = matMulNBits(ctx, x, fusedName, total, inner, stacked);
+  } else {
+    const w = g.initializer(`${fusedName}.T`, ctx.dtype, [inner, total], () =>
+      floatBytes(transpose(stacked(), total, inner), ctx.dtype),
+    );
+    y = g.op('MatMul', [x, w]);
+  }
+  return g.node('Split', [y, g.constInt64(outs)], {
+    outputs: prefixes.length,
+    attrs: { axis: attr.int(-1) },
+  });
+}
+
 /** A MatMulNBits node over a [n, k] fp32 weight produced by `read` (quantised at build time). */
 export function matMulNBits(
   ctx: LayerContext,
