@@ -56,6 +56,7 @@ describe('panel message validation', () => {
     rejected({ ...generate, instruction: 'x'.repeat(MAX_INSTRUCTION_CHARS + 1) });
     rejected({ type: 'openHistory', historyId: 'h'.repeat(129) });
     rejected({ type: 'runAction', action: 'rm -rf /' });
+    rejected({ type: 'refine', requestId: 'r', instruction: '' });
   });
 
   it('rejects images of another format, not base64, or over the size limit', () => {

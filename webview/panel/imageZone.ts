@@ -43,6 +43,13 @@ export class ImageZone {
 
   constructor(private readonly events: ImageZoneEvents) {
     this.chooseButton.addEventListener('click', () => events.onChooseFile());
+    // Keyboard users reach the zone with Tab: Enter or Space there chooses a file.
+    this.element.addEventListener('keydown', (event) => {
+      if (event.target === this.element && (event.key === 'Enter' || event.key === ' ')) {
+        event.preventDefault();
+        events.onChooseFile();
+      }
+    });
     document.addEventListener('paste', (event) => this.onPaste(event));
     // The whole panel takes drops, not just the zone: a near miss should not be lost.
     document.addEventListener('dragover', (event) => {

@@ -170,8 +170,14 @@ describe('panel webview in Chromium', function () {
     assert.equal(await view.page.getByRole('button', { name: 'Generate' }).isEnabled(), true);
   });
 
-  it('asks the host for a file dialog', async () => {
+  it('asks the host for a file dialog, by the button or Enter on the image zone', async () => {
     await view.page.getByRole('button', { name: 'Choose file…' }).click();
     assert.deepEqual(await lastPosted(view), { type: 'pickFile' });
+    await view.page.getByRole('group', { name: /Image/ }).focus();
+    await view.page.keyboard.press('Enter');
+    assert.equal(
+      ((await view.posted()) as PanelToHost[]).filter((m) => m.type === 'pickFile').length,
+      2,
+    );
   });
 });
