@@ -59,6 +59,15 @@ install_node24() {
   log "Node $("$NODE24_PKG/bin/node" --version) installed in $(elapsed $start)"
 }
 
+# Runs a command without the npm_* variables an enclosing `npm run` exported.
+without_npm_env() {
+  local unset_args=() name
+  for name in $(compgen -e); do
+    case "$name" in npm_* | NPM_*) unset_args+=(-u "$name") ;; esac
+  done
+  env ${unset_args[@]+"${unset_args[@]}"} "$@"
+}
+
 install_code_server() {
   local stamp="$CODE_SERVER_DIR/.installed-$CODE_SERVER_VERSION"
   if [ -f "$stamp" ] && [ -x "$CODE_SERVER_BIN" ]; then
@@ -71,7 +80,9 @@ install_code_server() {
   mkdir -p "$CODE_SERVER_DIR"
   # npm runs under Node 24 (first on PATH) so that code-server's postinstall, which checks
   # the Node version in npm's user agent, accepts it, and node-gyp builds against its headers.
-  PATH="$NODE24_PKG/bin:$PATH" npm_config_nodedir="$NODE24_PKG" \
+  # Under `npm test` the parent npm's variables (npm_config_user_agent naming Node 20,
+  # npm_node_execpath, ...) would win over that: the install starts without them.
+  without_npm_env env PATH="$NODE24_PKG/bin:$PATH" npm_config_nodedir="$NODE24_PKG" \
     npm install --prefix "$CODE_SERVER_DIR" --no-save --no-audit --no-fund --no-package-lock \
     --loglevel=error "code-server@$CODE_SERVER_VERSION" >"$TOOLS/code-server-install.log" 2>&1 || {
     tail -n 40 "$TOOLS/code-server-install.log" >&2
