@@ -18,7 +18,7 @@ type Log = Pick<vscode.LogOutputChannel, 'error'>;
 export class DesignPanel extends Disposable implements PanelHandle {
   private panel?: vscode.WebviewPanel;
   private panelSubscriptions: vscode.Disposable[] = [];
-  /** Messages posted before the webview said it is ready; sent on `ready`. */
+  /** Whether the webview listens; what is posted before is dropped, and `ready` resends state. */
   private ready = false;
   /** Focus asked for before the webview was ready. */
   private focusOnReady = false;

@@ -41,7 +41,8 @@ export class PanelController {
       case 'generate': {
         const image = decodeImage(message.image);
         this.image = image;
-        const request = { ...message, image };
+        const { requestId, target, instruction } = message;
+        const request = { requestId, image, target, instruction };
         return this.run(message.requestId, (onProgress) =>
           this.deps.api.generate(request, onProgress),
         );

@@ -47,10 +47,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
     );
     this.register(deps.settings.onDidChange(() => this.onSettingsChanged()));
     this.register(
-      deps.api.onDidStartGeneration(({ documentUri, image }) => {
-        if (this.document?.uri.toString() === documentUri) this.sendImage(image);
-        else if (deps.settings.previewAutoOpen()) this.show(documentUri);
-      }),
+      deps.api.onDidStartGeneration(({ documentUri }) => this.onGenerationStart(documentUri)),
     );
     this.register({
       dispose: () => {
@@ -63,7 +60,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
 
   show(documentUri?: string): void {
     const document = documentUri
-      ? vscode.workspace.textDocuments.find((doc) => doc.uri.toString() === documentUri)
+      ? this.findDocument(documentUri)
       : vscode.window.activeTextEditor?.document;
     if (!document || !expectedPreviewKind(document)) {
       void vscode.window.showInformationMessage(
@@ -71,6 +68,21 @@ export class LivePreview extends Disposable implements PreviewHandle {
       );
       return;
     }
+    this.open(document);
+  }
+
+  private findDocument(uri: string): vscode.TextDocument | undefined {
+    return vscode.workspace.textDocuments.find((document) => document.uri.toString() === uri);
+  }
+
+  /** An open preview follows a new generation; a closed one opens if the settings say so. */
+  private onGenerationStart(documentUri: string): void {
+    const document = this.findDocument(documentUri);
+    if (!document || !expectedPreviewKind(document)) return;
+    if (this.panel || this.deps.settings.previewAutoOpen()) this.open(document);
+  }
+
+  private open(document: vscode.TextDocument): void {
     this.document = document;
     if (this.panel) {
       this.panel.reveal(undefined, true);
