@@ -13,6 +13,8 @@ export type PostToPanel = (message: HostToPanel) => void;
 export class PanelController {
   private image?: SourceImage;
   private running?: { requestId: string; progress?: ProgressStage };
+  /** How the last request ended, replayed once to a webview that was reloaded meanwhile. */
+  private outcome?: HostToPanel;
 
   constructor(
     private readonly deps: HostDependencies,
@@ -84,6 +86,9 @@ export class PanelController {
     const running = this.running;
     if (running?.progress) {
       this.post({ type: 'progress', requestId: running.requestId, progress: running.progress });
+    } else if (!running && this.outcome) {
+      this.post(this.outcome);
+      this.outcome = undefined;
     }
   }
 
@@ -113,18 +118,25 @@ export class PanelController {
     ) => ReturnType<HostDependencies['api']['generate']>,
   ): Promise<void> {
     this.running = { requestId };
+    this.outcome = undefined;
     await this.guard(requestId, async () => {
       const result = await start((progress) => {
         if (this.running?.requestId === requestId) this.running.progress = progress;
         this.post({ type: 'progress', requestId, progress });
       });
-      if (result.outcome === 'stopped') this.post({ type: 'stopped', requestId });
-      else {
-        const { tokens, tokensPerSecond, warnings } = result;
-        this.post({ type: 'done', requestId, tokens, tokensPerSecond, warnings });
-      }
+      const { tokens, tokensPerSecond, warnings } = result;
+      this.finish(
+        result.outcome === 'stopped'
+          ? { type: 'stopped', requestId }
+          : { type: 'done', requestId, tokens, tokensPerSecond, warnings },
+      );
     });
     if (this.running?.requestId === requestId) this.running = undefined;
+  }
+
+  private finish(outcome: HostToPanel): void {
+    this.outcome = outcome;
+    this.post(outcome);
   }
 
   /** Runs an action; any failure is shown in the panel with the actions that fix it. */
@@ -132,13 +144,17 @@ export class PanelController {
     try {
       await action();
     } catch (error) {
-      if (error instanceof GenerationError) {
-        this.post({ type: 'error', requestId, message: error.message, actions: error.actions });
-      } else {
-        this.log.error('Design to Code panel:', error);
-        const message = error instanceof Error ? error.message : String(error);
-        this.post({ type: 'error', requestId, message, actions: ['showLog'] });
-      }
+      const known = error instanceof GenerationError;
+      if (!known) this.log.error('Design to Code panel:', error);
+      const failure: HostToPanel = {
+        type: 'error',
+        requestId,
+        message: error instanceof Error ? error.message : String(error),
+        actions: known ? error.actions : ['showLog'],
+      };
+      // A failed generation is an outcome to replay; a failed side action is not.
+      if (requestId) this.finish(failure);
+      else this.post(failure);
     }
   }
 }

@@ -21,8 +21,6 @@ interface SavedState {
   /** Only once the user picked one; until then the default target setting applies. */
   target?: Target;
   instruction: string;
-  /** Whether a result exists that Refine can continue. */
-  canRefine: boolean;
 }
 
 const host = connectToHost<PanelToHost, SavedState>();
@@ -30,7 +28,8 @@ const saved = host.state();
 
 let image: ImagePayload | undefined;
 let runningId: string | undefined;
-let canRefine = saved.canRefine ?? false;
+/** Whether a result exists that Refine can continue (the most recent one in the history). */
+let canRefine = false;
 let targetChosen = isTarget(saved.target);
 
 const errorBox = new ErrorBox((action) => host.post({ type: 'runAction', action }));
@@ -116,7 +115,6 @@ function save(): void {
   host.saveState({
     target: targetChosen ? (targetSelect.value as Target) : undefined,
     instruction: instructionBox.value,
-    canRefine,
   });
 }
 
@@ -204,6 +202,16 @@ document.addEventListener('keydown', (event) => {
 
 function showHistory(entries: HistoryEntry[]): void {
   history.render(entries);
+  canRefine ||= entries.length > 0;
+  updateButtons();
+}
+
+/**
+ * Whether a result belongs to what this view shows: the running request, or, when none runs
+ * (the webview was reloaded while hidden), the host's replay of the last outcome.
+ */
+function isShown(requestId: string): boolean {
+  return runningId === undefined || requestId === runningId;
 }
 
 function isCurrent(requestId: string | undefined): boolean {
@@ -231,14 +239,14 @@ function receive(message: HostToPanel): void {
       break;
     }
     case 'done':
-      if (!isCurrent(message.requestId)) break;
+      if (!isShown(message.requestId)) break;
       canRefine = true;
       finishRequest(describeDone(message.tokens, message.tokensPerSecond));
       warningList.replaceChildren(...message.warnings.map((warning) => h('li', {}, warning)));
       warningList.hidden = message.warnings.length === 0;
       break;
     case 'stopped':
-      if (!isCurrent(message.requestId)) break;
+      if (!isShown(message.requestId)) break;
       finishRequest('Stopped. The code produced so far stays in the editor.');
       break;
     case 'error':

@@ -128,7 +128,11 @@ export class WebviewBrowser {
       refused,
       violations,
       posted: () => page.evaluate('window.__posted') as Promise<unknown[]>,
-      send: (message) => page.evaluate(`window.postMessage(${JSON.stringify(message)}, '*')`),
+      // Dispatched synchronously, so the webview has handled it when this resolves.
+      send: (message) =>
+        page.evaluate(
+          `window.dispatchEvent(new MessageEvent('message', { data: ${JSON.stringify(message)} }))`,
+        ),
     };
   }
 

@@ -147,6 +147,37 @@ describe('panel webview in Chromium', function () {
     assert.notEqual(posted.requestId, requestId);
   });
 
+  it('after a reload shows how the last generation ended, and can refine it', async () => {
+    // The host replays the outcome to a webview that was unloaded while hidden.
+    await view.send({
+      type: 'done',
+      requestId: 'earlier',
+      tokens: 80,
+      tokensPerSecond: 20,
+      warnings: [],
+    });
+    assert.equal(await view.page.getByRole('status').textContent(), 'Done: 80 tokens at 20 tok/s.');
+    await view.page.fill('#instruction', 'more padding');
+    assert.equal(
+      await view.page.getByRole('button', { name: 'Refine last result' }).isEnabled(),
+      true,
+    );
+  });
+
+  it('cannot refine before anything was generated', async () => {
+    const fresh = await browser.open('panel');
+    try {
+      await fresh.send({ type: 'init', defaultTarget: 'html', history: [], backend: 'local' });
+      await fresh.page.fill('#instruction', 'more padding');
+      assert.equal(
+        await fresh.page.getByRole('button', { name: 'Refine last result' }).isDisabled(),
+        true,
+      );
+    } finally {
+      await fresh.page.close();
+    }
+  });
+
   it('shows an error in place with buttons that run its actions', async () => {
     await view.send({ type: 'image', image, embeddedDiagram: false });
     await view.page.getByRole('button', { name: 'Generate' }).click();
