@@ -3,21 +3,44 @@
  *                         [--tokens N] [--json]
  *
  * Builds a Qwen3-VL-2B-sized model from random weights (the real 2B layout, generated once and
- * cached under .cache/bench-engine), then measures one image prompt: time to first token (vision
- * + prefill), decode tokens/s, peak RSS, and the decode roofline of this machine: weight bytes
- * read per token divided by a memory bandwidth measured in the same run.
+ * cached under .cache/bench-engine, or $BENCH_CACHE_DIR), with the real Qwen tokenizer and
+ * template from the test fixture, then measures through the chat engine:
+ * - a screenshot prompt (a generated PNG of --image size): preprocessing, vision, prefill, time
+ *   to first token, plain decode tokens/s, peak RSS and, on the CPU, the decode roofline
+ *   (weight bytes per token over a memory bandwidth measured in the same run);
+ * - a refinement (the previous answer in the prompt plus a new instruction): time to first
+ *   token reusing the KV cache vs cold, decode tokens/s plain vs prompt-lookup speculation,
+ *   drafts accepted per decoder run, and whether both decoded the same tokens.
+ * Random weights: draft acceptance is this model's, not a trained model's.
  *
  * The checkpoint generation and ONNX build run in a child process so the peak RSS reported is
- * that of inference alone.
+ * that of inference alone. $BENCH_ROOT overrides the repository root (for a bundled copy).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { parseModelConfig, type Qwen3VLConfig } from '../server/engine/checkpoint/config';
 import { writeSafetensors } from '../server/engine/checkpoint/safetensors-writer';
-import type { DeviceRequest, Precision } from '../server/engine/contracts';
+import sharp from 'sharp';
+import { loadChatCheckpoint } from '../server/engine/chat/chat-checkpoint';
+import type {
+  ChatMessage,
+  DeviceRequest,
+  GenerationResult,
+  Precision,
+} from '../server/engine/contracts';
+import { createChatEngine } from '../server/engine/generation/chat-engine';
+import { DEFAULT_PROMPT_LOOKUP } from '../server/engine/generation/prompt-lookup';
 import { loadModel } from '../server/engine/runtime/load-model';
 
 interface Options {
@@ -29,10 +52,18 @@ interface Options {
   prepare: boolean;
 }
 
-const ROOT = resolve(__dirname, '..');
-const BENCH_DIR = join(ROOT, '.cache', 'bench-engine');
+const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..'));
+const BENCH_DIR = resolve(process.env.BENCH_CACHE_DIR ?? join(ROOT, '.cache', 'bench-engine'));
 const MODEL_DIR = join(BENCH_DIR, 'qwen3vl-2b-random');
 const ONNX_CACHE = join(BENCH_DIR, 'onnx');
+const HOST_FILES = [
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'chat_template.jinja',
+  'preprocessor_config.json',
+  'processor_config.json',
+  'generation_config.json',
+];
 
 function parseArgs(argv: string[]): Options {
   const options: Options = {
@@ -134,39 +165,6 @@ async function measureBandwidth(): Promise<number> {
   return (2 * bytes * rounds * threads) / seconds;
 }
 
-/** Single-image prompt ids and MRoPE positions, laid out as the chat template would. */
-function imagePrompt(config: Qwen3VLConfig, grid: [number, number, number]) {
-  const merge = config.vision.spatialMergeSize;
-  const [, gh, gw] = grid;
-  const mh = gh / merge;
-  const mw = gw / merge;
-  const before = [151644, 872, 198, config.visionStartTokenId];
-  const after = [config.visionEndTokenId, 31115, 419, 2168, 13, 151645, 198, 151644, 77091, 198];
-  const ids = [...before, ...Array(mh * mw).fill(config.imageTokenId), ...after];
-  const t: number[] = [];
-  const h: number[] = [];
-  const w: number[] = [];
-  before.forEach((_, i) => (t.push(i), h.push(i), w.push(i)));
-  const start = before.length;
-  for (let r = 0; r < mh; r++) {
-    for (let c = 0; c < mw; c++) {
-      t.push(start);
-      h.push(start + r);
-      w.push(start + c);
-    }
-  }
-  const next = start + Math.max(mh, mw);
-  after.forEach((_, i) => (t.push(next + i), h.push(next + i), w.push(next + i)));
-  const ropeDelta = next + after.length - ids.length;
-  return { ids, positions: [t, h, w] as [number[], number[], number[]], ropeDelta };
-}
-
-/** Grid of patches for an image resized to multiples of 32 (smart_resize without bounds). */
-function gridFor([width, height]: [number, number]): [number, number, number] {
-  const round32 = (x: number) => Math.max(32, Math.round(x / 32) * 32);
-  return [1, round32(height) / 16, round32(width) / 16];
-}
-
 async function prepare(options: Options): Promise<void> {
   ensureCheckpoint((s) => console.error(s));
   const started = Date.now();
@@ -183,6 +181,32 @@ async function prepare(options: Options): Promise<void> {
   console.error(`model ready in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
+/** The tokenizer, template and processor settings (the real Qwen ones, from the test fixture). */
+function ensureHostFiles(): void {
+  const from = join(ROOT, 'test', 'fixtures', 'qwen3vl-tiny', 'model');
+  for (const file of HOST_FILES) {
+    if (!existsSync(join(MODEL_DIR, file))) copyFileSync(join(from, file), join(MODEL_DIR, file));
+  }
+}
+
+/** A screenshot-like PNG: a header bar, a sidebar, cards and text lines on a light page. */
+async function screenshot([width, height]: [number, number]): Promise<Uint8Array> {
+  const rects: string[] = [
+    `<rect width="${width}" height="${Math.round(height * 0.08)}" fill="#1f6feb"/>`,
+    `<rect y="${Math.round(height * 0.08)}" width="${Math.round(width * 0.18)}" height="${height}" fill="#f0f3f6"/>`,
+  ];
+  for (let i = 0; i < 6; i++) {
+    const x = Math.round(width * (0.22 + (i % 3) * 0.26));
+    const y = Math.round(height * (0.15 + Math.floor(i / 3) * 0.4));
+    rects.push(
+      `<rect x="${x}" y="${y}" width="${Math.round(width * 0.23)}" height="${Math.round(height * 0.33)}" rx="8" fill="#ffffff" stroke="#d0d7de"/>`,
+      `<text x="${x + 12}" y="${y + 32}" font-size="20" fill="#24292f">Card ${i + 1}</text>`,
+    );
+  }
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="#fafbfc"/>${rects.join('')}</svg>`;
+  return new Uint8Array(await sharp(Buffer.from(svg)).png().toBuffer());
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   if (options.prepare) return prepare(options);
@@ -196,73 +220,144 @@ async function main(): Promise<void> {
   if (child.status !== 0) throw new Error('preparing the benchmark model failed');
 
   const config = ensureCheckpoint(log);
-  const bandwidth = await measureBandwidth();
+  ensureHostFiles();
+  const bandwidth = options.device === 'cpu' ? await measureBandwidth() : undefined;
   const model = await loadModel(MODEL_DIR, {
     cacheDir: ONNX_CACHE,
     precision: options.precision,
     device: options.device,
   });
-  const grid = gridFor(options.image);
-  const patches = grid[0] * grid[1] * grid[2];
-  const patchIn =
-    config.vision.inChannels * config.vision.temporalPatchSize * config.vision.patchSize ** 2;
-  const pixels = new Float32Array(patches * patchIn);
-  for (let i = 0; i < pixels.length; i++) pixels[i] = ((i * 2654435761) % 2001) / 1000 - 1;
-  const prompt = imagePrompt(config, grid);
+  const checkpoint = loadChatCheckpoint(MODEL_DIR);
+  const engine = (speculation: boolean) =>
+    createChatEngine(model, checkpoint, {
+      modelName: 'qwen3vl-2b-random',
+      speculation: speculation ? DEFAULT_PROMPT_LOOKUP : false,
+    });
+  const image = await screenshot(options.image);
+  const first: ChatMessage[] = [
+    {
+      role: 'user',
+      content: [
+        { type: 'image', image },
+        {
+          type: 'text',
+          text: 'Generate a single HTML file with inline CSS that reproduces this UI.',
+        },
+      ],
+    },
+  ];
+  const greedy = { greedy: true };
+  const tokS = (r: GenerationResult) =>
+    r.tokenIds.length > 1 && r.timingsMs.decodeMs > 0
+      ? (r.tokenIds.length - 1) / (r.timingsMs.decodeMs / 1000)
+      : 0;
 
-  const t0 = performance.now();
-  const visual = await model.vision.encode(pixels, grid);
-  const t1 = performance.now();
-  let logits = await model.decoder.prefill({
-    inputIds: prompt.ids,
-    positionIds: prompt.positions,
-    visual,
+  // 1. A cold screenshot prompt, plain decoding (the figures bench:engine always printed).
+  const plainEngine = engine(false);
+  const cold = await plainEngine.generate({
+    messages: first,
+    maxNewTokens: options.tokens,
+    sampling: greedy,
   });
-  let token = argmax(logits);
-  const t2 = performance.now();
-  for (let i = 0; i < options.tokens; i++) {
-    logits = await model.decoder.step(token, model.decoder.pastLength + prompt.ropeDelta);
-    token = argmax(logits);
-  }
-  const t3 = performance.now();
+  // 2. A refinement of it: the previous answer is in the prompt; KV reuse + speculation.
+  const refinement: ChatMessage[] = [
+    ...first,
+    { role: 'assistant', content: cold.text },
+    { role: 'user', content: 'Make the header blue and keep everything else as it is.' },
+  ];
+  const specEngine = engine(true);
+  const refined = await specEngine.generate({
+    messages: refinement,
+    maxNewTokens: options.tokens,
+    sampling: greedy,
+  });
+  // 3. The same refinement decoded plainly (its prompt is still cached: only decode differs).
+  const refinedPlain = await plainEngine.generate({
+    messages: refinement,
+    maxNewTokens: options.tokens,
+    sampling: greedy,
+  });
+  // 4. The refinement from nothing: empty KV cache, image not cached (a fresh engine).
+  model.decoder.reset();
+  const refinedCold = await engine(true).generate({
+    messages: refinement,
+    maxNewTokens: 1,
+    sampling: greedy,
+  });
   const device = model.device;
   await model.dispose();
 
-  const decodeTokS = options.tokens / ((t3 - t2) / 1000);
+  const t = cold.timingsMs;
+  const decodeTokS = tokS(cold);
   const bytesPerToken = decodeBytesPerToken(config, options.precision);
-  const rooflineTokS = bandwidth / bytesPerToken;
+  const rooflineTokS = bandwidth ? bandwidth / bytesPerToken : undefined;
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const stats = refined.stats!;
   const result = {
     device,
     precision: options.precision,
-    prompt_tokens: prompt.ids.length,
-    ttft_ms: Math.round(t2 - t0),
+    prompt_tokens: cold.promptTokenIds.length,
+    ttft_ms: Math.round(t.firstTokenMs),
     decode_tok_s: round(decodeTokS, 2),
-    roofline_tok_s: round(rooflineTokS, 2),
-    roofline_ratio: round(decodeTokS / rooflineTokS, 3),
+    roofline_tok_s: rooflineTokS === undefined ? null : round(rooflineTokS, 2),
+    roofline_ratio: rooflineTokS === undefined ? null : round(decodeTokS / rooflineTokS, 3),
     peak_rss_mb: Math.round(peakRssMb),
+    image: options.image.join('x'),
+    preprocess_ms: round(t.preprocessMs, 1),
+    vision_ms: round(t.visionMs, 1),
+    prefill_ms: round(t.prefillMs, 1),
+    refine_prompt_tokens: refined.promptTokenIds.length,
+    refine_reused_tokens: stats.reusedTokens,
+    refine_ttft_ms: round(refined.timingsMs.firstTokenMs, 1),
+    refine_cold_ttft_ms: round(refinedCold.timingsMs.firstTokenMs, 1),
+    refine_plain_tok_s: round(tokS(refinedPlain), 2),
+    refine_spec_tok_s: round(tokS(refined), 2),
+    spec_decoder_runs: stats.decoderRuns,
+    spec_draft_tokens: stats.draftTokens,
+    spec_accepted_drafts: stats.acceptedDrafts,
+    spec_accepted_per_run: round(
+      stats.decoderRuns ? stats.acceptedDrafts / stats.decoderRuns : 0,
+      2,
+    ),
+    spec_same_tokens: sameTokens(refined.tokenIds, refinedPlain.tokenIds),
   };
   if (options.json) {
     console.log(JSON.stringify(result));
     return;
   }
   log(`Qwen3-VL-2B-sized model (random weights), ${options.precision} on ${device}`);
-  log(
-    `  image ${options.image.join('x')} -> grid ${grid.join('x')}, ${visual.tokens} visual tokens`,
-  );
+  log(`  image ${result.image} -> grid ${cold.imageGridThw[0].join('x')}`);
   log(`  prompt tokens        ${result.prompt_tokens}`);
-  log(`  vision               ${(t1 - t0).toFixed(0)} ms`);
-  log(`  prefill              ${(t2 - t1).toFixed(0)} ms`);
+  log(`  preprocess           ${result.preprocess_ms} ms`);
+  log(`  vision               ${result.vision_ms} ms`);
+  log(`  prefill              ${result.prefill_ms} ms`);
   log(`  time to first token  ${result.ttft_ms} ms`);
-  log(`  decode               ${result.decode_tok_s} tokens/s over ${options.tokens} tokens`);
+  log(`  decode               ${result.decode_tok_s} tokens/s over ${cold.tokenIds.length} tokens`);
   log(`  peak RSS             ${result.peak_rss_mb} MB`);
+  if (bandwidth && rooflineTokS) {
+    log(
+      `  memory bandwidth     ${(bandwidth / 1e9).toFixed(1)} GB/s (memcpy, read + write, all cores)`,
+    );
+    log(`  weights per token    ${(bytesPerToken / 1e9).toFixed(3)} GB`);
+    log(
+      `  roofline             ${result.roofline_tok_s} tokens/s; achieved ${(result.roofline_ratio! * 100).toFixed(1)}%`,
+    );
+  }
+  log(`Refinement (previous answer in the prompt, ${result.refine_prompt_tokens} tokens)`);
   log(
-    `  memory bandwidth     ${(bandwidth / 1e9).toFixed(1)} GB/s (memcpy, read + write, all cores)`,
+    `  first token          ${result.refine_ttft_ms} ms reusing ${result.refine_reused_tokens} cached tokens; ${result.refine_cold_ttft_ms} ms cold`,
   );
-  log(`  weights per token    ${(bytesPerToken / 1e9).toFixed(3)} GB`);
   log(
-    `  roofline             ${result.roofline_tok_s} tokens/s; achieved ${(result.roofline_ratio * 100).toFixed(1)}%`,
+    `  decode               ${result.refine_plain_tok_s} tokens/s plain, ${result.refine_spec_tok_s} with speculation`,
   );
+  log(
+    `  speculation          ${stats.acceptedDrafts}/${stats.draftTokens} drafts accepted in ${stats.decoderRuns} runs (${result.spec_accepted_per_run} per run); same tokens as plain: ${result.spec_same_tokens}`,
+  );
+  log('  (random weights: draft acceptance reflects this model, not a trained one)');
+}
+
+function sameTokens(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**
@@ -280,12 +375,6 @@ function decodeBytesPerToken(config: Qwen3VLConfig, precision: Precision): numbe
   const bytesPerWeight =
     precision === 'int4' ? 0.5 + 4 / 32 + 0.5 / 32 : precision === 'fp16' ? 2 : 4;
   return (linear + head) * bytesPerWeight;
-}
-
-function argmax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
 }
 
 function round(x: number, digits: number): number {

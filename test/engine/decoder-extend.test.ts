@@ -11,7 +11,11 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
 import type { LoadedModel, TextDecoder } from '../../server/engine/contracts';
-import { HandoverKvCache, InPlaceKvCache } from '../../server/engine/runtime/kv-cache';
+import {
+  HandoverKvCache,
+  InPlaceKvCache,
+  StaticKvCache,
+} from '../../server/engine/runtime/kv-cache';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { TINY_MODEL, golden, maxAbsDiff } from './golden-tensors';
@@ -61,6 +65,10 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
       new OnnxTextDecoder(session, config, new InPlaceKvCache(config.text, 'float32', 256)),
     ],
     [
+      'static (the WebGPU form, on host buffers)',
+      new OnnxTextDecoder(session, config, new StaticKvCache(config.text, 'float32', 160)),
+    ],
+    [
       'handed over',
       new OnnxTextDecoder(session, config, new HandoverKvCache(config.text, 'float32')),
     ],
@@ -99,6 +107,24 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
       assert.ok(maxAbsDiff(step, expected[3]) < 1e-4, `${name} step after truncation`);
       decoder.reset();
     }
+  });
+
+  it('a static cache keeps its buffers across sequences and refuses to overflow', async () => {
+    const cache = new StaticKvCache(config.text, 'float32', c.input_ids.length + 4);
+    const decoder = new OnnxTextDecoder(session, config, cache);
+    // A longer first sequence leaves stale rows behind; the next one must not see them.
+    await decoder.prefill({ inputIds: c.input_ids, positionIds: c.position_ids });
+    await decoder.extend(c.greedy_new_tokens.slice(0, 4), decoder.pastLength + delta);
+    decoder.reset();
+    const expected = await stepped(c.greedy_new_tokens.slice(0, 2));
+    await decoder.prefill(input);
+    const rows = await decoder.extend(c.greedy_new_tokens.slice(0, 2), decoder.pastLength + delta);
+    rows.forEach((row, i) => assert.ok(maxAbsDiff(row, expected[i]) < 1e-4, `row ${i}`));
+    await assert.rejects(
+      decoder.extend([1, 2, 3], decoder.pastLength + delta),
+      /do not fit the decoder's \d+-position KV cache/,
+    );
+    cache.dispose();
   });
 
   it('refuses truncating beyond the cache and extending before prefill', async () => {

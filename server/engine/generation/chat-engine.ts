@@ -14,6 +14,7 @@ import type {
   GenerateRequest,
   GenerationResult,
   LoadedModel,
+  TextDecoder,
   VisionOutput,
 } from '../contracts';
 import { EngineError } from '../errors';
@@ -46,13 +47,13 @@ export function createChatEngine(
     model: options.modelName,
     device: model.device,
     precision: model.precision,
-    contextLength: options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
+    contextLength: Math.min(
+      options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
+      model.contextLimit ?? Infinity,
+    ),
   };
   let queue: Promise<unknown> = Promise.resolve();
-  const state: ReuseState = {
-    images: new ImageEmbeddingCache(options.imageCacheBytes),
-    cachedImageKeys: [],
-  };
+  const state: ReuseState = { images: new ImageEmbeddingCache(options.imageCacheBytes) };
   return {
     info,
     generate(request, callbacks = {}) {
@@ -69,11 +70,16 @@ export function createChatEngine(
   };
 }
 
-/** What outlives one generation: the image cache and which images the KV cache holds. */
+/** What outlives one generation in this engine: its image cache. */
 interface ReuseState {
   images: ImageEmbeddingCache;
-  cachedImageKeys: string[];
 }
+
+/**
+ * Which images (content hashes, in order) each decoder's cached sequence holds. Kept per
+ * decoder, not per engine, so engines sharing a model never trust each other's stale record.
+ */
+const cachedImageKeys = new WeakMap<TextDecoder, string[]>();
 
 async function generateOnce(
   model: LoadedModel,
@@ -89,7 +95,7 @@ async function generateOnce(
   } catch (error) {
     // A failed run may leave the cache half-written: the next request starts from scratch.
     model.decoder.reset();
-    state.cachedImageKeys = [];
+    cachedImageKeys.delete(model.decoder);
     throw error;
   }
 }
@@ -114,7 +120,7 @@ async function generateWith(
 
   const imageKeys = splitMessages(request.messages).images.map(imageKey);
   const reuse = reusablePrefix(
-    { ids: model.decoder.cachedIds, imageKeys: state.cachedImageKeys },
+    { ids: model.decoder.cachedIds, imageKeys: cachedImageKeys.get(model.decoder) ?? [] },
     prepared.inputIds,
     imageKeys,
     checkpoint.model.imageTokenId,
@@ -137,7 +143,7 @@ async function generateWith(
     }
   }
   const visionMs = performance.now() - visionStarted;
-  state.cachedImageKeys = imageKeys;
+  cachedImageKeys.set(model.decoder, imageKeys);
   const speculation =
     request.speculation === false || options.speculation === false
       ? undefined

@@ -5,11 +5,21 @@
  *   bound both as past_* input and as the preallocated present_* output, so GroupQueryAttention
  *   appends the new rows in place (its shared past/present buffer mode). A step then costs no
  *   cache copy at all; the buffers double when full.
- * - HandoverKvCache (GPU): each run's present_* outputs become the next run's past_* inputs
- *   untouched; with preferredOutputLocation 'gpu-buffer' they never leave the device.
+ * - HandoverKvCache: each run's present_* outputs become the next run's past_* inputs
+ *   untouched; with preferredOutputLocation 'gpu-buffer' they never leave the device. The
+ *   buffers grow with the sequence (a new allocation and copy per run inside the provider).
+ * - StaticKvCache (WebGPU): one max-length buffer per layer and K/V, allocated once on the device
+ *   by the first run (host zeros of `capacity` rows go in, its present_* outputs stay in GPU
+ *   buffers), then bound as both past_* input and present_* output of every later run, so
+ *   GroupQueryAttention appends in place (shared past/present buffer): fixed shapes and
+ *   addresses, no allocation or copy per step, and nothing but the logits returns to the host.
+ *
+ * Truncation (dropping rejected speculative drafts) needs no work in any form: the next run's
+ * seqlens_k tells GroupQueryAttention where the valid rows end and where to write.
  */
 import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../checkpoint/config';
+import { EngineError } from '../errors';
 import { DECODER_INPUTS, DECODER_OUTPUTS } from '../onnx/decoder-graph';
 
 export type CacheType = 'float32' | 'float16';
@@ -137,5 +147,76 @@ export class HandoverKvCache implements KvCache {
     return this.type === 'float16'
       ? new ort.Tensor('float16', new Uint16Array(0), dims)
       : new ort.Tensor('float32', new Float32Array(0), dims);
+  }
+}
+
+export class StaticKvCache implements KvCache {
+  private tensors: ort.Tensor[] = [];
+
+  constructor(
+    private readonly text: TextConfig,
+    private readonly type: CacheType,
+    readonly capacity: number,
+  ) {}
+
+  bind(feeds: Record<string, ort.Tensor>, past: number, tokens: number) {
+    if (past + tokens > this.capacity) {
+      throw new EngineError(
+        'context_overflow',
+        `${past + tokens} tokens do not fit the decoder's ${this.capacity}-position KV cache`,
+      );
+    }
+    if (this.tensors.length === 0) {
+      // First run: zero rows in; the outputs (capacity rows, on the device) become the cache.
+      const zeros = this.zeros();
+      for (let l = 0; l < this.text.numLayers; l++) {
+        feeds[DECODER_INPUTS.pastKey(l)] = zeros;
+        feeds[DECODER_INPUTS.pastValue(l)] = zeros;
+      }
+      return undefined;
+    }
+    const fetches: Record<string, ort.Tensor | null> = { [DECODER_OUTPUTS.logits]: null };
+    for (let l = 0; l < this.text.numLayers; l++) {
+      const [k, v] = [this.tensors[2 * l], this.tensors[2 * l + 1]];
+      feeds[DECODER_INPUTS.pastKey(l)] = k;
+      feeds[DECODER_INPUTS.pastValue(l)] = v;
+      fetches[DECODER_OUTPUTS.presentKey(l)] = k;
+      fetches[DECODER_OUTPUTS.presentValue(l)] = v;
+    }
+    return fetches;
+  }
+
+  commit(result: ort.InferenceSession.OnnxValueMapType): void {
+    if (this.tensors.length > 0) return; // written in place
+    for (let l = 0; l < this.text.numLayers; l++) {
+      this.tensors.push(
+        result[DECODER_OUTPUTS.presentKey(l)] as ort.Tensor,
+        result[DECODER_OUTPUTS.presentValue(l)] as ort.Tensor,
+      );
+    }
+    const rows = this.tensors[0].dims[2];
+    if (rows !== this.capacity) {
+      throw new EngineError(
+        'internal',
+        `KV cache came back with ${rows} rows, not ${this.capacity}`,
+      );
+    }
+  }
+
+  /** Keeps the buffers: a new sequence overwrites them from row 0. */
+  reset(): void {}
+
+  dispose(): void {
+    for (const tensor of this.tensors) tensor.dispose();
+    this.tensors = [];
+  }
+
+  private zeros(): ort.Tensor {
+    const { numKvHeads: heads, headDim } = this.text;
+    const dims = [1, heads, this.capacity, headDim];
+    const length = heads * this.capacity * headDim;
+    return this.type === 'float16'
+      ? new ort.Tensor('float16', new Uint16Array(length), dims)
+      : new ort.Tensor('float32', new Float32Array(length), dims);
   }
 }

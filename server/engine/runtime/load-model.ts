@@ -19,12 +19,14 @@ import {
   executionProviders,
   providerLoadError,
 } from './providers';
-import { HandoverKvCache, InPlaceKvCache } from './kv-cache';
+import { HandoverKvCache, InPlaceKvCache, StaticKvCache } from './kv-cache';
 import { OnnxTextDecoder } from './text-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
 const PRECISIONS: Precision[] = ['fp32', 'fp16', 'int4'];
 export const DEFAULT_PRECISION: Precision = 'int4';
+/** Positions of the device-resident KV cache (WebGPU): prompt + completion must fit. */
+export const DEFAULT_KV_CAPACITY = 8192;
 
 export async function loadModel(
   modelDir: string,
@@ -86,7 +88,13 @@ export async function loadModel(
     try {
       assertDeviceAvailable(device);
       const sessions = await createSessions(device, build.vision, build.decoder, config, progress);
-      return makeModel(device, precision, config, sessions);
+      return makeModel(
+        device,
+        precision,
+        config,
+        sessions,
+        options.kvCapacity ?? DEFAULT_KV_CAPACITY,
+      );
     } catch (error) {
       const wrapped =
         isEngineError(error) || device === 'cpu' ? error : providerLoadError(device, error);
@@ -122,6 +130,16 @@ async function createSessions(
   const decoderOptions: ort.InferenceSession.SessionOptions = { ...base };
   if (device === 'webgpu') {
     // Keep the KV cache on the GPU between steps; only logits come back to the host.
+    //
+    // What onnxruntime-node 1.30 allows (js/node/src of onnxruntime): a 'gpu-buffer' tensor is
+    // WebGPU memory only, and JavaScript can neither create one nor upload into one; it can
+    // only come out of a run (preferredOutputLocation) and be fed or fetched again (IO
+    // binding). The CUDA provider takes no options beyond the device id (no CUDA graph) and
+    // every CUDA input and output is a host tensor, so with CUDA the KV cache crosses PCIe
+    // each run. Graph capture (session config 'ep.webgpuexecutionprovider.enableGraphCapture',
+    // reachable through `extra`) needs every input on the device at a fixed address; the
+    // step's small inputs (token id, rotary rows, seqlens) are host tensors here, so it stays
+    // off: the static KV buffers below are its precondition, not yet the replay itself.
     const onDevice: Record<string, 'gpu-buffer'> = {};
     for (let l = 0; l < config.text.numLayers; l++) {
       onDevice[DECODER_OUTPUTS.presentKey(l)] = 'gpu-buffer';
@@ -145,21 +163,28 @@ function makeModel(
   precision: Precision,
   config: Qwen3VLConfig,
   sessions: Sessions,
+  kvCapacity: number,
 ): LoadedModel {
   const cacheType = precision === 'fp16' ? 'float16' : 'float32';
-  // On the CPU the cache is appended in place; on a GPU it stays in the device's buffers.
+  // CPU: host buffers appended in place. WebGPU: max-length buffers on the device, appended in
+  // place. Other GPUs: present outputs handed to the next run (growing).
+  const capacity = Math.min(config.text.maxPositionEmbeddings, kvCapacity);
   const cache =
     device === 'cpu'
       ? new InPlaceKvCache(config.text, cacheType)
-      : new HandoverKvCache(config.text, cacheType);
+      : device === 'webgpu'
+        ? new StaticKvCache(config.text, cacheType, capacity)
+        : new HandoverKvCache(config.text, cacheType);
   const decoder = new OnnxTextDecoder(sessions.decoder, config, cache);
   return {
     device,
     precision,
     vision: new OnnxVisionEncoder(sessions.vision, config),
     decoder,
+    contextLimit: cache instanceof StaticKvCache ? capacity : undefined,
     async dispose() {
       decoder.reset();
+      if (cache instanceof StaticKvCache) cache.dispose();
       await sessions.vision.release();
       await sessions.decoder.release();
     },
