@@ -53,11 +53,11 @@ describe('user journey in code-server with the installed .vsix', function () {
   let panel: PanelDriver;
   const passed = new Set<string>();
 
-  /** Skips this step unless the steps it builds on passed. */
+  /** Skips this step unless the steps it builds on passed, and says which did not. */
   function needs(context: Mocha.Context, ...steps: string[]): void {
     const missing = steps.filter((step) => !passed.has(step));
     if (missing.length > 0) {
-      console.log(`      (skipped: needs "${missing.join('", "')}", which did not pass)`);
+      context.test!.title += ` [skipped: needs "${missing.join('", "')}", which did not pass]`;
       context.skip();
     }
   }
