@@ -35,9 +35,27 @@ export class PanelDriver {
     public frame: Frame,
   ) {}
 
+  /**
+   * Whether the panel is on screen: its webview's outer iframe in the workbench is visible
+   * (a webview kept alive while hidden stays attached but is made invisible).
+   */
+  async isShown(): Promise<boolean> {
+    if (this.frame.isDetached()) return false;
+    let outer = this.frame;
+    while (outer.parentFrame() && outer.parentFrame() !== this.page.mainFrame())
+      outer = outer.parentFrame()!;
+    try {
+      const element = await outer.frameElement();
+      const box = await element.boundingBox();
+      return (await element.isVisible()) && !!box && box.width > 0 && box.height > 0;
+    } catch {
+      return false; // detached meanwhile
+    }
+  }
+
   /** Brings the panel back as a user would, by its editor tab, when it is not in view. */
   async reveal(): Promise<void> {
-    if (!this.frame.isDetached()) return;
+    if (!this.frame.isDetached() && (await this.isShown())) return;
     this.hiddenDuringRun = true;
     await this.page.locator('.tabs-container .tab', { hasText: 'Design to Code' }).first().click();
     const frame = await webviewFrame(this.page, 'select#target', 20_000);
@@ -140,7 +158,7 @@ export class PanelDriver {
     const deadline = Date.now() + options.timeoutMs;
     let seen: PanelTexts = { progress: [], errors: [] };
     while (Date.now() < deadline) {
-      if (this.frame.isDetached()) await this.reveal();
+      if (!(await this.isShown())) await this.reveal();
       seen = await this.texts().catch(() => seen); // detached between the check and the read
       // A panel that came back shows the current state: what it reads now counts too.
       const now = await this.currentTexts().catch(() => ({ progress: [], errors: [] }));

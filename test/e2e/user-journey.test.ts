@@ -83,6 +83,7 @@ describe('user journey in code-server with the installed .vsix', function () {
   /** Presses Generate, waits for the run to finish and shows the document it opened. */
   async function generateDocument(doing: string) {
     const tabsBefore = await tabTitles(page);
+    panel.hiddenDuringRun = false;
     await panel.watch();
     await panel.button('Generate').click();
     await panel.waitForDone(GENERATION_TIMEOUT_MS, doing);
