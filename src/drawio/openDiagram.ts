@@ -3,6 +3,7 @@
  * that extension is installed, else as XML in a text editor.
  */
 import * as vscode from 'vscode';
+import { showGeneratedDocument } from '../layout/editorGroups';
 
 export const DRAWIO_EXTENSION_ID = 'hediet.vscode-drawio';
 const DRAWIO_EDITOR_VIEW_TYPE = 'hediet.vscode-drawio-text';
@@ -44,7 +45,7 @@ export async function saveDrawio(
 /** Opens diagram XML as an untitled XML document, then offers to save it as .drawio. */
 export async function offerDiagram(xml: string, message: string): Promise<vscode.TextDocument> {
   const document = await vscode.workspace.openTextDocument({ language: 'xml', content: xml });
-  await vscode.window.showTextDocument(document, { preview: false });
+  await showGeneratedDocument(document);
   void promptSave(document, message);
   return document;
 }

@@ -8,6 +8,7 @@ import { connect } from '../backend/connection';
 import { embeddedDiagram } from '../drawio/embedded';
 import { offerDiagram, promptSave } from '../drawio/openDiagram';
 import { toDrawioDocument } from '../drawio/wrap';
+import { showGeneratedDocument } from '../layout/editorGroups';
 import { streamChatCompletion } from '../openai/client';
 import { ChatFailure } from '../openai/errors';
 import type { ErrorAction, HistoryEntry, ProgressStage } from '../protocol/panel';
@@ -210,7 +211,7 @@ export class GenerationController extends Disposable implements GenerationApi {
         (candidate) => candidate.uri.toString() === uri,
       );
       if (!document || document.isClosed) continue;
-      await vscode.window.showTextDocument(document, { preview: false });
+      await showGeneratedDocument(document);
       const text = document.getText();
       const at = text.indexOf(code);
       if (at >= 0 && text.length !== code.length)
@@ -369,7 +370,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       language: record.languageId,
       content: record.code,
     });
-    await vscode.window.showTextDocument(document, { preview: false });
+    await showGeneratedDocument(document);
     const image = await this.historyStore.image(record).catch(() => undefined);
     if (image) this.rememberSource(document.uri.toString(), image, record.id);
     else this.lastHistoryId = record.id;

@@ -11,6 +11,7 @@
  * On stop or error the text already inserted stays; finish(undefined) just closes the step.
  */
 import * as vscode from 'vscode';
+import { showGeneratedDocument } from '../layout/editorGroups';
 import type { InsertMode } from '../settings/schema';
 
 export interface StreamTarget {
@@ -35,7 +36,8 @@ export async function openStreamTarget(
     return { document: editor.document, start, length: end - start };
   }
   const document = await vscode.workspace.openTextDocument({ language: languageId, content: '' });
-  await vscode.window.showTextDocument(document, { preview: false });
+  // Beside the panel, not over it: the user keeps the progress line and the Stop button.
+  await showGeneratedDocument(document);
   return { document, start: 0, length: 0 };
 }
 

@@ -5,13 +5,12 @@
  */
 import * as vscode from 'vscode';
 import type { HostDependencies, PanelHandle, SourceImage } from '../generation/api';
+import { PANEL_VIEW_TYPE } from '../layout/viewTypes';
 import type { HostToPanel } from '../protocol/panel';
 import { validatePanelMessage } from '../protocol/validate';
 import { Disposable } from '../util/disposable';
 import { PanelController } from './panelController';
 import { makeNonce, webviewPage } from './webviewPage';
-
-export const PANEL_VIEW_TYPE = 'designToCode.panel';
 
 type Log = Pick<vscode.LogOutputChannel, 'error'>;
 

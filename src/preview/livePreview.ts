@@ -9,11 +9,12 @@ import type { HostToPreview, PreviewContent } from '../protocol/preview';
 import { validatePreviewMessage } from '../protocol/validate';
 import { makeNonce, webviewPage } from '../panel/webviewPage';
 import { Disposable } from '../util/disposable';
+import { previewColumn } from '../layout/editorGroups';
+import { PREVIEW_VIEW_TYPE } from '../layout/viewTypes';
 import { PageServer } from './pageServer';
 import { previewCspAdditions } from './previewCsp';
 import { expectedPreviewKind, previewKindOf } from './previewKind';
 
-export const PREVIEW_VIEW_TYPE = 'designToCode.preview';
 /** At most one render per this many milliseconds while text streams in or is typed. */
 const UPDATE_INTERVAL_MS = 200;
 
@@ -91,7 +92,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
       const panel = vscode.window.createWebviewPanel(
         PREVIEW_VIEW_TYPE,
         'Preview',
-        { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+        { viewColumn: previewColumn(document), preserveFocus: true },
         this.webviewOptions(),
       );
       this.attach(panel);
