@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# npm run gpu:bundle — prepares the git-ignored .gpu-bundle/ that scripts/gpu/run.sh needs on an
+# NVIDIA machine with Python but no Node (see /work/shared/gpu/README.md for the recipe):
+#   node.xz          this machine's node binary, xz-compressed
+#   modules.tar.xz   onnxruntime-node (linux-x64 binaries) + onnxruntime-common, sharp and its
+#                    linux-x64 packages (externals of the bundled benchmark)
+#   bench-engine.cjs scripts/bench-engine.ts bundled with esbuild
+#   root/            what the benchmark reads from the repository: the 2B tensor layout and the
+#                    tiny fixture's tokenizer, template and processor files (also the processor
+#                    the transformers baseline loads)
+#   debs/            Debian's libvulkan1 (the Vulkan loader WebGPU needs there)
+# Kept under ~60 MB so it fits the device tool's carry limit.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=.gpu-bundle
+rm -rf "$OUT"
+mkdir -p "$OUT/root/test/fixtures/qwen3vl-tiny/model" "$OUT/debs"
+
+echo "bundling scripts/bench-engine.ts ..."
+npx esbuild scripts/bench-engine.ts --bundle --platform=node --format=cjs --target=node20 \
+  --external:onnxruntime-node --external:sharp --outfile="$OUT/bench-engine.cjs" --log-level=warning
+
+echo "compressing node ($(node --version)) ..."
+xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > "$OUT/node.xz"
+
+echo "packing onnxruntime-node and sharp (linux-x64) ..."
+tar cJf "$OUT/modules.tar.xz" -C node_modules \
+  onnxruntime-node/dist onnxruntime-node/package.json onnxruntime-node/bin/napi-v6/linux/x64 \
+  onnxruntime-common \
+  sharp @img/colour @img/sharp-linux-x64 @img/sharp-libvips-linux-x64 detect-libc semver
+
+cp test/fixtures/qwen3vl_2b_layout.json "$OUT/root/test/fixtures/"
+for f in tokenizer.json tokenizer_config.json chat_template.jinja preprocessor_config.json \
+  processor_config.json generation_config.json config.json; do
+  cp "test/fixtures/qwen3vl-tiny/model/$f" "$OUT/root/test/fixtures/qwen3vl-tiny/model/"
+done
+xz -T2 -9 "$OUT/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json"
+
+echo "downloading Debian's libvulkan1 ..."
+if ! (cd "$OUT/debs" && apt-get download libvulkan1:amd64 >/dev/null 2>&1); then
+  (apt-get update >/dev/null 2>&1 || true)
+  (cd "$OUT/debs" && apt-get download libvulkan1:amd64)
+fi
+
+du -sh "$OUT"/* | sed 's/^/  /'
+echo "total $(du -sh "$OUT" | cut -f1) in $OUT (run there: bash scripts/gpu/run.sh)"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# bash scripts/gpu/run.sh — the GPU benchmark, one command, on an NVIDIA machine with Python,
+# torch and transformers but no Node. Needs .gpu-bundle/ from `npm run gpu:bundle`.
+#
+# 1. transformers baseline (scripts/gpu/transformers_baseline.py): a Qwen3-VL-2B-sized model with
+#    random bf16 weights, sdpa; eager generate and a compiled static-cache generate (warm
+#    repetition), plus prompt-lookup generate on a refinement; 1280x800 and 1920x1080.
+# 2. this engine on onnxruntime-node's WebGPU provider (Vulkan): the same shapes, int4 and fp16:
+#    preprocessing, vision, time to first token, decode tokens/s, refinement first token with KV
+#    reuse vs cold, plain vs speculative decode, peak GPU memory (nvidia-smi, sampled).
+# Everything it builds goes under $WORK (default /tmp/d2c-gpu); results print as it goes and land
+# in $WORK/results.jsonl and $OUT (when set) as well.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+BUNDLE=$REPO/.gpu-bundle
+WORK=${WORK:-/tmp/d2c-gpu}
+TOKENS=${TOKENS:-64}
+PRECISIONS=${PRECISIONS:-int4 fp16}
+IMAGES=${IMAGES:-1280x800 1920x1080}
+mkdir -p "$WORK"
+RESULTS=$WORK/results.jsonl
+: > "$RESULTS"
+[ -d "$BUNDLE" ] || { echo "missing $BUNDLE: run 'npm run gpu:bundle' where Node is installed" >&2; exit 2; }
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+
+echo "== unpacking Node, onnxruntime-node, sharp, the Vulkan loader"
+xz -dc "$BUNDLE/node.xz" > "$WORK/node" && chmod +x "$WORK/node"
+mkdir -p "$WORK/node_modules" && tar xJf "$BUNDLE/modules.tar.xz" -C "$WORK/node_modules"
+rm -rf "$WORK/root" && cp -r "$BUNDLE/root" "$WORK/root"
+xz -d "$WORK/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json.xz"
+cp "$BUNDLE/bench-engine.cjs" "$WORK/"
+for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$deb" "$WORK/vulkan"; done
+ldconfig 2>/dev/null || true
+export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:$WORK/vulkan/usr/lib/x86_64-linux-gnu
+for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
+  /etc/vulkan/icd.d/nvidia_icd.json; do
+  [ -f "$icd" ] && export VK_DRIVER_FILES=$icd && break
+done
+echo "node $("$WORK/node" --version), VK_DRIVER_FILES=${VK_DRIVER_FILES:-none found}"
+
+echo "== transformers baseline (bf16, sdpa): eager, static cache compiled (warm), prompt lookup"
+python3 scripts/gpu/transformers_baseline.py \
+  --layout "$WORK/root/test/fixtures/qwen3vl_2b_layout.json" \
+  --processor "$WORK/root/test/fixtures/qwen3vl-tiny/model" \
+  --tokens "$TOKENS" --images $IMAGES --results "$RESULTS" 2>&1 | grep -v Warning
+
+echo "== this engine on WebGPU (onnxruntime-node $(cd "$WORK" && ./node -p "require('./node_modules/onnxruntime-node/package.json').version"))"
+export NODE_PATH=$WORK/node_modules
+export BENCH_ROOT=$WORK/root BENCH_CACHE_DIR=$WORK/bench-engine
+for precision in $PRECISIONS; do
+  for image in $IMAGES; do
+    baseline=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+    peakfile=$WORK/peak-$precision-$image
+    echo 0 > "$peakfile"
+    ( while :; do
+        used=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+        [ "$used" -gt "$(cat "$peakfile")" ] && echo "$used" > "$peakfile"
+        sleep 0.2
+      done ) &
+    sampler=$!
+    line=$("$WORK/node" "$WORK/bench-engine.cjs" --device webgpu --precision "$precision" \
+      --image "$image" --tokens "$TOKENS" --json)
+    status=$?
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+    peak=$(( $(cat "$peakfile") - baseline ))
+    if [ $status -ne 0 ] || [ -z "$line" ]; then
+      echo "{\"engine\":\"onnxruntime-webgpu\",\"precision\":\"$precision\",\"image\":\"$image\",\"error\":\"exit $status\"}" | tee -a "$RESULTS"
+      continue
+    fi
+    echo "${line%\}},\"engine\":\"onnxruntime-webgpu\",\"peak_gpu_mb\":$peak}" | tee -a "$RESULTS"
+  done
+done
+
+echo "== summary"
+python3 scripts/gpu/summarize.py "$RESULTS"
+[ -n "${OUT:-}" ] && cp "$RESULTS" "$OUT/" 2>/dev/null
+exit 0

@@ -1,0 +1,32 @@
+"""Prints scripts/gpu/run.sh's JSON lines as one table (engine, precision, shape, figures)."""
+import json
+import sys
+
+COLUMNS = [
+    ("engine", "engine"), ("mode", "mode"), ("precision", "prec"), ("image", "image"),
+    ("prompt_tokens", "prompt"), ("preprocess_ms", "pre ms"), ("vision_ms", "vision ms"),
+    ("ttft_ms", "TTFT ms"), ("decode_tok_s", "tok/s"), ("refine_ttft_ms", "refine TTFT"),
+    ("refine_cold_ttft_ms", "cold refine"), ("refine_plain_tok_s", "refine tok/s"),
+    ("refine_spec_tok_s", "spec tok/s"), ("lookup_decode_tok_s", "lookup tok/s"),
+    ("spec_accepted_per_run", "acc/run"), ("peak_gpu_mb", "peak MB"), ("error", "error"),
+]
+
+
+def main(path):
+    rows = []
+    for line in open(path):
+        line = line.strip()
+        if line:
+            rows.append(json.loads(line))
+    if not rows:
+        print("no results")
+        return
+    cols = [(k, h) for k, h in COLUMNS if any(k in r for r in rows)]
+    table = [[h for _, h in cols]] + [[str(r.get(k, "")) for k, _ in cols] for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+    for row in table:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
