@@ -10,7 +10,7 @@
 import * as vscode from 'vscode';
 import type { GenerateRequest, GenerationApi, SourceImage } from '../generation/api';
 import type { Target } from '../protocol/targets';
-import { pasteTargetFor } from './pasteTarget';
+import { PASTE_SELECTOR, pasteTargetFor } from './pasteTarget';
 
 export const IMAGE_MIME_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif'];
 
@@ -53,14 +53,6 @@ function pasteApi(): PasteApi | undefined {
     ),
   };
 }
-
-export const PASTE_SELECTOR: vscode.DocumentFilter[] = [
-  { language: 'html' },
-  { language: 'javascriptreact' },
-  { language: 'typescriptreact' },
-  { language: 'css' },
-  { pattern: '**/*.drawio' },
-];
 
 async function imageFrom(dataTransfer: vscode.DataTransfer): Promise<SourceImage | undefined> {
   for (const mimeType of IMAGE_MIME_TYPES) {

@@ -2,6 +2,19 @@
 import type { GenerateRequest } from '../generation/api';
 import type { Target } from '../protocol/targets';
 
+/**
+ * The documents that offer "Generate code from image" on paste. package.json activates the
+ * extension on each of these languages (.drawio files are XML by this extension's language
+ * contribution), so the paste option is there before any command ran.
+ */
+export const PASTE_SELECTOR: { language?: string; pattern?: string }[] = [
+  { language: 'html' },
+  { language: 'javascriptreact' },
+  { language: 'typescriptreact' },
+  { language: 'css' },
+  { pattern: '**/*.drawio' },
+];
+
 export type PasteRequest = Pick<GenerateRequest, 'target' | 'instruction' | 'formatAs'>;
 
 export function pasteTargetFor(
