@@ -63,6 +63,20 @@ function dropInstallScript(packageDir: string, installOnly: string[]): void {
   writeFileSync(file, JSON.stringify(manifest, null, 2) + '\n');
 }
 
+/**
+ * vsce refuses README images with relative paths unless it knows the repository's URL, and this
+ * package names none: the staged README leaves out the repository's own pictures (and the
+ * caption right under them). Everything else in it ships.
+ */
+function stageReadme(): void {
+  const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+  const withoutLocalImages = readme.replace(
+    /^!\[[^\]]*\]\((?!https?:)[^)]*\)\n(\n_\([^]*?\)_\n)?/gm,
+    '',
+  );
+  writeFileSync(path.join(stage, 'README.md'), withoutLocalImages);
+}
+
 function main(): void {
   const target = parseTarget(process.argv.slice(2));
   if (!existsSync(path.join(root, 'dist', 'extension.js'))) {
@@ -81,7 +95,8 @@ function main(): void {
 
   copyIfPresent('dist', (src) => !src.endsWith('.map'));
   copyIfPresent('media');
-  for (const doc of ['README.md', 'LICENSE', 'CHANGELOG.md']) copyIfPresent(doc);
+  stageReadme();
+  for (const doc of ['LICENSE', 'CHANGELOG.md']) copyIfPresent(doc);
   for (const [name, pkg] of runtime) {
     cpSync(pkg.dir, path.join(stage, 'node_modules', name), {
       recursive: true,
