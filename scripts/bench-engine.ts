@@ -171,7 +171,8 @@ async function prepare(options: Options): Promise<void> {
   const model = await loadModel(MODEL_DIR, {
     cacheDir: ONNX_CACHE,
     precision: options.precision,
-    device: 'cpu',
+    // The same request as the measured run: GPU requests build int4 with fp16 activations.
+    device: options.device,
     onProgress: (p) =>
       p.stage === 'build' &&
       p.done === 0 &&
@@ -214,7 +215,15 @@ async function main(): Promise<void> {
 
   const child = spawnSync(
     process.execPath,
-    [...process.execArgv, process.argv[1], '--prepare', '--precision', options.precision],
+    [
+      ...process.execArgv,
+      process.argv[1],
+      '--prepare',
+      '--precision',
+      options.precision,
+      '--device',
+      options.device,
+    ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
   if (child.status !== 0) throw new Error('preparing the benchmark model failed');

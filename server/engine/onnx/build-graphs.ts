@@ -29,6 +29,18 @@ const OPSETS = [
   { domain: 'com.microsoft', version: 1 },
 ];
 
+/**
+ * Activation type of an int4 decoder: fp32 on the CPU (MLAS has no fast x86 fp16 path), fp16 on
+ * GPUs (half the activation and KV-cache traffic, the fp16 MatMulNBits kernels).
+ */
+export type Activations = 'fp32' | 'fp16';
+/** Names a build: the precision, plus '-fp16' for an int4 build with fp16 activations. */
+export type BuildVariant = Precision | 'int4-fp16';
+
+export function buildVariant(precision: Precision, activations: Activations): BuildVariant {
+  return precision === 'int4' && activations === 'fp16' ? 'int4-fp16' : precision;
+}
+
 interface PartPlan {
   dtype: DataType;
   linearFormat: WeightFormat;
@@ -39,10 +51,15 @@ interface PartPlan {
  * statistics stay fp32). int4 quantises the decoder's linear layers and LM head; the vision
  * tower (a small share of the weights, and the part most sensitive to quantisation) stays fp32.
  */
-export function partPlan(precision: Precision, part: GraphPart): PartPlan {
+export function partPlan(
+  precision: Precision,
+  part: GraphPart,
+  activations: Activations = 'fp32',
+): PartPlan {
   if (precision === 'fp16') return { dtype: DataType.FLOAT16, linearFormat: 'float' };
   if (precision === 'int4' && part === 'decoder') {
-    return { dtype: DataType.FLOAT, linearFormat: 'int4' };
+    const dtype = activations === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
+    return { dtype, linearFormat: 'int4' };
   }
   return { dtype: DataType.FLOAT, linearFormat: 'float' };
 }
@@ -65,6 +82,8 @@ export function buildGraphs(
   options: {
     outDir?: string;
     sourceName?: string;
+    /** For int4: the decoder's activation type (default fp32). */
+    activations?: Activations;
     /** Tensors of `part` written so far, out of `total`. */
     onProgress?: (part: GraphPart, done: number, total: number) => void;
   } = {},
@@ -94,7 +113,8 @@ export function buildGraphs(
       : new DryRunSink();
     try {
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
-      const ctx: LayerContext = { g, weights: tracker, ...partPlan(precision, part) };
+      const plan = partPlan(precision, part, options.activations);
+      const ctx: LayerContext = { g, weights: tracker, ...plan };
       if (part === 'vision') buildVisionGraph(ctx, config);
       else buildDecoderGraph(ctx, config);
       const encoded = g.encode(OPSETS);

@@ -30,6 +30,7 @@ import { basename, join } from 'node:path';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { ShardHeader } from '../checkpoint/safetensors';
 import type { Precision } from '../contracts';
+import type { BuildVariant } from '../onnx/build-graphs';
 import { EngineError } from '../errors';
 import { GRAPH_FILES } from '../onnx/build-graphs';
 
@@ -42,7 +43,12 @@ export function defaultCacheDir(): string {
   return process.env.DESIGN_TO_CODE_CACHE || join(homedir(), '.cache', 'design-to-code', 'onnx');
 }
 
-export function buildKey(configJson: string, shards: ShardHeader[], precision: Precision): string {
+/** `precision` is the build variant: a precision, or e.g. 'int4-fp16' for int4 with fp16 activations. */
+export function buildKey(
+  configJson: string,
+  shards: ShardHeader[],
+  precision: Precision | BuildVariant,
+): string {
   const hash = createHash('sha256');
   hash.update(`graph-version:${GRAPH_VERSION}\nprecision:${precision}\n`);
   hash.update(configJson);
@@ -63,7 +69,7 @@ export interface CachedBuild {
 
 interface Manifest {
   graphVersion: number;
-  precision: Precision;
+  precision: Precision | BuildVariant;
   key: string;
   /** The checkpoint directory this was built from. */
   source: string;
@@ -74,7 +80,7 @@ interface Manifest {
 export function ensureBuild(
   cacheDir: string,
   key: string,
-  precision: Precision,
+  precision: Precision | BuildVariant,
   estimatedBytes: number,
   build: (dir: string) => void,
   source = '',
@@ -118,7 +124,12 @@ export function ensureBuild(
   }
 }
 
-function removeStaleBuilds(cacheDir: string, keep: string, source: string, precision: Precision) {
+function removeStaleBuilds(
+  cacheDir: string,
+  keep: string,
+  source: string,
+  precision: Precision | BuildVariant,
+) {
   for (const entry of readdirSync(cacheDir)) {
     const dir = join(cacheDir, entry);
     if (dir === keep || !entry.startsWith(`${precision}-`)) continue;

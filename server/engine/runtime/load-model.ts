@@ -10,7 +10,7 @@ import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
 import { checkpointSource } from '../checkpoint/weights';
 import type { Device, LoadModelOptions, LoadedModel, Precision } from '../contracts';
 import { EngineError, isEngineError } from '../errors';
-import { buildGraphs } from '../onnx/build-graphs';
+import { type Activations, buildGraphs, buildVariant } from '../onnx/build-graphs';
 import { DECODER_OUTPUTS } from '../onnx/decoder-graph';
 import { buildKey, defaultCacheDir, ensureBuild } from './build-cache';
 import {
@@ -59,23 +59,27 @@ export async function loadModel(
       { cause: error },
     );
   }
+  // int4 runs fp16 activations wherever a GPU is asked for (or may be picked by auto).
+  const activations: Activations = request === 'cpu' ? 'fp32' : 'fp16';
+  const variant = buildVariant(precision, activations);
   const key = buildKey(
     readFileSync(join(modelDir, 'config.json'), 'utf8'),
     checkpoint.shards,
-    precision,
+    variant,
   );
   // A dry run sizes the build (for the free-space check) without reading any weight.
-  const dry = buildGraphs(config, source, precision, { sourceName: modelDir });
+  const dry = buildGraphs(config, source, precision, { sourceName: modelDir, activations });
   const estimated = dry.dataBytes.vision + dry.dataBytes.decoder;
   const build = ensureBuild(
     cacheDir,
     key,
-    precision,
+    variant,
     estimated,
     (dir) => {
       buildGraphs(config, source, precision, {
         outDir: dir,
         sourceName: modelDir,
+        activations,
         // item: the graph being built; done/total: its checkpoint tensors converted so far.
         onProgress: (item, done, total) => progress({ stage: 'build', item, done, total }),
       });
@@ -91,6 +95,7 @@ export async function loadModel(
       return makeModel(
         device,
         precision,
+        activations,
         config,
         sessions,
         options.kvCapacity ?? DEFAULT_KV_CAPACITY,
@@ -161,11 +166,13 @@ async function createSessions(
 function makeModel(
   device: Device,
   precision: Precision,
+  activations: Activations,
   config: Qwen3VLConfig,
   sessions: Sessions,
   kvCapacity: number,
 ): LoadedModel {
-  const cacheType = precision === 'fp16' ? 'float16' : 'float32';
+  const half = precision === 'fp16' || (precision === 'int4' && activations === 'fp16');
+  const cacheType = half ? 'float16' : 'float32';
   // CPU: host buffers appended in place. WebGPU: max-length buffers on the device, appended in
   // place. Other GPUs: present outputs handed to the next run (growing).
   const capacity = Math.min(config.text.maxPositionEmbeddings, kvCapacity);
