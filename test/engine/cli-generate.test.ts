@@ -101,6 +101,8 @@ describe('design-to-code generate (built CLI)', function () {
       '--max-new-tokens',
       '24',
       '--greedy',
+      '--precision',
+      'fp32',
     ]);
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, golden.greedy_text + '\n');

@@ -28,12 +28,18 @@ interface Served {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+// fp32 so the served text can be compared with the transformers golden (int4 is the default);
+// a later --precision in `args` wins.
 function serve(args: string[], env: NodeJS.ProcessEnv): Served {
-  const child = spawn(process.execPath, [CLI, 'serve', '--device', 'cpu', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--device', 'cpu', '--precision', 'fp32', ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   const events: Served['events'] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
