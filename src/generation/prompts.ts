@@ -15,11 +15,14 @@ const TASKS: Record<Target, string> = {
     'possible: semantic HTML5 with all CSS in one <style> element in the <head>, no external ' +
     'resources, no JavaScript unless the interface needs it. Use the exact texts you see. ' +
     'Reply in a ```html block.',
+  // Tailwind v4's CDN script, so the file works on its own in a browser; the live preview
+  // compiles the same v4 utilities offline in its place (src/preview/tailwind.ts).
   tailwind:
     'Write a single HTML file that reproduces this user interface as closely as possible using ' +
-    'Tailwind CSS utility classes, loading Tailwind with ' +
-    '<script src="https://cdn.tailwindcss.com"></script> in the <head>. Use the exact texts ' +
-    'you see. Reply in a ```html block.',
+    'Tailwind CSS v4 utility classes, loading Tailwind with its CDN script tag ' +
+    '<script src="https://cdn.jsdelivr.net/npm/@tailwindcss/browser@4"></script> in the <head> ' +
+    'so that the file works on its own in a browser; no other stylesheet unless a utility ' +
+    'cannot express a style. Use the exact texts you see. Reply in a ```html block.',
   react:
     'Write one React function component in JSX that reproduces this user interface as closely ' +
     'as possible, as the default export of a module, with styles inline or in a <style> element ' +

@@ -3,6 +3,7 @@
  * while code streams in and on every edit, and shows the image the document came from.
  * Pages run their own scripts only when the user allows it (then from the PageServer).
  */
+import { readFile } from 'node:fs/promises';
 import * as vscode from 'vscode';
 import type { HostDependencies, PreviewHandle, SourceImage } from '../generation/api';
 import type { HostToPreview, PreviewContent } from '../protocol/preview';
@@ -14,6 +15,7 @@ import { PREVIEW_VIEW_TYPE } from '../layout/viewTypes';
 import { PageServer } from './pageServer';
 import { previewCspAdditions } from './previewCsp';
 import { expectedPreviewKind, previewKindOf } from './previewKind';
+import { inlineTailwind, referencesTailwind } from './tailwind';
 
 /** At most one render per this many milliseconds while text streams in or is typed. */
 const UPDATE_INTERVAL_MS = 200;
@@ -31,6 +33,11 @@ export class LivePreview extends Disposable implements PreviewHandle {
   /** Whether the loaded page's CSP lets the page server's frame in. */
   private scriptsAllowed = false;
   private lastFailure?: string;
+  /** Documents generated for the Tailwind target: previewed with Tailwind even without its tag. */
+  private readonly tailwindDocuments = new Set<string>();
+  private tailwindIndexCss?: Promise<string>;
+  /** Renders are async (Tailwind, page server): only the latest one is posted. */
+  private renderSequence = 0;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -43,12 +50,17 @@ export class LivePreview extends Disposable implements PreviewHandle {
     this.register(vscode.window.onDidChangeActiveTextEditor((editor) => this.follow(editor)));
     this.register(
       vscode.workspace.onDidCloseTextDocument((document) => {
+        this.tailwindDocuments.delete(document.uri.toString());
         if (document === this.document) void this.render();
       }),
     );
     this.register(deps.settings.onDidChange(() => this.onSettingsChanged()));
     this.register(
-      deps.api.onDidStartGeneration(({ documentUri }) => this.onGenerationStart(documentUri)),
+      deps.api.onDidStartGeneration(({ documentUri, target }) => {
+        if (target === 'tailwind') this.tailwindDocuments.add(documentUri);
+        else this.tailwindDocuments.delete(documentUri);
+        this.onGenerationStart(documentUri);
+      }),
     );
     this.register({
       dispose: () => {
@@ -190,11 +202,16 @@ export class LivePreview extends Disposable implements PreviewHandle {
     if (message.type === 'ready') {
       this.ready = true;
       this.sendAll();
-    } else if (message.message !== this.lastFailure) {
-      // Streaming XML fails to parse until it is complete: log each distinct reason once.
-      this.lastFailure = message.message;
-      this.log.warn(`The preview could not render ${this.document?.fileName}: ${message.message}`);
+    } else {
+      this.warnOnce(message.message);
     }
+  }
+
+  /** Streaming code is incomplete until it ends: log each distinct reason once. */
+  private warnOnce(reason: string): void {
+    if (reason === this.lastFailure) return;
+    this.lastFailure = reason;
+    this.log.warn(`The preview could not render ${this.document?.fileName}: ${reason}`);
   }
 
   private follow(editor: vscode.TextEditor | undefined): void {
@@ -231,8 +248,11 @@ export class LivePreview extends Disposable implements PreviewHandle {
     const document = this.document;
     if (!this.panel || !this.ready) return;
     const title = document ? document.fileName.split(/[\\/]/).pop()! : 'Preview';
+    const sequence = ++this.renderSequence;
+    const content = await this.contentOf(document);
+    if (sequence !== this.renderSequence || !this.panel) return;
     this.panel.title = `Preview: ${title}`;
-    this.post({ type: 'render', title, content: await this.contentOf(document) });
+    this.post({ type: 'render', title, content });
   }
 
   private async contentOf(document: vscode.TextDocument | undefined): Promise<PreviewContent> {
@@ -252,14 +272,38 @@ export class LivePreview extends Disposable implements PreviewHandle {
       };
     }
     if (kind === 'drawio') return { kind: 'drawio', xml: text };
-    if (!this.scriptsAllowed) return { kind: 'html', html: text };
+    const html = await this.withTailwind(document, text);
+    if (!this.scriptsAllowed) return { kind: 'html', html };
     try {
       const { server, url } = await this.pageServer();
-      server.setPage(text);
+      server.setPage(html);
       return { kind: 'served', url, revision: ++this.revision };
     } catch (error) {
       this.log.error('The preview page server did not start:', error);
-      return { kind: 'html', html: text };
+      return { kind: 'html', html };
+    }
+  }
+
+  /**
+   * A Tailwind page with its CSS compiled here in place of the CDN script the preview cannot
+   * load (see ./tailwind.ts for why on the host); other pages as they are.
+   */
+  private async withTailwind(document: vscode.TextDocument, text: string): Promise<string> {
+    if (!referencesTailwind(text) && !this.tailwindDocuments.has(document.uri.toString())) {
+      return text;
+    }
+    try {
+      this.tailwindIndexCss ??= readFile(
+        vscode.Uri.joinPath(this.extensionUri, 'dist', 'tailwind', 'index.css').fsPath,
+        'utf8',
+      );
+      const inlined = await inlineTailwind(text, await this.tailwindIndexCss);
+      if (inlined.warning) this.warnOnce(inlined.warning);
+      return inlined.html;
+    } catch (error) {
+      this.tailwindIndexCss = undefined;
+      this.warnOnce(`Tailwind could not be compiled: ${String(error)}`);
+      return text;
     }
   }
 

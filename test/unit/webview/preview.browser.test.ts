@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { PageServer } from '../../../src/preview/pageServer';
 import { previewCspAdditions } from '../../../src/preview/previewCsp';
+import { inlineTailwind } from '../../../src/preview/tailwind';
 import { WebviewBrowser, chromiumMissing, type WebviewUnderTest } from './harness';
 
 const DIAGRAM = `<mxfile><diagram id="d1" name="Page-1"><mxGraphModel dx="800" dy="600" grid="1" gridSize="10"><root>
@@ -154,6 +155,50 @@ describe('preview webview in Chromium', function () {
       assert.equal(await out.textContent(), 'ran, parent readable: false');
       assert.equal(await out.evaluate((p) => getComputedStyle(p).color), 'rgb(0, 128, 0)');
       assert.equal(await view.page.locator('iframe').getAttribute('sandbox'), 'allow-scripts');
+      assert.deepEqual(view.violations, []);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('styles a Tailwind page offline, with scripts off and with the page server', async () => {
+    const page =
+      '<!DOCTYPE html><html><head><script src="https://cdn.tailwindcss.com"></script></head>' +
+      '<body><div id="box" class="bg-blue-500 p-4 rounded-lg">Tailwind</div></body></html>';
+    const indexCss = readFileSync('node_modules/tailwindcss/index.css', 'utf8');
+    const { html } = await inlineTailwind(page, indexCss);
+    const styleOf = async () =>
+      view.page
+        .frameLocator('iframe')
+        .locator('#box')
+        .evaluate((box) => {
+          const style = getComputedStyle(box);
+          return { background: style.backgroundColor, padding: style.paddingLeft };
+        });
+    // Tailwind's blue-500 is oklch(62.3% 0.214 259.815); unstyled, the box is transparent.
+    const blue = /^oklch\(0\.623 0\.214 259\.81\d*\)$|^rgb\(4[3-9], 1[23]\d, 2[45]\d\)$/;
+
+    await view.send({ type: 'render', title: 't.html', content: { kind: 'html', html } });
+    await view.page.frameLocator('iframe').locator('#box').waitFor();
+    let style = await styleOf();
+    assert.match(style.background, blue);
+    assert.equal(style.padding, '16px');
+
+    const server = await PageServer.start();
+    try {
+      const origin = new URL(server.url).origin;
+      await view.page.close();
+      view = await browser.open('preview', previewCspAdditions([origin]), [origin]);
+      server.setPage(html);
+      await view.send({
+        type: 'render',
+        title: 't.html',
+        content: { kind: 'served', url: server.url, revision: 1 },
+      });
+      await view.page.frameLocator('iframe').locator('#box').waitFor();
+      style = await styleOf();
+      assert.match(style.background, blue);
+      assert.equal(style.padding, '16px');
       assert.deepEqual(view.violations, []);
     } finally {
       await server.close();
