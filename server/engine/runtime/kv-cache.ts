@@ -2,9 +2,12 @@
  * The decoder's KV cache, in one of two forms:
  *
  * - InPlaceKvCache (CPU): one host buffer per layer and K/V with room for `capacity` positions,
- *   bound both as past_* input and as the preallocated present_* output, so GroupQueryAttention
- *   appends the new rows in place (its shared past/present buffer mode). A step then costs no
- *   cache copy at all; the buffers double when full.
+ *   bound both as past_* input and as the preallocated present_* output. Measured on
+ *   onnxruntime-node 1.30: the binding does not hand a preallocated CPU fetch to the run; it
+ *   copies the run's own present into it afterwards (the returned tensor is a different
+ *   object), so a step costs copies proportional to the capacity. The buffers therefore grow
+ *   in fixed steps. (A copy-free CPU cache needs attention over read-only cache inputs with the
+ *   host appending the new rows, or IO binding, which the Node binding has for WebGPU only.)
  * - HandoverKvCache: each run's present_* outputs become the next run's past_* inputs
  *   untouched; with preferredOutputLocation 'gpu-buffer' they never leave the device. The
  *   buffers grow with the sequence (a new allocation and copy per run inside the provider).
@@ -73,8 +76,11 @@ export class InPlaceKvCache implements KvCache {
   /** Grows the buffers (keeping the first `keep` positions) so `needed` positions fit. */
   private reserve(keep: number, needed: number): void {
     if (needed <= this.capacity) return;
-    let capacity = Math.max(this.initialCapacity, this.capacity * 2);
-    while (capacity < needed) capacity *= 2;
+    // onnxruntime-node copies a preallocated CPU output back into the JS buffer after the run
+    // (and GroupQueryAttention copies the past into its own present), so every step costs
+    // copies of the whole capacity: grow in steps of `initialCapacity`, not by doubling.
+    const step = this.initialCapacity;
+    const capacity = Math.max(step, Math.ceil(needed / step) * step);
     const { numKvHeads: heads, headDim } = this.text;
     const dims = [1, heads, capacity, headDim];
     const grown = this.tensors.map((old) => {
