@@ -10,6 +10,7 @@ import type { HostToPanel } from '../protocol/panel';
 import { validatePanelMessage } from '../protocol/validate';
 import { Disposable } from '../util/disposable';
 import { PanelController } from './panelController';
+import { extensionResourceUris, setPanelIcon, webviewOptions } from './webviewHost';
 import { makeNonce, webviewPage } from './webviewPage';
 
 type Log = Pick<vscode.LogOutputChannel, 'error'>;
@@ -42,7 +43,7 @@ export class DesignPanel extends Disposable implements PanelHandle {
         PANEL_VIEW_TYPE,
         'Design to Code',
         vscode.ViewColumn.Active,
-        this.webviewOptions(),
+        webviewOptions(this.extensionUri),
       );
       this.attach(panel);
     }
@@ -55,28 +56,17 @@ export class DesignPanel extends Disposable implements PanelHandle {
 
   /** Called by VS Code after a window reload for a panel that was open. */
   async deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
-    panel.webview.options = this.webviewOptions();
+    panel.webview.options = webviewOptions(this.extensionUri);
     this.attach(panel);
-  }
-
-  private webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-    return {
-      enableScripts: true,
-      localResourceRoots: [
-        vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'),
-        vscode.Uri.joinPath(this.extensionUri, 'media'),
-      ],
-    };
   }
 
   private attach(panel: vscode.WebviewPanel): void {
     this.panel?.dispose();
     this.panel = panel;
     this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.png');
+    setPanelIcon(panel, this.extensionUri);
     const webview = panel.webview;
-    const asUri = (...path: string[]) =>
-      webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...path)).toString();
+    const asUri = extensionResourceUris(webview, this.extensionUri);
     webview.html = webviewPage({
       title: 'Design to Code',
       cspSource: webview.cspSource,

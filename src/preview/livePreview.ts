@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import type { HostDependencies, PreviewHandle, SourceImage } from '../generation/api';
 import type { HostToPreview, PreviewContent } from '../protocol/preview';
 import { validatePreviewMessage } from '../protocol/validate';
+import { extensionResourceUris, setPanelIcon, webviewOptions } from '../panel/webviewHost';
 import { makeNonce, webviewPage } from '../panel/webviewPage';
 import { Disposable } from '../util/disposable';
 import { previewColumn } from '../layout/editorGroups';
@@ -105,7 +106,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
         PREVIEW_VIEW_TYPE,
         'Preview',
         { viewColumn: previewColumn(document), preserveFocus: true },
-        this.webviewOptions(),
+        webviewOptions(this.extensionUri),
       );
       this.attach(panel);
     }
@@ -115,24 +116,14 @@ export class LivePreview extends Disposable implements PreviewHandle {
   async deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
     const document = vscode.window.activeTextEditor?.document;
     if (document && previewKindOf(document)) this.document = document;
-    panel.webview.options = this.webviewOptions();
+    panel.webview.options = webviewOptions(this.extensionUri);
     this.attach(panel);
-  }
-
-  private webviewOptions(): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-    return {
-      enableScripts: true,
-      localResourceRoots: [
-        vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview'),
-        vscode.Uri.joinPath(this.extensionUri, 'media'),
-      ],
-    };
   }
 
   private attach(panel: vscode.WebviewPanel): void {
     this.panel?.dispose();
     this.panel = panel;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'icon.png');
+    setPanelIcon(panel, this.extensionUri);
     this.panelSubscriptions = [
       panel.webview.onDidReceiveMessage((data: unknown) => this.receive(data)),
       panel.onDidChangeViewState(() => {
@@ -159,8 +150,7 @@ export class LivePreview extends Disposable implements PreviewHandle {
     this.ready = false;
     this.scriptsAllowed = this.deps.settings.previewAllowScripts();
     const webview = panel.webview;
-    const asUri = (...path: string[]) =>
-      webview.asWebviewUri(vscode.Uri.joinPath(this.extensionUri, ...path)).toString();
+    const asUri = extensionResourceUris(webview, this.extensionUri);
     const frameSources: string[] = [];
     if (this.scriptsAllowed) {
       try {
