@@ -3,22 +3,13 @@ import * as vscode from 'vscode';
 import type { SourceImage } from '../generation/api';
 import { GenerationError } from '../generation/api';
 import {
+  IMAGE_MIME_BY_EXTENSION,
   IMAGE_MIME_TYPES,
   MAX_IMAGE_BYTES,
-  type ImageMimeType,
   type ImagePayload,
 } from '../protocol/panel';
 
-const MIME_BY_EXTENSION: Record<string, ImageMimeType> = {
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-  gif: 'image/gif',
-  svg: 'image/svg+xml',
-};
-
-export const IMAGE_FILE_EXTENSIONS = Object.keys(MIME_BY_EXTENSION);
+export const IMAGE_FILE_EXTENSIONS = Object.keys(IMAGE_MIME_BY_EXTENSION);
 
 export function decodeImage(payload: ImagePayload): SourceImage {
   return {
@@ -44,7 +35,7 @@ export function encodeImage(image: SourceImage): ImagePayload {
 export async function readImageFile(uri: vscode.Uri): Promise<SourceImage> {
   const name = uri.path.split('/').pop() ?? 'image';
   const extension = name.split('.').pop()?.toLowerCase() ?? '';
-  const mimeType = MIME_BY_EXTENSION[extension];
+  const mimeType = IMAGE_MIME_BY_EXTENSION[extension];
   if (!mimeType) {
     throw new GenerationError(
       `${name} is not an image the model can read. Choose a ${IMAGE_FILE_EXTENSIONS.join(', ')} file.`,

@@ -18,6 +18,16 @@ export const IMAGE_MIME_TYPES = [
 ] as const;
 export type ImageMimeType = (typeof IMAGE_MIME_TYPES)[number];
 
+/** Image types by file extension, for files whose MIME type is unknown (or not given). */
+export const IMAGE_MIME_BY_EXTENSION: Record<string, ImageMimeType> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  gif: 'image/gif',
+  svg: 'image/svg+xml',
+};
+
 /** The longest instruction the panel sends. */
 export const MAX_INSTRUCTION_CHARS = 4000;
 

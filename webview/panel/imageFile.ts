@@ -1,26 +1,18 @@
 /** Turns a pasted, dropped or chosen File into the ImagePayload the host accepts. */
 import {
+  IMAGE_MIME_BY_EXTENSION,
   IMAGE_MIME_TYPES,
   MAX_IMAGE_BYTES,
   type ImageMimeType,
   type ImagePayload,
 } from '../../src/protocol/panel';
 
-const MIME_BY_EXTENSION: Record<string, ImageMimeType> = {
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-  gif: 'image/gif',
-  svg: 'image/svg+xml',
-};
-
 /** The file's image type, from its MIME type or else its name; undefined when unsupported. */
 export function imageMimeType(file: { name: string; type: string }): ImageMimeType | undefined {
   const declared = IMAGE_MIME_TYPES.find((type) => type === file.type);
   if (declared) return declared;
   if (file.type && file.type !== 'application/octet-stream') return undefined;
-  return MIME_BY_EXTENSION[file.name.split('.').pop()?.toLowerCase() ?? ''];
+  return IMAGE_MIME_BY_EXTENSION[file.name.split('.').pop()?.toLowerCase() ?? ''];
 }
 
 /** Why the file cannot be used, in words for the user; undefined when it can. */
