@@ -6,15 +6,8 @@ import { crc32 } from 'node:zlib';
 import * as vscode from 'vscode';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { GenerationResult } from '../../../src/generation/api';
-import { startOpenAiStub, toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
-import {
-  closeAllEditors,
-  documentFor,
-  extensionApi,
-  fixtureImage,
-  requestId,
-  useSettings,
-} from './helpers';
+import { toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
+import { closeAllEditors, documentFor, fixtureImage, requestId, useOpenAiStub } from './helpers';
 
 const REPLY =
   '```jsx\nexport default function Card(){return <div className="card"><p>Hi</p></div>}\n```';
@@ -45,21 +38,14 @@ describe('commands, history and embedded diagrams', function () {
   let restore: () => Promise<void>;
 
   before(async () => {
-    extension = await extensionApi();
-    stub = await startOpenAiStub({ deltas: toDeltas(REPLY) });
-    restore = await useSettings({
-      backend: 'openai-compatible',
-      endpoint: stub.url,
-      model: 'stub-vl',
-      insertMode: 'new-document',
-      defaultTarget: 'react',
-      previewAutoOpen: false,
-    });
+    ({ extension, stub, restore } = await useOpenAiStub(
+      { deltas: toDeltas(REPLY) },
+      { insertMode: 'new-document', defaultTarget: 'react', previewAutoOpen: false },
+    ));
   });
 
   after(async () => {
     await restore();
-    await stub.close();
     await closeAllEditors();
   });
 

@@ -9,10 +9,10 @@ import { startOpenAiStub, toDeltas, type OpenAiStub } from '../../support/openai
 import {
   closeAllEditors,
   documentFor,
-  extensionApi,
   fixtureImage,
   ProgressRecorder,
   requestId,
+  useOpenAiStub,
   useSettings,
   within,
 } from './helpers';
@@ -56,24 +56,16 @@ describe('generation against an OpenAI-compatible endpoint', function () {
   let restore: () => Promise<void>;
 
   before(async () => {
-    extension = await extensionApi();
-    stub = await startOpenAiStub({ deltas: toDeltas(REPLY), apiKey: KEY, models: ['stub-vl'] });
-    restore = await useSettings({
-      backend: 'openai-compatible',
-      endpoint: stub.url,
-      model: 'stub-vl',
-      insertMode: 'new-document',
-      previewAutoOpen: false,
-      maxTokens: 321,
-      temperature: 0,
-    });
+    ({ extension, stub, restore } = await useOpenAiStub(
+      { deltas: toDeltas(REPLY), apiKey: KEY, models: ['stub-vl'] },
+      { insertMode: 'new-document', previewAutoOpen: false, maxTokens: 321, temperature: 0 },
+    ));
     await extension.apiKeys.set(stub.url, KEY);
   });
 
   after(async () => {
     await extension.apiKeys.set(stub.url, '');
     await restore();
-    await stub.close();
     await closeAllEditors();
   });
 

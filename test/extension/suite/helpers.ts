@@ -5,6 +5,11 @@ import * as vscode from 'vscode';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { SourceImage } from '../../../src/generation/api';
 import type { ProgressStage } from '../../../src/protocol/panel';
+import {
+  startOpenAiStub,
+  type OpenAiStub,
+  type StubBehaviour,
+} from '../../support/openai-stub-server';
 
 export const EXTENSION_ID =
   process.env.DESIGN_TO_CODE_EXTENSION_ID ?? 'design-to-code.design-to-code';
@@ -43,6 +48,39 @@ export async function useSettings(values: Record<string, unknown>): Promise<() =
     const current = vscode.workspace.getConfiguration('designToCode');
     for (const [key, value] of previous)
       await current.update(key, value, vscode.ConfigurationTarget.Global);
+  };
+}
+
+export interface StubbedExtension {
+  extension: DesignToCodeExtension;
+  stub: OpenAiStub;
+  /** Puts the settings back, then closes the stub. */
+  restore: () => Promise<void>;
+}
+
+/**
+ * The extension pointed at a fresh loopback OpenAI-compatible stand-in serving model
+ * 'stub-vl', with the other settings given.
+ */
+export async function useOpenAiStub(
+  behaviour: StubBehaviour,
+  settings: Record<string, unknown>,
+): Promise<StubbedExtension> {
+  const extension = await extensionApi();
+  const stub = await startOpenAiStub(behaviour);
+  const restoreSettings = await useSettings({
+    backend: 'openai-compatible',
+    endpoint: stub.url,
+    model: 'stub-vl',
+    ...settings,
+  });
+  return {
+    extension,
+    stub,
+    restore: async () => {
+      await restoreSettings();
+      await stub.close();
+    },
   };
 }
 

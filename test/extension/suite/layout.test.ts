@@ -3,15 +3,8 @@
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { DesignToCodeExtension } from '../../../src/extension';
-import { startOpenAiStub, toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
-import {
-  closeAllEditors,
-  extensionApi,
-  fixtureImage,
-  requestId,
-  useSettings,
-  within,
-} from './helpers';
+import { toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
+import { closeAllEditors, fixtureImage, requestId, useOpenAiStub, within } from './helpers';
 
 const REPLY = '```html\n<!DOCTYPE html><html><body><h1>Hello</h1></body></html>\n```';
 
@@ -44,21 +37,15 @@ describe('editor layout around the panel', function () {
   let restore: () => Promise<void>;
 
   before(async () => {
-    extension = await extensionApi();
-    stub = await startOpenAiStub({ deltas: toDeltas(REPLY) });
-    restore = await useSettings({
-      backend: 'openai-compatible',
-      endpoint: stub.url,
-      model: 'stub-vl',
-      insertMode: 'new-document',
-      previewAutoOpen: true,
-    });
+    ({ extension, stub, restore } = await useOpenAiStub(
+      { deltas: toDeltas(REPLY) },
+      { insertMode: 'new-document', previewAutoOpen: true },
+    ));
     await closeAllEditors();
   });
 
   after(async () => {
     await restore();
-    await stub.close();
     await closeAllEditors();
   });
 
