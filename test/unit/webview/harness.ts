@@ -5,6 +5,7 @@
  * is not one of the extension's own files is refused and recorded, so tests can prove that
  * the webviews fetch nothing remote.
  */
+import { strict as assert } from 'node:assert';
 import { existsSync, readFileSync } from 'node:fs';
 import * as esbuild from 'esbuild';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -139,4 +140,31 @@ export class WebviewBrowser {
   async close(): Promise<void> {
     await this.browser?.close();
   }
+}
+
+/**
+ * The mocha hooks every webview suite needs: skips without Chromium; after each test closes
+ * the current view's page and requires that it fetched nothing beyond the extension's files
+ * (and, with `noCspViolations`, broke no CSP rule); closes the browser at the end.
+ */
+export function webviewSuiteHooks(
+  what: string,
+  currentView: () => WebviewUnderTest | undefined,
+  options: { noCspViolations?: boolean } = {},
+): WebviewBrowser {
+  const browser = new WebviewBrowser();
+  before(function () {
+    if (chromiumMissing) {
+      console.log(`    skipped: ${chromiumMissing}`);
+      this.skip();
+    }
+  });
+  afterEach(async () => {
+    const view = currentView();
+    await view?.page.close();
+    assert.deepEqual(view?.refused ?? [], [], `${what} fetched something not shipped with it`);
+    if (options.noCspViolations) assert.deepEqual(view?.violations ?? [], []);
+  });
+  after(() => browser.close());
+  return browser;
 }

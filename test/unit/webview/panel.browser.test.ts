@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import type { HistoryEntry, PanelToHost } from '../../../src/protocol/panel';
-import { WebviewBrowser, chromiumMissing, type WebviewUnderTest } from './harness';
+import { webviewSuiteHooks, type WebviewUnderTest } from './harness';
 
 const PNG = readFileSync('test/fixtures/qwen3vl-tiny/images/small_40x30.png');
 const image = { name: 'small.png', mimeType: 'image/png', base64: PNG.toString('base64') };
@@ -35,25 +35,13 @@ async function lastPosted(view: WebviewUnderTest): Promise<PanelToHost> {
 }
 
 describe('panel webview in Chromium', function () {
-  const browser = new WebviewBrowser();
   let view: WebviewUnderTest;
+  const browser = webviewSuiteHooks('the panel', () => view, { noCspViolations: true });
 
-  before(function () {
-    if (chromiumMissing) {
-      console.log(`    skipped: ${chromiumMissing}`);
-      this.skip();
-    }
-  });
   beforeEach(async () => {
     view = await browser.open('panel');
     await view.send({ type: 'init', defaultTarget: 'react', history: [entry], backend: 'local' });
   });
-  afterEach(async () => {
-    await view?.page.close();
-    assert.deepEqual(view?.refused ?? [], [], 'the panel fetched something not shipped with it');
-    assert.deepEqual(view?.violations ?? [], []);
-  });
-  after(() => browser.close());
 
   it('starts with ready, takes the default target, lists the history', async () => {
     assert.deepEqual(await view.posted(), [{ type: 'ready' }]);

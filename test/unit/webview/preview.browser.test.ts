@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { PageServer } from '../../../src/preview/pageServer';
 import { previewCspAdditions } from '../../../src/preview/previewCsp';
 import { inlineTailwind } from '../../../src/preview/tailwind';
-import { WebviewBrowser, chromiumMissing, type WebviewUnderTest } from './harness';
+import { webviewSuiteHooks, type WebviewUnderTest } from './harness';
 
 const DIAGRAM = `<mxfile><diagram id="d1" name="Page-1"><mxGraphModel dx="800" dy="600" grid="1" gridSize="10"><root>
 <mxCell id="0"/><mxCell id="1" parent="0"/>
@@ -19,23 +19,12 @@ const RED_PIXEL =
   'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==';
 
 describe('preview webview in Chromium', function () {
-  const browser = new WebviewBrowser();
   let view: WebviewUnderTest;
+  const browser = webviewSuiteHooks('the preview', () => view);
 
-  before(function () {
-    if (chromiumMissing) {
-      console.log(`    skipped: ${chromiumMissing}`);
-      this.skip();
-    }
-  });
   beforeEach(async () => {
     view = await browser.open('preview', previewCspAdditions([]));
   });
-  afterEach(async () => {
-    await view?.page.close();
-    assert.deepEqual(view?.refused ?? [], [], 'the preview fetched something not shipped with it');
-  });
-  after(() => browser.close());
 
   it('says it is ready', async () => {
     assert.deepEqual(await view.posted(), [{ type: 'ready' }]);
