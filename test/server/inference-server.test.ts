@@ -13,14 +13,14 @@ import { InferenceServer, type ServerLimits } from '../../server/http/inference-
 import { callJson, rawRequest, streamChat, type ServerHandle } from './support/chat-client';
 import {
   dataUrl,
-  engineMessages,
-  goldenChats,
+  goldenCases,
+  goldenMessages,
   imageBytes,
   openAiMessages,
   TINY_MODEL_DIR,
 } from './support/tiny-model';
 
-const CHATS = goldenChats();
+const CHATS = goldenCases();
 const TEXT_ONLY = CHATS.find((chat) => chat.name === 'text_only')!;
 /** Greedy decoding of the text-only chat repeats one word without end: long runs for tests. */
 const LONG_RUN = { messages: openAiMessages(TEXT_ONLY), temperature: 0, max_tokens: 3000 };
@@ -87,6 +87,29 @@ function metricValue(metrics: string, name: string): number {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
+/** Completion tokens the server has produced so far, from /metrics. */
+async function completionTokens(handle: Started['handle']): Promise<number> {
+  return metricValue((await callJson(handle, '/metrics')).body, 'd2c_completion_tokens_total');
+}
+
+/**
+ * After a client abandoned a LONG_RUN: a short generation answers in full, and the abandoned
+ * one stopped (had it run on, it would have produced 3000 tokens before this one began).
+ */
+async function assertAbandonedRunStopped(
+  handle: Started['handle'],
+  tokensBefore: number,
+): Promise<void> {
+  const next = await callJson(handle, '/v1/chat/completions', { ...LONG_RUN, max_tokens: 24 });
+  assert.equal(next.status, 200);
+  assert.equal(next.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+  const after = await completionTokens(handle);
+  assert.ok(
+    after - tokensBefore < 24 + 300,
+    `the abandoned generation stopped (${after - tokensBefore} tokens in all)`,
+  );
+}
+
 describe('inference server with the tiny model over loopback HTTP', function () {
   this.timeout(120_000);
   let onnxCache: string;
@@ -145,7 +168,7 @@ describe('inference server with the tiny model over loopback HTTP', function () 
       assert.equal(choice.finish_reason, 'length');
 
       const direct = await engine.generate({
-        messages: engineMessages(chat),
+        messages: goldenMessages(chat),
         maxNewTokens: 24,
         sampling: { greedy: true },
       });
@@ -182,10 +205,7 @@ describe('inference server with the tiny model over loopback HTTP', function () 
   });
 
   it('a client that disconnects mid-stream frees the engine for the next request', async () => {
-    const before = metricValue(
-      (await callJson(main.handle, '/metrics')).body,
-      'd2c_completion_tokens_total',
-    );
+    const before = await completionTokens(main.handle);
     let contentChunks = 0;
     const first = await streamChat(main.handle, LONG_RUN, (event) => {
       if (event?.choices?.[0]?.delta?.content) contentChunks++;
@@ -197,30 +217,13 @@ describe('inference server with the tiny model over loopback HTTP', function () 
       'the generation was still running when the client left',
     );
 
-    const next = await callJson(main.handle, '/v1/chat/completions', {
-      ...LONG_RUN,
-      max_tokens: 24,
-    });
-    assert.equal(next.status, 200);
-    assert.equal(next.body.choices[0].message.content, TEXT_ONLY.greedy_text);
-    const after = metricValue(
-      (await callJson(main.handle, '/metrics')).body,
-      'd2c_completion_tokens_total',
-    );
-    // Had the first generation run on, it would have produced 3000 tokens before this one began.
-    assert.ok(
-      after - before < 24 + 300,
-      `the abandoned generation stopped (${after - before} tokens in all)`,
-    );
+    await assertAbandonedRunStopped(main.handle, before);
     assert.ok(main.logs.some((line) => line.startsWith('generation cancelled')));
     assert.equal((await callJson(main.handle, '/health')).body.status, 'ready');
   });
 
   it('a client that gives up on a non-streaming request cancels its generation too', async () => {
-    const before = metricValue(
-      (await callJson(main.handle, '/metrics')).body,
-      'd2c_completion_tokens_total',
-    );
+    const before = await completionTokens(main.handle);
     const controller = new AbortController();
     const pending = fetch(`${main.handle.url}/v1/chat/completions`, {
       method: 'POST',
@@ -233,19 +236,7 @@ describe('inference server with the tiny model over loopback HTTP', function () 
     }
     controller.abort();
     assert.equal(((await pending) as Error).name, 'AbortError');
-    const next = await callJson(main.handle, '/v1/chat/completions', {
-      ...LONG_RUN,
-      max_tokens: 24,
-    });
-    assert.equal(next.body.choices[0].message.content, TEXT_ONLY.greedy_text);
-    const after = metricValue(
-      (await callJson(main.handle, '/metrics')).body,
-      'd2c_completion_tokens_total',
-    );
-    assert.ok(
-      after - before < 24 + 300,
-      `the abandoned generation stopped (${after - before} tokens in all)`,
-    );
+    await assertAbandonedRunStopped(main.handle, before);
   });
 
   it('serves two clients one after the other, in arrival order', async () => {
