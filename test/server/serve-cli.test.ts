@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { callJson } from './support/chat-client';
 import { startLoopbackHub, type LoopbackHub } from './support/loopback-hub';
-import { goldenChats, openAiMessages, TINY_MODEL_DIR } from './support/tiny-model';
+import { goldenCases, openAiMessages, TINY_MODEL_DIR } from './support/tiny-model';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
-const TEXT_ONLY = goldenChats().find((chat) => chat.name === 'text_only')!;
+const TEXT_ONLY = goldenCases().find((chat) => chat.name === 'text_only')!;
 
 interface Served {
   child: ChildProcessWithoutNullStreams;

@@ -1,27 +1,20 @@
-/** The tiny Qwen3-VL golden checkpoint and its reference chats, for tests on the real engine. */
+/**
+ * The tiny Qwen3-VL golden checkpoint and its reference chats for the server tests: the
+ * engine tests' fixture reader, plus the chats as an OpenAI client sends them.
+ */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { goldenMessages, TINY_IMAGES_DIR, type GoldenCase } from '../../engine/golden-fixture';
 
-export const TINY_DIR = join(__dirname, '..', '..', 'fixtures', 'qwen3vl-tiny');
-export const TINY_MODEL_DIR = join(TINY_DIR, 'model');
-
-export interface GoldenChat {
-  name: string;
-  messages: {
-    role: string;
-    content: string | ({ type: 'image' } | { type: 'text'; text: string })[];
-  }[];
-  images: string[];
-  greedy_new_tokens: number[];
-  greedy_text: string;
-}
-
-export function goldenChats(): GoldenChat[] {
-  return JSON.parse(readFileSync(join(TINY_DIR, 'golden.json'), 'utf8')).cases;
-}
+export {
+  goldenCases,
+  goldenMessages,
+  TINY_MODEL_DIR,
+  type GoldenCase,
+} from '../../engine/golden-fixture';
 
 export function imageBytes(name: string): Buffer {
-  return readFileSync(join(TINY_DIR, 'images', name));
+  return readFileSync(join(TINY_IMAGES_DIR, name));
 }
 
 export function dataUrl(bytes: Buffer, type = 'image/png'): string {
@@ -29,32 +22,15 @@ export function dataUrl(bytes: Buffer, type = 'image/png'): string {
 }
 
 /** A golden chat as OpenAI messages, its images inline as data: URLs in order. */
-export function openAiMessages(chat: GoldenChat) {
-  let next = 0;
-  return chat.messages.map((message) => ({
+export function openAiMessages(chat: GoldenCase) {
+  return goldenMessages(chat).map((message) => ({
     role: message.role,
     content:
       typeof message.content === 'string'
         ? message.content
         : message.content.map((part) =>
             part.type === 'image'
-              ? { type: 'image_url', image_url: { url: dataUrl(imageBytes(chat.images[next++])) } }
-              : part,
-          ),
-  }));
-}
-
-/** The same chat in the engine's own message format. */
-export function engineMessages(chat: GoldenChat) {
-  let next = 0;
-  return chat.messages.map((message) => ({
-    role: message.role as 'system' | 'user' | 'assistant',
-    content:
-      typeof message.content === 'string'
-        ? message.content
-        : message.content.map((part) =>
-            part.type === 'image'
-              ? { type: 'image' as const, image: new Uint8Array(imageBytes(chat.images[next++])) }
+              ? { type: 'image_url', image_url: { url: dataUrl(Buffer.from(part.image)) } }
               : part,
           ),
   }));
