@@ -25,34 +25,38 @@ const parser = new XMLParser({
   isArray: (name) => ['diagram', 'mxCell', 'object', 'UserObject'].includes(name),
 });
 
+interface CellRefs {
+  id?: string;
+  parent?: string;
+  source?: string;
+  target?: string;
+  edge: boolean;
+}
+
+/** What an mxCell refers to; `id` is the wrapper's for a cell inside object/UserObject. */
+function cellRefs(cell: Node, id: unknown): CellRefs {
+  return {
+    id: id as string | undefined,
+    parent: cell['@parent'] as string | undefined,
+    source: cell['@source'] as string | undefined,
+    target: cell['@target'] as string | undefined,
+    edge: cell['@edge'] === '1',
+  };
+}
+
 /** The cells of one mxGraphModel: mxCell elements, bare or wrapped in object/UserObject. */
-function cellsOf(
-  model: Node,
-): { id?: string; parent?: string; source?: string; target?: string; edge: boolean }[] {
+function cellsOf(model: Node): CellRefs[] {
   const root = model['root'] as Node | undefined;
   if (!root || typeof root !== 'object') return [];
-  const cells = [];
-  for (const cell of (root['mxCell'] as Node[] | undefined) ?? []) {
-    cells.push({
-      id: cell['@id'] as string | undefined,
-      parent: cell['@parent'] as string | undefined,
-      source: cell['@source'] as string | undefined,
-      target: cell['@target'] as string | undefined,
-      edge: cell['@edge'] === '1',
-    });
-  }
+  const cells = ((root['mxCell'] as Node[] | undefined) ?? []).map((cell) =>
+    cellRefs(cell, cell['@id']),
+  );
   for (const wrapper of [
     ...((root['object'] as Node[] | undefined) ?? []),
     ...((root['UserObject'] as Node[] | undefined) ?? []),
   ]) {
     const inner = ((wrapper['mxCell'] as Node[] | undefined) ?? [])[0] ?? {};
-    cells.push({
-      id: wrapper['@id'] as string | undefined,
-      parent: inner['@parent'] as string | undefined,
-      source: inner['@source'] as string | undefined,
-      target: inner['@target'] as string | undefined,
-      edge: inner['@edge'] === '1',
-    });
+    cells.push(cellRefs(inner, wrapper['@id']));
   }
   return cells;
 }
