@@ -1,8 +1,8 @@
 /**
  * The decoder run that verifies drafts: extend() returns, for every appended token, the logits
  * a step would have returned, and truncate() drops rejected drafts so the next run continues
- * as if they had never been run. Checked for the CPU's in-place cache, the fixed-capacity
- * (never growing) form the GPU decode step uses, and the handed-over form, all on the CPU.
+ * as if they had never been run. Checked for the CPU build's host cache and, with the GPU build
+ * run on the CPU, its in-place, static (WebGPU) and handed-over forms.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { readModelConfig } from '../../server/engine/checkpoint/config';
 import type { LoadedModel, TextDecoder } from '../../server/engine/contracts';
 import {
   HandoverKvCache,
+  HostKvCache,
   InPlaceKvCache,
   StaticKvCache,
 } from '../../server/engine/runtime/kv-cache';
@@ -25,6 +26,7 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
   let cacheDir: string;
   let model: LoadedModel;
   let session: ort.InferenceSession;
+  let gpuSession: ort.InferenceSession;
   const config = readModelConfig(TINY_MODEL);
 
   before(async () => {
@@ -32,9 +34,14 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
     model = await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'cpu' });
     const [build] = readdirSync(cacheDir).filter((d) => d.startsWith('fp32-'));
     session = await ort.InferenceSession.create(join(cacheDir, build, 'decoder.onnx'));
+    // The GPU build (GroupQueryAttention over past/present), run here on the CPU.
+    await (await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'auto' })).dispose();
+    const [gpuBuild] = readdirSync(cacheDir).filter((d) => d.startsWith('gpu-fp32-'));
+    gpuSession = await ort.InferenceSession.create(join(cacheDir, gpuBuild, 'decoder.onnx'));
   });
   after(async () => {
     await session?.release();
+    await gpuSession?.release();
     await model?.dispose();
     rmSync(cacheDir, { recursive: true, force: true });
   });
@@ -57,20 +64,20 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
 
   const decoders = (): [string, TextDecoder][] => [
     [
-      'in-place',
-      new OnnxTextDecoder(session, config, new InPlaceKvCache(config.text, 'float32', 8)),
+      'host (CPU build)',
+      new OnnxTextDecoder(session, config, new HostKvCache(config.text, 'float32', 8)),
     ],
     [
-      'fixed capacity',
-      new OnnxTextDecoder(session, config, new InPlaceKvCache(config.text, 'float32', 256)),
+      'in-place (GPU build)',
+      new OnnxTextDecoder(gpuSession, config, new InPlaceKvCache(config.text, 'float32', 8)),
     ],
     [
-      'static (the WebGPU form, on host buffers)',
-      new OnnxTextDecoder(session, config, new StaticKvCache(config.text, 'float32', 160)),
+      'static (GPU build, the WebGPU form on host buffers)',
+      new OnnxTextDecoder(gpuSession, config, new StaticKvCache(config.text, 'float32', 160)),
     ],
     [
-      'handed over',
-      new OnnxTextDecoder(session, config, new HandoverKvCache(config.text, 'float32')),
+      'handed over (GPU build)',
+      new OnnxTextDecoder(gpuSession, config, new HandoverKvCache(config.text, 'float32')),
     ],
   ];
 
@@ -111,7 +118,7 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
 
   it('a static cache keeps its buffers across sequences and refuses to overflow', async () => {
     const cache = new StaticKvCache(config.text, 'float32', c.input_ids.length + 4);
-    const decoder = new OnnxTextDecoder(session, config, cache);
+    const decoder = new OnnxTextDecoder(gpuSession, config, cache);
     // A longer first sequence leaves stale rows behind; the next one must not see them.
     await decoder.prefill({ inputIds: c.input_ids, positionIds: c.position_ids });
     await decoder.extend(c.greedy_new_tokens.slice(0, 4), decoder.pastLength + delta);

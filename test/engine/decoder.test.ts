@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
-import { HandoverKvCache, InPlaceKvCache } from '../../server/engine/runtime/kv-cache';
+import { HandoverKvCache, HostKvCache, InPlaceKvCache } from '../../server/engine/runtime/kv-cache';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,28 +101,38 @@ describe('text decoder (fp32, CPU) vs transformers', () => {
     }
   });
 
-  it('chunked prefill and a growing in-place cache, or a handed-over cache, give the same logits', async () => {
+  it('chunked prefill and growing host caches, or the GPU build with an in-place or handed-over cache, give the same logits', async () => {
     const c = golden.cases.find((x) => x.name === 'drawio_diagram')!;
     const config = readModelConfig(TINY_MODEL);
     const [build] = readdirSync(cacheDir).filter((d) => d.startsWith('fp32-'));
     const session = await ort.InferenceSession.create(join(cacheDir, build, 'decoder.onnx'));
+    // The GPU build (GroupQueryAttention, cache as past/present), run here on the CPU.
+    await (await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'auto' })).dispose();
+    const [gpuBuild] = readdirSync(cacheDir).filter((d) => d.startsWith('gpu-fp32-'));
+    const gpuSession = await ort.InferenceSession.create(join(cacheDir, gpuBuild, 'decoder.onnx'));
     try {
       // Chunks of 16 cut through the image; a cache of 8 positions has to grow several times.
       const chunked = new OnnxTextDecoder(
         session,
+        config,
+        new HostKvCache(config.text, 'float32', 8),
+        16,
+      );
+      const inPlace = new OnnxTextDecoder(
+        gpuSession,
         config,
         new InPlaceKvCache(config.text, 'float32', 8),
         16,
       );
       // The GPU form of the cache (present outputs handed to the next run) on the CPU.
       const handover = new OnnxTextDecoder(
-        session,
+        gpuSession,
         config,
         new HandoverKvCache(config.text, 'float32'),
       );
       const input = { inputIds: c.input_ids, positionIds: c.position_ids, visual: goldenVisual(c) };
       const whole = await model.decoder.prefill(input);
-      for (const decoder of [chunked, handover]) {
+      for (const decoder of [chunked, inPlace, handover]) {
         assert.ok(maxAbsDiff(await decoder.prefill(input), whole) < 1e-4);
         assert.equal(decoder.pastLength, c.input_ids.length);
       }
@@ -130,14 +140,16 @@ describe('text decoder (fp32, CPU) vs transformers', () => {
         const token = c.greedy_new_tokens[step];
         const position = model.decoder.pastLength + c.rope_deltas[0][0];
         const expected = await model.decoder.step(token, position);
-        for (const decoder of [chunked, handover]) {
+        for (const decoder of [chunked, inPlace, handover]) {
           assert.ok(maxAbsDiff(await decoder.step(token, position), expected) < 1e-4);
         }
       }
       chunked.reset();
+      inPlace.reset();
       handover.reset();
     } finally {
       await session.release();
+      await gpuSession.release();
     }
   });
 

@@ -30,15 +30,17 @@ const OPSETS = [
 ];
 
 /**
- * Activation type of an int4 decoder: fp32 on the CPU (MLAS has no fast x86 fp16 path), fp16 on
- * GPUs (half the activation and KV-cache traffic, the fp16 MatMulNBits kernels).
+ * What a build is for. 'cpu': the decoder reads its KV cache as read-only inputs and returns
+ * only the new rows (the host appends them; no cache copy per step), int4 with fp32
+ * activations (MLAS has no fast x86 fp16 path). 'gpu': GroupQueryAttention with past/present
+ * buffers that stay on the device, int4 with fp16 activations and KV cache.
  */
-export type Activations = 'fp32' | 'fp16';
-/** Names a build: the precision, plus '-fp16' for an int4 build with fp16 activations. */
-export type BuildVariant = Precision | 'int4-fp16';
+export type GraphTarget = 'cpu' | 'gpu';
+/** Names a build: the precision for the CPU, 'gpu-' + precision for GPUs. */
+export type BuildVariant = Precision | `gpu-${Precision}`;
 
-export function buildVariant(precision: Precision, activations: Activations): BuildVariant {
-  return precision === 'int4' && activations === 'fp16' ? 'int4-fp16' : precision;
+export function buildVariant(precision: Precision, target: GraphTarget): BuildVariant {
+  return target === 'gpu' ? `gpu-${precision}` : precision;
 }
 
 interface PartPlan {
@@ -54,11 +56,11 @@ interface PartPlan {
 export function partPlan(
   precision: Precision,
   part: GraphPart,
-  activations: Activations = 'fp32',
+  target: GraphTarget = 'cpu',
 ): PartPlan {
   if (precision === 'fp16') return { dtype: DataType.FLOAT16, linearFormat: 'float' };
   if (precision === 'int4' && part === 'decoder') {
-    const dtype = activations === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
+    const dtype = target === 'gpu' ? DataType.FLOAT16 : DataType.FLOAT;
     return { dtype, linearFormat: 'int4' };
   }
   return { dtype: DataType.FLOAT, linearFormat: 'float' };
@@ -82,8 +84,8 @@ export function buildGraphs(
   options: {
     outDir?: string;
     sourceName?: string;
-    /** For int4: the decoder's activation type (default fp32). */
-    activations?: Activations;
+    /** Default 'cpu'. */
+    target?: GraphTarget;
     /** Tensors of `part` written so far, out of `total`. */
     onProgress?: (part: GraphPart, done: number, total: number) => void;
   } = {},
@@ -113,10 +115,10 @@ export function buildGraphs(
       : new DryRunSink();
     try {
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
-      const plan = partPlan(precision, part, options.activations);
-      const ctx: LayerContext = { g, weights: tracker, ...plan };
+      const target = options.target ?? 'cpu';
+      const ctx: LayerContext = { g, weights: tracker, ...partPlan(precision, part, target) };
       if (part === 'vision') buildVisionGraph(ctx, config);
-      else buildDecoderGraph(ctx, config);
+      else buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device');
       const encoded = g.encode(OPSETS);
       if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
       summary.nodes[part] = g.nodeCount;

@@ -49,9 +49,30 @@ export const DECODER_OUTPUTS = {
   logits: 'logits',
   presentKey: (l: number) => `present_key_${l}`,
   presentValue: (l: number) => `present_value_${l}`,
+  newKey: (l: number) => `new_key_t_${l}`,
+  newValue: (l: number) => `new_value_${l}`,
 } as const;
 
-export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): void {
+/** Inputs of the host-cache form (see hostCacheAttention). */
+export const HOST_CACHE_INPUTS = {
+  bias: 'attention_bias',
+  pastKeyT: (l: number) => `past_key_t_${l}`,
+  pastValue: (l: number) => `past_value_${l}`,
+} as const;
+
+/**
+ * Where the KV cache lives. 'device': GroupQueryAttention with past and present tensors (the cache can
+ * stay in GPU buffers and be appended in place). 'host': the cache is a pair of read-only
+ * inputs the host owns; the graph returns only the new rows and the host appends them, so a
+ * step copies no cache at all (onnxruntime-node cannot bind a CPU output in place).
+ */
+export type KvPlacement = 'device' | 'host';
+
+export function buildDecoderGraph(
+  ctx: LayerContext,
+  config: Qwen3VLConfig,
+  kv: KvPlacement = 'device',
+): void {
   const { g, weights } = ctx;
   const t = config.text;
   const F = DataType.FLOAT;
@@ -68,8 +89,13 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
   const deepstack = toActivation(g.input(DECODER_INPUTS.deepstack, F, [taps, 1, 'sequence', d]));
   const cos = toActivation(g.input(DECODER_INPUTS.cos, F, [1, 'sequence', hd]));
   const sin = toActivation(g.input(DECODER_INPUTS.sin, F, [1, 'sequence', hd]));
-  const seqlens = g.input(DECODER_INPUTS.seqlens, DataType.INT32, [1]);
-  const total = g.input(DECODER_INPUTS.total, DataType.INT32, []);
+  const seqlens = kv === 'device' ? g.input(DECODER_INPUTS.seqlens, DataType.INT32, [1]) : '';
+  const total = kv === 'device' ? g.input(DECODER_INPUTS.total, DataType.INT32, []) : '';
+  // [G*S, C+S] additive: 0 where a query may attend (valid cached rows, causal new rows).
+  const bias =
+    kv === 'host'
+      ? toActivation(g.input(HOST_CACHE_INPUTS.bias, F, ['query_rows', 'key_rows']))
+      : '';
   const numLogits = g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
 
   // Embedding gather; int4 builds keep the table in fp16 (gathered rows are cast up).
@@ -104,20 +130,25 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
     };
     const q = qk(qProj, 'q', t.numHeads);
     const k = qk(kProj, 'k', t.numKvHeads);
-    const pastK = g.input(DECODER_INPUTS.pastKey(l), act, [1, t.numKvHeads, 'past', hd]);
-    const pastV = g.input(DECODER_INPUTS.pastValue(l), act, [1, t.numKvHeads, 'past', hd]);
-    const [attn] = g.node('GroupQueryAttention', [q, k, v, pastK, pastV, seqlens, total], {
-      outputs: [g.fresh('attn'), DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)],
-      domain: 'com.microsoft',
-      attrs: {
-        num_heads: attr.int(t.numHeads),
-        kv_num_heads: attr.int(t.numKvHeads),
-        scale: attr.float(1 / Math.sqrt(hd)),
-        do_rotary: attr.int(0),
-      },
-    });
-    for (const present of [DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)]) {
-      g.output(present, act, [1, t.numKvHeads, 'total', hd]);
+    let attn: string;
+    if (kv === 'host') {
+      attn = hostCacheAttention(ctx, config, l, q, k, v, bias);
+    } else {
+      const pastK = g.input(DECODER_INPUTS.pastKey(l), act, [1, t.numKvHeads, 'past', hd]);
+      const pastV = g.input(DECODER_INPUTS.pastValue(l), act, [1, t.numKvHeads, 'past', hd]);
+      [attn] = g.node('GroupQueryAttention', [q, k, v, pastK, pastV, seqlens, total], {
+        outputs: [g.fresh('attn'), DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)],
+        domain: 'com.microsoft',
+        attrs: {
+          num_heads: attr.int(t.numHeads),
+          kv_num_heads: attr.int(t.numKvHeads),
+          scale: attr.float(1 / Math.sqrt(hd)),
+          do_rotary: attr.int(0),
+        },
+      });
+      for (const present of [DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)]) {
+        g.output(present, act, [1, t.numKvHeads, 'total', hd]);
+      }
     }
     h = g.op('Add', [h, linear(ctx, attn, `${p}self_attn.o_proj`)]);
 
@@ -154,4 +185,65 @@ export function buildDecoderGraph(ctx: LayerContext, config: Qwen3VLConfig): voi
   if (act !== F) logits = g.op('Cast', [logits], { to: attr.int(F) });
   g.node('Identity', [logits], { outputs: [DECODER_OUTPUTS.logits] });
   g.output(DECODER_OUTPUTS.logits, F, ['logit_rows', t.vocabSize]);
+}
+
+/**
+ * Grouped-query attention over a host-owned cache, without copying it: the cached keys come
+ * transposed ([1, KV, hd, C]) and the values as [1, KV, C, hd], both read-only; the scores
+ * against the cache and against the run's own new keys are computed apart and joined, the
+ * bias masks stale cache rows (>= the valid length) and future new rows, and the new keys
+ * (transposed) and values are returned for the host to append. Query head h uses key/value
+ * head h / G, as in GroupQueryAttention (G = heads / kv heads).
+ */
+function hostCacheAttention(
+  ctx: LayerContext,
+  config: Qwen3VLConfig,
+  l: number,
+  q: string,
+  k: string,
+  v: string,
+  bias: string,
+): string {
+  const { g } = ctx;
+  const t = config.text;
+  const hd = t.headDim;
+  const heads = t.numHeads;
+  const kvHeads = t.numKvHeads;
+  const act = ctx.dtype;
+  const scale = g.constFloat([1 / Math.sqrt(hd)], act, []);
+  const pastKT = g.input(HOST_CACHE_INPUTS.pastKeyT(l), act, [1, kvHeads, hd, 'capacity']);
+  const pastV = g.input(HOST_CACHE_INPUTS.pastValue(l), act, [1, kvHeads, 'capacity', hd]);
+  // [1, S, H*hd] -> [1, H, S, hd] -> [1, KV, G*S, hd] (heads j*G .. j*G+G-1 share kv head j).
+  const qHeads = g.op('Transpose', [reshape(g, g.op('Mul', [q, scale]), [1, -1, heads, hd])], {
+    perm: attr.ints([0, 2, 1, 3]),
+  });
+  const qGrouped = reshape(g, qHeads, [1, kvHeads, -1, hd]);
+  const newKT = g.op('Transpose', [reshape(g, k, [1, -1, kvHeads, hd])], {
+    perm: attr.ints([0, 2, 3, 1]),
+  });
+  const newV = g.op('Transpose', [reshape(g, v, [1, -1, kvHeads, hd])], {
+    perm: attr.ints([0, 2, 1, 3]),
+  });
+  g.node('Identity', [newKT], { outputs: [DECODER_OUTPUTS.newKey(l)] });
+  g.output(DECODER_OUTPUTS.newKey(l), act, [1, kvHeads, hd, 'sequence']);
+  g.node('Identity', [newV], { outputs: [DECODER_OUTPUTS.newValue(l)] });
+  g.output(DECODER_OUTPUTS.newValue(l), act, [1, kvHeads, 'sequence', hd]);
+
+  const scores = g.op(
+    'Concat',
+    [g.op('MatMul', [qGrouped, pastKT]), g.op('MatMul', [qGrouped, newKT])],
+    { axis: attr.int(-1) },
+  );
+  const probs = g.op('Softmax', [g.op('Add', [scores, bias])], { axis: attr.int(-1) });
+  const capacity = g.op('Shape', [pastV], { start: attr.int(2), end: attr.int(3) });
+  const fromCache = g.op('Slice', [probs, g.constInt64([0]), capacity, g.constInt64([3])]);
+  const fromNew = g.op('Slice', [probs, capacity, g.constInt64([2 ** 62]), g.constInt64([3])]);
+  const out = g.op('Add', [g.op('MatMul', [fromCache, pastV]), g.op('MatMul', [fromNew, newV])]);
+  // [1, KV, G*S, hd] -> [1, H, S, hd] -> [1, S, H*hd]
+  const perHead = reshape(g, out, [1, heads, -1, hd]);
+  return reshape(g, g.op('Transpose', [perHead], { perm: attr.ints([0, 2, 1, 3]) }), [
+    1,
+    -1,
+    heads * hd,
+  ]);
 }

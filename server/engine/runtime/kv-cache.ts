@@ -17,13 +17,17 @@
  *   GroupQueryAttention appends in place (shared past/present buffer): fixed shapes and
  *   addresses, no allocation or copy per step, and nothing but the logits returns to the host.
  *
+ * - HostKvCache (the CPU build): host buffers the graph only reads (keys transposed), plus a
+ *   bias input that masks rows beyond the valid length; each run returns just its new rows and
+ *   the host appends them. No cache copy per step (see decoder-graph.ts hostCacheAttention).
+ *
  * Truncation (dropping rejected speculative drafts) needs no work in any form: the next run's
  * seqlens_k tells GroupQueryAttention where the valid rows end and where to write.
  */
 import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../checkpoint/config';
 import { EngineError } from '../errors';
-import { DECODER_INPUTS, DECODER_OUTPUTS } from '../onnx/decoder-graph';
+import { DECODER_INPUTS, DECODER_OUTPUTS, HOST_CACHE_INPUTS } from '../onnx/decoder-graph';
 
 export type CacheType = 'float32' | 'float16';
 
@@ -224,5 +228,118 @@ export class StaticKvCache implements KvCache {
     return this.type === 'float16'
       ? new ort.Tensor('float16', new Uint16Array(length), dims)
       : new ort.Tensor('float32', new Float32Array(length), dims);
+  }
+}
+
+export class HostKvCache implements KvCache {
+  /** Per layer: keys transposed [KV, hd, capacity], values [KV, capacity, hd]. */
+  private keys: Buffer[] = [];
+  private values: Buffer[] = [];
+  private capacity = 0;
+  private past = 0;
+  private tokens = 0;
+
+  constructor(
+    private readonly text: TextConfig,
+    private readonly type: CacheType,
+    private readonly step = 256,
+  ) {}
+
+  bind(feeds: Record<string, ort.Tensor>, past: number, tokens: number) {
+    this.reserve(past, past + tokens);
+    this.past = past;
+    this.tokens = tokens;
+    const { numKvHeads: heads, headDim, numLayers } = this.text;
+    const c = this.capacity;
+    for (let l = 0; l < numLayers; l++) {
+      feeds[HOST_CACHE_INPUTS.pastKeyT(l)] = this.tensor(this.keys[l], [1, heads, headDim, c]);
+      feeds[HOST_CACHE_INPUTS.pastValue(l)] = this.tensor(this.values[l], [1, heads, c, headDim]);
+    }
+    // Rows (g, s) for each of the G query heads per kv head; columns: cache, then new tokens.
+    const groups = this.text.numHeads / heads;
+    const width = c + tokens;
+    const bias = new Float32Array(groups * tokens * width).fill(-Infinity);
+    for (let g = 0; g < groups; g++) {
+      for (let s = 0; s < tokens; s++) {
+        const row = (g * tokens + s) * width;
+        bias.fill(0, row, row + past);
+        bias.fill(0, row + c, row + c + s + 1);
+      }
+    }
+    feeds[HOST_CACHE_INPUTS.bias] = new ort.Tensor('float32', bias, [groups * tokens, width]);
+    return undefined;
+  }
+
+  /** Appends the run's new rows at [past, past + tokens). */
+  commit(result: ort.InferenceSession.OnnxValueMapType): void {
+    const { numKvHeads: heads, headDim, numLayers } = this.text;
+    const [c, p, n] = [this.capacity, this.past, this.tokens];
+    for (let l = 0; l < numLayers; l++) {
+      const newK = result[DECODER_OUTPUTS.newKey(l)].data as Buffer; // [KV, hd, n]
+      const newV = result[DECODER_OUTPUTS.newValue(l)].data as Buffer; // [KV, n, hd]
+      const keys = this.keys[l];
+      const values = this.values[l];
+      for (let h = 0; h < heads; h++) {
+        for (let d = 0; d < headDim; d++) {
+          const from = (h * headDim + d) * n;
+          keys.set(newK.subarray(from, from + n) as never, (h * headDim + d) * c + p);
+        }
+        values.set(
+          newV.subarray(h * n * headDim, (h + 1) * n * headDim) as never,
+          (h * c + p) * headDim,
+        );
+      }
+    }
+  }
+
+  reset(): void {
+    this.keys = [];
+    this.values = [];
+    this.capacity = 0;
+  }
+
+  /** Grows (in steps) so `needed` rows fit, keeping the first `keep`. */
+  private reserve(keep: number, needed: number): void {
+    if (needed <= this.capacity) return;
+    const capacity = Math.ceil(needed / this.step) * this.step;
+    const { numKvHeads: heads, headDim, numLayers } = this.text;
+    const old = this.capacity;
+    const grow = (from: Buffer | undefined, rows: number, rowLength: number, byColumn: boolean) => {
+      const out = this.allocate(heads * headDim * capacity);
+      if (!from) return out;
+      if (byColumn) {
+        // keys [KV*hd rows of `old` columns] -> [KV*hd rows of `capacity` columns]
+        for (let r = 0; r < rows; r++) {
+          out.set(from.subarray(r * old, r * old + keep) as never, r * capacity);
+        }
+      } else {
+        for (let h = 0; h < heads; h++) {
+          out.set(
+            from.subarray(h * old * rowLength, (h * old + keep) * rowLength) as never,
+            h * capacity * rowLength,
+          );
+        }
+      }
+      return out;
+    };
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    for (let l = 0; l < numLayers; l++) {
+      keys.push(grow(this.keys[l], heads * headDim, 1, true));
+      values.push(grow(this.values[l], heads, headDim, false));
+    }
+    this.keys = keys;
+    this.values = values;
+    this.capacity = capacity;
+  }
+
+  private allocate(length: number): Buffer {
+    return this.type === 'float16' ? new Uint16Array(length) : new Float32Array(length);
+  }
+
+  private tensor(data: Buffer, dims: number[]): ort.Tensor {
+    return this.type === 'float16'
+      ? new ort.Tensor('float16', data as Uint16Array, dims)
+      : new ort.Tensor('float32', data as Float32Array, dims);
   }
 }

@@ -10,7 +10,7 @@ import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
 import { checkpointSource } from '../checkpoint/weights';
 import type { Device, LoadModelOptions, LoadedModel, Precision } from '../contracts';
 import { EngineError, isEngineError } from '../errors';
-import { type Activations, buildGraphs, buildVariant } from '../onnx/build-graphs';
+import { type GraphTarget, buildGraphs, buildVariant } from '../onnx/build-graphs';
 import { DECODER_OUTPUTS } from '../onnx/decoder-graph';
 import { buildKey, defaultCacheDir, ensureBuild } from './build-cache';
 import {
@@ -19,7 +19,7 @@ import {
   executionProviders,
   providerLoadError,
 } from './providers';
-import { HandoverKvCache, InPlaceKvCache, StaticKvCache } from './kv-cache';
+import { HandoverKvCache, HostKvCache, InPlaceKvCache, StaticKvCache } from './kv-cache';
 import { OnnxTextDecoder } from './text-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
@@ -59,16 +59,16 @@ export async function loadModel(
       { cause: error },
     );
   }
-  // int4 runs fp16 activations wherever a GPU is asked for (or may be picked by auto).
-  const activations: Activations = request === 'cpu' ? 'fp32' : 'fp16';
-  const variant = buildVariant(precision, activations);
+  // A GPU build wherever a GPU is asked for (or may be picked by auto); it also runs on the CPU.
+  const target: GraphTarget = request === 'cpu' ? 'cpu' : 'gpu';
+  const variant = buildVariant(precision, target);
   const key = buildKey(
     readFileSync(join(modelDir, 'config.json'), 'utf8'),
     checkpoint.shards,
     variant,
   );
   // A dry run sizes the build (for the free-space check) without reading any weight.
-  const dry = buildGraphs(config, source, precision, { sourceName: modelDir, activations });
+  const dry = buildGraphs(config, source, precision, { sourceName: modelDir, target });
   const estimated = dry.dataBytes.vision + dry.dataBytes.decoder;
   const build = ensureBuild(
     cacheDir,
@@ -79,7 +79,7 @@ export async function loadModel(
       buildGraphs(config, source, precision, {
         outDir: dir,
         sourceName: modelDir,
-        activations,
+        target,
         // item: the graph being built; done/total: its checkpoint tensors converted so far.
         onProgress: (item, done, total) => progress({ stage: 'build', item, done, total }),
       });
@@ -95,7 +95,7 @@ export async function loadModel(
       return makeModel(
         device,
         precision,
-        activations,
+        target,
         config,
         sessions,
         options.kvCapacity ?? DEFAULT_KV_CAPACITY,
@@ -166,22 +166,25 @@ async function createSessions(
 function makeModel(
   device: Device,
   precision: Precision,
-  activations: Activations,
+  target: GraphTarget,
   config: Qwen3VLConfig,
   sessions: Sessions,
   kvCapacity: number,
 ): LoadedModel {
-  const half = precision === 'fp16' || (precision === 'int4' && activations === 'fp16');
+  const half = precision === 'fp16' || (precision === 'int4' && target === 'gpu');
   const cacheType = half ? 'float16' : 'float32';
-  // CPU: host buffers appended in place. WebGPU: max-length buffers on the device, appended in
-  // place. Other GPUs: present outputs handed to the next run (growing).
+  // CPU build: host buffers the graph only reads; the host appends each run's new rows.
+  // GPU build: max-length buffers on the device (WebGPU), handed over (other GPUs), or host
+  // buffers bound in place (the GPU build run on the CPU by auto).
   const capacity = Math.min(config.text.maxPositionEmbeddings, kvCapacity);
   const cache =
-    device === 'cpu'
-      ? new InPlaceKvCache(config.text, cacheType)
-      : device === 'webgpu'
-        ? new StaticKvCache(config.text, cacheType, capacity)
-        : new HandoverKvCache(config.text, cacheType);
+    target === 'cpu'
+      ? new HostKvCache(config.text, cacheType)
+      : device === 'cpu'
+        ? new InPlaceKvCache(config.text, cacheType)
+        : device === 'webgpu'
+          ? new StaticKvCache(config.text, cacheType, capacity)
+          : new HandoverKvCache(config.text, cacheType);
   const decoder = new OnnxTextDecoder(sessions.decoder, config, cache);
   return {
     device,

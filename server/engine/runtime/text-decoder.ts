@@ -24,6 +24,7 @@ export class OnnxTextDecoder implements TextDecoder {
   private ids: number[] = [];
   private readonly rope: MropeTables;
   private readonly taps: number;
+  private readonly attentionLengths: boolean;
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -32,6 +33,8 @@ export class OnnxTextDecoder implements TextDecoder {
     private readonly prefillChunk = DEFAULT_PREFILL_CHUNK,
   ) {
     this.rope = new MropeTables(config.text);
+    // The GPU build's GroupQueryAttention takes the lengths; the CPU build's bias carries them.
+    this.attentionLengths = session.inputNames.includes(DECODER_INPUTS.seqlens);
     this.taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
   }
 
@@ -203,10 +206,13 @@ export class OnnxTextDecoder implements TextDecoder {
       ]),
       [DECODER_INPUTS.cos]: new ort.Tensor('float32', cos, [1, s, t.headDim]),
       [DECODER_INPUTS.sin]: new ort.Tensor('float32', sin, [1, s, t.headDim]),
-      [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(total - 1), [1]),
-      [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(total), []),
+
       [DECODER_INPUTS.numLogits]: new ort.Tensor('int64', BigInt64Array.of(BigInt(numLogits)), [1]),
     };
+    if (this.attentionLengths) {
+      feeds[DECODER_INPUTS.seqlens] = new ort.Tensor('int32', Int32Array.of(total - 1), [1]);
+      feeds[DECODER_INPUTS.total] = new ort.Tensor('int32', Int32Array.of(total), []);
+    }
     const fetches = this.cache.bind(feeds, this.past, s);
     const result = fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
     this.cache.commit(result);
