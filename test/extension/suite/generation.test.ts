@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { GenerationError } from '../../../src/generation/api';
+import type { Target } from '../../../src/protocol/targets';
 import { startOpenAiStub, toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
 import {
   closeAllEditors,
@@ -54,6 +55,15 @@ describe('generation against an OpenAI-compatible endpoint', function () {
   let extension: DesignToCodeExtension;
   let stub: OpenAiStub;
   let restore: () => Promise<void>;
+
+  /** Generates from the fixture image, expecting it to fail: the GenerationError. */
+  const failedGeneration = (target: Target) =>
+    failureOf(
+      extension.api.generate(
+        { requestId: requestId(), image: fixtureImage(), target, instruction: '' },
+        () => undefined,
+      ),
+    );
 
   before(async () => {
     ({ extension, stub, restore } = await useOpenAiStub(
@@ -242,12 +252,7 @@ describe('generation against an OpenAI-compatible endpoint', function () {
   it('a wrong API key says so and offers to set the key', async () => {
     await extension.apiKeys.set(stub.url, 'sk-wrong');
     try {
-      const failure = await failureOf(
-        extension.api.generate(
-          { requestId: requestId(), image: fixtureImage(), target: 'html', instruction: '' },
-          () => undefined,
-        ),
-      );
+      const failure = await failedGeneration('html');
       assert.equal(failure.code, 'unauthorized');
       assert.match(failure.message, /rejected the API key \(HTTP 401\)/);
       assert.deepEqual(failure.actions, ['setApiKey', 'openSettings']);
@@ -259,12 +264,7 @@ describe('generation against an OpenAI-compatible endpoint', function () {
   it('an unknown model says so and offers to choose one', async () => {
     const restoreModel = await useSettings({ model: 'no-such-model' });
     try {
-      const failure = await failureOf(
-        extension.api.generate(
-          { requestId: requestId(), image: fixtureImage(), target: 'react', instruction: '' },
-          () => undefined,
-        ),
-      );
+      const failure = await failedGeneration('react');
       assert.equal(failure.code, 'modelNotFound');
       assert.match(failure.message, /does not serve the model "no-such-model"/);
       assert.deepEqual(failure.actions, ['chooseModel', 'openSettings']);
@@ -279,12 +279,7 @@ describe('generation against an OpenAI-compatible endpoint', function () {
     await closed.close();
     const restoreEndpoint = await useSettings({ endpoint: url });
     try {
-      const failure = await failureOf(
-        extension.api.generate(
-          { requestId: requestId(), image: fixtureImage(), target: 'html', instruction: '' },
-          () => undefined,
-        ),
-      );
+      const failure = await failedGeneration('html');
       assert.equal(failure.code, 'unreachable');
       assert.match(
         failure.message,
@@ -298,12 +293,7 @@ describe('generation against an OpenAI-compatible endpoint', function () {
 
   it('a server error while loading (503) says to try again', async () => {
     stub.behaviour.status = 503;
-    const failure = await failureOf(
-      extension.api.generate(
-        { requestId: requestId(), image: fixtureImage(), target: 'html', instruction: '' },
-        () => undefined,
-      ),
-    );
+    const failure = await failedGeneration('html');
     assert.equal(failure.code, 'loading');
     assert.match(failure.message, /still loading the model \(HTTP 503\)/);
   });
