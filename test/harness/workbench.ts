@@ -104,25 +104,25 @@ export interface ActiveEditor {
 
 /** The active editor's tab title, language (status bar) and visible text. */
 export async function activeEditor(page: Page): Promise<ActiveEditor> {
-  const title =
-    (await page
-      .locator('.tab.active.selected .label-name')
-      .first()
-      .textContent()
-      .catch(() => null)) ?? '';
-  const language =
-    (await page
-      .locator('[id="status.editor.mode"]')
-      .first()
-      .textContent()
-      .catch(() => null)) ?? '';
-  const text =
-    (await page
-      .locator('.editor-group-container.active .monaco-editor .view-lines')
-      .first()
-      .innerText()
-      .catch(() => null)) ?? '';
+  const title = await firstText(page, '.tab.active.selected .label-name', 'textContent');
+  const language = await firstText(page, '[id="status.editor.mode"]', 'textContent');
+  const text = await firstText(
+    page,
+    '.editor-group-container.active .monaco-editor .view-lines',
+    'innerText',
+  );
   return { title: title.trim(), language: language.trim(), text };
+}
+
+/** The first match's text ('' when none appears in time); innerText is the rendered text. */
+async function firstText(
+  page: Page,
+  selector: string,
+  read: 'textContent' | 'innerText',
+): Promise<string> {
+  const first = page.locator(selector).first();
+  const text = read === 'innerText' ? first.innerText() : first.textContent();
+  return (await text.catch(() => null)) ?? '';
 }
 
 /**
