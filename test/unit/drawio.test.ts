@@ -1,9 +1,10 @@
 import { strict as assert } from 'node:assert';
-import { deflateRawSync, deflateSync, crc32 } from 'node:zlib';
+import { deflateRawSync, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { checkDiagram } from '../../src/drawio/validate';
 import { toDrawioDocument } from '../../src/drawio/wrap';
 import { diagramFromSvg, embeddedDiagram } from '../../src/drawio/embedded';
+import { pngChunk, withChunkAfterIhdr } from '../support/png';
 
 const MODEL =
   '<mxGraphModel><root><mxCell id="0"/><mxCell id="1" parent="0"/>' +
@@ -87,22 +88,12 @@ describe('Draw.io checks', () => {
   });
 });
 
-function pngChunk(type: string, data: Buffer): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const typeAndData = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(typeAndData));
-  return Buffer.concat([length, typeAndData, crc]);
-}
-
 /** A real PNG with one extra chunk after IHDR, the way draw.io writes its export. */
 async function pngWith(type: string, data: Buffer): Promise<Uint8Array> {
   const png = await sharp({ create: { width: 4, height: 3, channels: 3, background: '#fff' } })
     .png()
     .toBuffer();
-  const ihdrEnd = 8 + 8 + 13 + 4;
-  return Buffer.concat([png.subarray(0, ihdrEnd), pngChunk(type, data), png.subarray(ihdrEnd)]);
+  return withChunkAfterIhdr(png, pngChunk(type, data));
 }
 
 describe('embedded Draw.io diagrams', () => {

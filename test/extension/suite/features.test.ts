@@ -2,11 +2,11 @@
 // the explorer's "generate from image file" command, reopening a generation from the
 // history, and a draw.io PNG export whose diagram opens without inference.
 import assert from 'node:assert/strict';
-import { crc32 } from 'node:zlib';
 import * as vscode from 'vscode';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { GenerationResult } from '../../../src/generation/api';
 import { toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
+import { pngChunk, withChunkAfterIhdr } from '../../support/png';
 import { closeAllEditors, documentFor, fixtureImage, requestId, useOpenAiStub } from './helpers';
 
 const REPLY =
@@ -21,14 +21,8 @@ const DIAGRAM =
 
 /** The fixture PNG with a tEXt "mxfile" chunk after IHDR, the way draw.io exports one. */
 function withDiagram(png: Uint8Array, xml: string): Uint8Array {
-  const data = Buffer.from(`mxfile\0${encodeURIComponent(xml)}`, 'latin1');
-  const chunk = Buffer.alloc(12 + data.length);
-  chunk.writeUInt32BE(data.length, 0);
-  chunk.write('tEXt', 4, 'latin1');
-  data.copy(chunk, 8);
-  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
-  const ihdrEnd = 8 + 8 + 13 + 4;
-  return Buffer.concat([png.subarray(0, ihdrEnd), chunk, png.subarray(ihdrEnd)]);
+  const text = Buffer.from(`mxfile\0${encodeURIComponent(xml)}`, 'latin1');
+  return withChunkAfterIhdr(png, pngChunk('tEXt', text));
 }
 
 describe('commands, history and embedded diagrams', function () {
