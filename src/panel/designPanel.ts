@@ -10,8 +10,7 @@ import type { HostToPanel } from '../protocol/panel';
 import { validatePanelMessage } from '../protocol/validate';
 import { Disposable } from '../util/disposable';
 import { PanelController } from './panelController';
-import { extensionResourceUris, setPanelIcon, webviewOptions } from './webviewHost';
-import { makeNonce, webviewPage } from './webviewPage';
+import { bundledWebviewPage, setPanelIcon, webviewOptions } from './webviewHost';
 
 type Log = Pick<vscode.LogOutputChannel, 'error'>;
 
@@ -66,13 +65,8 @@ export class DesignPanel extends Disposable implements PanelHandle {
     this.ready = false;
     setPanelIcon(panel, this.extensionUri);
     const webview = panel.webview;
-    const asUri = extensionResourceUris(webview, this.extensionUri);
-    webview.html = webviewPage({
+    webview.html = bundledWebviewPage(webview, this.extensionUri, 'panel', {
       title: 'Design to Code',
-      cspSource: webview.cspSource,
-      nonce: makeNonce(),
-      scriptUri: asUri('dist', 'webview', 'panel.js'),
-      styleUris: [asUri('media', 'webview.css'), asUri('media', 'panel.css')],
     });
     this.panelSubscriptions = [
       webview.onDidReceiveMessage((data: unknown) => this.receive(data)),

@@ -8,8 +8,12 @@ import * as vscode from 'vscode';
 import type { HostDependencies, PreviewHandle, SourceImage } from '../generation/api';
 import type { HostToPreview, PreviewContent } from '../protocol/preview';
 import { validatePreviewMessage } from '../protocol/validate';
-import { extensionResourceUris, setPanelIcon, webviewOptions } from '../panel/webviewHost';
-import { makeNonce, webviewPage } from '../panel/webviewPage';
+import {
+  bundledWebviewPage,
+  extensionResourceUri,
+  setPanelIcon,
+  webviewOptions,
+} from '../panel/webviewHost';
 import { Disposable } from '../util/disposable';
 import { previewColumn } from '../layout/editorGroups';
 import { PREVIEW_VIEW_TYPE } from '../layout/viewTypes';
@@ -150,7 +154,6 @@ export class LivePreview extends Disposable implements PreviewHandle {
     this.ready = false;
     this.scriptsAllowed = this.deps.settings.previewAllowScripts();
     const webview = panel.webview;
-    const asUri = extensionResourceUris(webview, this.extensionUri);
     const frameSources: string[] = [];
     if (this.scriptsAllowed) {
       try {
@@ -160,13 +163,15 @@ export class LivePreview extends Disposable implements PreviewHandle {
       }
     }
     if (this.panel !== panel) return;
-    const drawioBase = asUri('dist', 'webview', 'drawio');
-    webview.html = webviewPage({
+    const drawioBase = extensionResourceUri(
+      webview,
+      this.extensionUri,
+      'dist',
+      'webview',
+      'drawio',
+    );
+    webview.html = bundledWebviewPage(webview, this.extensionUri, 'preview', {
       title: 'Preview',
-      cspSource: webview.cspSource,
-      nonce: makeNonce(),
-      scriptUri: asUri('dist', 'webview', 'preview.js'),
-      styleUris: [asUri('media', 'webview.css'), asUri('media', 'preview.css')],
       additions: previewCspAdditions(frameSources),
       data: { 'drawio-base': drawioBase },
     });
