@@ -86,6 +86,8 @@ export function buildGraphs(
     sourceName?: string;
     /** Default 'cpu'. */
     target?: GraphTarget;
+    /** MatMulNBits accuracy_level for int4 (default 4); other levels are for comparisons. */
+    int4AccuracyLevel?: number;
     /** Tensors of `part` written so far, out of `total`. */
     onProgress?: (part: GraphPart, done: number, total: number) => void;
   } = {},
@@ -116,7 +118,12 @@ export function buildGraphs(
     try {
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
       const target = options.target ?? 'cpu';
-      const ctx: LayerContext = { g, weights: tracker, ...partPlan(precision, part, target) };
+      const ctx: LayerContext = {
+        g,
+        weights: tracker,
+        ...partPlan(precision, part, target),
+        int4AccuracyLevel: options.int4AccuracyLevel,
+      };
       if (part === 'vision') buildVisionGraph(ctx, config);
       else buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device');
       const encoded = g.encode(OPSETS);

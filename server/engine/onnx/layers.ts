@@ -17,6 +17,8 @@ export interface LayerContext {
   dtype: DataType;
   /** Storage for the big linear layers. */
   linearFormat: WeightFormat;
+  /** MatMulNBits accuracy_level (default 4: int8 activations, the fast CPU and WebGPU path). */
+  int4AccuracyLevel?: number;
 }
 
 /** Bytes of an fp32 array in the activation type. */
@@ -157,7 +159,7 @@ export function matMulNBits(
       bits: attr.int(4),
       block_size: attr.int(INT4_BLOCK_SIZE),
       // 4: int8 activations inside the kernel; the fast path on CPU and on WebGPU (DP4A).
-      accuracy_level: attr.int(4),
+      accuracy_level: attr.int(ctx.int4AccuracyLevel ?? 4),
     },
     'com.microsoft',
   );
