@@ -274,6 +274,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       const rate = new DecodeRate();
       let tokensPerSecond = 0;
       let tokens = 0;
+      let finishReason: string | undefined;
       try {
         const stats = await streamChatCompletion({
           endpoint: connection.endpoint,
@@ -296,6 +297,7 @@ export class GenerationController extends Disposable implements GenerationApi {
           },
         });
         tokens = stats.tokens;
+        finishReason = stats.finishReason;
         tokensPerSecond = rate.update(stats.tokens);
       } catch (error) {
         // Stopped or failed: the text already inserted stays, as one undo step.
@@ -320,7 +322,10 @@ export class GenerationController extends Disposable implements GenerationApi {
         throw toGenerationError(error, crashed);
       }
 
-      const final = await finalizeReply(reply, job.target, job.formatAs);
+      const final = await finalizeReply(reply, job.target, job.formatAs, {
+        finishReason,
+        maxTokens: settings.maxTokens,
+      });
       await stream.finish(final.code);
       this.statusBar.setGenerating(false, tokensPerSecond);
       if (job.target === 'drawio' && final.warnings.length === 0 && stream.document) {

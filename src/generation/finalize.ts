@@ -12,7 +12,32 @@ export interface FinalCode {
   warnings: string[];
 }
 
+/** How the stream ended: 'length' means the token limit cut the reply off. */
+export interface StreamEnd {
+  finishReason?: string;
+  maxTokens: number;
+}
+
+function cutOffWarning(end: StreamEnd | undefined): string[] {
+  return end?.finishReason === 'length'
+    ? [
+        `The reply was cut off at the token limit (${end.maxTokens}), so the code is incomplete: ` +
+          'raise designToCode.maxTokens and generate again, or refine to finish it.',
+      ]
+    : [];
+}
+
 export async function finalizeReply(
+  reply: string,
+  target: Target,
+  formatAs?: FormatLanguage,
+  end?: StreamEnd,
+): Promise<FinalCode> {
+  const final = await finalizeCode(reply, target, formatAs);
+  return { code: final.code, warnings: [...cutOffWarning(end), ...final.warnings] };
+}
+
+async function finalizeCode(
   reply: string,
   target: Target,
   formatAs?: FormatLanguage,

@@ -37,6 +37,26 @@ interface ChunkShape {
   error?: { message?: string } | string;
 }
 
+/**
+ * The request again, without what the endpoint refused, or undefined when nothing can be
+ * adapted. Local servers (Ollama, llama.cpp, LM Studio, vLLM) take max_tokens, yet OpenAI's
+ * newer models reject it for max_completion_tokens; some servers reject stream_options.
+ */
+export function adaptToRefusal(
+  body: Record<string, unknown>,
+  errorBody: string,
+): Record<string, unknown> | undefined {
+  if ('max_tokens' in body && /max_completion_tokens/.test(errorBody)) {
+    const { max_tokens: limit, ...rest } = body;
+    return { ...rest, max_completion_tokens: limit };
+  }
+  if ('stream_options' in body && /stream_options/.test(errorBody)) {
+    const { stream_options: _ignored, ...rest } = body;
+    return rest;
+  }
+  return undefined;
+}
+
 export async function streamChatCompletion(options: StreamOptions): Promise<StreamStats> {
   const context: FailureContext = {
     endpoint: options.endpoint,
@@ -50,24 +70,28 @@ export async function streamChatCompletion(options: StreamOptions): Promise<Stre
   };
   if (options.apiKey) headers['authorization'] = `Bearer ${options.apiKey}`;
 
+  let body: Record<string, unknown> = {
+    ...options.request,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
   let response: Response;
-  try {
-    response = await (options.fetchImpl ?? fetch)(chatCompletionsUrl(options.endpoint), {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({
-        ...options.request,
-        stream: true,
-        stream_options: { include_usage: true },
-      }),
-      signal: options.signal,
-    });
-  } catch (error) {
-    throw failureFromNetwork(error, context);
-  }
-  if (!response.ok) {
-    const body = await response.text().catch(() => '');
-    throw failureFromStatus(response.status, body, context);
+  for (;;) {
+    try {
+      response = await (options.fetchImpl ?? fetch)(chatCompletionsUrl(options.endpoint), {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body),
+        signal: options.signal,
+      });
+    } catch (error) {
+      throw failureFromNetwork(error, context);
+    }
+    if (response.ok) break;
+    const errorBody = await response.text().catch(() => '');
+    const adapted = response.status === 400 ? adaptToRefusal(body, errorBody) : undefined;
+    if (!adapted) throw failureFromStatus(response.status, errorBody, context);
+    body = adapted;
   }
   if (!response.body) throw malformedStream('the response has no body', context);
 
@@ -98,10 +122,8 @@ export async function streamChatCompletion(options: StreamOptions): Promise<Stre
     }
     if (chunk.usage?.completion_tokens !== undefined) usageTokens = chunk.usage.completion_tokens;
     const choice = chunk.choices?.[0];
-    if (!choice) {
-      if (!chunk.usage) failure = malformedStream('an event has no choices', context);
-      return;
-    }
+    // Usage-only events, and Azure's prompt_filter_results events, carry no choice.
+    if (!choice) return;
     if (choice.finish_reason) finishReason = choice.finish_reason;
     const delta = choice.delta?.content;
     if (typeof delta === 'string' && delta.length > 0) {

@@ -21,6 +21,12 @@ export interface StubBehaviour {
   rawBody?: string;
   /** Close the connection after this many deltas, without [DONE]. */
   dropAfter?: number;
+  /** Request fields this endpoint refuses with HTTP 400 and this message (as OpenAI does). */
+  refuses?: Record<string, string>;
+  /** Events sent before the first delta (e.g. Azure's prompt_filter_results with no choices). */
+  preamble?: unknown[];
+  /** The finish_reason of the last choice ('stop' unless set; 'length' when cut off). */
+  finishReason?: string;
 }
 
 export interface RecordedRequest {
@@ -87,6 +93,17 @@ export async function startOpenAiStub(behaviour: StubBehaviour): Promise<OpenAiS
       return sendError(response, 404, `no route ${request.method} ${request.url}`);
     }
     if (b.status) return sendError(response, b.status, `stub failure ${b.status}`);
+    for (const [field, message] of Object.entries(b.refuses ?? {})) {
+      if (body && typeof body === 'object' && field in body) {
+        response.writeHead(400, { 'content-type': 'application/json' });
+        response.end(
+          JSON.stringify({
+            error: { message, type: 'invalid_request_error', param: field, code: null },
+          }),
+        );
+        return;
+      }
+    }
     const model = (body as { model?: string }).model ?? '';
     if (b.models && !b.models.includes(model)) {
       return sendError(response, 404, `The model \`${model}\` does not exist.`);
@@ -104,6 +121,7 @@ export async function startOpenAiStub(behaviour: StubBehaviour): Promise<OpenAiS
     const event = (payload: unknown): void => {
       response.write(`data: ${JSON.stringify(payload)}\n\n`);
     };
+    for (const payload of b.preamble ?? []) event(payload);
     for (const [index, delta] of b.deltas.entries()) {
       if (response.destroyed) return;
       if (b.dropAfter !== undefined && index >= b.dropAfter) {
@@ -123,7 +141,7 @@ export async function startOpenAiStub(behaviour: StubBehaviour): Promise<OpenAiS
       id,
       object: 'chat.completion.chunk',
       model,
-      choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+      choices: [{ index: 0, delta: {}, finish_reason: b.finishReason ?? 'stop' }],
     });
     event({
       id,

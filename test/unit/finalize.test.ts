@@ -16,6 +16,22 @@ describe('finalizeReply', () => {
     assert.deepEqual(result.warnings, ['Draw.io: cell id "0" is used more than once.']);
   });
 
+  it('says when the token limit cut the reply off, and keeps the code', async () => {
+    const reply = '```html\n<div><p>Hi</p></div>';
+    const cut = await finalizeReply(reply, 'html', undefined, {
+      finishReason: 'length',
+      maxTokens: 4096,
+    });
+    assert.equal(cut.code, '<div><p>Hi</p></div>\n');
+    assert.equal(cut.warnings.length, 1);
+    assert.match(cut.warnings[0]!, /cut off at the token limit \(4096\).*designToCode\.maxTokens/);
+    const stopped = await finalizeReply(reply, 'html', undefined, {
+      finishReason: 'stop',
+      maxTokens: 4096,
+    });
+    assert.deepEqual(stopped.warnings, []);
+  });
+
   it('warns when there is no code at all', async () => {
     assert.deepEqual(await finalizeReply('   ', 'react'), {
       code: '',

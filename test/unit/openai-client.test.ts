@@ -115,6 +115,43 @@ describe('streamChatCompletion', () => {
     assert.ok(['malformedStream', 'unreachable'].includes(dropped.kind), dropped.kind);
   });
 
+  it('sends max_completion_tokens instead when the endpoint refuses max_tokens (OpenAI)', async () => {
+    stub.behaviour.refuses = {
+      max_tokens:
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+    };
+    const stats = await run();
+    assert.equal(stats.text, REPLY);
+    assert.equal(stub.requests.length, 2);
+    const retried = stub.requests[1]!.body as Record<string, unknown>;
+    assert.equal(retried.max_completion_tokens, 50);
+    assert.ok(!('max_tokens' in retried));
+  });
+
+  it('drops stream_options when the endpoint refuses it, and still fails on other 400s', async () => {
+    stub.behaviour.refuses = { stream_options: 'Unrecognized request argument: stream_options' };
+    assert.equal((await run()).text, REPLY);
+    assert.ok(!('stream_options' in (stub.requests[1]!.body as object)));
+    stub.behaviour.refuses = { messages: 'messages: too many images' };
+    const failure = await failureOf(run());
+    assert.equal(failure.kind, 'badRequest');
+    assert.match(failure.message, /too many images/);
+  });
+
+  it('ignores events without choices (Azure prompt filter results, usage with null)', async () => {
+    stub.behaviour.preamble = [
+      { id: '', object: '', choices: [], prompt_filter_results: [{ prompt_index: 0 }] },
+      { id: 'c', object: 'chat.completion.chunk', choices: [], usage: null },
+    ];
+    assert.equal((await run()).text, REPLY);
+  });
+
+  it('reports a reply cut off by the token limit', async () => {
+    stub.behaviour.finishReason = 'length';
+    const stats = await run();
+    assert.equal(stats.finishReason, 'length');
+  });
+
   it('stops when the signal aborts, and the server sees the client leave', async () => {
     stub.behaviour.deltas = toDeltas('x'.repeat(400), 1);
     stub.behaviour.delayMs = 5;
