@@ -12,6 +12,7 @@ import { registerPanel } from './panel';
 import { registerPreview } from './preview';
 import { registerImagePaste } from './paste/imagePaste';
 import { ApiKeyStore } from './secrets/apiKey';
+import { serverReaction } from './settings/schema';
 import { SettingsService } from './settings/settings';
 import { ServerStatusBar } from './server/statusBar';
 import { ServerSupervisor } from './server/supervisor';
@@ -53,17 +54,23 @@ export function activate(context: vscode.ExtensionContext): DesignToCodeExtensio
   const preview: PreviewHandle = track(registerPreview(context, { api, settings }, log));
 
   track(
-    settings.onDidChangeServerSettings(() => {
-      if (server.state !== 'ready') return;
-      void vscode.window
-        .showInformationMessage(
-          'Design to Code: restart the local server to use the new settings.',
-          'Restart Server',
-        )
-        .then(
-          (choice) =>
-            choice && server.restart().catch((error: unknown) => showGenerationError(api, error)),
-        );
+    settings.onDidChangeSettings((changed) => {
+      const running = ['starting', 'ready', 'restarting'].includes(server.state);
+      const reaction = serverReaction(changed, settings.read().backend, running);
+      if (reaction === 'stop') {
+        log.info('The backend is now a remote endpoint: stopping the local server.');
+        void server.stop();
+      } else if (reaction === 'offerRestart') {
+        void vscode.window
+          .showInformationMessage(
+            'Design to Code: restart the local server to use the new model, device or precision.',
+            'Restart Server',
+          )
+          .then(
+            (choice) =>
+              choice && server.restart().catch((error: unknown) => showGenerationError(api, error)),
+          );
+      }
     }),
   );
   const paste = registerImagePaste(

@@ -56,6 +56,23 @@ export function needsServerRestart(changed: (key: keyof Settings) => boolean): b
   return RESTART_SETTINGS.some((key) => changed(key));
 }
 
+/**
+ * What a settings change means for a local server that runs (or is starting): switching to a
+ * remote endpoint frees the model's memory by stopping it; a changed model, device or
+ * precision only applies after a restart.
+ */
+export type ServerReaction = 'none' | 'stop' | 'offerRestart';
+
+export function serverReaction(
+  changed: (key: keyof Settings) => boolean,
+  backend: Backend,
+  serverRunning: boolean,
+): ServerReaction {
+  if (!serverRunning) return 'none';
+  if (backend !== 'local') return changed('backend') ? 'stop' : 'none';
+  return needsServerRestart(changed) ? 'offerRestart' : 'none';
+}
+
 function oneOf<T extends string>(value: unknown, allowed: readonly T[], fallback: T): T {
   return typeof value === 'string' && (allowed as readonly string[]).includes(value)
     ? (value as T)

@@ -2,16 +2,18 @@
 import * as vscode from 'vscode';
 import type { HostSettings } from '../generation/api';
 import { Disposable } from '../util/disposable';
-import { needsServerRestart, readSettings, type Settings } from './schema';
+import { readSettings, type Settings } from './schema';
 
 export const SECTION = 'designToCode';
 
 export class SettingsService extends Disposable implements HostSettings {
   private readonly changed = this.register(new vscode.EventEmitter<void>());
-  private readonly restartNeeded = this.register(new vscode.EventEmitter<void>());
+  private readonly serverSettingsChanged = this.register(
+    new vscode.EventEmitter<(key: keyof Settings) => boolean>(),
+  );
   readonly onDidChange = this.changed.event;
-  /** Fires when a setting the running server depends on changed. */
-  readonly onDidChangeServerSettings = this.restartNeeded.event;
+  /** Fires on every change of this section with a test of which settings changed. */
+  readonly onDidChangeSettings = this.serverSettingsChanged.event;
 
   constructor() {
     super();
@@ -19,9 +21,7 @@ export class SettingsService extends Disposable implements HostSettings {
       vscode.workspace.onDidChangeConfiguration((event) => {
         if (!event.affectsConfiguration(SECTION)) return;
         this.changed.fire();
-        if (needsServerRestart((key) => event.affectsConfiguration(`${SECTION}.${key}`))) {
-          this.restartNeeded.fire();
-        }
+        this.serverSettingsChanged.fire((key) => event.affectsConfiguration(`${SECTION}.${key}`));
       }),
     );
   }

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import {
   DEFAULTS,
   needsServerRestart,
+  serverReaction,
   readSettings,
   type Settings,
 } from '../../src/settings/schema';
@@ -51,6 +52,24 @@ describe('settings reader', () => {
   });
 });
 
+describe('server reaction to a settings change', () => {
+  const only =
+    (...keys: string[]) =>
+    (key: string) =>
+      keys.includes(key);
+  it('stops a running local server when the backend becomes a remote endpoint', () => {
+    assert.equal(serverReaction(only('backend'), 'openai-compatible', true), 'stop');
+    assert.equal(serverReaction(only('backend'), 'openai-compatible', false), 'none');
+  });
+  it('offers a restart for model, device or precision only while the local backend is used', () => {
+    assert.equal(serverReaction(only('model'), 'local', true), 'offerRestart');
+    assert.equal(serverReaction(only('precision'), 'local', true), 'offerRestart');
+    assert.equal(serverReaction(only('model'), 'openai-compatible', true), 'none');
+    assert.equal(serverReaction(only('temperature'), 'local', true), 'none');
+    assert.equal(serverReaction(only('device'), 'local', false), 'none');
+  });
+});
+
 describe('prompts', () => {
   it('sends the image as a data URL and the task for the target, with the instruction', () => {
     const url = imageDataUrl(new Uint8Array([1, 2, 3]), 'image/png');
@@ -69,6 +88,25 @@ describe('prompts', () => {
       (generationMessages('html', url, '  ')[1]!.content as { text?: string }[])[1]!.text!,
       /Also:/,
     );
+  });
+
+  it('asks for a complete file per target, with the parts Qwen3-VL tends to leave out', () => {
+    const task = (target: 'html' | 'tailwind' | 'react' | 'drawio') =>
+      (
+        generationMessages(target, 'data:image/png;base64,AA==', '')[1]!.content as {
+          text?: string;
+        }[]
+      )[1]!.text!;
+    assert.match(generationMessages('html', '', '')[0]!.content as string, /never abbreviate/);
+    assert.match(task('html'), /<!DOCTYPE html> to <\/html>.*never as external image URLs/s);
+    assert.match(task('tailwind'), /@tailwindcss\/browser@4.*no tailwind\.config/s);
+    assert.match(task('react'), /import React from 'react'.*export default function App\(\)/s);
+    assert.match(task('react'), /className/);
+    assert.match(task('drawio'), /unique id.*source and target.*relative="1"/s);
+    assert.match(task('drawio'), /Escape &, < and "/);
+    for (const target of ['html', 'tailwind', 'react', 'drawio'] as const) {
+      assert.match(task(target), /Reply in a ```(html|jsx|xml) block\.$/);
+    }
   });
 
   it('refines by continuing the conversation with the current code and the change', () => {

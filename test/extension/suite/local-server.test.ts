@@ -176,4 +176,17 @@ describe('the local server', function () {
     assert.equal(extension.server.state, 'stopped');
     assert.equal(extension.server.pid, undefined);
   });
+
+  it('is stopped when the backend switches to a remote endpoint', async () => {
+    await extension.server.ensureStarted();
+    const pid = extension.server.pid!;
+    const stopped = nextState(extension, 'stopped', 15_000);
+    const restoreBackend = await useSettings({ backend: 'openai-compatible' });
+    try {
+      await stopped;
+      assert.equal(isAlive(pid), false);
+    } finally {
+      await restoreBackend();
+    }
+  });
 });
