@@ -7,34 +7,48 @@ import type { Target } from '../protocol/targets';
 
 const SYSTEM =
   'You turn images of user interfaces and diagrams into code. Reply with one fenced code block ' +
-  'holding the complete result and nothing else: no explanations before or after it.';
+  'holding the complete result and nothing else: no explanations before or after it. Write ' +
+  'every part out in full: never abbreviate with "...", placeholders or comments such as ' +
+  '"more items here".';
+
+/** Pictures in a mockup cannot be fetched: a sized, coloured box keeps the layout instead. */
+const IMAGES =
+  'Draw photos, logos and icons as <div> boxes of the same size and main colour (or inline ' +
+  'SVG for simple icons), never as external image URLs.';
 
 const TASKS: Record<Target, string> = {
   html:
-    'Write a single self-contained HTML file that reproduces this user interface as closely as ' +
-    'possible: semantic HTML5 with all CSS in one <style> element in the <head>, no external ' +
-    'resources, no JavaScript unless the interface needs it. Use the exact texts you see. ' +
-    'Reply in a ```html block.',
+    'Write a single self-contained HTML file, from <!DOCTYPE html> to </html>, that reproduces ' +
+    'this user interface as closely as possible: semantic HTML5 with all CSS in one <style> ' +
+    'element in the <head>, matching the layout, spacing, colours and font sizes; no external ' +
+    `resources, no JavaScript unless the interface needs it. ${IMAGES} Use the exact texts ` +
+    'you see. Reply in a ```html block.',
   // Tailwind v4's CDN script, so the file works on its own in a browser; the live preview
   // compiles the same v4 utilities offline in its place (src/preview/tailwind.ts).
   tailwind:
-    'Write a single HTML file that reproduces this user interface as closely as possible using ' +
-    'Tailwind CSS v4 utility classes, loading Tailwind with its CDN script tag ' +
+    'Write a single HTML file, from <!DOCTYPE html> to </html>, that reproduces this user ' +
+    'interface as closely as possible using Tailwind CSS v4 utility classes, loading Tailwind ' +
+    'with its CDN script tag ' +
     '<script src="https://cdn.jsdelivr.net/npm/@tailwindcss/browser@4"></script> in the <head> ' +
-    'so that the file works on its own in a browser; no other stylesheet unless a utility ' +
-    'cannot express a style. Use the exact texts you see. Reply in a ```html block.',
+    'so that the file works on its own in a browser; no tailwind.config and no other ' +
+    'stylesheet unless a utility cannot express a style (arbitrary values such as ' +
+    `bg-[#1e293b] are fine). ${IMAGES} Use the exact texts you see. Reply in a \`\`\`html block.`,
   react:
     'Write one React function component in JSX that reproduces this user interface as closely ' +
-    'as possible, as the default export of a module, with styles inline or in a <style> element ' +
-    'rendered by the component and no imports other than React. Use the exact texts you see. ' +
-    'Reply in a ```jsx block.',
+    "as possible, as a complete module: it starts with import React from 'react'; (add hooks " +
+    'to that import only if used), and its component is `export default function App()`. No ' +
+    'other imports, no TypeScript, no CSS files: styles go in style objects or in a <style> ' +
+    'element the component renders, and attributes are JSX (className, htmlFor, style={{...}}). ' +
+    `${IMAGES} Use the exact texts you see. Reply in a \`\`\`jsx block.`,
   drawio:
     'Write a Draw.io diagram that reproduces this image: an <mxfile> with one <diagram> holding ' +
     'an uncompressed <mxGraphModel>. Its <root> starts with <mxCell id="0"/> and ' +
-    '<mxCell id="1" parent="0"/>; every shape is an mxCell with vertex="1", parent="1", a style ' +
-    'and an <mxGeometry> with x, y, width, height and as="geometry"; every connector is an ' +
-    'mxCell with edge="1" whose source and target are ids of shapes. Ids are unique. ' +
-    'Reply in a ```xml block.',
+    '<mxCell id="1" parent="0"/>; every shape is an mxCell with a unique id, its text in ' +
+    'value, vertex="1", parent="1", a style and an <mxGeometry> with the x, y, width and ' +
+    'height it has in the image and as="geometry"; every connector is an mxCell with a unique ' +
+    'id, edge="1", parent="1", source and target set to ids of shapes, and a child ' +
+    '<mxGeometry relative="1" as="geometry"/>. Escape &, < and " inside attribute values ' +
+    '(&amp; &lt; &quot;). Reply in a ```xml block.',
 };
 
 export function imageDataUrl(bytes: Uint8Array, mimeType: string): string {
