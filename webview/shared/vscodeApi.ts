@@ -23,6 +23,19 @@ export function connectToHost<Out, State>(): HostChannel<Out, State> {
     post: (message) => api.postMessage(message),
     state: () => (api.getState() ?? {}) as Partial<State>,
     saveState: (state) => api.setState(state),
-    onMessage: (listener) => window.addEventListener('message', (event) => listener(event.data)),
+    onMessage: (listener) =>
+      window.addEventListener('message', (event) => {
+        // Only the host speaks this protocol; a page rendered in one of our frames (the
+        // preview's) can post to its parent too, and must not drive the view.
+        if (event.source !== null && isChildFrame(event.source)) return;
+        listener(event.data);
+      }),
   };
+}
+
+function isChildFrame(source: MessageEventSource): boolean {
+  for (let index = 0; index < window.frames.length; index++) {
+    if (window.frames[index] === source) return true;
+  }
+  return false;
 }

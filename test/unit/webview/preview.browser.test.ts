@@ -150,6 +150,38 @@ describe('preview webview in Chromium', function () {
     }
   });
 
+  it('ignores messages that the rendered page posts to the preview', async () => {
+    const server = await PageServer.start();
+    try {
+      const origin = new URL(server.url).origin;
+      await view.page.close();
+      view = await browser.open('preview', previewCspAdditions([origin]), [origin]);
+      const forged = {
+        type: 'render',
+        title: 'forged',
+        content: { kind: 'empty', message: 'forged' },
+      };
+      server.setPage(
+        `<p id="out">waiting</p><script>parent.postMessage(${JSON.stringify(forged)}, '*');` +
+          'document.getElementById("out").textContent = "posted";</script>',
+      );
+      await view.send({
+        type: 'render',
+        title: 'generated.html',
+        content: { kind: 'served', url: server.url, revision: 1 },
+      });
+      await view.page
+        .frameLocator('iframe')
+        .locator('#out')
+        .filter({ hasText: 'posted' })
+        .waitFor({ timeout: 10000 });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(await view.page.locator('.title').textContent(), 'generated.html');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('styles a Tailwind page offline, with scripts off and with the page server', async () => {
     const page =
       '<!DOCTYPE html><html><head><script src="https://cdn.tailwindcss.com"></script></head>' +
