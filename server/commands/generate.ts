@@ -13,6 +13,7 @@ import type {
   Precision,
 } from '../engine/contracts';
 import { loadEngine } from '../engine/engine';
+import { MAX_IMAGE_PIXELS_HELP, parseMaxImagePixels } from './max-image-pixels';
 import { EngineError, isEngineError } from '../engine/errors';
 
 const USAGE = `Usage: design-to-code generate --model DIR --messages FILE.json [options]
@@ -27,6 +28,7 @@ Options:
   --greedy                always pick the most likely token (default: the checkpoint's settings)
   --device D              auto, cpu, webgpu, cuda, dml or coreml (default: cpu)
   --precision P           fp32, fp16 or int4 (default: int4)
+  --max-image-pixels N    ${MAX_IMAGE_PIXELS_HELP}
   --json                  print one JSON object with token ids, text, image grids and timings
   -h, --help              show this help`;
 
@@ -42,6 +44,7 @@ interface GenerateArgs {
   greedy: boolean;
   device: DeviceRequest;
   precision: Precision;
+  maxImagePixels?: number;
   json: boolean;
 }
 
@@ -88,6 +91,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
       greedy: { type: 'boolean', default: false },
       device: { type: 'string', default: 'cpu' },
       precision: { type: 'string', default: 'int4' },
+      'max-image-pixels': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -115,6 +119,12 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
       );
     }
   }
+  let maxImagePixels: number | undefined;
+  try {
+    maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   return {
     modelDir: resolve(values.model),
     messagesFile: resolve(values.messages),
@@ -122,6 +132,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
     greedy: values.greedy ?? false,
     device,
     precision,
+    maxImagePixels,
     json: values.json ?? false,
   };
 }
@@ -132,6 +143,7 @@ async function generate(args: GenerateArgs): Promise<void> {
     modelDir: args.modelDir,
     device: args.device,
     precision: args.precision,
+    maxImagePixels: args.maxImagePixels,
     // Progress redraws one line, which only makes sense on a terminal.
     onProgress: process.stderr.isTTY
       ? (p) => process.stderr.write(`\r${p.stage} ${p.item}: ${p.done}/${p.total}\x1b[K`)

@@ -10,6 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { DeviceRequest, Precision } from '../engine/contracts';
 import { loadEngine } from '../engine/engine';
+import { MAX_IMAGE_PIXELS_HELP, parseMaxImagePixels } from './max-image-pixels';
 import { isEngineError } from '../engine/errors';
 import { HubError } from '../hub/errors';
 import { DEFAULT_MODEL_ID, defaultModelsRoot } from '../hub/model-ref';
@@ -33,6 +34,7 @@ Options:
                          (else $DESIGN_TO_CODE_TOKEN; else a new token is printed in the ready line)
   --offline              never contact the hub: use the model cache only
   --cache-dir D          models cache (default $DESIGN_TO_CODE_MODELS or ~/.cache/design-to-code/models)
+  --max-image-pixels N ${MAX_IMAGE_PIXELS_HELP}
   --max-queue N          requests that may wait while one generates (default ${DEFAULT_LIMITS.maxQueue})
   --request-timeout S    seconds before a request is stopped (default ${DEFAULT_LIMITS.requestTimeoutMs / 1000})
   -h, --help             show this help
@@ -49,6 +51,7 @@ interface ServeArgs {
   model: string;
   device: DeviceRequest;
   precision?: Precision;
+  maxImagePixels?: number;
   host: string;
   port: number;
   tokenFile?: string;
@@ -84,6 +87,7 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
         model: { type: 'string', default: DEFAULT_MODEL_ID },
         device: { type: 'string', default: 'auto' },
         precision: { type: 'string' },
+        'max-image-pixels': { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '0' },
         'token-file': { type: 'string' },
@@ -109,10 +113,17 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
       `--precision must be one of ${PRECISIONS.join(', ')}, not "${values.precision}"`,
     );
   }
+  let maxImagePixels: number | undefined;
+  try {
+    maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   return {
     model: values.model,
     device: values.device as DeviceRequest,
     precision: values.precision as Precision | undefined,
+    maxImagePixels,
     host: values.host,
     port: integerOption('--port', values.port, 0, 65535),
     tokenFile: values['token-file'],
@@ -167,6 +178,7 @@ async function serve(args: ServeArgs): Promise<number> {
       modelName: model.name,
       device: args.device,
       precision: args.precision,
+      maxImagePixels: args.maxImagePixels,
       onProgress: (progress) => emit({ event: 'progress', ...progress }),
     });
     server = new InferenceServer({

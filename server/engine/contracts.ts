@@ -201,4 +201,9 @@ export interface EngineLoadOptions extends LoadModelOptions {
   modelDir: string;
   /** Name reported in EngineInfo.model (default: the directory's base name). */
   modelName?: string;
+  /**
+   * Most pixels an image keeps after Qwen's smart_resize (default 1600 * 32 * 32 = 1.6 MP, 1600
+   * visual tokens; the checkpoint's own bound when lower). Infinity: the checkpoint's bound only.
+   */
+  maxImagePixels?: number;
 }

@@ -7,11 +7,13 @@ import { basename, resolve } from 'node:path';
 import { loadChatCheckpoint } from './chat/chat-checkpoint';
 import type { Engine, EngineLoadOptions } from './contracts';
 import { createChatEngine } from './generation/chat-engine';
+import { capImagePixels } from './preprocess/image-config';
 import { loadModel } from './runtime/load-model';
 
 export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
   const modelDir = resolve(options.modelDir);
-  const checkpoint = loadChatCheckpoint(modelDir);
+  const loaded = loadChatCheckpoint(modelDir);
+  const checkpoint = { ...loaded, image: capImagePixels(loaded.image, options.maxImagePixels) };
   const model = await loadModel(modelDir, {
     device: options.device,
     precision: options.precision,

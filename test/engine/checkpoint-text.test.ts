@@ -93,6 +93,16 @@ describe('checkpoint text side (tokenizer, template, processor and generation co
     assert.equal(image.maxPixels, 4096);
   });
 
+  it('lets min_pixels/max_pixels override size, as transformers does', () => {
+    editJson(join(dir, 'preprocessor_config.json'), (json) => {
+      json.min_pixels = 4096;
+      json.max_pixels = 1_003_520;
+    });
+    const { image } = loadChatCheckpoint(dir);
+    assert.equal(image.minPixels, 4096);
+    assert.equal(image.maxPixels, 1_003_520);
+  });
+
   it('finds the chat template in chat_template.json or tokenizer_config.json', () => {
     const template = readFileSync(join(dir, 'chat_template.jinja'), 'utf8');
     const golden = goldenCases().find((c) => c.name === 'text_only')!;
