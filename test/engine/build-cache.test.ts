@@ -4,9 +4,11 @@
  * execution-provider errors that can be checked on a CPU-only machine.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   rmSync,
@@ -143,6 +145,20 @@ describe('ONNX build cache', () => {
     );
     assert.deepEqual(readdirSync(cacheDir), []);
     assert.ok(!existsSync(join(cacheDir, 'fp32-k')));
+  });
+
+  it('removes the temporary directories of killed builds, not those of running ones', () => {
+    // A pid that has just exited: a build killed mid-way left its directory behind.
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const killed = join(cacheDir, `.tmp-int4-fp16-oldkey-${deadPid}-1700000000000`);
+    const running = join(cacheDir, `.tmp-fp32-otherkey-${process.ppid}-1700000000000`);
+    for (const dir of [killed, running]) {
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'decoder.onnx.data'), 'half-written');
+    }
+    ensureBuild(cacheDir, 'k', 'fp32', 1, (dir) => writeFileSync(join(dir, 'vision.onnx'), 'x'));
+    assert.ok(!existsSync(killed));
+    assert.ok(existsSync(running));
   });
 
   it('defaults to ~/.cache/design-to-code/onnx, overridable by DESIGN_TO_CODE_CACHE', () => {

@@ -9,6 +9,9 @@
  *
  * Builds go to a temporary sibling directory that is renamed into place only when complete
  * (build.json is written last), so an interrupted build is never mistaken for a finished one.
+ * A process killed mid-build (the editor closed during the first, minutes-long build) cannot
+ * clean up after itself: its temporary directory, named after its pid, is removed by the next
+ * build once that pid is gone, so killed builds do not pile up gigabytes.
  * A new build replaces the older builds of the same checkpoint directory and precision (they
  * are stale: the checkpoint or the graph version changed), so the cache does not grow without
  * bound as models are updated.
@@ -94,7 +97,8 @@ export function ensureBuild(
   });
   if (isComplete(dir, key)) return result(false);
 
-  const tmp = join(cacheDir, `.tmp-${precision}-${key}-${process.pid}-${Date.now()}`);
+  removeAbandonedBuilds(cacheDir);
+  const tmp = join(cacheDir, `${TMP_PREFIX}${precision}-${key}-${process.pid}-${Date.now()}`);
   try {
     mkdirSync(tmp, { recursive: true });
     checkFreeSpace(cacheDir, estimatedBytes);
@@ -121,6 +125,36 @@ export function ensureBuild(
   } catch (error) {
     rmSync(tmp, { recursive: true, force: true });
     throw asDiskError(error, cacheDir, estimatedBytes);
+  }
+}
+
+const TMP_PREFIX = '.tmp-';
+
+/** Deletes the temporary directories of builds whose process no longer runs. */
+function removeAbandonedBuilds(cacheDir: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(cacheDir);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    if (!entry.startsWith(TMP_PREFIX)) continue;
+    // .tmp-<variant>-<key>-<pid>-<time>: the variant may hold dashes, so read from the end.
+    const pid = Number(entry.split('-').at(-2));
+    if (!Number.isInteger(pid) || pid <= 0 || isRunning(pid)) continue;
+    rmSync(join(cacheDir, entry), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
