@@ -117,11 +117,17 @@ export function registerCommands(deps: CommandDependencies): vscode.Disposable[]
     const current = settings.read();
     if (current.backend !== 'local') {
       const ids = await listModels(current.endpoint, await keys.get(current.endpoint), false);
-      const picked = await vscode.window.showQuickPick(ids, {
+      // Some endpoints list nothing (or not every alias they serve): an id can be typed too.
+      const enter = '$(edit) Enter a model id…';
+      const picked = await vscode.window.showQuickPick([...ids, enter], {
         title: `Models served by ${current.endpoint}`,
-        placeHolder: current.model,
+        placeHolder: ids.length ? current.model : 'The endpoint lists no models',
       });
-      if (picked) await settings.update('model', picked);
+      const model =
+        picked === enter
+          ? await vscode.window.showInputBox({ prompt: 'Model id', value: current.model })
+          : picked;
+      if (model?.trim()) await settings.update('model', model.trim());
       return;
     }
     const items: (vscode.QuickPickItem & { value?: string; browse?: boolean })[] = [

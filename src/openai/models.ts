@@ -6,17 +6,24 @@ import {
   type FailureContext,
 } from './errors';
 
+/** An endpoint that has not answered the model list by then is treated as unreachable. */
+const LIST_TIMEOUT_MS = 15_000;
+
 export async function listModels(
   endpoint: string,
   apiKey: string | undefined,
   local: boolean,
+  timeoutMs = LIST_TIMEOUT_MS,
 ): Promise<string[]> {
   const base = endpoint.replace(/\/+$/, '');
   const url = `${/\/v\d+$/.test(base) ? base : `${base}/v1`}/models`;
   const context: FailureContext = { endpoint, model: '', local };
   let response: Response;
   try {
-    response = await fetch(url, { headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {} });
+    response = await fetch(url, {
+      headers: apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+      signal: AbortSignal.timeout(timeoutMs),
+    });
   } catch (error) {
     throw failureFromNetwork(error, context);
   }

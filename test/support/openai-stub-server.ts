@@ -25,6 +25,8 @@ export interface StubBehaviour {
   refuses?: Record<string, string>;
   /** Events sent before the first delta (e.g. Azure's prompt_filter_results with no choices). */
   preamble?: unknown[];
+  /** Milliseconds before GET /v1/models answers (an endpoint that hangs). */
+  modelsDelayMs?: number;
   /** The finish_reason of the last choice ('stop' unless set; 'length' when cut off). */
   finishReason?: string;
 }
@@ -80,6 +82,8 @@ export async function startOpenAiStub(behaviour: StubBehaviour): Promise<OpenAiS
       return sendError(response, 401, 'Incorrect API key provided.');
     }
     if (request.method === 'GET' && request.url === '/v1/models') {
+      if (b.modelsDelayMs) await new Promise((resolve) => setTimeout(resolve, b.modelsDelayMs));
+      if (response.destroyed) return;
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end(
         JSON.stringify({
