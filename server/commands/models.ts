@@ -103,6 +103,7 @@ async function pull(modelId: string, root: string, json: boolean): Promise<numbe
       root,
       connection: connectionFromEnv(),
       signal: controller.signal,
+      onWaiting: (message) => process.stderr.write(`${message}\n`),
       onProgress: throttleProgress((progress) => {
         if (json) {
           process.stdout.write(

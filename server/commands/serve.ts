@@ -171,6 +171,7 @@ async function serve(args: ServeArgs): Promise<number> {
         emit({ event: 'progress', stage: 'download', ...progress }),
       ),
       onWarning: (message) => log(`warning: ${message}`),
+      onWaiting: log,
     });
     log(`model ${model.name} from ${model.dir} (${model.source})`);
     const engine = loadEngine({

@@ -4,8 +4,9 @@
  * folder only counts as complete once every file is verified.
  */
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { ensureDiskSpace, freeBytesAt } from './disk-space';
+import { withFolderLock } from './folder-lock';
 import { downloadVerifiedFile, PARTIAL_DIR, partialPathFor } from './download-file';
 import { hasFile, readManifest, removeManifest, writeManifest } from './model-cache';
 import { cacheDirFor } from './model-ref';
@@ -28,6 +29,8 @@ export interface PullOptions {
   revision?: string;
   signal?: AbortSignal;
   onProgress?: (progress: DownloadProgress) => void;
+  /** Told when another process is downloading the same model and this one waits for it. */
+  onWaiting?: (message: string) => void;
   /** For tests of the disk check. */
   freeBytes?: (path: string) => Promise<number>;
 }
@@ -39,8 +42,25 @@ export interface PullResult {
   downloaded: string[];
 }
 
+/** Where the download lock of a model lives: not in its folder, which `models rm` deletes. */
+export function pullLockPath(dir: string): string {
+  return join(dirname(dir), '.locks', `${basename(dir)}.lock`);
+}
+
 export async function pullModel(modelId: string, options: PullOptions): Promise<PullResult> {
   const dir = cacheDirFor(modelId, options.root);
+  const lock = pullLockPath(dir);
+  await mkdir(dirname(lock), { recursive: true });
+  return withFolderLock(lock, () => pullLocked(modelId, dir, options), {
+    signal: options.signal,
+    onWait: (pid) =>
+      options.onWaiting?.(
+        `${modelId} is being downloaded by another process (pid ${pid}); waiting for it to finish`,
+      ),
+  });
+}
+
+async function pullLocked(modelId: string, dir: string, options: PullOptions): Promise<PullResult> {
   const remote = await describeRemoteModel(modelId, options.connection, options.revision);
   const previous = await readManifest(dir);
   // Files verified by this commit's manifest, or by an earlier pull that was interrupted.

@@ -18,6 +18,8 @@ export interface ResolveOptions {
   onProgress?: (progress: DownloadProgress) => void;
   /** Told when the hub could not be reached and the cached copy is used instead. */
   onWarning?: (message: string) => void;
+  /** Told when another process is downloading the same model and this one waits for it. */
+  onWaiting?: (message: string) => void;
 }
 
 export interface ResolvedModel {

@@ -4,11 +4,12 @@
  * management.
  */
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { HubError } from '../../server/hub/errors';
 import {
   completeCacheDir,
@@ -16,7 +17,7 @@ import {
   removeCachedModel,
 } from '../../server/hub/model-cache';
 import { cacheDirFor } from '../../server/hub/model-ref';
-import { pullModel, type DownloadProgress } from '../../server/hub/pull-model';
+import { pullLockPath, pullModel, type DownloadProgress } from '../../server/hub/pull-model';
 import { resolveModel } from '../../server/hub/resolve-model';
 import { startLoopbackHub, type HubFile, type LoopbackHub } from './support/loopback-hub';
 
@@ -142,6 +143,51 @@ describe('model download from the hub', () => {
     hub.misbehave.corrupt = { path: 'config.json', content: Buffer.from('{}') };
     await rejectsWith(pull(), 'checksum_mismatch');
     assert.ok(!existsSync(join(cacheDirFor(MODEL_ID, root), 'config.json')));
+  });
+
+  it('two pulls of one model at once (two servers starting): the second waits, both succeed', async () => {
+    // Without the lock both appended to the same partial file and both failed the checksum.
+    const waits: string[] = [];
+    const both = await Promise.all([
+      pull(),
+      pullModel(MODEL_ID, {
+        root,
+        connection: { hubUrl: hub.url },
+        freeBytes: plenty,
+        onWaiting: (message) => waits.push(message),
+      }),
+    ]);
+    const dir = cacheDirFor(MODEL_ID, root);
+    assert.ok((await readFile(join(dir, 'model.safetensors'))).equals(WEIGHTS));
+    assert.deepEqual(both[1].downloaded, [], "the second found the first one's download");
+    assert.equal(waits.length, 1);
+    assert.match(waits[0], /being downloaded by another process \(pid \d+\); waiting/);
+    assert.ok(!existsSync(pullLockPath(dir)), 'the lock is released');
+  });
+
+  it('takes over the lock of a process that was killed mid-download', async () => {
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const lock = pullLockPath(cacheDirFor(MODEL_ID, root));
+    await mkdir(dirname(lock), { recursive: true });
+    await writeFile(lock, String(deadPid));
+    await pull();
+    assert.equal(await completeCacheDir(MODEL_ID, root), cacheDirFor(MODEL_ID, root));
+  });
+
+  it('stops waiting for a running download when cancelled', async () => {
+    const lock = pullLockPath(cacheDirFor(MODEL_ID, root));
+    await mkdir(dirname(lock), { recursive: true });
+    await writeFile(lock, String(process.ppid));
+    const controller = new AbortController();
+    const pending = pullModel(MODEL_ID, {
+      root,
+      connection: { hubUrl: hub.url },
+      freeBytes: plenty,
+      signal: controller.signal,
+      onWaiting: () => controller.abort(new Error('stopped (SIGTERM)')),
+    });
+    await assert.rejects(pending, /stopped \(SIGTERM\)/);
+    assert.equal(await readFile(lock, 'utf8'), String(process.ppid), 'the owner keeps its lock');
   });
 
   it('checks the free disk space before downloading anything', async () => {
