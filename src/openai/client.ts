@@ -11,10 +11,11 @@ import {
   malformedStream,
   type FailureContext,
 } from './errors';
+import { apiBaseUrl } from './endpointUrl';
 import type { ChatRequest, StreamStats } from './types';
 
 export interface StreamOptions {
-  /** Base URL, e.g. http://127.0.0.1:8080/v1 (a trailing /v1 is added when missing). */
+  /** Base URL, e.g. http://127.0.0.1:8080/v1 (see apiBaseUrl for what else is accepted). */
   endpoint: string;
   apiKey?: string;
   request: ChatRequest;
@@ -26,9 +27,7 @@ export interface StreamOptions {
 }
 
 export function chatCompletionsUrl(endpoint: string): string {
-  const base = endpoint.replace(/\/+$/, '');
-  const withVersion = /\/v\d+$/.test(base) ? base : `${base}/v1`;
-  return `${withVersion}/chat/completions`;
+  return `${apiBaseUrl(endpoint)}/chat/completions`;
 }
 
 interface ChunkShape {

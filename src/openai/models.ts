@@ -5,6 +5,7 @@ import {
   malformedStream,
   type FailureContext,
 } from './errors';
+import { apiBaseUrl } from './endpointUrl';
 
 /** An endpoint that has not answered the model list by then is treated as unreachable. */
 const LIST_TIMEOUT_MS = 15_000;
@@ -15,8 +16,7 @@ export async function listModels(
   local: boolean,
   timeoutMs = LIST_TIMEOUT_MS,
 ): Promise<string[]> {
-  const base = endpoint.replace(/\/+$/, '');
-  const url = `${/\/v\d+$/.test(base) ? base : `${base}/v1`}/models`;
+  const url = `${apiBaseUrl(endpoint)}/models`;
   const context: FailureContext = { endpoint, model: '', local };
   let response: Response;
   try {

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { streamChatCompletion } from '../../src/openai/client';
+import { apiBaseUrl } from '../../src/openai/endpointUrl';
 import { ChatFailure } from '../../src/openai/errors';
 import { startOpenAiStub, toDeltas, type OpenAiStub } from '../support/openai-stub-server';
 
@@ -61,6 +62,11 @@ describe('streamChatCompletion', () => {
   it('accepts an endpoint without /v1', async () => {
     const stats = await run({ endpoint: stub.url.replace(/\/v1$/, '/') });
     assert.equal(stats.text, REPLY);
+  });
+
+  it('accepts the full chat completions URL pasted as the endpoint', async () => {
+    assert.equal((await run({ endpoint: `${stub.url}/chat/completions/` })).text, REPLY);
+    assert.equal(stub.requests[0]!.path, '/v1/chat/completions');
   });
 
   it('maps a missing or wrong key to "set the API key"', async () => {
@@ -172,5 +178,23 @@ describe('streamChatCompletion', () => {
     assert.equal(failure.kind, 'aborted');
     assert.equal(deltas.length, 5);
     await stub.clientClosedEarly;
+  });
+});
+
+describe('apiBaseUrl', () => {
+  it('adds /v1 to a bare host and keeps any path a provider documents', () => {
+    assert.equal(apiBaseUrl('http://127.0.0.1:11434'), 'http://127.0.0.1:11434/v1');
+    assert.equal(apiBaseUrl('http://127.0.0.1:11434/'), 'http://127.0.0.1:11434/v1');
+    assert.equal(apiBaseUrl('http://localhost:1234/v1/'), 'http://localhost:1234/v1');
+    assert.equal(apiBaseUrl('https://openrouter.ai/api/v1'), 'https://openrouter.ai/api/v1');
+    assert.equal(
+      apiBaseUrl('https://generativelanguage.googleapis.com/v1beta/openai/'),
+      'https://generativelanguage.googleapis.com/v1beta/openai',
+    );
+  });
+
+  it('cuts a pasted /chat/completions or /models back to the base', () => {
+    assert.equal(apiBaseUrl('http://gpu-box:8000/v1/chat/completions'), 'http://gpu-box:8000/v1');
+    assert.equal(apiBaseUrl('http://gpu-box:8000/v1/models'), 'http://gpu-box:8000/v1');
   });
 });
