@@ -254,6 +254,30 @@ describe('inference server with the tiny model over loopback HTTP', function () 
     );
   });
 
+  it('a queued request whose image the engine rejects gets its 400, and the queue moves on', async () => {
+    let firstStarted!: () => void;
+    const started = new Promise<void>((resolve) => (firstStarted = resolve));
+    const a = streamChat(main.handle, { ...LONG_RUN, max_tokens: 60 }, (event) => {
+      if (event !== '[DONE]' && event.choices?.[0]?.delta?.role) firstStarted();
+    });
+    await started;
+    const corrupt = Buffer.concat([
+      imageBytes('small_40x30.png').subarray(0, 40),
+      Buffer.from('garbage'),
+    ]);
+    // Queued behind a: its image is only decoded when its turn comes.
+    const b = streamChat(main.handle, { messages: imageMessage(dataUrl(corrupt)) });
+    const c = callJson(main.handle, '/v1/chat/completions', { ...LONG_RUN, max_tokens: 24 });
+    const [resultA, resultB, resultC] = await Promise.all([a, b, c]);
+    assert.equal(resultA.status, 200);
+    assert.equal(resultB.status, 400);
+    assert.equal(resultB.events[0].error.code, 'invalid_image');
+    assert.equal(resultC.status, 200);
+    assert.equal(resultC.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+    const health = await callJson(main.handle, '/health');
+    assert.equal(health.body.status, 'ready');
+  });
+
   describe('refuses bad requests with their status and a message that says what to fix', () => {
     const chat = (body: unknown, init = {}) =>
       callJson(main.handle, '/v1/chat/completions', body, init);
