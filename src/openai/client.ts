@@ -61,6 +61,7 @@ export async function streamChatCompletion(options: StreamOptions): Promise<Stre
     endpoint: options.endpoint,
     model: options.request.model,
     local: options.local,
+    keySent: Boolean(options.apiKey),
   };
   const started = Date.now();
   const headers: Record<string, string> = {

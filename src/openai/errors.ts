@@ -34,6 +34,8 @@ export interface FailureContext {
   model: string;
   /** The local server (actions: start it, show its log) or a remote endpoint (settings, key). */
   local: boolean;
+  /** Whether the request carried an API key (a 401 then means a wrong key, not a missing one). */
+  keySent?: boolean;
 }
 
 /** The error body OpenAI-compatible servers send: {error: {message}} or {message} or text. */
@@ -64,7 +66,9 @@ export function failureFromStatus(
       return new ChatFailure(
         'unauthorized',
         withDetail(
-          `${where} rejected the API key (HTTP ${status}). Set the API key for this endpoint.`,
+          context.keySent === false && !context.local
+            ? `${where} needs an API key (HTTP ${status}), and none is set for it. Set the API key for this endpoint.`
+            : `${where} rejected the API key (HTTP ${status}). Set the API key for this endpoint.`,
           detail,
         ),
         context.local ? ['showLog'] : ['setApiKey', 'openSettings'],

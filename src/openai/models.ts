@@ -17,7 +17,7 @@ export async function listModels(
   timeoutMs = LIST_TIMEOUT_MS,
 ): Promise<string[]> {
   const url = `${apiBaseUrl(endpoint)}/models`;
-  const context: FailureContext = { endpoint, model: '', local };
+  const context: FailureContext = { endpoint, model: '', local, keySent: Boolean(apiKey) };
   let response: Response;
   try {
     response = await fetch(url, {

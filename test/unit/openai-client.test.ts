@@ -73,7 +73,10 @@ describe('streamChatCompletion', () => {
     const failure = await failureOf(run({ apiKey: undefined }));
     assert.equal(failure.kind, 'unauthorized');
     assert.deepEqual(failure.actions, ['setApiKey', 'openSettings']);
-    assert.match(failure.message, /rejected the API key \(HTTP 401\).*Incorrect API key/);
+    assert.match(failure.message, /needs an API key \(HTTP 401\), and none is set for it/);
+    const wrong = await failureOf(run({ apiKey: 'sk-wrong' }));
+    assert.match(wrong.message, /rejected the API key \(HTTP 401\).*Incorrect API key/);
+    assert.deepEqual(wrong.actions, ['setApiKey', 'openSettings']);
   });
 
   it('maps an unknown model to "choose a model"', async () => {
