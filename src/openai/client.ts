@@ -45,7 +45,13 @@ export function adaptToRefusal(
   body: Record<string, unknown>,
   errorBody: string,
 ): Record<string, unknown> | undefined {
-  if ('max_tokens' in body && /max_completion_tokens/.test(errorBody)) {
+  // OpenAI: "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+  // 'max_completion_tokens' instead." (vLLM's "'max_tokens' or 'max_completion_tokens' is too
+  // large" names both and is not a refusal of the field.)
+  if (
+    'max_tokens' in body &&
+    /max_tokens\W+is not supported|use\W+max_completion_tokens/i.test(errorBody)
+  ) {
     const { max_tokens: limit, ...rest } = body;
     return { ...rest, max_completion_tokens: limit };
   }

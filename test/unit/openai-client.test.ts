@@ -141,6 +141,14 @@ describe('streamChatCompletion', () => {
     stub.behaviour.refuses = { stream_options: 'Unrecognized request argument: stream_options' };
     assert.equal((await run()).text, REPLY);
     assert.ok(!('stream_options' in (stub.requests[1]!.body as object)));
+    stub.behaviour.refuses = {
+      max_tokens:
+        "'max_tokens' or 'max_completion_tokens' is too large: 50. This model's maximum context length is 40 tokens.",
+    };
+    const tooLarge = await failureOf(run());
+    assert.equal(tooLarge.kind, 'badRequest');
+    assert.match(tooLarge.message, /too large/);
+    assert.equal(stub.requests.length, 3, 'a limit that is too large is not retried');
     stub.behaviour.refuses = { messages: 'messages: too many images' };
     const failure = await failureOf(run());
     assert.equal(failure.kind, 'badRequest');
