@@ -138,6 +138,10 @@ export class LivePreview extends Disposable implements PreviewHandle {
         this.panel = undefined;
         this.ready = false;
         for (const subscription of this.panelSubscriptions.splice(0)) subscription.dispose();
+        // Nothing shows served pages any more: free the loopback port until the next preview.
+        const pageServer = this.server;
+        this.server = undefined;
+        void pageServer?.then(({ server }) => server.close()).catch(() => undefined);
       }),
     ];
     void this.loadPage(panel);
@@ -183,8 +187,11 @@ export class LivePreview extends Disposable implements PreviewHandle {
       const url = external.toString(true);
       return { server, url, origin: new URL(url).origin };
     });
-    this.server.catch(() => (this.server = undefined));
-    return this.server;
+    const starting = this.server;
+    starting.catch(() => {
+      if (this.server === starting) this.server = undefined;
+    });
+    return starting;
   }
 
   private receive(data: unknown): void {
