@@ -4,7 +4,7 @@
  * execution-provider errors that can be checked on a CPU-only machine.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   existsSync,
@@ -18,7 +18,7 @@ import {
   readFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { BuildProgress } from '../../server/engine/contracts';
 import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
 import { isEngineError } from '../../server/engine/errors';
@@ -159,6 +159,34 @@ describe('ONNX build cache', () => {
     ensureBuild(cacheDir, 'k', 'fp32', 1, (dir) => writeFileSync(join(dir, 'vision.onnx'), 'x'));
     assert.ok(!existsSync(killed));
     assert.ok(existsSync(running));
+  });
+
+  it('two processes wanting the same build at once: one builds, the other waits and reuses it', async () => {
+    const log = join(cacheDir, '..', `${basename(cacheDir)}.log`);
+    const run = () =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          ['--require', 'tsx/cjs', join(__dirname, 'support', 'slow-build.ts'), cacheDir, log],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        let out = '';
+        child.stdout.on('data', (chunk) => (out += chunk));
+        child.on('close', (code) => resolve({ code, out }));
+      });
+    try {
+      const results = await Promise.all([run(), run()]);
+      assert.deepEqual(
+        results.map((r) => r.code),
+        [0, 0],
+      );
+      const built = results.map((r) => JSON.parse(r.out).built as boolean).sort();
+      assert.deepEqual(built, [false, true]);
+      assert.equal(readFileSync(log, 'utf8').trim().split('\n').length, 1, 'built once');
+      assert.deepEqual(readdirSync(cacheDir), ['fp32-samekey'], 'no lock or temporary left');
+    } finally {
+      rmSync(log, { force: true });
+    }
   });
 
   it('defaults to ~/.cache/design-to-code/onnx, overridable by DESIGN_TO_CODE_CACHE', () => {

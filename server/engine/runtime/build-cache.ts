@@ -9,6 +9,8 @@
  *
  * Builds go to a temporary sibling directory that is renamed into place only when complete
  * (build.json is written last), so an interrupted build is never mistaken for a finished one.
+ * A lock file per build (holding the builder's pid) makes a second process that wants the same
+ * build wait for it and reuse it, instead of building it again beside it.
  * A process killed mid-build (the editor closed during the first, minutes-long build) cannot
  * clean up after itself: its temporary directory, named after its pid, is removed by the next
  * build once that pid is gone, so killed builds do not pile up gigabytes.
@@ -96,39 +98,96 @@ export function ensureBuild(
     built,
   });
   if (isComplete(dir, key)) return result(false);
-
-  removeAbandonedBuilds(cacheDir);
-  const tmp = join(cacheDir, `${TMP_PREFIX}${precision}-${key}-${process.pid}-${Date.now()}`);
+  // Two servers started at once on one checkpoint: one builds, the other waits and reuses it
+  // (building twice costs twice the minutes and the disk, and may not fit where one build does).
+  let release: (() => void) | undefined;
   try {
-    mkdirSync(tmp, { recursive: true });
-    checkFreeSpace(cacheDir, estimatedBytes);
-    build(tmp);
-    const files: Record<string, number> = {};
-    for (const file of Object.values(GRAPH_FILES)) {
-      for (const name of [file, `${file}.data`]) {
-        if (existsSync(join(tmp, name))) files[name] = statSync(join(tmp, name)).size;
-      }
-    }
-    const manifest: Manifest = { graphVersion: GRAPH_VERSION, precision, key, source, files };
-    writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
-    // A stale or partial directory under the final name is replaced.
-    if (existsSync(dir) && !isComplete(dir, key)) rmSync(dir, { recursive: true, force: true });
-    try {
-      renameSync(tmp, dir);
-    } catch (error) {
-      // Another process finished the same build first: use theirs.
-      if (!isComplete(dir, key)) throw error;
-      rmSync(tmp, { recursive: true, force: true });
-    }
-    if (source) removeStaleBuilds(cacheDir, dir, source, precision);
-    return result(true);
+    release = acquireBuildLock(join(cacheDir, `.lock-${precision}-${key}`), () =>
+      isComplete(dir, key),
+    );
   } catch (error) {
-    rmSync(tmp, { recursive: true, force: true });
     throw asDiskError(error, cacheDir, estimatedBytes);
+  }
+  if (!release) return result(false);
+  try {
+    // It may have been finished by another process between the check above and the lock.
+    if (isComplete(dir, key)) return result(false);
+    removeAbandonedBuilds(cacheDir);
+    const tmp = join(cacheDir, `${TMP_PREFIX}${precision}-${key}-${process.pid}-${Date.now()}`);
+    try {
+      mkdirSync(tmp, { recursive: true });
+      checkFreeSpace(cacheDir, estimatedBytes);
+      build(tmp);
+      const files: Record<string, number> = {};
+      for (const file of Object.values(GRAPH_FILES)) {
+        for (const name of [file, `${file}.data`]) {
+          if (existsSync(join(tmp, name))) files[name] = statSync(join(tmp, name)).size;
+        }
+      }
+      const manifest: Manifest = { graphVersion: GRAPH_VERSION, precision, key, source, files };
+      writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
+      // A stale or partial directory under the final name is replaced.
+      if (existsSync(dir) && !isComplete(dir, key)) rmSync(dir, { recursive: true, force: true });
+      try {
+        renameSync(tmp, dir);
+      } catch (error) {
+        // Another process finished the same build first: use theirs.
+        if (!isComplete(dir, key)) throw error;
+        rmSync(tmp, { recursive: true, force: true });
+      }
+      if (source) removeStaleBuilds(cacheDir, dir, source, precision);
+      return result(true);
+    } catch (error) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw asDiskError(error, cacheDir, estimatedBytes);
+    }
+  } finally {
+    release();
   }
 }
 
 const TMP_PREFIX = '.tmp-';
+
+/**
+ * Takes the lock file at `path` (it holds the owner's pid), waiting while a running process
+ * holds it; a dead owner's lock is taken over. Returns its release, or undefined when `done()`
+ * became true while waiting. The wait blocks, as the build it stands in for would.
+ */
+function acquireBuildLock(path: string, done: () => boolean): (() => void) | undefined {
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = lockOwner(path);
+    if (owner === undefined ? isOldFile(path) : !isRunning(owner)) {
+      rmSync(path, { force: true });
+      continue;
+    }
+    if (done()) return undefined;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+  }
+}
+
+function lockOwner(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A lock file without a pid is being written right now, unless it has been so for long. */
+function isOldFile(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs > 10_000;
+  } catch {
+    return false;
+  }
+}
 
 /** Deletes the temporary directories of builds whose process no longer runs. */
 function removeAbandonedBuilds(cacheDir: string): void {
