@@ -95,7 +95,8 @@ export function refinementMessages(
       role: 'user',
       content:
         `Change the code as follows: ${instruction.trim()}\n\n` +
-        'Reply with the complete updated code in one fenced block, nothing else.',
+        'Keep everything else as it is. Reply with the complete updated code in one fenced ' +
+        'block, written out in full, nothing else.',
     },
   ];
 }

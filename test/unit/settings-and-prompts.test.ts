@@ -116,5 +116,9 @@ describe('prompts', () => {
     assert.deepEqual(next[2], { role: 'assistant', content: '```html\n<p>a</p>\n```' });
     assert.equal(next[3]!.role, 'user');
     assert.match(next[3]!.content as string, /make it red/);
+    assert.match(
+      next[3]!.content as string,
+      /Keep everything else as it is.*complete updated code/s,
+    );
   });
 });
