@@ -49,6 +49,20 @@ function serverMessage(body: string): string {
   }
 }
 
+/**
+ * How servers say a text-only model was sent an image: vLLM ("is not a multimodal model",
+ * "At most 0 image(s)"), llama.cpp ("image input is not supported ... mmproj"), LM Studio and
+ * Ollama ("does not support images"), OpenAI-style ("Invalid content type. image_url is only
+ * supported by certain models").
+ */
+function refusesImages(detail: string): boolean {
+  return (
+    /not a multimodal model|at most 0 image|mmproj/i.test(detail) ||
+    /(image|vision)[^.]{0,40}(not supported|unsupported|only supported)/i.test(detail) ||
+    /(does not|doesn't|not) support (images|image input|vision)/i.test(detail)
+  );
+}
+
 function withDetail(message: string, detail: string): string {
   return detail ? `${message} (server said: ${detail})` : message;
 }
@@ -60,6 +74,18 @@ export function failureFromStatus(
 ): ChatFailure {
   const detail = serverMessage(body);
   const where = context.local ? 'The local model server' : `The endpoint ${context.endpoint}`;
+  if (!context.local && status >= 400 && refusesImages(detail)) {
+    return new ChatFailure(
+      'badRequest',
+      withDetail(
+        `The model "${context.model}" at ${context.endpoint} does not take images (HTTP ${status}). ` +
+          'Choose a vision model such as Qwen3-VL (llama.cpp serves images only with --mmproj).',
+        detail,
+      ),
+      ['chooseModel', 'openSettings'],
+      status,
+    );
+  }
   switch (status) {
     case 401:
     case 403:

@@ -155,6 +155,21 @@ describe('streamChatCompletion', () => {
     assert.match(failure.message, /too many images/);
   });
 
+  it("says when the endpoint's model does not take images, and offers to choose another", async () => {
+    const refusals = [
+      'image input is not supported - hint: if this is unexpected, you may need to provide the mmproj',
+      'Qwen2.5-7B-Instruct is not a multimodal model',
+      'At most 0 image(s) may be provided in one request.',
+      'Model does not support images. Please use a model that does.',
+    ];
+    for (const refusal of refusals) {
+      stub.behaviour.refuses = { messages: refusal };
+      const failure = await failureOf(run());
+      assert.match(failure.message, /The model "qwen" at .* does not take images \(HTTP 400\)/);
+      assert.deepEqual(failure.actions, ['chooseModel', 'openSettings'], refusal);
+    }
+  });
+
   it('ignores events without choices (Azure prompt filter results, usage with null)', async () => {
     stub.behaviour.preamble = [
       { id: '', object: '', choices: [], prompt_filter_results: [{ prompt_index: 0 }] },
