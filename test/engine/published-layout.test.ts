@@ -22,12 +22,16 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 const readJson = (path: string): Json => JSON.parse(readFileSync(path, 'utf8'));
 const writeJson = (path: string, json: unknown) => writeFileSync(path, JSON.stringify(json));
 
-/** Splits model.safetensors into two shards (tensor bytes copied as they are) plus the index. */
-function shardWeights(dir: string): string[] {
+/**
+ * Splits model.safetensors into two shards (tensor bytes copied as they are) plus the index;
+ * `copies` adds tensors under new names with the bytes of existing ones.
+ */
+function shardWeights(dir: string, copies: Record<string, string> = {}): string[] {
   const bytes = readFileSync(join(dir, 'model.safetensors'));
   const headerLength = Number(bytes.readBigUInt64LE(0));
   const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Json;
   const data = bytes.subarray(8 + headerLength);
+  for (const [name, from] of Object.entries(copies)) header[name] = header[from];
   const names = Object.keys(header)
     .filter((n) => n !== '__metadata__')
     .sort();
@@ -57,7 +61,12 @@ function shardWeights(dir: string): string[] {
   });
   unlinkSync(join(dir, 'model.safetensors'));
   writeJson(join(dir, 'model.safetensors.index.json'), {
-    metadata: { total_size: data.length },
+    metadata: {
+      total_size: names.reduce(
+        (n, name) => n + header[name].data_offsets[1] - header[name].data_offsets[0],
+        0,
+      ),
+    },
     weight_map: weightMap,
   });
   return files;
@@ -174,6 +183,41 @@ describe('the published Qwen3-VL checkpoint layout (rope_scaling, shards, chat_t
       assert.deepEqual(result.promptTokenIds, golden.input_ids);
       assert.deepEqual(result.tokenIds, golden.greedy_new_tokens);
       assert.equal(result.text, golden.greedy_text);
+    });
+  }
+});
+
+describe('an untied checkpoint (Qwen3-VL-8B: tie_word_embeddings false, its own lm_head.weight)', function () {
+  this.timeout(120000);
+  let dir: string;
+  let cacheDir: string;
+  let engine: Engine;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'd2c-untied-'));
+    cpSync(TINY_MODEL_DIR, dir, { recursive: true });
+    const config = readJson(join(dir, 'config.json'));
+    config.tie_word_embeddings = false;
+    config.text_config.tie_word_embeddings = false;
+    writeJson(join(dir, 'config.json'), config);
+    // The head equals the embedding, so the reference's tokens still hold, now via lm_head.
+    shardWeights(dir, { 'lm_head.weight': 'model.language_model.embed_tokens.weight' });
+    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-untied-cache-'));
+    engine = await loadEngine({ modelDir: dir, cacheDir, device: 'cpu', precision: 'fp32' });
+  });
+  after(async () => {
+    await engine?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  for (const golden of goldenCases().filter((c) => c.name !== 'small_image')) {
+    it(`${golden.name}: the reference's 24 greedy tokens`, async () => {
+      const result = await engine.generate({
+        messages: goldenMessages(golden),
+        maxNewTokens: 24,
+        sampling: { greedy: true },
+      });
+      assert.deepEqual(result.tokenIds, golden.greedy_new_tokens);
     });
   }
 });
