@@ -24,9 +24,13 @@ export async function withFolderLock<T>(
   try {
     return await task();
   } finally {
+    held.delete(path);
     if ((await ownerOf(path)) === process.pid) await rm(path, { force: true });
   }
 }
+
+/** Locks this process holds: a lock file with our pid that is not among them is stale. */
+const held = new Set<string>();
 
 async function acquire(path: string, options: LockOptions): Promise<void> {
   let told = false;
@@ -34,6 +38,8 @@ async function acquire(path: string, options: LockOptions): Promise<void> {
     options.signal?.throwIfAborted();
     try {
       const handle = await open(path, 'wx');
+      // Marked before the pid is written, so no waiter of this process sees it unmarked.
+      held.add(path);
       try {
         await handle.writeFile(String(process.pid));
       } finally {
@@ -44,7 +50,15 @@ async function acquire(path: string, options: LockOptions): Promise<void> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const owner = await ownerOf(path);
-    if (owner === undefined ? await isOldEmptyLock(path) : !isRunning(owner)) {
+    // Our own pid on a lock we do not hold: left by an earlier process with the same pid (a
+    // restarted container reuses pids).
+    const stale =
+      owner === undefined
+        ? await isOldEmptyLock(path)
+        : owner === process.pid
+          ? !held.has(path)
+          : !isRunning(owner);
+    if (stale) {
       await rm(path, { force: true });
       continue;
     }

@@ -161,6 +161,17 @@ describe('ONNX build cache', () => {
     assert.ok(existsSync(running));
   });
 
+  it("takes over a lock and a temporary directory with its own pid (a restarted container's)", () => {
+    const leftover = join(cacheDir, `.tmp-fp32-k-${process.pid}-1700000000000`);
+    mkdirSync(leftover);
+    writeFileSync(join(cacheDir, '.lock-fp32-k'), String(process.pid));
+    const result = ensureBuild(cacheDir, 'k', 'fp32', 1, (dir) =>
+      writeFileSync(join(dir, 'vision.onnx'), 'x'),
+    );
+    assert.equal(result.built, true);
+    assert.deepEqual(readdirSync(cacheDir), ['fp32-k']);
+  });
+
   it('two processes wanting the same build at once: one builds, the other waits and reuses it', async () => {
     const log = join(cacheDir, '..', `${basename(cacheDir)}.log`);
     const run = () =>

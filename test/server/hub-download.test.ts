@@ -174,6 +174,15 @@ describe('model download from the hub', () => {
     assert.equal(await completeCacheDir(MODEL_ID, root), cacheDirFor(MODEL_ID, root));
   });
 
+  it('takes over a lock with its own pid that it does not hold (a restarted container)', async () => {
+    const lock = pullLockPath(cacheDirFor(MODEL_ID, root));
+    await mkdir(dirname(lock), { recursive: true });
+    await writeFile(lock, String(process.pid));
+    await pull();
+    assert.equal(await completeCacheDir(MODEL_ID, root), cacheDirFor(MODEL_ID, root));
+    assert.ok(!existsSync(lock));
+  });
+
   it('stops waiting for a running download when cancelled', async () => {
     const lock = pullLockPath(cacheDirFor(MODEL_ID, root));
     await mkdir(dirname(lock), { recursive: true });

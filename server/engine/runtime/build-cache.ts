@@ -206,8 +206,13 @@ function removeAbandonedBuilds(cacheDir: string): void {
   }
 }
 
+/**
+ * Whether another process with this pid runs. Our own pid counts as gone: builds are
+ * synchronous, so no build of this process can be in progress here; a lock or directory with
+ * our pid was left by an earlier process that had the same pid (a restarted container).
+ */
 function isRunning(pid: number): boolean {
-  if (pid === process.pid) return true;
+  if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
     return true;
