@@ -173,7 +173,8 @@ function parseSampling(body: Json): SamplingOptions {
   if (temperature === 0 || topK === 1) sampling.greedy = true;
   if (temperature !== undefined && temperature > 0) sampling.temperature = temperature;
   if (topP !== undefined) sampling.topP = topP;
-  if (topK !== undefined && topK > 0) sampling.topK = topK;
+  // top_k -1 or 0 (vLLM's spelling) turns top-k off; left out, the checkpoint's top_k applies.
+  if (topK !== undefined) sampling.topK = Math.max(topK, 0);
   if (seed !== undefined) sampling.seed = seed;
   if (repetitionPenalty !== undefined) sampling.repetitionPenalty = repetitionPenalty;
   return sampling;

@@ -68,6 +68,16 @@ describe('chat request validation', () => {
     assert.equal(parsed.stream, false);
   });
 
+  it('top_k -1 or 0 turns top-k off instead of keeping the checkpoint default (20)', () => {
+    for (const topK of [-1, 0]) {
+      const parsed = parseChatRequest(
+        { messages: [{ role: 'user', content: 'hi' }], temperature: 0.7, top_k: topK },
+        LIMITS,
+      );
+      assert.deepEqual(parsed.generate.sampling, { temperature: 0.7, topK: 0 });
+    }
+  });
+
   const refusals: [string, unknown, number, RegExp][] = [
     ['a body that is not an object', [1, 2], 400, /JSON object/],
     ['no messages', { messages: [] }, 400, /"messages" is empty/],
