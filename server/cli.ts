@@ -2,6 +2,7 @@
  * `design-to-code`: the command line. Each subcommand lives in its own module under
  * ./commands; this file only dispatches and turns failures into a message and an exit code.
  */
+import { runBuild } from './commands/build';
 import { runGenerate } from './commands/generate';
 import { runModels } from './commands/models';
 import { runServe } from './commands/serve';
@@ -12,6 +13,7 @@ Commands:
   generate   run the model once on a chat (messages JSON file) and print the reply
   serve      start the OpenAI-compatible HTTP server on loopback
   models     list, pull or remove cached models (models list|pull|rm)
+  build      build a checkpoint's ONNX model into the cache ahead of the first start
 
 Run "design-to-code <command> --help" for a command's options.`;
 
@@ -19,6 +21,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   generate: runGenerate,
   serve: runServe,
   models: runModels,
+  build: runBuild,
 };
 
 async function main(argv: string[]): Promise<number> {

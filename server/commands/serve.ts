@@ -10,6 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { DeviceRequest, Precision } from '../engine/contracts';
 import { loadEngine } from '../engine/engine';
+import { buildInChild } from './build-in-child';
 import { MAX_IMAGE_PIXELS_HELP, parseMaxImagePixels } from './max-image-pixels';
 import { isEngineError } from '../engine/errors';
 import { HubError } from '../hub/errors';
@@ -174,14 +175,26 @@ async function serve(args: ServeArgs): Promise<number> {
       onWaiting: log,
     });
     log(`model ${model.name} from ${model.dir} (${model.source})`);
-    const engine = loadEngine({
+    // The first load builds the ONNX model for minutes, synchronously: in a child process, so
+    // that SIGTERM, the stdin watch and /health are still served meanwhile. The load then
+    // finds the build in the cache.
+    const engine = buildInChild({
       modelDir: model.dir,
-      modelName: model.name,
       device: args.device,
       precision: args.precision,
-      maxImagePixels: args.maxImagePixels,
+      signal: stopping.signal,
       onProgress: (progress) => emit({ event: 'progress', ...progress }),
-    });
+      onStart: (pid) => log(`building or finding the ONNX model in process ${pid}`),
+    }).then(() =>
+      loadEngine({
+        modelDir: model.dir,
+        modelName: model.name,
+        device: args.device,
+        precision: args.precision,
+        maxImagePixels: args.maxImagePixels,
+        onProgress: (progress) => emit({ event: 'progress', ...progress }),
+      }),
+    );
     server = new InferenceServer({
       engine,
       modelName: model.name,

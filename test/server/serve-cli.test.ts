@@ -5,14 +5,18 @@
  */
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { callJson } from './support/chat-client';
 import { startLoopbackHub, type LoopbackHub } from './support/loopback-hub';
 import { goldenCases, openAiMessages, TINY_MODEL_DIR } from './support/tiny-model';
+import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
+import { buildVariant } from '../../server/engine/onnx/build-graphs';
+import { buildKey } from '../../server/engine/runtime/build-cache';
 
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -70,6 +74,40 @@ function serve(args: string[], env: NodeJS.ProcessEnv): Served {
       check();
     });
   return { child, events, stderr, waitFor, exited };
+}
+
+/** The first stderr line matching `pattern` (polled), or a failure if the process ends first. */
+async function waitForLog(served: Served, pattern: RegExp): Promise<RegExpMatchArray> {
+  for (;;) {
+    for (const line of served.stderr) {
+      const match = line.match(pattern);
+      if (match) return match;
+    }
+    if (served.child.exitCode !== null || served.child.signalCode !== null) {
+      throw new Error(`serve exited first; stderr:\n${served.stderr.join('\n')}`);
+    }
+    await sleep(20);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The lock file a build of the tiny model (fp32, CPU graphs) takes in `cacheDir`. */
+function tinyBuildLock(cacheDir: string): string {
+  const variant = buildVariant('fp32', 'cpu');
+  const key = buildKey(
+    readFileSync(join(TINY_MODEL_DIR, 'config.json'), 'utf8'),
+    SafetensorsCheckpoint.open(TINY_MODEL_DIR).shards,
+    variant,
+  );
+  return join(cacheDir, `.lock-${variant}-${key}`);
 }
 
 describe('design-to-code serve (the built CLI)', function () {
@@ -161,6 +199,85 @@ describe('design-to-code serve (the built CLI)', function () {
     assert.equal(served.events[0].event, 'error');
     assert.equal(served.events[0].code, 'not_in_cache');
     assert.match(served.events[0].message, /models pull acme\/not-cached/);
+  });
+
+  describe('while the ONNX model builds', () => {
+    // Another process (this test) holds the build's lock, so the build child waits in its
+    // blocking lock loop for as long as the test wants: the server must stay responsive anyway.
+    let cacheDir: string;
+    let lock: string;
+    beforeEach(() => {
+      cacheDir = join(work, 'onnx-fresh');
+      mkdirSync(cacheDir, { recursive: true });
+      lock = tinyBuildLock(cacheDir);
+      writeFileSync(lock, String(process.pid));
+    });
+    afterEach(async () => {
+      await rm(cacheDir, { recursive: true, force: true });
+    });
+
+    const startBuilding = async () => {
+      const served = start(['--model', TINY_MODEL_DIR], {
+        DESIGN_TO_CODE_CACHE: cacheDir,
+        DESIGN_TO_CODE_TOKEN: 'token-from-env',
+      });
+      const builder = Number(
+        (await waitForLog(served, /building or finding the ONNX model in process (\d+)/))[1],
+      );
+      assert.notEqual(builder, served.child.pid, 'the build runs in its own process');
+      assert.ok(isAlive(builder));
+      return { served, builder };
+    };
+
+    it('answers /health and stops at once on SIGTERM, killing the build process', async () => {
+      const { served, builder } = await startBuilding();
+      const port = Number(
+        (await waitForLog(served, /listening on http:\/\/127\.0\.0\.1:(\d+)/))[1],
+      );
+      const health = await callJson(
+        { url: `http://127.0.0.1:${port}`, token: 'token-from-env' },
+        '/health',
+      );
+      assert.equal(health.body.status, 'loading');
+      assert.ok(isAlive(builder), 'the build is still waiting');
+
+      served.child.kill('SIGTERM');
+      assert.deepEqual(await served.exited, { code: 0, signal: null });
+      assert.ok(!isAlive(builder), 'the build process is gone with the server');
+      assert.ok(!served.events.some((event) => event.event === 'ready' || event.event === 'error'));
+      assert.deepEqual(readdirSync(cacheDir), [lock.slice(cacheDir.length + 1)], 'no build left');
+    });
+
+    it('stops when its stdin closes, killing the build; a later start builds and serves', async () => {
+      const { served, builder } = await startBuilding();
+      served.child.stdin.end();
+      assert.deepEqual(await served.exited, { code: 0, signal: null });
+      assert.ok(!isAlive(builder), 'no orphaned build process');
+      assert.ok(served.stderr.some((line) => line.includes('stdin closed')));
+      assert.deepEqual(readdirSync(cacheDir), [lock.slice(cacheDir.length + 1)], 'no build left');
+
+      await rm(lock); // the other builder is done (and built nothing)
+      const again = start(['--model', TINY_MODEL_DIR], { DESIGN_TO_CODE_CACHE: cacheDir });
+      const ready = await again.waitFor((event) => event.event === 'ready');
+      const builds = again.events.filter((event) => event.stage === 'build');
+      assert.ok(builds.length > 0, "the build child's progress is relayed");
+      assert.ok(
+        again.events.indexOf(builds.at(-1)!) <
+          again.events.findIndex((event) => event.stage === 'load'),
+        'the model is built before it loads',
+      );
+      const reply = await callJson(
+        { url: `http://127.0.0.1:${ready.port}`, token: ready.token },
+        '/v1/chat/completions',
+        { messages: openAiMessages(TEXT_ONLY), temperature: 0, max_tokens: 24 },
+      );
+      assert.equal(reply.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+      again.child.kill('SIGTERM');
+      assert.deepEqual(await again.exited, { code: 0, signal: null });
+      const builtDirs = readdirSync(cacheDir).filter((entry) => !entry.startsWith('.'));
+      assert.equal(builtDirs.length, 1);
+      assert.ok(existsSync(join(cacheDir, builtDirs[0], 'build.json')));
+    });
   });
 
   describe('with a hub id', () => {

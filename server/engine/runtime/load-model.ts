@@ -2,17 +2,13 @@
  * loadModel: a Hugging Face Qwen3-VL checkpoint directory -> built (or cached) ONNX graphs for
  * the requested precision -> onnxruntime sessions on the requested device -> LoadedModel.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { type Qwen3VLConfig, readModelConfig } from '../checkpoint/config';
-import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
-import { checkpointSource } from '../checkpoint/weights';
+import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { Device, LoadModelOptions, LoadedModel, Precision } from '../contracts';
 import { EngineError, isEngineError } from '../errors';
-import { type GraphTarget, buildGraphs, buildVariant } from '../onnx/build-graphs';
+import type { GraphTarget } from '../onnx/build-graphs';
 import { DECODER_OUTPUTS } from '../onnx/decoder-graph';
-import { buildKey, defaultCacheDir, ensureBuild } from './build-cache';
+import { ensureModelBuild } from './model-build';
 import {
   assertDeviceAvailable,
   candidateDevices,
@@ -23,8 +19,7 @@ import { HandoverKvCache, HostKvCache, InPlaceKvCache, StaticKvCache } from './k
 import { OnnxTextDecoder } from './text-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
-const PRECISIONS: Precision[] = ['fp32', 'fp16', 'int4'];
-export const DEFAULT_PRECISION: Precision = 'int4';
+export { DEFAULT_PRECISION } from './model-build';
 /** Positions of the device-resident KV cache (WebGPU): prompt + completion must fit. */
 export const DEFAULT_KV_CAPACITY = 8192;
 
@@ -32,60 +27,8 @@ export async function loadModel(
   modelDir: string,
   options: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  // int4 weights (MatMulNBits) are the default on every device: a quarter of fp16's weight
-  // traffic per token; fp16 and fp32 (the reference) stay available.
-  const precision = options.precision ?? DEFAULT_PRECISION;
-  if (!PRECISIONS.includes(precision)) {
-    throw new EngineError(
-      'bad_request',
-      `precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`,
-    );
-  }
-  const request = options.device ?? 'cpu';
-  // Fail on an explicit device that cannot load before spending minutes on a build.
-  if (request !== 'auto') assertDeviceAvailable(request);
+  const { build, config, precision, request, target } = ensureModelBuild(modelDir, options);
   const progress = options.onProgress ?? (() => {});
-  const config = readModelConfig(modelDir);
-  const checkpoint = SafetensorsCheckpoint.open(modelDir);
-  const source = checkpointSource(checkpoint);
-
-  const cacheDir = options.cacheDir ?? defaultCacheDir();
-  try {
-    mkdirSync(cacheDir, { recursive: true });
-  } catch (error) {
-    throw new EngineError(
-      'internal',
-      `Cannot create the ONNX cache directory ${cacheDir}: ${(error as Error).message}. Set DESIGN_TO_CODE_CACHE to a writable directory.`,
-      { cause: error },
-    );
-  }
-  // A GPU build wherever a GPU is asked for (or may be picked by auto); it also runs on the CPU.
-  const target: GraphTarget = request === 'cpu' ? 'cpu' : 'gpu';
-  const variant = buildVariant(precision, target);
-  const key = buildKey(
-    readFileSync(join(modelDir, 'config.json'), 'utf8'),
-    checkpoint.shards,
-    variant,
-  );
-  // A dry run sizes the build (for the free-space check) without reading any weight.
-  const dry = buildGraphs(config, source, precision, { sourceName: modelDir, target });
-  const estimated = dry.dataBytes.vision + dry.dataBytes.decoder;
-  const build = ensureBuild(
-    cacheDir,
-    key,
-    variant,
-    estimated,
-    (dir) => {
-      buildGraphs(config, source, precision, {
-        outDir: dir,
-        sourceName: modelDir,
-        target,
-        // item: the graph being built; done/total: its checkpoint tensors converted so far.
-        onProgress: (item, done, total) => progress({ stage: 'build', item, done, total }),
-      });
-    },
-    resolve(modelDir),
-  );
 
   const failures: string[] = [];
   for (const device of candidateDevices(request)) {

@@ -1,0 +1,90 @@
+/**
+ * The build step of loading a model: a checkpoint directory -> its ONNX graphs for a precision
+ * and device, built into the cache (or found there). loadModel runs it in-process; the `build`
+ * command runs the same step in a child process so that a server stays responsive meanwhile.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type Qwen3VLConfig, readModelConfig } from '../checkpoint/config';
+import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
+import { checkpointSource } from '../checkpoint/weights';
+import type { DeviceRequest, LoadModelOptions, Precision } from '../contracts';
+import { EngineError } from '../errors';
+import { type GraphTarget, buildGraphs, buildVariant } from '../onnx/build-graphs';
+import { buildKey, type CachedBuild, defaultCacheDir, ensureBuild } from './build-cache';
+import { assertDeviceAvailable } from './providers';
+
+const PRECISIONS: Precision[] = ['fp32', 'fp16', 'int4'];
+export const DEFAULT_PRECISION: Precision = 'int4';
+
+export type ModelBuildOptions = Pick<
+  LoadModelOptions,
+  'device' | 'precision' | 'cacheDir' | 'onProgress'
+>;
+
+export interface ModelBuild {
+  build: CachedBuild;
+  config: Qwen3VLConfig;
+  precision: Precision;
+  request: DeviceRequest;
+  target: GraphTarget;
+}
+
+/** Builds (or finds) the cached ONNX graphs of `modelDir`; synchronous for minutes on a miss. */
+export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = {}): ModelBuild {
+  // int4 weights (MatMulNBits) are the default on every device: a quarter of fp16's weight
+  // traffic per token; fp16 and fp32 (the reference) stay available.
+  const precision = options.precision ?? DEFAULT_PRECISION;
+  if (!PRECISIONS.includes(precision)) {
+    throw new EngineError(
+      'bad_request',
+      `precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`,
+    );
+  }
+  const request = options.device ?? 'cpu';
+  // Fail on an explicit device that cannot load before spending minutes on a build.
+  if (request !== 'auto') assertDeviceAvailable(request);
+  const progress = options.onProgress ?? (() => {});
+  const config = readModelConfig(modelDir);
+  const checkpoint = SafetensorsCheckpoint.open(modelDir);
+  const source = checkpointSource(checkpoint);
+
+  const cacheDir = options.cacheDir ?? defaultCacheDir();
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+  } catch (error) {
+    throw new EngineError(
+      'internal',
+      `Cannot create the ONNX cache directory ${cacheDir}: ${(error as Error).message}. Set DESIGN_TO_CODE_CACHE to a writable directory.`,
+      { cause: error },
+    );
+  }
+  // A GPU build wherever a GPU is asked for (or may be picked by auto); it also runs on the CPU.
+  const target: GraphTarget = request === 'cpu' ? 'cpu' : 'gpu';
+  const variant = buildVariant(precision, target);
+  const key = buildKey(
+    readFileSync(join(modelDir, 'config.json'), 'utf8'),
+    checkpoint.shards,
+    variant,
+  );
+  // A dry run sizes the build (for the free-space check) without reading any weight.
+  const dry = buildGraphs(config, source, precision, { sourceName: modelDir, target });
+  const estimated = dry.dataBytes.vision + dry.dataBytes.decoder;
+  const build = ensureBuild(
+    cacheDir,
+    key,
+    variant,
+    estimated,
+    (dir) => {
+      buildGraphs(config, source, precision, {
+        outDir: dir,
+        sourceName: modelDir,
+        target,
+        // item: the graph being built; done/total: its checkpoint tensors converted so far.
+        onProgress: (item, done, total) => progress({ stage: 'build', item, done, total }),
+      });
+    },
+    resolve(modelDir),
+  );
+  return { build, config, precision, request, target };
+}
