@@ -24,6 +24,9 @@ export function buildInChild(options: ChildBuildOptions): Promise<void> {
     ...cliEntry(),
     'build',
     '--json',
+    // serve may be killed outright (SIGKILL): the build must not go on without it.
+    '--parent',
+    String(process.pid),
     '--model',
     options.modelDir,
     '--device',

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BuildProgress, DeviceRequest, Precision } from '../engine/contracts';
 import { isEngineError } from '../engine/errors';
+import { exitWithParent } from './exit-with-parent';
 import { DEFAULT_PRECISION, ensureModelBuild } from '../engine/runtime/model-build';
 
 const USAGE = `Usage: design-to-code build --model DIR [options]
@@ -17,13 +18,15 @@ Builds the ONNX model of a Qwen3-VL checkpoint into the cache ($DESIGN_TO_CODE_C
 ~/.cache/design-to-code/onnx), as the first "serve" or "generate" would; a finished build is reused.
 
 Options:
-  --model DIR      Hugging Face Qwen3-VL checkpoint directory (required)
-  --precision P    fp32, fp16 or int4 (default ${DEFAULT_PRECISION})
-  --device D       the device it will run on: auto, cpu, webgpu, cuda, dml or coreml (default cpu);
-                   any device but cpu gets the GPU build
-  --json           JSON lines on stdout: {"event":"progress","stage":"build",...}, then
-                   {"event":"built","dir":...,"built":true|false} or {"event":"error","code":...,"message":...}
-  -h, --help       show this help`;
+  --model DIR         Hugging Face Qwen3-VL checkpoint directory (required)
+  --precision P       fp32, fp16 or int4 (default ${DEFAULT_PRECISION})
+  --device D          the device it will run on: auto, cpu, webgpu, cuda, dml or coreml
+                      (default cpu); any device but cpu gets the GPU build
+  --json              JSON lines on stdout: {"event":"progress","stage":"build",...}, then
+                      {"event":"built","dir":...,"built":true|false}
+                      or {"event":"error","code":...,"message":...}
+  --parent PID        stop at once when process PID ends (serve passes its own pid)
+  -h, --help          show this help`;
 
 const DEVICES: readonly string[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
 const PRECISIONS: readonly string[] = ['fp32', 'fp16', 'int4'];
@@ -35,6 +38,7 @@ interface BuildArgs {
   device: DeviceRequest;
   precision?: Precision;
   json: boolean;
+  parent?: number;
 }
 
 export async function runBuild(argv: string[]): Promise<number> {
@@ -50,6 +54,7 @@ export async function runBuild(argv: string[]): Promise<number> {
     return 0;
   }
   const { json } = args;
+  if (args.parent !== undefined) exitWithParent(args.parent);
   try {
     const { build } = ensureModelBuild(args.modelDir, {
       device: args.device,
@@ -82,6 +87,7 @@ function parseBuildArgs(argv: string[]): BuildArgs | undefined {
         device: { type: 'string', default: 'cpu' },
         precision: { type: 'string' },
         json: { type: 'boolean', default: false },
+        parent: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -90,6 +96,10 @@ function parseBuildArgs(argv: string[]): BuildArgs | undefined {
   }
   if (values.help) return undefined;
   if (!values.model) throw new UsageError('--model DIR is required');
+  const parent = values.parent === undefined ? undefined : Number(values.parent);
+  if (parent !== undefined && !(Number.isInteger(parent) && parent > 0)) {
+    throw new UsageError(`--parent must be a process id, not "${values.parent}"`);
+  }
   if (!DEVICES.includes(values.device)) {
     throw new UsageError(`--device must be one of ${DEVICES.join(', ')}, not "${values.device}"`);
   }
@@ -103,6 +113,7 @@ function parseBuildArgs(argv: string[]): BuildArgs | undefined {
     device: values.device as DeviceRequest,
     precision: values.precision as Precision | undefined,
     json: values.json,
+    parent,
   };
 }
 

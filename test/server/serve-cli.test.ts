@@ -90,12 +90,18 @@ async function waitForLog(served: Served, pattern: RegExp): Promise<RegExpMatchA
   }
 }
 
+/** Whether `pid` runs; a zombie (dead, its orphan not yet reaped by init) does not. */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (name) state ..."; Linux only, elsewhere the signal check stands.
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return process.platform !== 'linux';
   }
 }
 
@@ -245,6 +251,15 @@ describe('design-to-code serve (the built CLI)', function () {
       assert.deepEqual(await served.exited, { code: 0, signal: null });
       assert.ok(!isAlive(builder), 'the build process is gone with the server');
       assert.ok(!served.events.some((event) => event.event === 'ready' || event.event === 'error'));
+      assert.deepEqual(readdirSync(cacheDir), [lock.slice(cacheDir.length + 1)], 'no build left');
+    });
+
+    it('killed outright (SIGKILL), leaves no build process behind', async () => {
+      const { served, builder } = await startBuilding();
+      served.child.kill('SIGKILL');
+      assert.deepEqual(await served.exited, { code: null, signal: 'SIGKILL' });
+      // The build's watchdog notices that its parent is gone (the test's timeout bounds this).
+      while (isAlive(builder)) await sleep(50);
       assert.deepEqual(readdirSync(cacheDir), [lock.slice(cacheDir.length + 1)], 'no build left');
     });
 
