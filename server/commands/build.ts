@@ -4,6 +4,7 @@
  * it as a child process: the build is synchronous for minutes, and in a child it neither
  * blocks the server's event loop nor outlives a stop (the child is killed at once).
  */
+import { UsageError, parseDevice, parsePrecision } from './options';
 import { writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,11 +28,6 @@ Options:
                       or {"event":"error","code":...,"message":...}
   --parent PID        stop at once when process PID ends (serve passes its own pid)
   -h, --help          show this help`;
-
-const DEVICES: readonly string[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
-const PRECISIONS: readonly string[] = ['fp32', 'fp16', 'int4'];
-
-class UsageError extends Error {}
 
 interface BuildArgs {
   modelDir: string;
@@ -100,18 +96,12 @@ function parseBuildArgs(argv: string[]): BuildArgs | undefined {
   if (parent !== undefined && !(Number.isInteger(parent) && parent > 0)) {
     throw new UsageError(`--parent must be a process id, not "${values.parent}"`);
   }
-  if (!DEVICES.includes(values.device)) {
-    throw new UsageError(`--device must be one of ${DEVICES.join(', ')}, not "${values.device}"`);
-  }
-  if (values.precision !== undefined && !PRECISIONS.includes(values.precision)) {
-    throw new UsageError(
-      `--precision must be one of ${PRECISIONS.join(', ')}, not "${values.precision}"`,
-    );
-  }
+  const device = parseDevice(values.device);
+  const precision = parsePrecision(values.precision);
   return {
     modelDir: resolve(values.model),
-    device: values.device as DeviceRequest,
-    precision: values.precision as Precision | undefined,
+    device,
+    precision,
     json: values.json,
     parent,
   };

@@ -2,6 +2,7 @@
  * `design-to-code generate`: runs the model once on a chat read from a JSON file and prints the
  * reply (streamed), or with --json one object with the ids, text, grids and timings.
  */
+import { UsageError, parseDevice, parsePrecision } from './options';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,11 +32,6 @@ Options:
   --max-image-pixels N    ${MAX_IMAGE_PIXELS_HELP}
   --json                  print one JSON object with token ids, text, image grids and timings
   -h, --help              show this help`;
-
-const DEVICES: readonly DeviceRequest[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
-const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int4'];
-
-class UsageError extends Error {}
 
 interface GenerateArgs {
   modelDir: string;
@@ -100,16 +96,8 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (!values.model) throw new UsageError('--model DIR is required');
   if (!values.messages) throw new UsageError('--messages FILE.json is required');
-  const device = values.device as DeviceRequest;
-  if (!DEVICES.includes(device)) {
-    throw new UsageError(`--device must be one of ${DEVICES.join(', ')}, got "${values.device}"`);
-  }
-  const precision = values.precision as Precision;
-  if (!PRECISIONS.includes(precision)) {
-    throw new UsageError(
-      `--precision must be one of ${PRECISIONS.join(', ')}, got "${values.precision}"`,
-    );
-  }
+  const device = parseDevice(values.device);
+  const precision = parsePrecision(values.precision);
   let maxNewTokens: number | undefined;
   if (values['max-new-tokens'] !== undefined) {
     maxNewTokens = Number(values['max-new-tokens']);

@@ -4,6 +4,7 @@
  * parent process (progress, then exactly one "ready", or one "error"); logs go to stderr. The
  * server stops on SIGTERM, SIGINT, or when its stdin pipe closes because the parent died.
  */
+import { UsageError, parseDevice, parsePrecision } from './options';
 import { randomBytes } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -42,11 +43,6 @@ Options:
 
 stdout: JSON lines {"event":"progress",...}, then {"event":"ready","port":...,"device":...,"model":...}
 or {"event":"error","message":...}. Set HF_ENDPOINT / HF_TOKEN to use another hub or a gated model.`;
-
-const DEVICES: readonly string[] = ['auto', 'cpu', 'webgpu', 'cuda', 'dml', 'coreml'];
-const PRECISIONS: readonly string[] = ['fp32', 'fp16', 'int4'];
-
-class UsageError extends Error {}
 
 interface ServeArgs {
   model: string;
@@ -106,14 +102,8 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
     throw new UsageError((error as Error).message);
   }
   if (values.help) return undefined;
-  if (!DEVICES.includes(values.device)) {
-    throw new UsageError(`--device must be one of ${DEVICES.join(', ')}, not "${values.device}"`);
-  }
-  if (values.precision !== undefined && !PRECISIONS.includes(values.precision)) {
-    throw new UsageError(
-      `--precision must be one of ${PRECISIONS.join(', ')}, not "${values.precision}"`,
-    );
-  }
+  const device = parseDevice(values.device);
+  const precision = parsePrecision(values.precision);
   let maxImagePixels: number | undefined;
   try {
     maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
@@ -122,8 +112,8 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
   }
   return {
     model: values.model,
-    device: values.device as DeviceRequest,
-    precision: values.precision as Precision | undefined,
+    device,
+    precision,
     maxImagePixels,
     host: values.host,
     port: integerOption('--port', values.port, 0, 65535),
