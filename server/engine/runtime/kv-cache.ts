@@ -45,6 +45,17 @@ export interface KvCache {
 
 type Buffer = Float32Array | Uint16Array;
 
+/** Zeroed cache rows in the cache's element type (fp16 travels as raw Uint16 bits). */
+function allocateRows(type: CacheType, length: number): Buffer {
+  return type === 'float16' ? new Uint16Array(length) : new Float32Array(length);
+}
+
+function cacheTensor(type: CacheType, data: Buffer, dims: number[]): ort.Tensor {
+  return type === 'float16'
+    ? new ort.Tensor('float16', data as Uint16Array, dims)
+    : new ort.Tensor('float32', data as Float32Array, dims);
+}
+
 export class InPlaceKvCache implements KvCache {
   private tensors: ort.Tensor[] = [];
   private capacity = 0;
@@ -88,7 +99,7 @@ export class InPlaceKvCache implements KvCache {
     const { numKvHeads: heads, headDim } = this.text;
     const dims = [1, heads, capacity, headDim];
     const grown = this.tensors.map((old) => {
-      const data = this.allocate(heads * capacity * headDim);
+      const data = allocateRows(this.type, heads * capacity * headDim);
       const from = old.data as Buffer;
       for (let h = 0; h < heads; h++) {
         const rows = from.subarray(
@@ -97,25 +108,15 @@ export class InPlaceKvCache implements KvCache {
         );
         data.set(rows as never, h * capacity * headDim);
       }
-      return this.tensor(data, dims);
+      return cacheTensor(this.type, data, dims);
     });
     this.tensors =
       grown.length > 0
         ? grown
         : Array.from({ length: 2 * this.text.numLayers }, () =>
-            this.tensor(this.allocate(heads * capacity * headDim), dims),
+            cacheTensor(this.type, allocateRows(this.type, heads * capacity * headDim), dims),
           );
     this.capacity = capacity;
-  }
-
-  private allocate(length: number): Buffer {
-    return this.type === 'float16' ? new Uint16Array(length) : new Float32Array(length);
-  }
-
-  private tensor(data: Buffer, dims: number[]): ort.Tensor {
-    return this.type === 'float16'
-      ? new ort.Tensor('float16', data as Uint16Array, dims)
-      : new ort.Tensor('float32', data as Float32Array, dims);
   }
 }
 
@@ -154,9 +155,7 @@ export class HandoverKvCache implements KvCache {
 
   private empty(): ort.Tensor {
     const dims = [1, this.text.numKvHeads, 0, this.text.headDim];
-    return this.type === 'float16'
-      ? new ort.Tensor('float16', new Uint16Array(0), dims)
-      : new ort.Tensor('float32', new Float32Array(0), dims);
+    return cacheTensor(this.type, allocateRows(this.type, 0), dims);
   }
 }
 
@@ -225,9 +224,7 @@ export class StaticKvCache implements KvCache {
     const { numKvHeads: heads, headDim } = this.text;
     const dims = [1, heads, this.capacity, headDim];
     const length = heads * this.capacity * headDim;
-    return this.type === 'float16'
-      ? new ort.Tensor('float16', new Uint16Array(length), dims)
-      : new ort.Tensor('float32', new Float32Array(length), dims);
+    return cacheTensor(this.type, allocateRows(this.type, length), dims);
   }
 }
 
@@ -252,8 +249,18 @@ export class HostKvCache implements KvCache {
     const { numKvHeads: heads, headDim, numLayers } = this.text;
     const c = this.capacity;
     for (let l = 0; l < numLayers; l++) {
-      feeds[HOST_CACHE_INPUTS.pastKeyT(l)] = this.tensor(this.keys[l], [1, heads, headDim, c]);
-      feeds[HOST_CACHE_INPUTS.pastValue(l)] = this.tensor(this.values[l], [1, heads, c, headDim]);
+      feeds[HOST_CACHE_INPUTS.pastKeyT(l)] = cacheTensor(this.type, this.keys[l], [
+        1,
+        heads,
+        headDim,
+        c,
+      ]);
+      feeds[HOST_CACHE_INPUTS.pastValue(l)] = cacheTensor(this.type, this.values[l], [
+        1,
+        heads,
+        c,
+        headDim,
+      ]);
     }
     // Rows (g, s) for each of the G query heads per kv head; columns: cache, then new tokens.
     const groups = this.text.numHeads / heads;
@@ -305,7 +312,7 @@ export class HostKvCache implements KvCache {
     const { numKvHeads: heads, headDim, numLayers } = this.text;
     const old = this.capacity;
     const grow = (from: Buffer | undefined, rows: number, rowLength: number, byColumn: boolean) => {
-      const out = this.allocate(heads * headDim * capacity);
+      const out = allocateRows(this.type, heads * headDim * capacity);
       if (!from) return out;
       if (byColumn) {
         // keys [KV*hd rows of `old` columns] -> [KV*hd rows of `capacity` columns]
@@ -331,15 +338,5 @@ export class HostKvCache implements KvCache {
     this.keys = keys;
     this.values = values;
     this.capacity = capacity;
-  }
-
-  private allocate(length: number): Buffer {
-    return this.type === 'float16' ? new Uint16Array(length) : new Float32Array(length);
-  }
-
-  private tensor(data: Buffer, dims: number[]): ort.Tensor {
-    return this.type === 'float16'
-      ? new ort.Tensor('float16', data as Uint16Array, dims)
-      : new ort.Tensor('float32', data as Float32Array, dims);
   }
 }
