@@ -79,8 +79,6 @@ export interface LoadedModel {
   readonly precision: Precision;
   readonly vision: VisionEncoder;
   readonly decoder: TextDecoder;
-  /** Most positions the decoder's cache holds, when it is bounded (a preallocated GPU cache). */
-  readonly contextLimit?: number;
   dispose(): Promise<void>;
 }
 
@@ -88,8 +86,6 @@ export interface LoadModelOptions {
   device?: DeviceRequest;
   /** Default int4 (MatMulNBits weights); fp16 and fp32 (the reference) are options. */
   precision?: Precision;
-  /** Positions preallocated for the KV cache on WebGPU (default 8192). */
-  kvCapacity?: number;
   /** Where built ONNX models are cached; default ~/.cache/design-to-code/onnx. */
   cacheDir?: string;
   onProgress?: (progress: BuildProgress) => void;

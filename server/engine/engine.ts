@@ -18,7 +18,6 @@ export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
     device: options.device,
     precision: options.precision,
     cacheDir: options.cacheDir,
-    kvCapacity: options.kvCapacity,
     onProgress: options.onProgress,
   });
   return createChatEngine(model, checkpoint, {

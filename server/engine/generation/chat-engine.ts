@@ -47,10 +47,7 @@ export function createChatEngine(
     model: options.modelName,
     device: model.device,
     precision: model.precision,
-    contextLength: Math.min(
-      options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
-      model.contextLimit ?? Infinity,
-    ),
+    contextLength: options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
   };
   let queue: Promise<unknown> = Promise.resolve();
   const state: ReuseState = { images: new ImageEmbeddingCache(options.imageCacheBytes) };

@@ -1,5 +1,5 @@
 /**
- * The decoder's KV cache, in one of two forms:
+ * The decoder's KV cache, in one of three forms:
  *
  * - InPlaceKvCache (CPU): one host buffer per layer and K/V with room for `capacity` positions,
  *   bound both as past_* input and as the preallocated present_* output. Measured on
@@ -8,15 +8,14 @@
  *   object), so a step costs copies proportional to the capacity. The buffers therefore grow
  *   in fixed steps. (A copy-free CPU cache needs attention over read-only cache inputs with the
  *   host appending the new rows, or IO binding, which the Node binding has for WebGPU only.)
- * - HandoverKvCache: each run's present_* outputs become the next run's past_* inputs
- *   untouched; with preferredOutputLocation 'gpu-buffer' they never leave the device. The
- *   buffers grow with the sequence (a new allocation and copy per run inside the provider).
- * - StaticKvCache (WebGPU): one max-length buffer per layer and K/V, allocated once on the device
- *   by the first run (host zeros of `capacity` rows go in, its present_* outputs stay in GPU
- *   buffers), then bound as both past_* input and present_* output of every later run, so
- *   GroupQueryAttention appends in place (shared past/present buffer): fixed shapes and
- *   addresses, no allocation or copy per step, and nothing but the logits returns to the host.
- *
+ * - HandoverKvCache (GPUs): each run's present_* outputs become the next run's past_* inputs
+ *   untouched; with preferredOutputLocation 'gpu-buffer' (WebGPU) they never leave the device.
+ *   The buffers grow with the sequence: GroupQueryAttention copies the past rows into a new
+ *   present each run, on the device. A max-length buffer shared by past and present (appended
+ *   in place) is what GroupQueryAttention is built for, but onnxruntime-node 1.30 cannot
+ *   express it: a gpu-buffer tensor passed as a run's fetch is not written in place (measured
+ *   over Vulkan: the rows a step appended were gone at the next step, so every later token
+ *   attended to a cache missing the tokens generated so far).
  * - HostKvCache (the CPU build): host buffers the graph only reads (keys transposed), plus a
  *   bias input that masks rows beyond the valid length; each run returns just its new rows and
  *   the host appends them. No cache copy per step (see decoder-graph.ts hostCacheAttention).
@@ -156,75 +155,6 @@ export class HandoverKvCache implements KvCache {
   private empty(): ort.Tensor {
     const dims = [1, this.text.numKvHeads, 0, this.text.headDim];
     return cacheTensor(this.type, allocateRows(this.type, 0), dims);
-  }
-}
-
-export class StaticKvCache implements KvCache {
-  private tensors: ort.Tensor[] = [];
-
-  constructor(
-    private readonly text: TextConfig,
-    private readonly type: CacheType,
-    readonly capacity: number,
-  ) {}
-
-  bind(feeds: Record<string, ort.Tensor>, past: number, tokens: number) {
-    if (past + tokens > this.capacity) {
-      throw new EngineError(
-        'context_overflow',
-        `${past + tokens} tokens do not fit the decoder's ${this.capacity}-position KV cache`,
-      );
-    }
-    if (this.tensors.length === 0) {
-      // First run: zero rows in; the outputs (capacity rows, on the device) become the cache.
-      const zeros = this.zeros();
-      for (let l = 0; l < this.text.numLayers; l++) {
-        feeds[DECODER_INPUTS.pastKey(l)] = zeros;
-        feeds[DECODER_INPUTS.pastValue(l)] = zeros;
-      }
-      return undefined;
-    }
-    const fetches: Record<string, ort.Tensor | null> = { [DECODER_OUTPUTS.logits]: null };
-    for (let l = 0; l < this.text.numLayers; l++) {
-      const [k, v] = [this.tensors[2 * l], this.tensors[2 * l + 1]];
-      feeds[DECODER_INPUTS.pastKey(l)] = k;
-      feeds[DECODER_INPUTS.pastValue(l)] = v;
-      fetches[DECODER_OUTPUTS.presentKey(l)] = k;
-      fetches[DECODER_OUTPUTS.presentValue(l)] = v;
-    }
-    return fetches;
-  }
-
-  commit(result: ort.InferenceSession.OnnxValueMapType): void {
-    if (this.tensors.length > 0) return; // written in place
-    for (let l = 0; l < this.text.numLayers; l++) {
-      this.tensors.push(
-        result[DECODER_OUTPUTS.presentKey(l)] as ort.Tensor,
-        result[DECODER_OUTPUTS.presentValue(l)] as ort.Tensor,
-      );
-    }
-    const rows = this.tensors[0].dims[2];
-    if (rows !== this.capacity) {
-      throw new EngineError(
-        'internal',
-        `KV cache came back with ${rows} rows, not ${this.capacity}`,
-      );
-    }
-  }
-
-  /** Keeps the buffers: a new sequence overwrites them from row 0. */
-  reset(): void {}
-
-  dispose(): void {
-    for (const tensor of this.tensors) tensor.dispose();
-    this.tensors = [];
-  }
-
-  private zeros(): ort.Tensor {
-    const { numKvHeads: heads, headDim } = this.text;
-    const dims = [1, heads, this.capacity, headDim];
-    const length = heads * this.capacity * headDim;
-    return cacheTensor(this.type, allocateRows(this.type, length), dims);
   }
 }
 

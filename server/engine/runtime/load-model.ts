@@ -15,13 +15,11 @@ import {
   executionProviders,
   providerLoadError,
 } from './providers';
-import { HandoverKvCache, HostKvCache, InPlaceKvCache, StaticKvCache } from './kv-cache';
+import { HandoverKvCache, HostKvCache, InPlaceKvCache } from './kv-cache';
 import { OnnxTextDecoder } from './text-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
 export { DEFAULT_PRECISION } from './model-build';
-/** Positions of the device-resident KV cache (WebGPU): prompt + completion must fit. */
-export const DEFAULT_KV_CAPACITY = 8192;
 
 export async function loadModel(
   modelDir: string,
@@ -35,14 +33,7 @@ export async function loadModel(
     try {
       assertDeviceAvailable(device);
       const sessions = await createSessions(device, build.vision, build.decoder, config, progress);
-      return makeModel(
-        device,
-        precision,
-        target,
-        config,
-        sessions,
-        options.kvCapacity ?? DEFAULT_KV_CAPACITY,
-      );
+      return makeModel(device, precision, target, config, sessions);
     } catch (error) {
       const wrapped =
         isEngineError(error) || device === 'cpu' ? error : providerLoadError(device, error);
@@ -71,6 +62,8 @@ async function createSessions(
   const base: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProviders(device),
     graphOptimizationLevel: 'all',
+    // Errors only: every GPU session warns that shape operators were placed on the CPU.
+    logSeverityLevel: 3,
   };
   progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
   const vision = await ort.InferenceSession.create(visionPath, base);
@@ -81,13 +74,13 @@ async function createSessions(
     //
     // What onnxruntime-node 1.30 allows (js/node/src of onnxruntime): a 'gpu-buffer' tensor is
     // WebGPU memory only, and JavaScript can neither create one nor upload into one; it can
-    // only come out of a run (preferredOutputLocation) and be fed or fetched again (IO
-    // binding). The CUDA provider takes no options beyond the device id (no CUDA graph) and
+    // only come out of a run (preferredOutputLocation) and be fed to a later run. Passed as a
+    // fetch it is not written in place (see kv-cache.ts), so the cache cannot be one static
+    // buffer. The CUDA provider takes no options beyond the device id (no CUDA graph) and
     // every CUDA input and output is a host tensor, so with CUDA the KV cache crosses PCIe
-    // each run. Graph capture (session config 'ep.webgpuexecutionprovider.enableGraphCapture',
-    // reachable through `extra`) needs every input on the device at a fixed address; the
-    // step's small inputs (token id, rotary rows, seqlens) are host tensors here, so it stays
-    // off: the static KV buffers below are its precondition, not yet the replay itself.
+    // each run. Graph capture (session config 'ep.webgpuexecutionprovider.enableGraphCapture')
+    // needs fixed shapes and every input on the device at a fixed address; the cache grows and
+    // the step's small inputs (token id, rotary rows, seqlens) are host tensors, so it is off.
     const onDevice: Record<string, 'gpu-buffer'> = {};
     for (let l = 0; l < config.text.numLayers; l++) {
       onDevice[DECODER_OUTPUTS.presentKey(l)] = 'gpu-buffer';
@@ -112,32 +105,26 @@ function makeModel(
   target: GraphTarget,
   config: Qwen3VLConfig,
   sessions: Sessions,
-  kvCapacity: number,
 ): LoadedModel {
   const half = precision === 'fp16' || (precision === 'int4' && target === 'gpu');
   const cacheType = half ? 'float16' : 'float32';
   // CPU build: host buffers the graph only reads; the host appends each run's new rows.
-  // GPU build: max-length buffers on the device (WebGPU), handed over (other GPUs), or host
-  // buffers bound in place (the GPU build run on the CPU by auto).
-  const capacity = Math.min(config.text.maxPositionEmbeddings, kvCapacity);
+  // GPU build: each run's present handed to the next (on the device with WebGPU), or host
+  // buffers bound in place (the GPU build run on the CPU).
   const cache =
     target === 'cpu'
       ? new HostKvCache(config.text, cacheType)
       : device === 'cpu'
         ? new InPlaceKvCache(config.text, cacheType)
-        : device === 'webgpu'
-          ? new StaticKvCache(config.text, cacheType, capacity)
-          : new HandoverKvCache(config.text, cacheType);
+        : new HandoverKvCache(config.text, cacheType);
   const decoder = new OnnxTextDecoder(sessions.decoder, config, cache);
   return {
     device,
     precision,
     vision: new OnnxVisionEncoder(sessions.vision, config),
     decoder,
-    contextLimit: cache instanceof StaticKvCache ? capacity : undefined,
     async dispose() {
       decoder.reset();
-      if (cache instanceof StaticKvCache) cache.dispose();
       await sessions.vision.release();
       await sessions.decoder.release();
     },
