@@ -37,7 +37,23 @@ export function executionProviders(device: Device): ort.InferenceSession.Executi
 
 /** Which devices this onnxruntime-node build could run, before trying to load them. */
 export function candidateDevices(request: DeviceRequest): Device[] {
-  return request === 'auto' ? AUTO_ORDER.filter((d) => platformAllows(d)) : [request];
+  if (request !== 'auto') return [request];
+  return AUTO_ORDER.filter((d) => platformAllows(d) && (d !== 'webgpu' || mayHaveGpu()));
+}
+
+/**
+ * On Linux, WebGPU also loads over Mesa's software Vulkan driver (lavapipe), far slower than
+ * the CPU provider; `auto` only tries it when the kernel exposes a GPU (a DRM render node,
+ * an NVIDIA device, or WSL's GPU). An explicit --device webgpu is always tried.
+ */
+export function mayHaveGpu(devDir = '/dev'): boolean {
+  if (process.platform !== 'linux') return true;
+  try {
+    if (readdirSync(join(devDir, 'dri')).some((name) => name.startsWith('renderD'))) return true;
+  } catch {
+    // no /dev/dri
+  }
+  return ['nvidia0', 'dxg'].some((name) => existsSync(join(devDir, name)));
 }
 
 function platformAllows(device: Device): boolean {
