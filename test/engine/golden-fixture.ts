@@ -27,6 +27,8 @@ export interface GoldenCase {
   rope_deltas: number[][];
   greedy_new_tokens: number[];
   greedy_text: string;
+  /** Per greedy step: the reference's logit gap between its best and second-best token. */
+  greedy_top2_margins: number[];
 }
 
 export function goldenCases(): GoldenCase[] {

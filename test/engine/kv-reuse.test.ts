@@ -13,6 +13,7 @@ import { loadEngine } from '../../server/engine/engine';
 import { ImageEmbeddingCache } from '../../server/engine/generation/image-cache';
 import { reusablePrefix } from '../../server/engine/generation/prefix-reuse';
 import { TINY_IMAGES_DIR, TINY_MODEL_DIR } from './golden-fixture';
+import { requireWebGpu } from './support/webgpu';
 
 const PAD = 99;
 
@@ -57,102 +58,105 @@ describe('image embedding cache', () => {
   });
 });
 
-describe('KV prefix reuse in the engine (tiny checkpoint, CPU, fp32)', function () {
-  this.timeout(120_000);
-  let cacheDir: string;
-  let warm: Engine;
-  let cold: Engine;
-  const image = (name: string) => new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, name)));
-  const mockup = image('mockup_320x256.png');
-  const diagram = image('diagram_450x230.png');
-  const ask = (img: Uint8Array, text: string): ChatMessage => ({
-    role: 'user',
-    content: [
-      { type: 'image', image: img },
-      { type: 'text', text },
-    ],
-  });
-  const request = (messages: ChatMessage[], maxNewTokens = 24): GenerateRequest => ({
-    messages,
-    maxNewTokens,
-    sampling: { greedy: true },
-  });
-  /** A fresh generation: the cold engine's cache is cleared by an unrelated prompt first. */
-  const coldRun = async (r: GenerateRequest) => {
-    await cold.generate(request([{ role: 'user', content: 'unrelated' }], 1));
-    const result = await cold.generate(r);
-    assert.equal(result.stats!.reusedTokens, 0);
-    return result;
-  };
+for (const device of ['cpu', 'webgpu'] as const) {
+  describe(`KV prefix reuse in the engine (tiny checkpoint, ${device}, fp32)`, function () {
+    this.timeout(120_000);
+    let cacheDir: string;
+    let warm: Engine;
+    let cold: Engine;
+    const image = (name: string) => new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, name)));
+    const mockup = image('mockup_320x256.png');
+    const diagram = image('diagram_450x230.png');
+    const ask = (img: Uint8Array, text: string): ChatMessage => ({
+      role: 'user',
+      content: [
+        { type: 'image', image: img },
+        { type: 'text', text },
+      ],
+    });
+    const request = (messages: ChatMessage[], maxNewTokens = 24): GenerateRequest => ({
+      messages,
+      maxNewTokens,
+      sampling: { greedy: true },
+    });
+    /** A fresh generation: the cold engine's cache is cleared by an unrelated prompt first. */
+    const coldRun = async (r: GenerateRequest) => {
+      await cold.generate(request([{ role: 'user', content: 'unrelated' }], 1));
+      const result = await cold.generate(r);
+      assert.equal(result.stats!.reusedTokens, 0);
+      return result;
+    };
 
-  before(async () => {
-    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-reuse-'));
-    const options = { modelDir: TINY_MODEL_DIR, cacheDir, device: 'cpu' as const };
-    warm = await loadEngine({ ...options, precision: 'fp32' });
-    cold = await loadEngine({ ...options, precision: 'fp32' });
-  });
-  after(async () => {
-    await warm?.dispose();
-    await cold?.dispose();
-    rmSync(cacheDir, { recursive: true, force: true });
-  });
+    before(async function () {
+      if (device === 'webgpu') await requireWebGpu(this);
+      cacheDir = mkdtempSync(join(tmpdir(), 'd2c-reuse-'));
+      const options = { modelDir: TINY_MODEL_DIR, cacheDir, device };
+      warm = await loadEngine({ ...options, precision: 'fp32' });
+      cold = await loadEngine({ ...options, precision: 'fp32' });
+    });
+    after(async () => {
+      await warm?.dispose();
+      await cold?.dispose();
+      rmSync(cacheDir, { recursive: true, force: true });
+    });
 
-  it('a refinement prefills only its new tokens and equals a cold run token for token', async () => {
-    const first = request([ask(mockup, 'Generate the HTML for this UI.')]);
-    const answer = await warm.generate(first);
-    assert.equal(answer.stats!.reusedTokens, 0);
-    const refine = request(
-      [
-        ...first.messages,
+    it('a refinement prefills only its new tokens and equals a cold run token for token', async () => {
+      const first = request([ask(mockup, 'Generate the HTML for this UI.')]);
+      const answer = await warm.generate(first);
+      assert.equal(answer.stats!.reusedTokens, 0);
+      const refine = request(
+        [
+          ...first.messages,
+          { role: 'assistant', content: answer.text },
+          { role: 'user', content: 'Make the header blue.' },
+        ],
+        32,
+      );
+      const reused = await warm.generate(refine);
+      const reference = await coldRun(refine);
+      assert.deepEqual(reused.tokenIds, reference.tokenIds);
+      assert.equal(reused.text, reference.text);
+      const stats = reused.stats!;
+      console.log(
+        `      refinement: ${reused.promptTokenIds.length} prompt tokens, ${stats.reusedTokens} reused, ${stats.prefilledTokens} prefilled; vision ${reused.timingsMs.visionMs.toFixed(1)} ms`,
+      );
+      assert.ok(stats.reusedTokens >= answer.promptTokenIds.length, 'the first prompt is reused');
+      assert.equal(stats.reusedTokens + stats.prefilledTokens, reused.promptTokenIds.length);
+      // The answer re-tokenized inside the template may differ from the generated ids (the
+      // template trims the assistant text), so reuse can stop inside the answer, never before it.
+      assert.ok(stats.prefilledTokens < reference.stats!.prefilledTokens);
+    });
+
+    it('a different image falls back to a full prefill with the right answer', async () => {
+      await warm.generate(request([ask(mockup, 'Generate the HTML for this UI.')]));
+      const other = request([ask(diagram, 'Generate the HTML for this UI.')]);
+      const result = await warm.generate(other);
+      assert.equal(result.stats!.reusedTokens, 0);
+      assert.deepEqual(result.tokenIds, (await coldRun(other)).tokenIds);
+    });
+
+    it('an edited earlier turn keeps only the identical prefix and matches a cold run', async () => {
+      const first = request([ask(mockup, 'Generate the HTML for this UI.')]);
+      const answer = await warm.generate(first);
+      const edited = request([
+        ask(mockup, 'Generate the React code for this UI.'),
         { role: 'assistant', content: answer.text },
         { role: 'user', content: 'Make the header blue.' },
-      ],
-      32,
-    );
-    const reused = await warm.generate(refine);
-    const reference = await coldRun(refine);
-    assert.deepEqual(reused.tokenIds, reference.tokenIds);
-    assert.equal(reused.text, reference.text);
-    const stats = reused.stats!;
-    console.log(
-      `      refinement: ${reused.promptTokenIds.length} prompt tokens, ${stats.reusedTokens} reused, ${stats.prefilledTokens} prefilled; vision ${reused.timingsMs.visionMs.toFixed(1)} ms`,
-    );
-    assert.ok(stats.reusedTokens >= answer.promptTokenIds.length, 'the first prompt is reused');
-    assert.equal(stats.reusedTokens + stats.prefilledTokens, reused.promptTokenIds.length);
-    // The answer re-tokenized inside the template may differ from the generated ids (the
-    // template trims the assistant text), so reuse can stop inside the answer, never before it.
-    assert.ok(stats.prefilledTokens < reference.stats!.prefilledTokens);
-  });
+      ]);
+      const result = await warm.generate(edited);
+      const stats = result.stats!;
+      assert.ok(stats.reusedTokens > 0 && stats.reusedTokens < answer.promptTokenIds.length);
+      assert.deepEqual(result.tokenIds, (await coldRun(edited)).tokenIds);
+    });
 
-  it('a different image falls back to a full prefill with the right answer', async () => {
-    await warm.generate(request([ask(mockup, 'Generate the HTML for this UI.')]));
-    const other = request([ask(diagram, 'Generate the HTML for this UI.')]);
-    const result = await warm.generate(other);
-    assert.equal(result.stats!.reusedTokens, 0);
-    assert.deepEqual(result.tokenIds, (await coldRun(other)).tokenIds);
+    it('an image seen before skips the vision tower even when the cache cannot be reused', async () => {
+      const text = request([{ role: 'user', content: 'hello' }], 2);
+      await warm.generate(text); // the KV cache now holds a text-only chat
+      const again = request([ask(diagram, 'Return the XML.')]);
+      const result = await warm.generate(again);
+      assert.equal(result.stats!.reusedTokens, 0);
+      assert.equal(result.stats!.cachedImages, 1);
+      assert.deepEqual(result.tokenIds, (await coldRun(again)).tokenIds);
+    });
   });
-
-  it('an edited earlier turn keeps only the identical prefix and matches a cold run', async () => {
-    const first = request([ask(mockup, 'Generate the HTML for this UI.')]);
-    const answer = await warm.generate(first);
-    const edited = request([
-      ask(mockup, 'Generate the React code for this UI.'),
-      { role: 'assistant', content: answer.text },
-      { role: 'user', content: 'Make the header blue.' },
-    ]);
-    const result = await warm.generate(edited);
-    const stats = result.stats!;
-    assert.ok(stats.reusedTokens > 0 && stats.reusedTokens < answer.promptTokenIds.length);
-    assert.deepEqual(result.tokenIds, (await coldRun(edited)).tokenIds);
-  });
-
-  it('an image seen before skips the vision tower even when the cache cannot be reused', async () => {
-    const text = request([{ role: 'user', content: 'hello' }], 2);
-    await warm.generate(text); // the KV cache now holds a text-only chat
-    const again = request([ask(diagram, 'Return the XML.')]);
-    const result = await warm.generate(again);
-    assert.equal(result.stats!.reusedTokens, 0);
-    assert.equal(result.stats!.cachedImages, 1);
-    assert.deepEqual(result.tokenIds, (await coldRun(again)).tokenIds);
-  });
-});
+}
