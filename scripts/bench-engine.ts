@@ -1,6 +1,6 @@
 /**
  * npm run bench:engine [-- --device cpu|webgpu|cuda] [--image WxH] [--precision int4|fp16|fp32]
- *                         [--tokens N] [--json]
+ *                         [--tokens N] [--json] [--model DIR]
  *
  * Builds a Qwen3-VL-2B-sized model from random weights (the real 2B layout, generated once and
  * cached under .cache/bench-engine, or $BENCH_CACHE_DIR), with the real Qwen tokenizer and
@@ -12,6 +12,8 @@
  *   token reusing the KV cache vs cold, decode tokens/s plain vs prompt-lookup speculation,
  *   drafts accepted per decoder run, and whether both decoded the same tokens.
  * Random weights: draft acceptance is this model's, not a trained model's.
+ * --model DIR measures a checkpoint directory instead (e.g. the tiny test fixture, to check the
+ * benchmark itself on a new device quickly, or a real Qwen3-VL download).
  *
  * The checkpoint generation and ONNX build run in a child process so the peak RSS reported is
  * that of inference alone. $BENCH_ROOT overrides the repository root (for a bundled copy).
@@ -27,9 +29,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { parseModelConfig, type Qwen3VLConfig } from '../server/engine/checkpoint/config';
+import {
+  parseModelConfig,
+  readModelConfig,
+  type Qwen3VLConfig,
+} from '../server/engine/checkpoint/config';
 import { writeSafetensors } from '../server/engine/checkpoint/safetensors-writer';
 import sharp from 'sharp';
 import { loadChatCheckpoint } from '../server/engine/chat/chat-checkpoint';
@@ -51,6 +57,8 @@ interface Options {
   tokens: number;
   json: boolean;
   prepare: boolean;
+  /** A checkpoint to measure instead of the generated 2B-sized random one. */
+  modelDir?: string;
 }
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..'));
@@ -87,6 +95,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--tokens') options.tokens = Number(value());
     else if (arg === '--json') options.json = true;
     else if (arg === '--prepare') options.prepare = true;
+    else if (arg === '--model') options.modelDir = resolve(value());
     else if (arg === '--image') {
       const m = /^(\d+)x(\d+)$/.exec(value());
       if (!m) throw new Error('--image takes WIDTHxHEIGHT, e.g. 1280x800');
@@ -166,10 +175,17 @@ async function measureBandwidth(): Promise<number> {
   return (2 * bytes * rounds * threads) / seconds;
 }
 
+/** The checkpoint measured: --model, or the 2B-sized random one (generated on first use). */
+function benchModel(options: Options, log: (s: string) => void): [string, Qwen3VLConfig] {
+  if (options.modelDir) return [options.modelDir, readModelConfig(options.modelDir)];
+  const [modelDir, config] = benchModel(options, log);
+  return [MODEL_DIR, config];
+}
+
 async function prepare(options: Options): Promise<void> {
-  ensureCheckpoint((s) => console.error(s));
+  const [modelDir] = benchModel(options, (s) => console.error(s));
   const started = Date.now();
-  const model = await loadModel(MODEL_DIR, {
+  const model = await loadModel(modelDir, {
     cacheDir: ONNX_CACHE,
     precision: options.precision,
     // The same request as the measured run: GPU requests build int4 with fp16 activations.
@@ -224,25 +240,25 @@ async function main(): Promise<void> {
       options.precision,
       '--device',
       options.device,
+      ...(options.modelDir ? ['--model', options.modelDir] : []),
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
   if (child.status !== 0) throw new Error('preparing the benchmark model failed');
 
-  const config = ensureCheckpoint(log);
-  ensureHostFiles();
+  const [modelDir, config] = benchModel(options, log);
   // The best of three: on a shared machine a single memcpy run can read far below what the
   // memory does (it once gave a roofline under the speed decode reached).
   let bandwidth: number | undefined;
   if (options.device === 'cpu') {
     for (let i = 0; i < 3; i++) bandwidth = Math.max(bandwidth ?? 0, await measureBandwidth());
   }
-  const model = await loadModel(MODEL_DIR, {
+  const model = await loadModel(modelDir, {
     cacheDir: ONNX_CACHE,
     precision: options.precision,
     device: options.device,
   });
-  const checkpoint = loadChatCheckpoint(MODEL_DIR);
+  const checkpoint = loadChatCheckpoint(modelDir);
   // Every plain decode step is timed: on a shared machine the fastest step shows what the
   // hardware does when nothing else runs, the mean what this run got.
   const stepMs: number[] = [];
@@ -268,7 +284,7 @@ async function main(): Promise<void> {
   const timedModel = { ...model, decoder: timedDecoder };
   const engine = (speculation: boolean) =>
     createChatEngine(timedModel, checkpoint, {
-      modelName: 'qwen3vl-2b-random',
+      modelName: basename(modelDir),
       speculation: speculation ? DEFAULT_PROMPT_LOOKUP : false,
     });
   const image = await screenshot(options.image);
@@ -367,7 +383,11 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result));
     return;
   }
-  log(`Qwen3-VL-2B-sized model (random weights), ${options.precision} on ${device}`);
+  log(
+    options.modelDir
+      ? `${basename(modelDir)}, ${options.precision} on ${device}`
+      : `Qwen3-VL-2B-sized model (random weights), ${options.precision} on ${device}`,
+  );
   log(`  image ${result.image} -> grid ${cold.imageGridThw[0].join('x')}`);
   log(`  prompt tokens        ${result.prompt_tokens}`);
   log(`  preprocess           ${result.preprocess_ms} ms`);
