@@ -49,6 +49,7 @@ import type {
 import { createChatEngine } from '../server/engine/generation/chat-engine';
 import { DEFAULT_PROMPT_LOOKUP } from '../server/engine/generation/prompt-lookup';
 import { loadModel } from '../server/engine/runtime/load-model';
+import { measureInt4Ceiling, type KernelCeiling } from './bench/int4-kernel-ceiling';
 
 interface Options {
   device: DeviceRequest;
@@ -178,7 +179,8 @@ async function measureBandwidth(): Promise<number> {
 /** The checkpoint measured: --model, or the 2B-sized random one (generated on first use). */
 function benchModel(options: Options, log: (s: string) => void): [string, Qwen3VLConfig] {
   if (options.modelDir) return [options.modelDir, readModelConfig(options.modelDir)];
-  const [modelDir, config] = benchModel(options, log);
+  const config = ensureCheckpoint(log);
+  ensureHostFiles();
   return [MODEL_DIR, config];
 }
 
@@ -252,6 +254,11 @@ async function main(): Promise<void> {
   let bandwidth: number | undefined;
   if (options.device === 'cpu') {
     for (let i = 0; i < 3; i++) bandwidth = Math.max(bandwidth ?? 0, await measureBandwidth());
+  }
+  // The int4 kernel alone, before the model loads (both at once would need twice the memory).
+  let kernel: KernelCeiling | undefined;
+  if (options.device === 'cpu' && options.precision === 'int4') {
+    kernel = await measureInt4Ceiling(config.text, join(BENCH_DIR, 'int4-kernel'));
   }
   const model = await loadModel(modelDir, {
     cacheDir: ONNX_CACHE,
@@ -360,6 +367,10 @@ async function main(): Promise<void> {
     decode_best_step_tok_s: round(1000 / bestStepMs, 2),
     roofline_ratio_best_step:
       rooflineTokS === undefined ? null : round(1000 / bestStepMs / rooflineTokS, 3),
+    kernel_tok_s: kernel ? round(1000 / kernel.allThreadsMs, 2) : null,
+    kernel_gb_s: kernel ? round(kernel.bytes / kernel.allThreadsMs / 1e6, 2) : null,
+    kernel_gb_s_one_thread: kernel ? round(kernel.bytes / kernel.oneThreadMs / 1e6, 2) : null,
+    kernel_ratio: kernel ? round((decodeTokS * kernel.allThreadsMs) / 1000, 3) : null,
     image: options.image.join('x'),
     preprocess_ms: round(t.preprocessMs, 1),
     vision_ms: round(t.visionMs, 1),
@@ -408,6 +419,11 @@ async function main(): Promise<void> {
       `  roofline             ${result.roofline_tok_s} tokens/s; achieved ${(result.roofline_ratio! * 100).toFixed(1)}% (fastest step ${(result.roofline_ratio_best_step! * 100).toFixed(1)}%)`,
     );
   }
+  if (kernel) {
+    log(
+      `  int4 kernel alone    ${result.kernel_tok_s} tokens/s (${kernel.allThreadsMs.toFixed(0)} ms for the step's MatMulNBits: ${result.kernel_gb_s} GB/s; one thread ${result.kernel_gb_s_one_thread} GB/s); decode achieves ${(result.kernel_ratio! * 100).toFixed(1)}% of it`,
+    );
+  }
   log(`Refinement (previous answer in the prompt, ${result.refine_prompt_tokens} tokens)`);
   log(
     `  first token          ${result.refine_ttft_ms} ms reusing ${result.refine_reused_tokens} cached tokens; ${result.refine_cold_ttft_ms} ms cold`,
@@ -447,6 +463,8 @@ function round(x: number, digits: number): number {
 }
 
 main().catch((error) => {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(
+    error instanceof Error ? (process.env.BENCH_DEBUG ? error.stack : error.message) : error,
+  );
   process.exit(1);
 });
