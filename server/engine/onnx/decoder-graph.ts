@@ -5,7 +5,7 @@
  * inputs   input_ids [1, S] int64
  *          visual_embeds [1, S, D]     rows that replace `<|image_pad|>` embeddings (zeros elsewhere)
  *          deepstack [taps, 1, S, D]   added after layers 0..taps-1 (zeros at text rows / decode)
- *          rope_cos, rope_sin [1, S, headDim]   interleaved-MRoPE tables, shared by all layers
+ *          rope_cos, rope_sin [S, headDim/2]   interleaved-MRoPE tables, shared by all layers
  *          past_key_<l>, past_value_<l> [1, kvHeads, P, headDim]
  *          seqlens_k [1] int32 (= P + S - 1), total_sequence_length [] int32 (= P + S)
  *          num_logits [1] int64        how many trailing positions get logits (1 to S)
@@ -14,8 +14,9 @@
  * num_logits is 1 for prefill and plain decode steps; speculative verification asks for every
  * position of the run (the token plus its drafts), so the LM head only runs where it is needed.
  *
- * Attention is com.microsoft.GroupQueryAttention with do_rotary = 0: q/k RMSNorm and MRoPE are
- * applied before it, in that order. Past/present are plain tensors, so a WebGPU session can keep
+ * Attention is com.microsoft.GroupQueryAttention with do_rotary = 0: q/k RMSNorm and MRoPE
+ * (com.microsoft.RotaryEmbedding over the run's own table rows) are applied before it, in that
+ * order. Past/present are plain tensors, so a WebGPU session can keep
  * them on the device (preferredOutputLocation 'gpu-buffer') and feed them straight back.
  */
 import type { Qwen3VLConfig } from '../checkpoint/config';
@@ -23,7 +24,7 @@ import { TEXT_PREFIX } from '../checkpoint/weights';
 import { DataType, attr } from './graph-builder';
 import {
   type LayerContext,
-  applyRotary,
+  addRmsNorm,
   floatBytes,
   fusedLinear,
   linear,
@@ -87,8 +88,8 @@ export function buildDecoderGraph(
   const ids = g.input(DECODER_INPUTS.ids, DataType.INT64, [1, 'sequence']);
   const visual = toActivation(g.input(DECODER_INPUTS.visual, F, [1, 'sequence', d]));
   const deepstack = toActivation(g.input(DECODER_INPUTS.deepstack, F, [taps, 1, 'sequence', d]));
-  const cos = toActivation(g.input(DECODER_INPUTS.cos, F, [1, 'sequence', hd]));
-  const sin = toActivation(g.input(DECODER_INPUTS.sin, F, [1, 'sequence', hd]));
+  const cos = toActivation(g.input(DECODER_INPUTS.cos, F, ['sequence', hd / 2]));
+  const sin = toActivation(g.input(DECODER_INPUTS.sin, F, ['sequence', hd / 2]));
   const seqlens = kv === 'device' ? g.input(DECODER_INPUTS.seqlens, DataType.INT32, [1]) : '';
   const total = kv === 'device' ? g.input(DECODER_INPUTS.total, DataType.INT32, []) : '';
   // [G*S, C+S] additive: 0 where a query may attend (valid cached rows, causal new rows).
@@ -110,13 +111,14 @@ export function buildDecoderGraph(
   const isImage = g.op('Equal', [ids, g.constInt64([config.imageTokenId], [])]);
   let h = g.op('Where', [g.op('Unsqueeze', [isImage, g.constInt64([2])]), visual, gathered]);
 
-  // Rotary tables broadcast over heads: [1, S, 1, hd].
-  const cosH = g.op('Unsqueeze', [cos, g.constInt64([2])]);
-  const sinH = g.op('Unsqueeze', [sin, g.constInt64([2])]);
+  // Row i of the tables belongs to token i of this run: RotaryEmbedding's positions start at 0.
+  const firstRow = g.constInt64([0]);
 
+  // Each residual Add is fused with the norm that follows it; `a` is the current layer's
+  // normed input and `h` the residual stream it came from.
+  let a = rmsNorm(ctx, h, P('layers.0.input_layernorm.weight'), eps);
   for (let l = 0; l < t.numLayers; l++) {
     const p = P(`layers.${l}.`);
-    const a = rmsNorm(ctx, h, `${p}input_layernorm.weight`, eps);
     // q, k and v in one matrix multiply.
     const [qProj, kProj, v] = fusedLinear(
       ctx,
@@ -126,7 +128,13 @@ export function buildDecoderGraph(
     const qk = (proj: string, name: 'q' | 'k', heads: number) => {
       const split = reshape(g, proj, [1, -1, heads, hd]);
       const normed = rmsNorm(ctx, split, `${p}self_attn.${name}_norm.weight`, eps);
-      return reshape(g, applyRotary(g, normed, cosH, sinH), [1, -1, heads * hd]);
+      // One fused op instead of split/negate/concat/multiply/add (rotate-half pairing).
+      return g.op(
+        'RotaryEmbedding',
+        [reshape(g, normed, [1, -1, heads * hd]), firstRow, cos, sin],
+        { num_heads: attr.int(heads), interleaved: attr.int(0) },
+        'com.microsoft',
+      );
     };
     const q = qk(qProj, 'q', t.numHeads);
     const k = qk(kProj, 'k', t.numKvHeads);
@@ -150,16 +158,20 @@ export function buildDecoderGraph(
         g.output(present, act, [1, t.numKvHeads, 'total', hd]);
       }
     }
-    h = g.op('Add', [h, linear(ctx, attn, `${p}self_attn.o_proj`)]);
-
-    const m = rmsNorm(ctx, h, `${p}post_attention_layernorm.weight`, eps);
+    const attnOut = linear(ctx, attn, `${p}self_attn.o_proj`);
+    const [m, h1] = addRmsNorm(ctx, h, attnOut, `${p}post_attention_layernorm.weight`, eps);
     const [gate, up] = fusedLinear(ctx, m, [`${p}mlp.gate_proj`, `${p}mlp.up_proj`]);
     const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
-    h = g.op('Add', [h, linear(ctx, g.op('Mul', [silu, up]), `${p}mlp.down_proj`)]);
-
+    let mlpOut = linear(ctx, g.op('Mul', [silu, up]), `${p}mlp.down_proj`);
     if (l < config.vision.deepstackVisualIndexes.length) {
       const tap = g.op('Gather', [deepstack, g.constInt64([l], [])], { axis: attr.int(0) });
-      h = g.op('Add', [h, tap]);
+      mlpOut = g.op('Add', [mlpOut, tap]);
+    }
+    if (l + 1 < t.numLayers) {
+      const next = P(`layers.${l + 1}.input_layernorm.weight`);
+      [a, h] = addRmsNorm(ctx, h1, mlpOut, next, eps);
+    } else {
+      h = g.op('Add', [h1, mlpOut]);
     }
   }
 
@@ -218,15 +230,16 @@ function hostCacheAttention(
     perm: attr.ints([0, 2, 1, 3]),
   });
   const qGrouped = reshape(g, qHeads, [1, kvHeads, -1, hd]);
-  const newKT = g.op('Transpose', [reshape(g, k, [1, -1, kvHeads, hd])], {
-    perm: attr.ints([0, 2, 3, 1]),
+  // The new rows go out as graph outputs straight from their Transposes (no Identity copy).
+  const [newKT] = g.node('Transpose', [reshape(g, k, [1, -1, kvHeads, hd])], {
+    outputs: [DECODER_OUTPUTS.newKey(l)],
+    attrs: { perm: attr.ints([0, 2, 3, 1]) },
   });
-  const newV = g.op('Transpose', [reshape(g, v, [1, -1, kvHeads, hd])], {
-    perm: attr.ints([0, 2, 1, 3]),
+  const [newV] = g.node('Transpose', [reshape(g, v, [1, -1, kvHeads, hd])], {
+    outputs: [DECODER_OUTPUTS.newValue(l)],
+    attrs: { perm: attr.ints([0, 2, 1, 3]) },
   });
-  g.node('Identity', [newKT], { outputs: [DECODER_OUTPUTS.newKey(l)] });
   g.output(DECODER_OUTPUTS.newKey(l), act, [1, kvHeads, hd, 'sequence']);
-  g.node('Identity', [newV], { outputs: [DECODER_OUTPUTS.newValue(l)] });
   g.output(DECODER_OUTPUTS.newValue(l), act, [1, kvHeads, 'sequence', hd]);
 
   const scores = g.op(

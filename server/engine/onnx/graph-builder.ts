@@ -93,7 +93,7 @@ export class GraphBuilder {
   ): string[] {
     const outputs =
       typeof options.outputs === 'object'
-        ? options.outputs.map((n) => this.claim(n))
+        ? options.outputs.map((n) => (n === '' ? n : this.claim(n))) // '': optional, not produced
         : Array.from({ length: options.outputs ?? 1 }, () =>
             this.claim(this.fresh(opType.toLowerCase())),
           );

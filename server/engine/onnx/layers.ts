@@ -185,6 +185,30 @@ export function rmsNorm(ctx: LayerContext, x: string, weightName: string, eps: n
   });
 }
 
+/**
+ * RMSNorm(x + skip) and the sum x + skip itself (the residual stream goes on) in one op,
+ * com.microsoft.SkipSimplifiedLayerNormalization: one kernel where an Add and a norm were two.
+ */
+export function addRmsNorm(
+  ctx: LayerContext,
+  x: string,
+  skip: string,
+  weightName: string,
+  eps: number,
+): [normed: string, sum: string] {
+  const { g } = ctx;
+  const [normed, , , sum] = g.node(
+    'SkipSimplifiedLayerNormalization',
+    [x, skip, weight(ctx, weightName)],
+    {
+      outputs: [g.fresh('normed'), '', '', g.fresh('residual')],
+      attrs: { epsilon: attr.float(eps) },
+      domain: 'com.microsoft',
+    },
+  );
+  return [normed, sum];
+}
+
 /** x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1] over the last axis (NeoX pairing). */
 export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string): string {
   const [x1, x2] = g.node('Split', [x], {

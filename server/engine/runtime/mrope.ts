@@ -1,7 +1,8 @@
 /**
  * Text-model rotary tables from the three MRoPE position streams (spec §3.4). Frequency slot j
  * takes its position from stream T, H or W: interleaved (Qwen3-VL, HF apply_interleaved_mrope)
- * or chunked (Qwen2-VL style). cos/sin are [S, headDim], the table repeated for rotate-half.
+ * or chunked (Qwen2-VL style). cos/sin are [S, headDim/2]: the rotate-half pairs (j, j + half)
+ * share frequency j, which is the table com.microsoft.RotaryEmbedding takes.
  */
 import type { TextConfig } from '../checkpoint/config';
 
@@ -40,7 +41,7 @@ export class MropeTables {
     this.streams = mropeStreams(text.mropeSection, text.mropeInterleaved);
   }
 
-  /** cos/sin [S, headDim] for positions given as three streams of length S. */
+  /** cos/sin [S, headDim/2] for positions given as three streams of length S. */
   compute(positions: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>]): {
     cos: Float32Array;
     sin: Float32Array;
@@ -48,17 +49,13 @@ export class MropeTables {
     const s = positions[0].length;
     const hd = this.headDim;
     const half = hd / 2;
-    const cos = new Float32Array(s * hd);
-    const sin = new Float32Array(s * hd);
+    const cos = new Float32Array(s * half);
+    const sin = new Float32Array(s * half);
     for (let i = 0; i < s; i++) {
       for (let j = 0; j < half; j++) {
         const angle = f32(positions[this.streams[j]][i] * this.invFreq[j]);
-        const c = Math.cos(angle);
-        const n = Math.sin(angle);
-        cos[i * hd + j] = c;
-        cos[i * hd + half + j] = c;
-        sin[i * hd + j] = n;
-        sin[i * hd + half + j] = n;
+        cos[i * half + j] = Math.cos(angle);
+        sin[i * half + j] = Math.sin(angle);
       }
     }
     return { cos, sin };

@@ -204,8 +204,8 @@ export class OnnxTextDecoder implements TextDecoder {
         s,
         t.hiddenSize,
       ]),
-      [DECODER_INPUTS.cos]: new ort.Tensor('float32', cos, [1, s, t.headDim]),
-      [DECODER_INPUTS.sin]: new ort.Tensor('float32', sin, [1, s, t.headDim]),
+      [DECODER_INPUTS.cos]: new ort.Tensor('float32', cos, [s, t.headDim / 2]),
+      [DECODER_INPUTS.sin]: new ort.Tensor('float32', sin, [s, t.headDim / 2]),
 
       [DECODER_INPUTS.numLogits]: new ort.Tensor('int64', BigInt64Array.of(BigInt(numLogits)), [1]),
     };
