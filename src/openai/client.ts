@@ -9,6 +9,7 @@ import {
   failureFromNetwork,
   failureFromStatus,
   malformedStream,
+  stalledStream,
   type FailureContext,
 } from './errors';
 import { apiBaseUrl } from './endpointUrl';
@@ -24,7 +25,17 @@ export interface StreamOptions {
   local: boolean;
   onDelta: (delta: string, stats: { tokens: number; elapsedMs: number }) => void;
   fetchImpl?: typeof fetch;
+  /** Longest silence allowed once the reply has started (default STREAM_STALL_MS). */
+  stallMs?: number;
 }
+
+/**
+ * A model that is streaming never pauses this long between tokens; a reply that goes quiet
+ * for two minutes is a hung server or a dead connection (a proxy that keeps the socket open),
+ * and would otherwise spin forever. Before the reply starts there is no limit: loading a model
+ * or reading a large image on a slow machine can legitimately take minutes (Stop is there).
+ */
+export const STREAM_STALL_MS = 120_000;
 
 export function chatCompletionsUrl(endpoint: string): string {
   return `${apiBaseUrl(endpoint)}/chat/completions`;
@@ -142,9 +153,26 @@ export async function streamChatCompletion(options: StreamOptions): Promise<Stre
 
   const decoder = new TextDecoder();
   const reader = response.body.getReader();
+  const stallMs = options.stallMs ?? STREAM_STALL_MS;
+  let stalled: ChatFailure | undefined;
+  const read = async () => {
+    if (chunks === 0) return reader.read();
+    let timer: NodeJS.Timeout | undefined;
+    const silence = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        stalled = stalledStream(Math.round(stallMs / 1000), context);
+        reject(stalled);
+      }, stallMs);
+    });
+    try {
+      return await Promise.race([reader.read(), silence]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   try {
     for (;;) {
-      const { value, done: ended } = await reader.read();
+      const { value, done: ended } = await read();
       if (ended) break;
       parser.feed(decoder.decode(value, { stream: true }));
       if (failure) throw failure;
@@ -154,8 +182,10 @@ export async function streamChatCompletion(options: StreamOptions): Promise<Stre
     if (error instanceof ChatFailure) throw error;
     throw failureFromNetwork(error, context);
   } finally {
+    // A stalled read is still pending: cancel the body (closing the connection), which
+    // settles it, before the lock can go.
+    if (done || failure || stalled) await reader.cancel().catch(() => undefined);
     reader.releaseLock();
-    if (done || failure) await response.body.cancel().catch(() => undefined);
   }
   if (!done && finishReason === undefined) {
     throw malformedStream('the stream ended before [DONE]', context);

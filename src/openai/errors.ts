@@ -12,6 +12,7 @@ export type FailureKind =
   | 'serverError'
   | 'badRequest'
   | 'malformedStream'
+  | 'stalled'
   | 'aborted';
 
 export type FailureAction =
@@ -186,6 +187,16 @@ export function failureFromNetwork(error: unknown, context: FailureContext): Cha
     'unreachable',
     `Cannot reach ${context.endpoint} (${code}). Check the endpoint URL in the settings.`,
     ['openSettings'],
+  );
+}
+
+/** A stream that started and then sent nothing for `seconds` (a hung server or connection). */
+export function stalledStream(seconds: number, context: FailureContext): ChatFailure {
+  const where = context.local ? 'The local model server' : `The endpoint ${context.endpoint}`;
+  return new ChatFailure(
+    'stalled',
+    `${where} stopped sending for ${seconds} s in the middle of the reply, so it was given up; the code so far is kept. Generate again${context.local ? ', or look at the server log' : ', or check the server'}.`,
+    context.local ? ['showLog'] : ['openSettings'],
   );
 }
 

@@ -21,6 +21,10 @@ export interface StubBehaviour {
   rawBody?: string;
   /** Close the connection after this many deltas, without [DONE]. */
   dropAfter?: number;
+  /** Go silent after this many deltas, keeping the connection open (a hung server). */
+  stallAfter?: number;
+  /** Milliseconds between the response headers and the first delta (a slow prefill). */
+  startDelayMs?: number;
   /** Request fields this endpoint refuses with HTTP 400 and this message (as OpenAI does). */
   refuses?: Record<string, string>;
   /** Events sent before the first delta (e.g. Azure's prompt_filter_results with no choices). */
@@ -126,12 +130,14 @@ export async function startOpenAiStub(behaviour: StubBehaviour): Promise<OpenAiS
       response.write(`data: ${JSON.stringify(payload)}\n\n`);
     };
     for (const payload of b.preamble ?? []) event(payload);
+    if (b.startDelayMs) await new Promise((resolve) => setTimeout(resolve, b.startDelayMs));
     for (const [index, delta] of b.deltas.entries()) {
       if (response.destroyed) return;
       if (b.dropAfter !== undefined && index >= b.dropAfter) {
         response.destroy();
         return;
       }
+      if (b.stallAfter !== undefined && index >= b.stallAfter) return; // until the client leaves
       event({
         id,
         object: 'chat.completion.chunk',

@@ -207,6 +207,49 @@ describe('streamChatCompletion', () => {
   });
 });
 
+describe('streamChatCompletion on a server that hangs mid-reply', () => {
+  let stub: OpenAiStub;
+  beforeEach(async () => {
+    stub = await startOpenAiStub({ deltas: toDeltas(REPLY, 3), stallAfter: 4 });
+  });
+  afterEach(() => stub.close());
+
+  it('gives up after the silence limit, keeps what came, and closes the connection', async () => {
+    const deltas: string[] = [];
+    const started = Date.now();
+    const failure = await failureOf(
+      streamChatCompletion({
+        endpoint: stub.url,
+        request: { model: 'qwen', messages: [] },
+        local: false,
+        stallMs: 300,
+        onDelta: (delta) => deltas.push(delta),
+      }),
+    );
+    assert.equal(failure.kind, 'stalled');
+    assert.match(failure.message, /stopped sending for 0 s in the middle of the reply/);
+    assert.deepEqual(failure.actions, ['openSettings']);
+    assert.equal(deltas.join(''), REPLY.slice(0, 12));
+    assert.ok(Date.now() - started >= 300);
+    await stub.clientClosedEarly;
+  });
+
+  it('waits longer than the limit for the first token (a model loading, a large image)', async () => {
+    stub.behaviour.stallAfter = undefined;
+    stub.behaviour.startDelayMs = 500;
+    const deltas: string[] = [];
+    const stats = await streamChatCompletion({
+      endpoint: stub.url,
+      request: { model: 'qwen', messages: [] },
+      local: true,
+      stallMs: 200,
+      onDelta: (delta) => deltas.push(delta),
+    });
+    assert.equal(stats.text, REPLY);
+    assert.equal(deltas.join(''), REPLY);
+  });
+});
+
 describe('apiBaseUrl', () => {
   it('adds /v1 to a bare host and keeps any path a provider documents', () => {
     assert.equal(apiBaseUrl('http://127.0.0.1:11434'), 'http://127.0.0.1:11434/v1');
