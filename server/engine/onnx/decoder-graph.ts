@@ -92,10 +92,10 @@ export function buildDecoderGraph(
   const sin = toActivation(g.input(DECODER_INPUTS.sin, F, ['sequence', hd / 2]));
   const seqlens = kv === 'device' ? g.input(DECODER_INPUTS.seqlens, DataType.INT32, [1]) : '';
   const total = kv === 'device' ? g.input(DECODER_INPUTS.total, DataType.INT32, []) : '';
-  // [G*S, C+S] additive: 0 where a query may attend (valid cached rows, causal new rows).
+  // [G, S, C+S] additive: 0 where a query may attend (valid cached rows, causal new rows).
   const bias =
     kv === 'host'
-      ? toActivation(g.input(HOST_CACHE_INPUTS.bias, F, ['query_rows', 'key_rows']))
+      ? toActivation(g.input(HOST_CACHE_INPUTS.bias, F, ['groups', 'sequence', 'key_rows']))
       : '';
   const numLogits = g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
 
@@ -225,11 +225,16 @@ function hostCacheAttention(
   const scale = g.constFloat([1 / Math.sqrt(hd)], act, []);
   const pastKT = g.input(HOST_CACHE_INPUTS.pastKeyT(l), act, [1, kvHeads, hd, 'capacity']);
   const pastV = g.input(HOST_CACHE_INPUTS.pastValue(l), act, [1, kvHeads, 'capacity', hd]);
-  // [1, S, H*hd] -> [1, H, S, hd] -> [1, KV, G*S, hd] (heads j*G .. j*G+G-1 share kv head j).
+  // [1, S, H*hd] -> [1, H, S, hd] -> [1, KV, G, S, hd] (heads j*G .. j*G+G-1 share kv head j).
+  // Against [1, KV, 1, hd, C] this is one S-row product per query head, broadcast over the
+  // group: a decode step (S = 1) runs matrix-vector products, which read the cache about 1.5x
+  // faster than the G-row products of [1, KV, G*S, hd] (measured over 28 layers at 1,024
+  // cached rows: 17.2 -> 11.9 ms; 2,048: 36 -> 23 ms; a 280-token prefill unchanged).
   const qHeads = g.op('Transpose', [reshape(g, g.op('Mul', [q, scale]), [1, -1, heads, hd])], {
     perm: attr.ints([0, 2, 1, 3]),
   });
-  const qGrouped = reshape(g, qHeads, [1, kvHeads, -1, hd]);
+  const qGrouped = reshape(g, qHeads, [1, kvHeads, heads / kvHeads, -1, hd]);
+  const perGroup = (x: string) => g.op('Unsqueeze', [x, g.constInt64([2])]);
   // The new rows go out as graph outputs straight from their Transposes (no Identity copy).
   const [newKT] = g.node('Transpose', [reshape(g, k, [1, -1, kvHeads, hd])], {
     outputs: [DECODER_OUTPUTS.newKey(l)],
@@ -244,15 +249,18 @@ function hostCacheAttention(
 
   const scores = g.op(
     'Concat',
-    [g.op('MatMul', [qGrouped, pastKT]), g.op('MatMul', [qGrouped, newKT])],
+    [g.op('MatMul', [qGrouped, perGroup(pastKT)]), g.op('MatMul', [qGrouped, perGroup(newKT)])],
     { axis: attr.int(-1) },
   );
   const probs = g.op('Softmax', [g.op('Add', [scores, bias])], { axis: attr.int(-1) });
   const capacity = g.op('Shape', [pastV], { start: attr.int(2), end: attr.int(3) });
-  const fromCache = g.op('Slice', [probs, g.constInt64([0]), capacity, g.constInt64([3])]);
-  const fromNew = g.op('Slice', [probs, capacity, g.constInt64([2 ** 62]), g.constInt64([3])]);
-  const out = g.op('Add', [g.op('MatMul', [fromCache, pastV]), g.op('MatMul', [fromNew, newV])]);
-  // [1, KV, G*S, hd] -> [1, H, S, hd] -> [1, S, H*hd]
+  const fromCache = g.op('Slice', [probs, g.constInt64([0]), capacity, g.constInt64([4])]);
+  const fromNew = g.op('Slice', [probs, capacity, g.constInt64([2 ** 62]), g.constInt64([4])]);
+  const out = g.op('Add', [
+    g.op('MatMul', [fromCache, perGroup(pastV)]),
+    g.op('MatMul', [fromNew, perGroup(newV)]),
+  ]);
+  // [1, KV, G, S, hd] -> [1, H, S, hd] -> [1, S, H*hd]
   const perHead = reshape(g, out, [1, heads, -1, hd]);
   return reshape(g, g.op('Transpose', [perHead], { perm: attr.ints([0, 2, 1, 3]) }), [
     1,

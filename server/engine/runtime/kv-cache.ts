@@ -210,7 +210,7 @@ export class HostKvCache implements KvCache {
         bias.fill(0, row + c, row + c + s + 1);
       }
     }
-    feeds[HOST_CACHE_INPUTS.bias] = new ort.Tensor('float32', bias, [groups * tokens, width]);
+    feeds[HOST_CACHE_INPUTS.bias] = new ort.Tensor('float32', bias, [groups, tokens, width]);
     return undefined;
   }
 
