@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ -d node_modules/.bin ] || npm ci --no-audit --no-fund
+# onnxruntime-node's install script downloads CUDA libraries (offline it fails); .npmrc says
+# skip too, but npm warns that it will stop passing such project settings on.
+[ -d node_modules/.bin ] || ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund
 npm run --silent build
 
 if command -v code >/dev/null 2>&1 && [ -z "${DESIGN_TO_CODE_USE_CODE_SERVER:-}" ]; then
