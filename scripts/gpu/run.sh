@@ -8,18 +8,25 @@
 # 2. this engine on onnxruntime-node's WebGPU provider (Vulkan): the same shapes, int4 and fp16:
 #    preprocessing, vision, time to first token, decode tokens/s, refinement first token with KV
 #    reuse vs cold, plain vs speculative decode, peak GPU memory (nvidia-smi, sampled).
-# Everything it builds goes under $WORK (default /tmp/d2c-gpu); results print as it goes and land
-# in $WORK/results.jsonl and $OUT (when set) as well.
+# Everything it builds goes under $WORK (default /tmp/d2c-gpu); results print as it goes and each
+# line lands at once in $OUT/results.jsonl when $OUT is set (the device tool's output folder, so
+# a run cut off by the tool's time limit still returns what it finished), else in $WORK.
+# PARTS="baseline engine" (default) picks the halves; with PRECISIONS and IMAGES a run can be
+# split over several calls, e.g. PARTS=baseline, then PARTS=engine PRECISIONS=int4.
+# BENCH_MODEL=DIR measures that checkpoint instead of the 2B-sized random one (a quick check of
+# this script: the tiny test fixture).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
+PARTS=${PARTS:-baseline engine}
 PRECISIONS=${PRECISIONS:-int4 fp16}
 IMAGES=${IMAGES:-1280x800 1920x1080}
 mkdir -p "$WORK"
-RESULTS=$WORK/results.jsonl
+RESULTS=${OUT:+$OUT/results.jsonl}
+RESULTS=${RESULTS:-$WORK/results.jsonl}
 : > "$RESULTS"
 [ -d "$BUNDLE" ] || { echo "missing $BUNDLE: run 'npm run gpu:bundle' where Node is installed" >&2; exit 2; }
 
@@ -41,13 +48,16 @@ for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulka
 done
 echo "node $("$WORK/node" --version), VK_DRIVER_FILES=${VK_DRIVER_FILES:-none found}"
 
-echo "== transformers baseline (bf16, sdpa): eager, static cache compiled (warm), prompt lookup"
-python3 scripts/gpu/transformers_baseline.py \
-  --layout "$WORK/root/test/fixtures/qwen3vl_2b_layout.json" \
-  --processor "$WORK/root/test/fixtures/qwen3vl-tiny/model" \
-  --tokens "$TOKENS" --images $IMAGES --results "$RESULTS" 2>&1 | grep -v Warning
+if [[ " $PARTS " == *' baseline '* ]]; then
+  echo "== transformers baseline (bf16, sdpa): eager, static cache compiled (warm), prompt lookup"
+  python3 scripts/gpu/transformers_baseline.py \
+    --layout "$WORK/root/test/fixtures/qwen3vl_2b_layout.json" \
+    --processor "$WORK/root/test/fixtures/qwen3vl-tiny/model" \
+    --tokens "$TOKENS" --images $IMAGES --results "$RESULTS" 2>&1 | grep -v Warning
+fi
+[[ " $PARTS " == *' engine '* ]] || PRECISIONS=''
 
-echo "== this engine on WebGPU (onnxruntime-node $(cd "$WORK" && ./node -p "require('./node_modules/onnxruntime-node/package.json').version"))"
+[ -n "$PRECISIONS" ] && echo "== this engine on WebGPU (onnxruntime-node $(cd "$WORK" && ./node -p "require('./node_modules/onnxruntime-node/package.json').version"))"
 export NODE_PATH=$WORK/node_modules
 export BENCH_ROOT=$WORK/root BENCH_CACHE_DIR=$WORK/bench-engine
 for precision in $PRECISIONS; do
@@ -62,7 +72,7 @@ for precision in $PRECISIONS; do
       done ) &
     sampler=$!
     line=$("$WORK/node" "$WORK/bench-engine.cjs" --device webgpu --precision "$precision" \
-      --image "$image" --tokens "$TOKENS" --json)
+      --image "$image" --tokens "$TOKENS" ${BENCH_MODEL:+--model "$BENCH_MODEL"} --json)
     status=$?
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
     peak=$(( $(cat "$peakfile") - baseline ))
@@ -76,5 +86,4 @@ done
 
 echo "== summary"
 python3 scripts/gpu/summarize.py "$RESULTS"
-[ -n "${OUT:-}" ] && cp "$RESULTS" "$OUT/" 2>/dev/null
 exit 0
