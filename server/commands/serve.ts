@@ -11,6 +11,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import type { DeviceRequest, Precision } from '../engine/contracts';
 import { loadEngine } from '../engine/engine';
+import { needsWarmUp, warmUp } from './warm-up';
 import { buildInChild } from './build-in-child';
 import { MAX_IMAGE_PIXELS_HELP, parseMaxImagePixels } from './max-image-pixels';
 import { isEngineError } from '../engine/errors';
@@ -175,16 +176,29 @@ async function serve(args: ServeArgs): Promise<number> {
       signal: stopping.signal,
       onProgress: (progress) => emit({ event: 'progress', ...progress }),
       onStart: (pid) => log(`building or finding the ONNX model in process ${pid}`),
-    }).then(() =>
-      loadEngine({
-        modelDir: model.dir,
-        modelName: model.name,
-        device: args.device,
-        precision: args.precision,
-        maxImagePixels: args.maxImagePixels,
-        onProgress: (progress) => emit({ event: 'progress', ...progress }),
-      }),
-    );
+    })
+      .then(() =>
+        loadEngine({
+          modelDir: model.dir,
+          modelName: model.name,
+          device: args.device,
+          precision: args.precision,
+          maxImagePixels: args.maxImagePixels,
+          onProgress: (progress) => emit({ event: 'progress', ...progress }),
+        }),
+      )
+      .then(async (loadedEngine) => {
+        if (!needsWarmUp(loadedEngine)) return loadedEngine;
+        emit({ event: 'progress', stage: 'load', item: 'warm-up', done: 0, total: 1 });
+        try {
+          const ms = await warmUp(loadedEngine);
+          log(`warmed up the ${loadedEngine.info.device} shaders in ${Math.round(ms)} ms`);
+        } catch (error) {
+          // Only the first request's speed is at stake: serve anyway, and say why.
+          log(`warm-up failed (the first request will be slower): ${(error as Error).message}`);
+        }
+        return loadedEngine;
+      });
     server = new InferenceServer({
       engine,
       modelName: model.name,

@@ -18,6 +18,8 @@ import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensor
 import { buildVariant } from '../../server/engine/onnx/build-graphs';
 import { buildKey } from '../../server/engine/runtime/build-cache';
 
+import { requireWebGpu } from '../engine/support/webgpu';
+
 const ROOT = join(__dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
 const TEXT_ONLY = goldenCases().find((chat) => chat.name === 'text_only')!;
@@ -156,6 +158,10 @@ describe('design-to-code serve (the built CLI)', function () {
     assert.equal(ready.token, undefined, 'a token kept in a file is not printed');
     assert.ok(served.events.slice(0, -1).every((event) => event.event === 'progress'));
     assert.ok(served.events.some((event) => event.stage === 'load'));
+    assert.ok(
+      !served.events.some((event) => event.item === 'warm-up'),
+      'the CPU provider compiles nothing: no warm-up',
+    );
 
     const token = readFileSync(tokenFile, 'utf8').trim();
     assert.ok(token.length >= 32);
@@ -182,6 +188,23 @@ describe('design-to-code serve (the built CLI)', function () {
     assert.equal(reply.body.choices[0].message.content, TEXT_ONLY.greedy_text);
     served.child.stdin.end();
     assert.deepEqual(await served.exited, { code: 0, signal: null });
+  });
+
+  it('on WebGPU, warms the shaders up before ready, then answers as the reference does', async function () {
+    await requireWebGpu(this);
+    const served = start(['--model', TINY_MODEL_DIR, '--device', 'webgpu']);
+    const ready = await served.waitFor((event) => event.event === 'ready');
+    assert.equal(ready.device, 'webgpu');
+    const warm = served.events.findIndex((event) => event.item === 'warm-up');
+    assert.ok(warm >= 0 && warm < served.events.indexOf(ready), 'a warm-up progress line first');
+    const [, ms] = await waitForLog(served, /warmed up the webgpu shaders in (\d+) ms/);
+    console.log(`      warm-up took ${ms} ms (software Vulkan)`);
+    const reply = await callJson(
+      { url: `http://127.0.0.1:${ready.port}`, token: ready.token },
+      '/v1/chat/completions',
+      { messages: openAiMessages(TEXT_ONLY), temperature: 0, max_tokens: 24 },
+    );
+    assert.equal(reply.body.choices[0].message.content, TEXT_ONLY.greedy_text);
   });
 
   it('explains a bad option and exits 2 without printing events', async () => {
