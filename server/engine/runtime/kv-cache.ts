@@ -55,6 +55,30 @@ function cacheTensor(type: CacheType, data: Buffer, dims: number[]): ort.Tensor 
     : new ort.Tensor('float32', data as Float32Array, dims);
 }
 
+/**
+ * A larger cache buffer: `blocks` blocks of `capacity` rows of `rowLength` values, each block
+ * starting with the first `keep` rows of the same block of `from` (blocks of `oldCapacity`
+ * rows), zeros elsewhere; all zeros without `from`. Values [KV, C, hd] are KV blocks of hd-long
+ * rows; transposed keys [KV, hd, C] are KV*hd blocks of single values.
+ */
+function regrow(
+  type: CacheType,
+  from: Buffer | undefined,
+  shape: { blocks: number; rowLength: number },
+  oldCapacity: number,
+  capacity: number,
+  keep: number,
+): Buffer {
+  const { blocks, rowLength } = shape;
+  const out = allocateRows(type, blocks * capacity * rowLength);
+  if (!from) return out;
+  for (let b = 0; b < blocks; b++) {
+    const start = b * oldCapacity * rowLength;
+    out.set(from.subarray(start, start + keep * rowLength) as never, b * capacity * rowLength);
+  }
+  return out;
+}
+
 export class InPlaceKvCache implements KvCache {
   private tensors: ort.Tensor[] = [];
   private capacity = 0;
@@ -97,24 +121,15 @@ export class InPlaceKvCache implements KvCache {
     const capacity = Math.max(step, Math.ceil(needed / step) * step);
     const { numKvHeads: heads, headDim } = this.text;
     const dims = [1, heads, capacity, headDim];
-    const grown = this.tensors.map((old) => {
-      const data = allocateRows(this.type, heads * capacity * headDim);
-      const from = old.data as Buffer;
-      for (let h = 0; h < heads; h++) {
-        const rows = from.subarray(
-          h * this.capacity * headDim,
-          (h * this.capacity + keep) * headDim,
-        );
-        data.set(rows as never, h * capacity * headDim);
-      }
-      return cacheTensor(this.type, data, dims);
+    const shape = { blocks: heads, rowLength: headDim };
+    this.tensors = Array.from({ length: 2 * this.text.numLayers }, (_, i) => {
+      const from = this.tensors[i]?.data as Buffer | undefined;
+      return cacheTensor(
+        this.type,
+        regrow(this.type, from, shape, this.capacity, capacity, keep),
+        dims,
+      );
     });
-    this.tensors =
-      grown.length > 0
-        ? grown
-        : Array.from({ length: 2 * this.text.numLayers }, () =>
-            cacheTensor(this.type, allocateRows(this.type, heads * capacity * headDim), dims),
-          );
     this.capacity = capacity;
   }
 }
@@ -252,30 +267,13 @@ export class HostKvCache implements KvCache {
     if (needed <= this.capacity) return;
     const capacity = Math.ceil(needed / this.step) * this.step;
     const { numKvHeads: heads, headDim, numLayers } = this.text;
-    const old = this.capacity;
-    const grow = (from: Buffer | undefined, rows: number, rowLength: number, byColumn: boolean) => {
-      const out = allocateRows(this.type, heads * headDim * capacity);
-      if (!from) return out;
-      if (byColumn) {
-        // keys [KV*hd rows of `old` columns] -> [KV*hd rows of `capacity` columns]
-        for (let r = 0; r < rows; r++) {
-          out.set(from.subarray(r * old, r * old + keep) as never, r * capacity);
-        }
-      } else {
-        for (let h = 0; h < heads; h++) {
-          out.set(
-            from.subarray(h * old * rowLength, (h * old + keep) * rowLength) as never,
-            h * capacity * rowLength,
-          );
-        }
-      }
-      return out;
-    };
+    const keyShape = { blocks: heads * headDim, rowLength: 1 };
+    const valueShape = { blocks: heads, rowLength: headDim };
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
     for (let l = 0; l < numLayers; l++) {
-      keys.push(grow(this.keys[l], heads * headDim, 1, true));
-      values.push(grow(this.values[l], heads, headDim, false));
+      keys.push(regrow(this.type, this.keys[l], keyShape, this.capacity, capacity, keep));
+      values.push(regrow(this.type, this.values[l], valueShape, this.capacity, capacity, keep));
     }
     this.keys = keys;
     this.values = values;
