@@ -23,3 +23,21 @@ export function findProcesses(matches: (commandLine: string) => boolean): Proces
   }
   return found;
 }
+
+/**
+ * Whether `pid` runs. A zombie (dead, not yet reaped: some containers have no init that reaps
+ * orphans) counts as gone; without /proc (macOS) signal 0 succeeding is the best answer.
+ */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return true;
+  }
+}

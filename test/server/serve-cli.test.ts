@@ -17,7 +17,7 @@ import { goldenCases, openAiMessages, TINY_MODEL_DIR } from './support/tiny-mode
 import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
 import { buildVariant } from '../../server/engine/onnx/build-graphs';
 import { buildKey } from '../../server/engine/runtime/build-cache';
-
+import { isAlive } from '../harness/processes';
 import { requireWebGpu } from '../engine/support/webgpu';
 
 const ROOT = join(__dirname, '..', '..');
@@ -89,21 +89,6 @@ async function waitForLog(served: Served, pattern: RegExp): Promise<RegExpMatchA
       throw new Error(`serve exited first; stderr:\n${served.stderr.join('\n')}`);
     }
     await sleep(20);
-  }
-}
-
-/** Whether `pid` runs; a zombie (dead, its orphan not yet reaped by init) does not. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // /proc/<pid>/stat: "pid (name) state ..."; Linux only, elsewhere the signal check stands.
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return process.platform !== 'linux';
   }
 }
 

@@ -1,20 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { streamChatCompletion } from '../../src/openai/client';
 import { apiBaseUrl } from '../../src/openai/endpointUrl';
-import { ChatFailure } from '../../src/openai/errors';
+import { failureOf } from '../support/chat-failure';
 import { startOpenAiStub, toDeltas, type OpenAiStub } from '../support/openai-stub-server';
 
 const REPLY = 'Here you go:\n```html\n<p>Hello</p>\n```\n';
-
-async function failureOf(promise: Promise<unknown>): Promise<ChatFailure> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ChatFailure, `expected a ChatFailure, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the request to fail');
-}
 
 describe('streamChatCompletion', () => {
   let stub: OpenAiStub;

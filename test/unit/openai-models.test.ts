@@ -1,17 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { ChatFailure } from '../../src/openai/errors';
 import { listModels } from '../../src/openai/models';
+import { failureOf } from '../support/chat-failure';
 import { startOpenAiStub, type OpenAiStub } from '../support/openai-stub-server';
-
-async function failureOf(promise: Promise<unknown>): Promise<ChatFailure> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof ChatFailure, `expected a ChatFailure, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected the request to fail');
-}
 
 describe('listModels (Choose Model… on an endpoint)', () => {
   let stub: OpenAiStub;

@@ -1,22 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { killTree } from '../../src/server/processTree';
-
-/** Running, that is: a zombie that no init has reaped yet (some containers) counts as gone. */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return true; // No /proc (macOS): signal 0 succeeding is the best answer.
-  }
-}
+import { isAlive } from '../harness/processes';
 
 // A server stuck in native code ignores SIGTERM and a closed stdin; so does the process it
 // started. Both must be gone once killTree resolves, the kill coming after the grace period.

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { ServerState } from '../../../src/server/supervisor';
+import { isAlive } from '../../harness/processes';
 import {
   closeAllEditors,
   extensionApi,
@@ -35,15 +36,6 @@ function nextState(
     ms,
     `server state "${wanted}" (now "${extension.server.state}")`,
   );
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('the local server', function () {
