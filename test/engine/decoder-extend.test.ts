@@ -12,12 +12,11 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
 import type { LoadedModel, TextDecoder } from '../../server/engine/contracts';
-import { DECODER_OUTPUTS } from '../../server/engine/onnx/decoder-graph';
 import { HandoverKvCache, HostKvCache, InPlaceKvCache } from '../../server/engine/runtime/kv-cache';
-import { loadModel } from '../../server/engine/runtime/load-model';
+import { kvCacheOnDevice, loadModel } from '../../server/engine/runtime/load-model';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { TINY_MODEL, golden, maxAbsDiff } from './golden-tensors';
-import { webgpuUnavailable } from './support/webgpu';
+import { webgpuTestable } from './support/webgpu';
 
 describe('decoder extend + truncate (speculative verification), CPU fp32', function () {
   this.timeout(120_000);
@@ -38,21 +37,11 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
     await (await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'auto' })).dispose();
     const [gpuBuild] = readdirSync(cacheDir).filter((d) => d.startsWith('gpu-fp32-'));
     gpuSession = await ort.InferenceSession.create(join(cacheDir, gpuBuild, 'decoder.onnx'));
-    const reason = await webgpuUnavailable();
-    if (reason === undefined) {
-      const onDevice: Record<string, 'gpu-buffer'> = {};
-      for (let l = 0; l < config.text.numLayers; l++) {
-        onDevice[DECODER_OUTPUTS.presentKey(l)] = 'gpu-buffer';
-        onDevice[DECODER_OUTPUTS.presentValue(l)] = 'gpu-buffer';
-      }
+    if (await webgpuTestable()) {
       webgpuSession = await ort.InferenceSession.create(join(cacheDir, gpuBuild, 'decoder.onnx'), {
         executionProviders: ['webgpu'],
-        preferredOutputLocation: onDevice,
+        preferredOutputLocation: kvCacheOnDevice(config.text.numLayers),
       });
-    } else if (process.env.DESIGN_TO_CODE_TEST_WEBGPU === 'required') {
-      throw new Error(`WebGPU is required here but did not load: ${reason}`);
-    } else {
-      console.log(`      (WebGPU form skipped: ${reason})`);
     }
   });
   after(async () => {

@@ -81,12 +81,7 @@ async function createSessions(
     // each run. Graph capture (session config 'ep.webgpuexecutionprovider.enableGraphCapture')
     // needs fixed shapes and every input on the device at a fixed address; the cache grows and
     // the step's small inputs (token id, rotary rows, seqlens) are host tensors, so it is off.
-    const onDevice: Record<string, 'gpu-buffer'> = {};
-    for (let l = 0; l < config.text.numLayers; l++) {
-      onDevice[DECODER_OUTPUTS.presentKey(l)] = 'gpu-buffer';
-      onDevice[DECODER_OUTPUTS.presentValue(l)] = 'gpu-buffer';
-    }
-    decoderOptions.preferredOutputLocation = onDevice;
+    decoderOptions.preferredOutputLocation = kvCacheOnDevice(config.text.numLayers);
   }
   let decoder: ort.InferenceSession;
   try {
@@ -97,6 +92,16 @@ async function createSessions(
   }
   progress({ stage: 'load', item: 'decoder', done: 2, total: 2 });
   return { vision, decoder };
+}
+
+/** WebGPU decoder outputs that stay in GPU buffers: every layer's present key and value. */
+export function kvCacheOnDevice(numLayers: number): Record<string, 'gpu-buffer'> {
+  const onDevice: Record<string, 'gpu-buffer'> = {};
+  for (let l = 0; l < numLayers; l++) {
+    onDevice[DECODER_OUTPUTS.presentKey(l)] = 'gpu-buffer';
+    onDevice[DECODER_OUTPUTS.presentValue(l)] = 'gpu-buffer';
+  }
+  return onDevice;
 }
 
 function makeModel(

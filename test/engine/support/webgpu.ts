@@ -36,15 +36,23 @@ export function webgpuUnavailable(): Promise<string | undefined> {
   })());
 }
 
-/** In a suite's before(): skips it (or fails, where WebGPU is required) without an adapter. */
-export async function requireWebGpu(context: Mocha.Context): Promise<void> {
+/**
+ * Whether the WebGPU tests run: true with an adapter; without one, false after saying why, or
+ * a throw where WebGPU is required.
+ */
+export async function webgpuTestable(): Promise<boolean> {
   const reason = await webgpuUnavailable();
-  if (reason === undefined) return;
+  if (reason === undefined) return true;
   if (process.env.DESIGN_TO_CODE_TEST_WEBGPU === 'required') {
     throw new Error(`WebGPU is required here but did not load: ${reason}`);
   }
   console.log(
     `      (WebGPU skipped: ${reason}; scripts/setup-vulkan.sh installs a software driver)`,
   );
-  context.skip();
+  return false;
+}
+
+/** In a suite's before(): skips it (or fails, where WebGPU is required) without an adapter. */
+export async function requireWebGpu(context: Mocha.Context): Promise<void> {
+  if (!(await webgpuTestable())) context.skip();
 }
