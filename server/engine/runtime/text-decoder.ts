@@ -104,11 +104,7 @@ export class OnnxTextDecoder implements TextDecoder {
       }
       logits = await this.run(
         ids.slice(start, end),
-        input.positionIds.map((stream) => stream.slice(start, end)) as [
-          number[],
-          number[],
-          number[],
-        ],
+        positionRange(input.positionIds, start, end),
         visual.subarray(start * d, end * d),
         chunkDeepstack,
       );
@@ -140,11 +136,7 @@ export class OnnxTextDecoder implements TextDecoder {
       const end = Math.min(ids.length, start + this.prefillChunk);
       logits = await this.run(
         ids.slice(start, end),
-        input.positionIds.map((stream) => stream.slice(start, end)) as [
-          number[],
-          number[],
-          number[],
-        ],
+        positionRange(input.positionIds, start, end),
         new Float32Array((end - start) * d),
         new Float32Array(this.taps * (end - start) * d),
       );
@@ -224,4 +216,13 @@ export class OnnxTextDecoder implements TextDecoder {
     const data = (await logits.getData()) as Float32Array;
     return data;
   }
+}
+
+/** Positions start..end-1 of each of the three MRoPE streams (one prefill chunk). */
+function positionRange(
+  streams: PrefillInput['positionIds'],
+  start: number,
+  end: number,
+): PrefillInput['positionIds'] {
+  return [streams[0].slice(start, end), streams[1].slice(start, end), streams[2].slice(start, end)];
 }
