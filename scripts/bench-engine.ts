@@ -257,8 +257,8 @@ async function main(): Promise<void> {
   }
   // The int4 kernel alone, before the model loads (both at once would need twice the memory).
   let kernel: KernelCeiling | undefined;
-  if (options.device === 'cpu' && options.precision === 'int4') {
-    kernel = await measureInt4Ceiling(config.text, join(BENCH_DIR, 'int4-kernel'));
+  if ((options.device === 'cpu' || options.device === 'webgpu') && options.precision === 'int4') {
+    kernel = await measureInt4Ceiling(config.text, join(BENCH_DIR, 'int4-kernel'), options.device);
   }
   const model = await loadModel(modelDir, {
     cacheDir: ONNX_CACHE,
@@ -383,7 +383,9 @@ async function main(): Promise<void> {
       rooflineTokS === undefined ? null : round(1000 / bestStepMs / rooflineTokS, 3),
     kernel_tok_s: kernel ? round(1000 / kernel.allThreadsMs, 2) : null,
     kernel_gb_s: kernel ? round(kernel.bytes / kernel.allThreadsMs / 1e6, 2) : null,
-    kernel_gb_s_one_thread: kernel ? round(kernel.bytes / kernel.oneThreadMs / 1e6, 2) : null,
+    kernel_gb_s_one_thread: kernel?.oneThreadMs
+      ? round(kernel.bytes / kernel.oneThreadMs / 1e6, 2)
+      : null,
     kernel_ratio: kernel ? round((decodeTokS * kernel.allThreadsMs) / 1000, 3) : null,
     image: options.image.join('x'),
     preprocess_ms: round(t.preprocessMs, 1),
@@ -435,7 +437,7 @@ async function main(): Promise<void> {
   }
   if (kernel) {
     log(
-      `  int4 kernel alone    ${result.kernel_tok_s} tokens/s (${kernel.allThreadsMs.toFixed(0)} ms for the step's MatMulNBits: ${result.kernel_gb_s} GB/s; one thread ${result.kernel_gb_s_one_thread} GB/s); decode achieves ${(result.kernel_ratio! * 100).toFixed(1)}% of it`,
+      `  int4 kernel alone    ${result.kernel_tok_s} tokens/s (${kernel.allThreadsMs.toFixed(1)} ms for the step's MatMulNBits: ${result.kernel_gb_s} GB/s${kernel.oneThreadMs ? `; one thread ${result.kernel_gb_s_one_thread} GB/s` : ''}); decode achieves ${(result.kernel_ratio! * 100).toFixed(1)}% of it`,
     );
   }
   log(`Refinement (previous answer in the prompt, ${result.refine_prompt_tokens} tokens)`);

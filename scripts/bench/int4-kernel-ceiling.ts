@@ -1,9 +1,11 @@
 /**
- * The CPU decode step's int4 matrix multiplies alone: one graph of MatMulNBits nodes with the
- * model's shapes (fused q/k/v, o, fused gate/up, down per layer, then the LM head), in the
- * engine's format (block 32, fp32 scales, zero points, accuracy_level 4), random weights and
- * nothing else. Timed in the benchmark's own process, it is what onnxruntime's int4 kernel does
- * on this machine: the ceiling of a full decode step, beside the memory roofline.
+ * A decode step's int4 matrix multiplies alone: one graph of MatMulNBits nodes with the model's
+ * shapes (fused q/k/v, o, fused gate/up, down per layer, then the LM head), in the engine's
+ * format (block 32, zero points, accuracy_level 4; fp32 activations and scales on the CPU, fp16
+ * on WebGPU), random weights and nothing else. Timed in the benchmark's own process, it is what
+ * onnxruntime's int4 kernel does on this machine: the ceiling of a full decode step, beside the
+ * memory roofline. On WebGPU it also counts the per-dispatch cost of ~29 kernels per layer's
+ * worth of matrices, which is what bounds a small model's step there.
  */
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -14,13 +16,19 @@ import { FileDataSink } from '../../server/engine/onnx/external-data';
 import { DataType, GraphBuilder, attr } from '../../server/engine/onnx/graph-builder';
 import { INT4_BLOCK_SIZE } from '../../server/engine/onnx/quantize-int4';
 
+/** IEEE half-precision bits of 1/64 and of 0.1 (the scales and the activations). */
+const FLOAT16_1_64 = 0x2400;
+const FLOAT16_0_1 = 0x2e66;
+
 export interface KernelCeiling {
-  /** Median ms of one pass over every matrix with onnxruntime's default threads, and one. */
+  /** Median ms of one pass over every matrix with onnxruntime's default threads, and one (CPU). */
   allThreadsMs: number;
-  oneThreadMs: number;
+  oneThreadMs?: number;
   /** Bytes of int4 weights, scales and zero points one pass reads. */
   bytes: number;
 }
+
+type KernelDevice = 'cpu' | 'webgpu';
 
 /** [N, K] of every MatMulNBits a decode step runs, in order. */
 function decodeShapes(t: TextConfig): [number, number][] {
@@ -36,14 +44,23 @@ function decodeShapes(t: TextConfig): [number, number][] {
   return [...Array.from({ length: t.numLayers }, () => layer).flat(), [t.vocabSize, d]];
 }
 
-function int4Bytes([n, k]: [number, number]): { packed: number; scales: number; zeros: number } {
+function int4Bytes(
+  [n, k]: [number, number],
+  device: KernelDevice,
+): { packed: number; scales: number; zeros: number } {
   const blocks = k / INT4_BLOCK_SIZE;
-  return { packed: (n * k) / 2, scales: n * blocks * 4, zeros: n * Math.ceil(blocks / 2) };
+  const scaleBytes = device === 'webgpu' ? 2 : 4;
+  return { packed: (n * k) / 2, scales: n * blocks * scaleBytes, zeros: n * Math.ceil(blocks / 2) };
 }
 
-/** Writes the graph once under `dir` (about the size of the model's int4 weights). */
-function ensureGraph(t: TextConfig, dir: string): string {
-  const name = `int4-kernel-${t.numLayers}x${t.hiddenSize}x${t.intermediateSize}x${t.vocabSize}`;
+/**
+ * Writes the graph once under `dir` (about the size of the model's int4 weights). On the CPU the
+ * products are summed into one output so none is pruned; on WebGPU each is an output left in GPU
+ * memory, since the extra reduce dispatches would cost as much as the small matrices.
+ */
+function ensureGraph(t: TextConfig, dir: string, device: KernelDevice): string {
+  const dtype = device === 'webgpu' ? DataType.FLOAT16 : DataType.FLOAT;
+  const name = `int4-kernel-${device}-${t.numLayers}x${t.hiddenSize}x${t.intermediateSize}x${t.vocabSize}`;
   const path = join(dir, `${name}.onnx`);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
@@ -51,12 +68,13 @@ function ensureGraph(t: TextConfig, dir: string): string {
   const g = new GraphBuilder(name, sink);
   const inputs = new Map<number, string>();
   const input = (k: number) => {
-    if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, DataType.FLOAT, [1, k]));
+    if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, dtype, [1, k]));
     return inputs.get(k)!;
   };
   let sum: string | undefined;
-  decodeShapes(t).forEach(([n, k], i) => {
-    const size = int4Bytes([n, k]);
+  const shapes = decodeShapes(t);
+  shapes.forEach(([n, k], i) => {
+    const size = int4Bytes([n, k], device);
     const blocks = k / INT4_BLOCK_SIZE;
     const y = g.op(
       'MatMulNBits',
@@ -65,8 +83,11 @@ function ensureGraph(t: TextConfig, dir: string): string {
         g.initializer(`w${i}`, DataType.UINT8, [n, blocks, INT4_BLOCK_SIZE / 2], () =>
           randomFillSync(new Uint8Array(size.packed)),
         ),
-        g.initializer(`s${i}`, DataType.FLOAT, [n, blocks], () => {
-          const scales = new Float32Array(size.scales / 4).fill(1 / 64);
+        g.initializer(`s${i}`, dtype, [n, blocks], () => {
+          const scales =
+            dtype === DataType.FLOAT16
+              ? new Uint16Array(n * blocks).fill(FLOAT16_1_64)
+              : new Float32Array(n * blocks).fill(1 / 64);
           return new Uint8Array(scales.buffer);
         }),
         g.initializer(`z${i}`, DataType.UINT8, [n, Math.ceil(blocks / 2)], () =>
@@ -82,12 +103,24 @@ function ensureGraph(t: TextConfig, dir: string): string {
       },
       'com.microsoft',
     );
-    // Every product feeds the one output, so none is pruned away.
+    if (device === 'webgpu') {
+      // The LM head's product is cast to fp32 and comes back to the host, as the decoder's
+      // logits do; the rest stay fp16 in GPU memory.
+      const last = i === shapes.length - 1;
+      g.node(last ? 'Cast' : 'Identity', [y], {
+        outputs: [`y${i}`],
+        ...(last ? { attrs: { to: attr.int(DataType.FLOAT) } } : {}),
+      });
+      g.output(`y${i}`, last ? DataType.FLOAT : dtype, [1, n]);
+      return;
+    }
     const reduced = g.op('ReduceSum', [y], { keepdims: attr.int(1) });
     sum = sum ? g.op('Add', [sum, reduced]) : reduced;
   });
-  g.node('Identity', [sum!], { outputs: ['sum'] });
-  g.output('sum', DataType.FLOAT, [1, 1]);
+  if (sum) {
+    g.node('Identity', [sum], { outputs: ['sum'] });
+    g.output('sum', dtype, [1, 1]);
+  }
   sink.close();
   writeFileSync(
     `${path}.partial`,
@@ -100,33 +133,60 @@ function ensureGraph(t: TextConfig, dir: string): string {
   return path;
 }
 
-/** Times the graph with onnxruntime's default thread count and with one thread. */
+/**
+ * WebGPU output locations: every product stays in GPU memory but the LM head's, which comes back
+ * to the host as the decoder's logits do. That copy is also what makes a run wait for its work:
+ * with every output on the device a run returns as soon as the work is queued.
+ */
+function onDeviceButLast(shapes: [number, number][]): Record<string, 'gpu-buffer' | 'cpu'> {
+  return Object.fromEntries(
+    shapes.map((_, i) => [`y${i}`, i === shapes.length - 1 ? 'cpu' : 'gpu-buffer']),
+  );
+}
+
+/**
+ * Times the graph: on the CPU with onnxruntime's default thread count and with one thread; on
+ * WebGPU with every output kept in GPU memory (as the decoder keeps its KV cache).
+ */
 export async function measureInt4Ceiling(
   text: TextConfig,
   dir: string,
+  device: KernelDevice = 'cpu',
   runs = 20,
 ): Promise<KernelCeiling> {
-  const path = ensureGraph(text, dir);
-  const bytes = decodeShapes(text).reduce((total, shape) => {
-    const size = int4Bytes(shape);
+  const path = ensureGraph(text, dir, device);
+  const shapes = decodeShapes(text);
+  const bytes = shapes.reduce((total, shape) => {
+    const size = int4Bytes(shape, device);
     return total + size.packed + size.scales + size.zeros;
   }, 0);
   const msByThreads: number[] = [];
-  for (const threads of [0, 1]) {
+  for (const threads of device === 'webgpu' ? [0] : [0, 1]) {
     const session = await ort.InferenceSession.create(path, {
       graphOptimizationLevel: 'all',
       ...(threads ? { intraOpNumThreads: threads } : {}),
+      ...(device === 'webgpu'
+        ? { executionProviders: ['webgpu'], preferredOutputLocation: onDeviceButLast(shapes) }
+        : {}),
     });
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of session.inputNames) {
       const k = Number(name.slice(1));
-      feeds[name] = new ort.Tensor('float32', new Float32Array(k).fill(0.1), [1, k]);
+      feeds[name] =
+        device === 'webgpu'
+          ? new ort.Tensor('float16', new Uint16Array(k).fill(FLOAT16_0_1), [1, k])
+          : new ort.Tensor('float32', new Float32Array(k).fill(0.1), [1, k]);
     }
-    for (let i = 0; i < 3; i++) await session.run(feeds);
+    const run = async () => {
+      const outputs = await session.run(feeds);
+      // GPU outputs are released at once, as the decoder releases each step's.
+      for (const tensor of Object.values(outputs)) tensor.dispose();
+    };
+    for (let i = 0; i < 3; i++) await run();
     const times: number[] = [];
     for (let i = 0; i < runs; i++) {
       const started = performance.now();
-      await session.run(feeds);
+      await run();
       times.push(performance.now() - started);
     }
     await session.release();

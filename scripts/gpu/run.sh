@@ -11,8 +11,9 @@
 # Everything it builds goes under $WORK (default /tmp/d2c-gpu); results print as it goes and each
 # line lands at once in $OUT/results.jsonl when $OUT is set (the device tool's output folder, so
 # a run cut off by the tool's time limit still returns what it finished), else in $WORK.
-# PARTS="baseline engine" (default) picks the halves; with PRECISIONS and IMAGES a run can be
-# split over several calls, e.g. PARTS=baseline, then PARTS=engine PRECISIONS=int4.
+# JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
+# figures: "engine:PRECISION:WxH" or "baseline:WxH". CASE_LIMIT_S bounds each engine case (a hung
+# GPU run loses one case, not the rest).
 # BENCH_MODEL=DIR measures that checkpoint instead of the 2B-sized random one (a quick check of
 # this script: the tiny test fixture).
 set -uo pipefail
@@ -21,9 +22,9 @@ REPO=$PWD
 BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
-PARTS=${PARTS:-baseline engine}
-PRECISIONS=${PRECISIONS:-int4 fp16}
-IMAGES=${IMAGES:-1280x800 1920x1080}
+CASE_LIMIT_S=${CASE_LIMIT_S:-240}
+JOBS=${JOBS:-engine:int4:1280x800 baseline:1280x800 engine:int4:1920x1080 engine:fp16:1280x800 \
+baseline:1920x1080 engine:fp16:1920x1080}
 mkdir -p "$WORK"
 RESULTS=${OUT:+$OUT/results.jsonl}
 RESULTS=${RESULTS:-$WORK/results.jsonl}
@@ -43,45 +44,54 @@ for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$de
 ldconfig 2>/dev/null || true
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:$WORK/vulkan/usr/lib/x86_64-linux-gnu
 for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
-  /etc/vulkan/icd.d/nvidia_icd.json; do
+  /etc/vulkan/icd.d/nvidia_icd.json $(find /usr /etc -name 'nvidia_icd*.json' 2>/dev/null); do
   [ -f "$icd" ] && export VK_DRIVER_FILES=$icd && break
 done
 echo "node $("$WORK/node" --version), VK_DRIVER_FILES=${VK_DRIVER_FILES:-none found}"
 
-if [[ " $PARTS " == *' baseline '* ]]; then
-  echo "== transformers baseline (bf16, sdpa): eager, static cache compiled (warm), prompt lookup"
+export NODE_PATH=$WORK/node_modules
+export BENCH_ROOT=$WORK/root BENCH_CACHE_DIR=$WORK/bench-engine
+echo "onnxruntime-node $("$WORK/node" -p "require('$WORK/node_modules/onnxruntime-node/package.json').version")"
+
+baseline() { # baseline WxH: transformers, bf16, sdpa: eager, static cache compiled (warm), lookup
+  echo "== transformers baseline $1"
   python3 scripts/gpu/transformers_baseline.py \
     --layout "$WORK/root/test/fixtures/qwen3vl_2b_layout.json" \
     --processor "$WORK/root/test/fixtures/qwen3vl-tiny/model" \
-    --tokens "$TOKENS" --images $IMAGES --results "$RESULTS" 2>&1 | grep -v Warning
-fi
-[[ " $PARTS " == *' engine '* ]] || PRECISIONS=''
+    --tokens "$TOKENS" --images "$1" --results "$RESULTS" 2>&1 | grep -v Warning
+}
 
-[ -n "$PRECISIONS" ] && echo "== this engine on WebGPU (onnxruntime-node $(cd "$WORK" && ./node -p "require('./node_modules/onnxruntime-node/package.json').version"))"
-export NODE_PATH=$WORK/node_modules
-export BENCH_ROOT=$WORK/root BENCH_CACHE_DIR=$WORK/bench-engine
-for precision in $PRECISIONS; do
-  for image in $IMAGES; do
-    baseline=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
-    peakfile=$WORK/peak-$precision-$image
-    echo 0 > "$peakfile"
-    ( while :; do
-        used=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
-        [ "$used" -gt "$(cat "$peakfile")" ] && echo "$used" > "$peakfile"
-        sleep 0.2
-      done ) &
-    sampler=$!
-    line=$("$WORK/node" "$WORK/bench-engine.cjs" --device webgpu --precision "$precision" \
-      --image "$image" --tokens "$TOKENS" ${BENCH_MODEL:+--model "$BENCH_MODEL"} --json)
-    status=$?
-    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
-    peak=$(( $(cat "$peakfile") - baseline ))
-    if [ $status -ne 0 ] || [ -z "$line" ]; then
-      echo "{\"engine\":\"onnxruntime-webgpu\",\"precision\":\"$precision\",\"image\":\"$image\",\"error\":\"exit $status\"}" | tee -a "$RESULTS"
-      continue
-    fi
-    echo "${line%\}},\"engine\":\"onnxruntime-webgpu\",\"peak_gpu_mb\":$peak}" | tee -a "$RESULTS"
-  done
+engine() { # engine PRECISION WxH: this engine on WebGPU, peak GPU memory sampled by nvidia-smi
+  local precision=$1 image=$2 used peakfile=$WORK/peak-$1-$2 sampler line status peak
+  echo "== this engine on WebGPU, $precision $image"
+  used=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+  echo 0 > "$peakfile"
+  ( while :; do
+      now=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
+      [ "$now" -gt "$(cat "$peakfile")" ] && echo "$now" > "$peakfile"
+      sleep 0.2
+    done ) &
+  sampler=$!
+  line=$(timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --device webgpu \
+    --precision "$precision" --image "$image" --tokens "$TOKENS" \
+    ${BENCH_MODEL:+--model "$BENCH_MODEL"} --json)
+  status=$?
+  kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
+  peak=$(( $(cat "$peakfile") - used ))
+  if [ $status -ne 0 ] || [ -z "$line" ]; then
+    echo "{\"engine\":\"onnxruntime-webgpu\",\"precision\":\"$precision\",\"image\":\"$image\",\"error\":\"exit $status\"}" | tee -a "$RESULTS"
+    return
+  fi
+  echo "${line%\}},\"engine\":\"onnxruntime-webgpu\",\"peak_gpu_mb\":$peak}" | tee -a "$RESULTS"
+}
+
+for job in $JOBS; do
+  IFS=: read -r kind a b <<< "$job"
+  case $kind in
+    baseline) baseline "$a" ;;
+    engine) engine "$a" "$b" ;;
+    *) echo "unknown job $job (engine:PRECISION:WxH or baseline:WxH)" >&2 ;;
+  esac
 done
 
 echo "== summary"
