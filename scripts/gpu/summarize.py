@@ -13,6 +13,10 @@ COLUMNS = [
 ]
 
 
+def cell(value):
+    return "" if value is None else str(value)
+
+
 def main(path):
     rows = []
     for line in open(path):
@@ -23,7 +27,7 @@ def main(path):
         print("no results")
         return
     cols = [(k, h) for k, h in COLUMNS if any(k in r for r in rows)]
-    table = [[h for _, h in cols]] + [[str(r.get(k, "")) for k, _ in cols] for r in rows]
+    table = [[h for _, h in cols]] + [[cell(r.get(k)) for k, _ in cols] for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
     for row in table:
         print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
