@@ -5,10 +5,13 @@
 #   modules.tar.xz   onnxruntime-node (linux-x64 binaries) + onnxruntime-common, sharp and its
 #                    linux-x64 packages (externals of the bundled benchmark)
 #   bench-engine.cjs scripts/bench-engine.ts bundled with esbuild
+#   profile-decode.cjs scripts/bench/profile-decode.ts bundled (step time vs cache length, profile)
 #   root/            what the benchmark reads from the repository: the 2B tensor layout and the
 #                    tiny fixture's tokenizer, template and processor files (also the processor
 #                    the transformers baseline loads)
-#   debs/            Debian's libvulkan1 (the Vulkan loader WebGPU needs there)
+#   debs/            Debian's libvulkan1 (the Vulkan loader WebGPU needs there), libegl1 and
+#                    libglvnd0 (NVIDIA's Vulkan driver needs libEGL.so.1 and gives no instance
+#                    without it)
 # Kept under ~60 MB so it fits the device tool's carry limit.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,9 +19,12 @@ OUT=.gpu-bundle
 rm -rf "$OUT"
 mkdir -p "$OUT/root/test/fixtures/qwen3vl-tiny/model" "$OUT/debs"
 
-echo "bundling scripts/bench-engine.ts ..."
-npx esbuild scripts/bench-engine.ts --bundle --platform=node --format=cjs --target=node20 \
-  --external:onnxruntime-node --external:sharp --outfile="$OUT/bench-engine.cjs" --log-level=warning
+echo "bundling scripts/bench-engine.ts and scripts/bench/profile-decode.ts ..."
+for entry in scripts/bench-engine.ts scripts/bench/profile-decode.ts; do
+  npx esbuild "$entry" --bundle --platform=node --format=cjs --target=node20 \
+    --external:onnxruntime-node --external:sharp --log-level=warning \
+    --outfile="$OUT/$(basename "$entry" .ts).cjs"
+done
 
 echo "compressing node ($(node --version)) ..."
 xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > "$OUT/node.xz"
@@ -36,10 +42,11 @@ for f in tokenizer.json tokenizer_config.json chat_template.jinja preprocessor_c
 done
 xz -T2 -9 "$OUT/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json"
 
-echo "downloading Debian's libvulkan1 ..."
-if ! (cd "$OUT/debs" && apt-get download libvulkan1:amd64 >/dev/null 2>&1); then
+echo "downloading Debian's libvulkan1, libegl1, libglvnd0 ..."
+DEBS="libvulkan1:amd64 libegl1:amd64 libglvnd0:amd64"
+if ! (cd "$OUT/debs" && apt-get download $DEBS >/dev/null 2>&1); then
   (apt-get update >/dev/null 2>&1 || true)
-  (cd "$OUT/debs" && apt-get download libvulkan1:amd64)
+  (cd "$OUT/debs" && apt-get download $DEBS)
 fi
 
 du -sh "$OUT"/* | sed 's/^/  /'

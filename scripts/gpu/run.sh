@@ -12,7 +12,8 @@
 # line lands at once in $OUT/results.jsonl when $OUT is set (the device tool's output folder, so
 # a run cut off by the tool's time limit still returns what it finished), else in $WORK.
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
-# figures: "engine:PRECISION:WxH" or "baseline:WxH". CASE_LIMIT_S bounds each engine case (a hung
+# figures: "engine:PRECISION:WxH", "baseline:WxH" or "profile:PRECISION" (decode step time
+# against the cache length and an onnxruntime profile with GPU kernel times, summarized). CASE_LIMIT_S bounds each engine case (a hung
 # GPU run loses one case, not the rest).
 # BENCH_MODEL=DIR measures that checkpoint instead of the 2B-sized random one (a quick check of
 # this script: the tiny test fixture).
@@ -39,8 +40,15 @@ xz -dc "$BUNDLE/node.xz" > "$WORK/node" && chmod +x "$WORK/node"
 mkdir -p "$WORK/node_modules" && tar xJf "$BUNDLE/modules.tar.xz" -C "$WORK/node_modules"
 rm -rf "$WORK/root" && cp -r "$BUNDLE/root" "$WORK/root"
 xz -d "$WORK/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json.xz"
-cp "$BUNDLE/bench-engine.cjs" "$WORK/"
+cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$WORK/"
 for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$deb" "$WORK/vulkan"; done
+# NVIDIA's Vulkan driver (libGLX_nvidia) loads libEGL.so.1 (glvnd) and returns no vkCreateInstance
+# without it: containers with "graphics" capabilities but no libegl1 fail with "Found no drivers".
+if [ ! -e /usr/share/glvnd/egl_vendor.d/10_nvidia.json ]; then
+  mkdir -p /usr/share/glvnd/egl_vendor.d
+  echo '{"file_format_version":"1.0.0","ICD":{"library_path":"libEGL_nvidia.so.0"}}' \
+    > /usr/share/glvnd/egl_vendor.d/10_nvidia.json
+fi
 ldconfig 2>/dev/null || true
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}:$WORK/vulkan/usr/lib/x86_64-linux-gnu
 for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
@@ -85,12 +93,27 @@ engine() { # engine PRECISION WxH: this engine on WebGPU, peak GPU memory sample
   echo "${line%\}},\"engine\":\"onnxruntime-webgpu\",\"peak_gpu_mb\":$peak}" | tee -a "$RESULTS"
 }
 
+profile() { # profile PRECISION: where a decode step's time goes on WebGPU
+  local dir=${OUT:-$WORK}/profile-$1 model=${BENCH_MODEL:-$WORK/bench-engine/qwen3vl-2b-random}
+  echo "== decode step profile on WebGPU, $1"
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --prepare --device webgpu \
+    --precision "$1" ${BENCH_MODEL:+--model "$BENCH_MODEL"} || return
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/profile-decode.cjs" --model "$model" \
+    --cache "$WORK/bench-engine/onnx" --device webgpu --precision "$1" --out "$dir" |
+    tee -a "$RESULTS"
+  for json in "$dir"/*.json; do
+    python3 scripts/gpu/summarize_profile.py "$json" | tee "$dir/summary.txt"
+    xz -T0 "$json"
+  done
+}
+
 for job in $JOBS; do
   IFS=: read -r kind a b <<< "$job"
   case $kind in
     baseline) baseline "$a" ;;
     engine) engine "$a" "$b" ;;
-    *) echo "unknown job $job (engine:PRECISION:WxH or baseline:WxH)" >&2 ;;
+    profile) profile "$a" ;;
+    *) echo "unknown job $job (engine:PRECISION:WxH, baseline:WxH or profile:PRECISION)" >&2 ;;
   esac
 done
 

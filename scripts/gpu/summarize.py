@@ -21,7 +21,7 @@ def main(path):
     rows = []
     for line in open(path):
         line = line.strip()
-        if line:
+        if line and "engine" in json.loads(line):  # profile lines print on their own
             rows.append(json.loads(line))
     if not rows:
         print("no results")

@@ -89,6 +89,11 @@ export interface LoadModelOptions {
   /** Where built ONNX models are cached; default ~/.cache/design-to-code/onnx. */
   cacheDir?: string;
   onProgress?: (progress: BuildProgress) => void;
+  /**
+   * Diagnostics: onnxruntime profiles the decoder session into PREFIX_<date>.json (on WebGPU
+   * with each kernel's GPU time) when the model is disposed.
+   */
+  profileDecoderTo?: string;
 }
 
 // ---- What the Engine (host side) exposes to the CLI and the HTTP server ----

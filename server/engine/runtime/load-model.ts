@@ -32,7 +32,7 @@ export async function loadModel(
   for (const device of candidateDevices(request)) {
     try {
       assertDeviceAvailable(device);
-      const sessions = await createSessions(device, build.vision, build.decoder, config, progress);
+      const sessions = await createSessions(device, build, config, progress, options);
       return makeModel(device, precision, target, config, sessions);
     } catch (error) {
       const wrapped =
@@ -54,10 +54,10 @@ interface Sessions {
 
 async function createSessions(
   device: Device,
-  visionPath: string,
-  decoderPath: string,
+  { vision: visionPath, decoder: decoderPath }: { vision: string; decoder: string },
   config: Qwen3VLConfig,
   progress: NonNullable<LoadModelOptions['onProgress']>,
+  { profileDecoderTo }: LoadModelOptions,
 ): Promise<Sessions> {
   const base: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProviders(device),
@@ -69,6 +69,10 @@ async function createSessions(
   const vision = await ort.InferenceSession.create(visionPath, base);
   progress({ stage: 'load', item: 'decoder', done: 1, total: 2 });
   const decoderOptions: ort.InferenceSession.SessionOptions = { ...base };
+  if (profileDecoderTo) {
+    decoderOptions.enableProfiling = true;
+    decoderOptions.profileFilePrefix = profileDecoderTo;
+  }
   if (device === 'webgpu') {
     // Keep the KV cache on the GPU between steps; only logits come back to the host.
     //
