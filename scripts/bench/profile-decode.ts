@@ -1,6 +1,7 @@
 /**
  * Where a decode step's time goes: tsx scripts/bench/profile-decode.ts --model DIR --cache DIR
  *   [--device webgpu|cpu] [--precision int4|fp16] [--lengths 128,1024,2048] [--out DIR]
+ *   [--webgpu key=value,key=value]   (WebGPU provider options, e.g. validationMode=disabled)
  *
  * 1. The decoder's step time (median of 24) after text prefills of each cache length: a step
  *    that grows with the cache spends it in attention or in moving the cache, not in weights.
@@ -21,6 +22,7 @@ interface Options {
   precision: Precision;
   lengths: number[];
   out: string;
+  webgpu?: Record<string, string>;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -39,7 +41,9 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--precision') options.precision = value as Precision;
     else if (flag === '--lengths') options.lengths = value.split(',').map(Number);
     else if (flag === '--out') options.out = resolve(value);
-    else throw new Error(`unknown argument ${flag}`);
+    else if (flag === '--webgpu') {
+      options.webgpu = Object.fromEntries(value.split(',').map((entry) => entry.split('=', 2)));
+    } else throw new Error(`unknown argument ${flag}`);
   }
   if (!options.model || !options.cache) throw new Error('--model and --cache are required');
   return options as Options;
@@ -74,6 +78,7 @@ async function main(): Promise<void> {
       device: options.device,
       precision: options.precision,
       profileDecoderTo,
+      webgpuOptions: options.webgpu,
     });
 
   const model = await load();
@@ -88,6 +93,7 @@ async function main(): Promise<void> {
     console.log(
       JSON.stringify({
         profile: 'decode_step',
+        webgpu: options.webgpu ?? null,
         device: model.device,
         precision: model.precision,
         cache_tokens: row.length,

@@ -12,8 +12,9 @@
 # line lands at once in $OUT/results.jsonl when $OUT is set (the device tool's output folder, so
 # a run cut off by the tool's time limit still returns what it finished), else in $WORK.
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
-# figures: "engine:PRECISION:WxH", "baseline:WxH" or "profile:PRECISION" (decode step time
-# against the cache length and an onnxruntime profile with GPU kernel times, summarized). CASE_LIMIT_S bounds each engine case (a hung
+# figures: "engine:PRECISION:WxH", "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
+# time against the cache length and an onnxruntime profile with GPU kernel times, summarized;
+# OPTIONS: WebGPU provider options to compare, e.g. validationMode=disabled). CASE_LIMIT_S bounds each engine case (a hung
 # GPU run loses one case, not the rest).
 # BENCH_MODEL=DIR measures that checkpoint instead of the 2B-sized random one (a quick check of
 # this script: the tiny test fixture).
@@ -93,13 +94,15 @@ engine() { # engine PRECISION WxH: this engine on WebGPU, peak GPU memory sample
   echo "${line%\}},\"engine\":\"onnxruntime-webgpu\",\"peak_gpu_mb\":$peak}" | tee -a "$RESULTS"
 }
 
-profile() { # profile PRECISION: where a decode step's time goes on WebGPU
-  local dir=${OUT:-$WORK}/profile-$1 model=${BENCH_MODEL:-$WORK/bench-engine/qwen3vl-2b-random}
-  echo "== decode step profile on WebGPU, $1"
+profile() { # profile PRECISION [OPTIONS]: where a decode step's time goes on WebGPU
+  local dir=${OUT:-$WORK}/profile-$1${2:+-${2//[^a-zA-Z0-9]/_}}
+  local model=${BENCH_MODEL:-$WORK/bench-engine/qwen3vl-2b-random}
+  echo "== decode step profile on WebGPU, $1 ${2:-(default provider options)}"
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --prepare --device webgpu \
     --precision "$1" ${BENCH_MODEL:+--model "$BENCH_MODEL"} || return
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/profile-decode.cjs" --model "$model" \
-    --cache "$WORK/bench-engine/onnx" --device webgpu --precision "$1" --out "$dir" |
+    --cache "$WORK/bench-engine/onnx" --device webgpu --precision "$1" --out "$dir" \
+    ${2:+--webgpu "$2"} |
     tee -a "$RESULTS"
   for json in "$dir"/*.json; do
     python3 scripts/gpu/summarize_profile.py "$json" | tee "$dir/summary.txt"
@@ -112,7 +115,7 @@ for job in $JOBS; do
   case $kind in
     baseline) baseline "$a" ;;
     engine) engine "$a" "$b" ;;
-    profile) profile "$a" ;;
+    profile) profile "$a" "$b" ;;
     *) echo "unknown job $job (engine:PRECISION:WxH, baseline:WxH or profile:PRECISION)" >&2 ;;
   esac
 done

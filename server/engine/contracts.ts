@@ -94,6 +94,11 @@ export interface LoadModelOptions {
    * with each kernel's GPU time) when the model is disposed.
    */
   profileDecoderTo?: string;
+  /**
+   * WebGPU provider options onnxruntime-node passes on (validationMode, storageBufferCacheMode,
+   * ...), for measuring them; the first session in a process fixes the device-wide ones.
+   */
+  webgpuOptions?: Record<string, string>;
 }
 
 // ---- What the Engine (host side) exposes to the CLI and the HTTP server ----

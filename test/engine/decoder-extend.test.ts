@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
 import type { LoadedModel, TextDecoder } from '../../server/engine/contracts';
 import { HandoverKvCache, HostKvCache, InPlaceKvCache } from '../../server/engine/runtime/kv-cache';
+import { createKvPadder, type KvPadder } from '../../server/engine/runtime/kv-padder';
 import { kvCacheOnDevice, loadModel } from '../../server/engine/runtime/load-model';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { TINY_MODEL, golden, maxAbsDiff } from './golden-tensors';
@@ -26,6 +27,8 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
   let gpuSession: ort.InferenceSession;
   /** The GPU build on WebGPU, present_* kept in GPU buffers (undefined without an adapter). */
   let webgpuSession: ort.InferenceSession | undefined;
+  /** Pads the WebGPU handed-over cache on the device, as the engine does there. */
+  let padder: KvPadder | undefined;
   const config = readModelConfig(TINY_MODEL);
 
   before(async () => {
@@ -42,12 +45,14 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
         executionProviders: ['webgpu'],
         preferredOutputLocation: kvCacheOnDevice(config.text.numLayers),
       });
+      padder = await createKvPadder(config.text, 'float32', { executionProviders: ['webgpu'] });
     }
   });
   after(async () => {
     await session?.release();
     await gpuSession?.release();
     await webgpuSession?.release();
+    await padder?.release();
     await model?.dispose();
     rmSync(cacheDir, { recursive: true, force: true });
   });
@@ -92,9 +97,25 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
             new OnnxTextDecoder(webgpuSession, config, new HandoverKvCache(config.text, 'float32')),
             1e-3,
           ] as [string, TextDecoder, number],
+          [
+            'handed over on WebGPU with spare rows padded on the device',
+            new OnnxTextDecoder(webgpuSession, config, paddedCache()),
+            1e-3,
+          ] as [string, TextDecoder, number],
         ]
       : []),
   ];
+
+  /** A WebGPU handed-over cache that checks, before each run, that its padding took effect. */
+  function paddedCache(): HandoverKvCache {
+    const cache = new HandoverKvCache(config.text, 'float32', padder);
+    const makeRoom = cache.makeRoom.bind(cache);
+    cache.makeRoom = async (rows: number) => {
+      await makeRoom(rows);
+      for (const length of cache.rows) assert.ok(length >= rows, `${length} rows < ${rows}`);
+    };
+    return cache;
+  }
 
   it('extend gives every position the logits a step gives', async () => {
     const tokens = c.greedy_new_tokens.slice(0, 5);

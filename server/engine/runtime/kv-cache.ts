@@ -10,12 +10,14 @@
  *   host appending the new rows, or IO binding, which the Node binding has for WebGPU only.)
  * - HandoverKvCache (GPUs): each run's present_* outputs become the next run's past_* inputs
  *   untouched; with preferredOutputLocation 'gpu-buffer' (WebGPU) they never leave the device.
- *   The buffers grow with the sequence: GroupQueryAttention copies the past rows into a new
- *   present each run, on the device. A max-length buffer shared by past and present (appended
- *   in place) is what GroupQueryAttention is built for, but onnxruntime-node 1.30 cannot
- *   express it: a gpu-buffer tensor passed as a run's fetch is not written in place (measured
- *   over Vulkan: the rows a step appended were gone at the next step, so every later token
- *   attended to a cache missing the tokens generated so far).
+ *   GroupQueryAttention copies the past rows into a new present each run, on the device. A
+ *   max-length buffer shared by past and present (appended in place) is what GroupQueryAttention
+ *   is built for, but onnxruntime-node 1.30 cannot express it: a gpu-buffer tensor passed as a
+ *   run's fetch is not written in place (measured over Vulkan: the rows a step appended were gone
+ *   at the next step, so every later token attended to a cache missing the tokens generated so
+ *   far). On WebGPU the tensors carry spare rows (a present is as long as its past), padded
+ *   on the device by a KvPadder, so that each step's presents reuse pooled GPU buffers instead
+ *   of allocating (kv-capacity.ts).
  * - HostKvCache (the CPU build): host buffers the graph only reads (keys transposed), plus a
  *   bias input that masks rows beyond the valid length; each run returns just its new rows and
  *   the host appends them. No cache copy per step (see decoder-graph.ts hostCacheAttention).
@@ -27,10 +29,14 @@ import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../checkpoint/config';
 import { EngineError } from '../errors';
 import { DECODER_INPUTS, DECODER_OUTPUTS, HOST_CACHE_INPUTS } from '../onnx/decoder-graph';
+import { KV_HEADROOM_ROWS, planKvCapacities } from './kv-capacity';
+import type { KvPadder } from './kv-padder';
 
 export type CacheType = 'float32' | 'float16';
 
 export interface KvCache {
+  /** Makes room for `rows` rows before a run, where that takes a run of its own. */
+  makeRoom?(rows: number): Promise<void>;
   /** Sets the past_* feeds for a run appending `tokens` after `past`; returns the run's fetches. */
   bind(
     feeds: Record<string, ort.Tensor>,
@@ -140,7 +146,32 @@ export class HandoverKvCache implements KvCache {
   constructor(
     private readonly text: TextConfig,
     private readonly type: CacheType,
+    private readonly padder?: KvPadder,
   ) {}
+
+  /** Rows each handed-over tensor holds (valid ones first; the rest spare or stale). */
+  get rows(): number[] {
+    return this.tensors.map((tensor) => tensor.dims[2]);
+  }
+
+  /** Pads every tensor to a planned capacity once the shortest cannot take `rows` rows. */
+  async makeRoom(rows: number): Promise<void> {
+    if (!this.padder || this.tensors.length === 0) return;
+    const lengths = this.rows;
+    if (Math.min(...lengths) >= rows) return;
+    const bytesPerRow =
+      this.text.numKvHeads * this.text.headDim * (this.type === 'float16' ? 2 : 4);
+    const plan = planKvCapacities(this.tensors.length, rows + KV_HEADROOM_ROWS, bytesPerRow).sort(
+      (a, b) => a - b,
+    );
+    // The longest tensors take the largest capacities, so none has to shrink.
+    const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b]);
+    const capacities: number[] = [];
+    order.forEach((tensor, rank) => (capacities[tensor] = plan[rank]));
+    const padded = await this.padder.pad(this.tensors, capacities);
+    for (const tensor of this.tensors) tensor.dispose();
+    this.tensors = padded;
+  }
 
   bind(feeds: Record<string, ort.Tensor>) {
     for (let l = 0; l < this.text.numLayers; l++) {

@@ -15,7 +15,8 @@ import {
   executionProviders,
   providerLoadError,
 } from './providers';
-import { HandoverKvCache, HostKvCache, InPlaceKvCache } from './kv-cache';
+import { HandoverKvCache, HostKvCache, InPlaceKvCache, type CacheType } from './kv-cache';
+import { createKvPadder, type KvPadder } from './kv-padder';
 import { OnnxTextDecoder } from './text-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
@@ -32,8 +33,9 @@ export async function loadModel(
   for (const device of candidateDevices(request)) {
     try {
       assertDeviceAvailable(device);
-      const sessions = await createSessions(device, build, config, progress, options);
-      return makeModel(device, precision, target, config, sessions);
+      const cacheType = kvCacheType(precision, target);
+      const sessions = await createSessions(device, build, config, cacheType, progress, options);
+      return makeModel(device, precision, target, config, cacheType, sessions);
     } catch (error) {
       const wrapped =
         isEngineError(error) || device === 'cpu' ? error : providerLoadError(device, error);
@@ -50,17 +52,26 @@ export async function loadModel(
 interface Sessions {
   vision: ort.InferenceSession;
   decoder: ort.InferenceSession;
+  /** WebGPU: pads the handed-over KV cache on the device. */
+  kvPadder?: KvPadder;
+}
+
+/** GPU builds (fp16, and int4 with fp16 activations) keep K/V in fp16. */
+function kvCacheType(precision: Precision, target: GraphTarget): CacheType {
+  const half = precision === 'fp16' || (precision === 'int4' && target === 'gpu');
+  return half ? 'float16' : 'float32';
 }
 
 async function createSessions(
   device: Device,
   { vision: visionPath, decoder: decoderPath }: { vision: string; decoder: string },
   config: Qwen3VLConfig,
+  cacheType: CacheType,
   progress: NonNullable<LoadModelOptions['onProgress']>,
-  { profileDecoderTo }: LoadModelOptions,
+  { profileDecoderTo, webgpuOptions }: LoadModelOptions,
 ): Promise<Sessions> {
   const base: ort.InferenceSession.SessionOptions = {
-    executionProviders: executionProviders(device),
+    executionProviders: executionProviders(device, webgpuOptions),
     graphOptimizationLevel: 'all',
     // Errors only: every GPU session warns that shape operators were placed on the CPU.
     logSeverityLevel: 3,
@@ -87,15 +98,18 @@ async function createSessions(
     // the step's small inputs (token id, rotary rows, seqlens) are host tensors, so it is off.
     decoderOptions.preferredOutputLocation = kvCacheOnDevice(config.text.numLayers);
   }
-  let decoder: ort.InferenceSession;
+  let decoder: ort.InferenceSession | undefined;
   try {
     decoder = await ort.InferenceSession.create(decoderPath, decoderOptions);
+    const kvPadder =
+      device === 'webgpu' ? await createKvPadder(config.text, cacheType, base) : undefined;
+    progress({ stage: 'load', item: 'decoder', done: 2, total: 2 });
+    return { vision, decoder, kvPadder };
   } catch (error) {
     await vision.release();
+    await decoder?.release();
     throw error;
   }
-  progress({ stage: 'load', item: 'decoder', done: 2, total: 2 });
-  return { vision, decoder };
 }
 
 /** WebGPU decoder outputs that stay in GPU buffers: every layer's present key and value. */
@@ -113,10 +127,9 @@ function makeModel(
   precision: Precision,
   target: GraphTarget,
   config: Qwen3VLConfig,
+  cacheType: CacheType,
   sessions: Sessions,
 ): LoadedModel {
-  const half = precision === 'fp16' || (precision === 'int4' && target === 'gpu');
-  const cacheType = half ? 'float16' : 'float32';
   // CPU build: host buffers the graph only reads; the host appends each run's new rows.
   // GPU build: each run's present handed to the next (on the device with WebGPU), or host
   // buffers bound in place (the GPU build run on the CPU).
@@ -125,7 +138,7 @@ function makeModel(
       ? new HostKvCache(config.text, cacheType)
       : device === 'cpu'
         ? new InPlaceKvCache(config.text, cacheType)
-        : new HandoverKvCache(config.text, cacheType);
+        : new HandoverKvCache(config.text, cacheType, sessions.kvPadder);
   const decoder = new OnnxTextDecoder(sessions.decoder, config, cache);
   return {
     device,
@@ -136,6 +149,7 @@ function makeModel(
       decoder.reset();
       await sessions.vision.release();
       await sessions.decoder.release();
+      await sessions.kvPadder?.release();
     },
   };
 }

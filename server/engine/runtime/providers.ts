@@ -20,12 +20,15 @@ const PLATFORM: Partial<Record<Device, NodeJS.Platform[]>> = {
   cuda: ['win32', 'linux'],
 };
 
-export function executionProviders(device: Device): ort.InferenceSession.ExecutionProviderConfig[] {
+export function executionProviders(
+  device: Device,
+  webgpuOptions: Record<string, string> = {},
+): ort.InferenceSession.ExecutionProviderConfig[] {
   switch (device) {
     case 'cpu':
       return ['cpu'];
     case 'webgpu':
-      return [{ name: 'webgpu' }];
+      return [{ name: 'webgpu', ...webgpuOptions }];
     case 'cuda':
       return [{ name: 'cuda' }];
     case 'dml':

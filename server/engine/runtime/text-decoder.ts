@@ -205,6 +205,7 @@ export class OnnxTextDecoder implements TextDecoder {
       feeds[DECODER_INPUTS.seqlens] = new ort.Tensor('int32', Int32Array.of(total - 1), [1]);
       feeds[DECODER_INPUTS.total] = new ort.Tensor('int32', Int32Array.of(total), []);
     }
+    await this.cache.makeRoom?.(total);
     const fetches = this.cache.bind(feeds, this.past, s);
     const result = fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
     this.cache.commit(result);
