@@ -28,6 +28,15 @@ describe('planKvCapacities (WebGPU KV cache rows)', () => {
     }
   });
 
+  it("gives every capacity to an even number of tensors (a layer's key and value alike)", () => {
+    for (const rows of [300, 1281, 2300, 5000, 9000]) {
+      const counts = new Map<number, number>();
+      for (const c of planKvCapacities(56, rows, bytesPerRow))
+        counts.set(c, (counts.get(c) ?? 0) + 1);
+      for (const [capacity, count] of counts) assert.equal(count % 2, 0, `${count} x ${capacity}`);
+    }
+  });
+
   it('fills whole buckets: the smallest plan for 300 rows is 512-row (1 MB) tensors', () => {
     const plan = planKvCapacities(56, 300, bytesPerRow);
     assert.equal(Math.min(...plan), 512);

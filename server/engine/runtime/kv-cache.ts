@@ -29,7 +29,7 @@ import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../checkpoint/config';
 import { EngineError } from '../errors';
 import { DECODER_INPUTS, DECODER_OUTPUTS, HOST_CACHE_INPUTS } from '../onnx/decoder-graph';
-import { KV_HEADROOM_ROWS, planKvCapacities } from './kv-capacity';
+import { KV_HEADROOM_ROWS, KV_PAD_FROM_BYTES, planKvCapacities } from './kv-capacity';
 import type { KvPadder } from './kv-padder';
 
 export type CacheType = 'float32' | 'float16';
@@ -147,6 +147,8 @@ export class HandoverKvCache implements KvCache {
     private readonly text: TextConfig,
     private readonly type: CacheType,
     private readonly padder?: KvPadder,
+    /** Tensors smaller than this stay unpadded (kv-capacity.ts); tests pass 0. */
+    private readonly padFromBytes = KV_PAD_FROM_BYTES,
   ) {}
 
   /** Rows each handed-over tensor holds (valid ones first; the rest spare or stale). */
@@ -161,13 +163,19 @@ export class HandoverKvCache implements KvCache {
     if (Math.min(...lengths) >= rows) return;
     const bytesPerRow =
       this.text.numKvHeads * this.text.headDim * (this.type === 'float16' ? 2 : 4);
+    if (rows * bytesPerRow < this.padFromBytes) return;
     const plan = planKvCapacities(this.tensors.length, rows + KV_HEADROOM_ROWS, bytesPerRow).sort(
       (a, b) => a - b,
     );
-    // The longest tensors take the largest capacities, so none has to shrink.
-    const order = lengths.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b]);
+    // Per layer (key and value alike, as GroupQueryAttention requires), the longest layers
+    // taking the largest capacities so none has to shrink.
+    const order = Array.from({ length: lengths.length / 2 }, (_, l) => l).sort(
+      (a, b) => lengths[2 * a] - lengths[2 * b],
+    );
     const capacities: number[] = [];
-    order.forEach((tensor, rank) => (capacities[tensor] = plan[rank]));
+    order.forEach((layer, rank) => {
+      capacities[2 * layer] = capacities[2 * layer + 1] = plan[2 * rank];
+    });
     const padded = await this.padder.pad(this.tensors, capacities);
     for (const tensor of this.tensors) tensor.dispose();
     this.tensors = padded;
