@@ -1,17 +1,20 @@
 /**
  * Reuse across generations: a refinement (same image, previous answer, new instruction) keeps
  * the KV cache of the common prefix and prefills only the rest, with exactly the cold result;
- * a different image or an edited earlier turn falls back correctly; vision outputs are cached
- * by image hash.
+ * a different image or an edited earlier turn falls back correctly; vision outputs and image
+ * layouts are cached by image hash.
  */
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChatMessage, Engine, GenerateRequest } from '../../server/engine/contracts';
+import { loadChatCheckpoint } from '../../server/engine/chat/chat-checkpoint';
 import { loadEngine } from '../../server/engine/engine';
+import { createChatEngine } from '../../server/engine/generation/chat-engine';
 import { ImageEmbeddingCache } from '../../server/engine/generation/image-cache';
 import { reusablePrefix } from '../../server/engine/generation/prefix-reuse';
+import { loadModel } from '../../server/engine/runtime/load-model';
 import { TINY_IMAGES_DIR, TINY_MODEL_DIR } from './golden-fixture';
 import { requireWebGpu } from './support/webgpu';
 
@@ -64,6 +67,8 @@ for (const device of ['cpu', 'webgpu'] as const) {
     let cacheDir: string;
     let warm: Engine;
     let cold: Engine;
+    /** Keeps no vision outputs, so a known image whose cache cannot be reused needs its pixels. */
+    let forgetful: Engine;
     const image = (name: string) => new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, name)));
     const mockup = image('mockup_320x256.png');
     const diagram = image('diagram_450x230.png');
@@ -93,10 +98,16 @@ for (const device of ['cpu', 'webgpu'] as const) {
       const options = { modelDir: TINY_MODEL_DIR, cacheDir, device };
       warm = await loadEngine({ ...options, precision: 'fp32' });
       cold = await loadEngine({ ...options, precision: 'fp32' });
+      forgetful = createChatEngine(
+        await loadModel(TINY_MODEL_DIR, { cacheDir, device, precision: 'fp32' }),
+        loadChatCheckpoint(TINY_MODEL_DIR),
+        { modelName: 'tiny', imageCacheBytes: 0 },
+      );
     });
     after(async () => {
       await warm?.dispose();
       await cold?.dispose();
+      await forgetful?.dispose();
       rmSync(cacheDir, { recursive: true, force: true });
     });
 
@@ -157,6 +168,19 @@ for (const device of ['cpu', 'webgpu'] as const) {
       assert.equal(result.stats!.reusedTokens, 0);
       assert.equal(result.stats!.cachedImages, 1);
       assert.deepEqual(result.tokenIds, (await coldRun(again)).tokenIds);
+    });
+
+    it('a known image is laid out without its pixels, which are decoded only if vision must run', async () => {
+      const again = request([ask(diagram, 'Return the XML.')]);
+      const first = await forgetful.generate(again);
+      await forgetful.generate(request([{ role: 'user', content: 'hello' }], 2));
+      // Same image, no vision output kept, no reusable cache: laid out from memory, then decoded
+      // for the vision tower.
+      const second = await forgetful.generate(again);
+      assert.equal(second.stats!.reusedTokens, 0);
+      assert.equal(second.stats!.cachedImages, 0);
+      assert.deepEqual(second.tokenIds, first.tokenIds);
+      assert.deepEqual(second.tokenIds, (await coldRun(again)).tokenIds);
     });
   });
 }

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { loadChatCheckpoint, type ChatCheckpoint } from '../../server/engine/chat/chat-checkpoint';
+import { ImageLayouts } from '../../server/engine/chat/image-layouts';
 import { prepareChat } from '../../server/engine/chat/prepare-chat';
 import { goldenCases, goldenMessages, readTensor, TINY_MODEL_DIR } from './golden-fixture';
 
@@ -23,11 +24,27 @@ describe('host-side chat preparation against the transformers golden', () => {
         );
       });
 
+      if (golden.image_grid_thw?.length) {
+        it('lays out an image seen before from its remembered layout, without its pixels', async () => {
+          const layouts = new ImageLayouts();
+          const first = await prepareChat(goldenMessages(golden), checkpoint, undefined, layouts);
+          const again = await prepareChat(goldenMessages(golden), checkpoint, undefined, layouts);
+          assert.ok(first.images.every((image) => image.pixelValues));
+          assert.ok(again.images.every((image) => image.pixelValues === undefined));
+          assert.deepEqual(again.inputIds, golden.input_ids);
+          assert.deepEqual(again.positionIds, golden.position_ids);
+          assert.deepEqual(
+            again.images.map((image) => image.gridThw),
+            golden.image_grid_thw,
+          );
+        });
+      }
+
       if (golden.pixel_values) {
         it('produces bit-identical pixel_values', async () => {
           const prepared = await prepareChat(goldenMessages(golden), checkpoint);
           const expected = readTensor(golden.pixel_values!);
-          const actual = prepared.images[0].pixelValues;
+          const actual = prepared.images[0].pixelValues!;
           assert.equal(actual.length, expected.length);
           let maxAbs = 0;
           for (let i = 0; i < expected.length; i++) {

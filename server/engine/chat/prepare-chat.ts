@@ -1,33 +1,58 @@
 /**
- * Host-side preparation of one chat: images decoded and turned into patches, the checkpoint's
- * template rendered, image pads expanded, ids tokenized, MRoPE positions computed.
+ * Host-side preparation of one chat: images decoded and turned into patches (unless their layout
+ * is already known), the checkpoint's template rendered, image pads expanded, ids tokenized,
+ * MRoPE positions computed.
  */
 import type { ChatMessage } from '../contracts';
 import { computeRopeIndex } from '../positions/rope-index';
 import type { ImageLimits } from '../preprocess/decode-image';
-import { preprocessImage, type PreprocessedImage } from '../preprocess/preprocess-image';
+import { imageKey } from '../generation/image-cache';
+import { preprocessImage } from '../preprocess/preprocess-image';
 import { tokenizePrompt } from './build-prompt';
 import type { ChatCheckpoint } from './chat-checkpoint';
+import type { ImageLayout, ImageLayouts } from './image-layouts';
 import { splitMessages } from './messages';
+
+export interface PreparedImage extends ImageLayout {
+  /** Content hash (imageKey). */
+  key: string;
+  bytes: Uint8Array;
+  /** Present when this call preprocessed the image, absent when its layout was known. */
+  pixelValues?: Float32Array;
+}
 
 export interface PreparedChat {
   /** Template output before pad expansion. */
   prompt: string;
   inputIds: number[];
-  images: PreprocessedImage[];
+  images: PreparedImage[];
   positionIds: [number[], number[], number[]];
   ropeDelta: number;
 }
 
+/**
+ * `layouts`: images seen before are laid out from it without touching their pixels; the ones
+ * preprocessed here are added to it.
+ */
 export async function prepareChat(
   messages: readonly ChatMessage[],
   checkpoint: ChatCheckpoint,
   limits?: ImageLimits,
+  layouts?: ImageLayouts,
 ): Promise<PreparedChat> {
   const { templateMessages, images: imageBytes } = splitMessages(messages);
-  const images: PreprocessedImage[] = [];
-  for (const bytes of imageBytes)
-    images.push(await preprocessImage(bytes, checkpoint.image, limits));
+  const images: PreparedImage[] = [];
+  for (const bytes of imageBytes) {
+    const key = imageKey(bytes);
+    const known = layouts?.get(key);
+    if (known) {
+      images.push({ ...known, key, bytes });
+      continue;
+    }
+    const { gridThw, tokens, pixelValues } = await preprocessImage(bytes, checkpoint.image, limits);
+    layouts?.set(key, { gridThw, tokens });
+    images.push({ gridThw, tokens, key, bytes, pixelValues });
+  }
   const rendered = checkpoint.template.render(templateMessages);
   const { prompt, inputIds } = tokenizePrompt(
     rendered,

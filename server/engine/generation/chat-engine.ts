@@ -6,6 +6,7 @@
  * refinement) prefills only its new tokens, and vision outputs are cached by image hash.
  */
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
+import { ImageLayouts } from '../chat/image-layouts';
 import { prepareChat } from '../chat/prepare-chat';
 import type {
   Engine,
@@ -19,9 +20,9 @@ import type {
 } from '../contracts';
 import { EngineError } from '../errors';
 import type { ImageLimits } from '../preprocess/decode-image';
-import { splitMessages } from '../chat/messages';
 import { runDecodeLoop } from './decode-loop';
-import { ImageEmbeddingCache, imageKey } from './image-cache';
+import { preprocessImage } from '../preprocess/preprocess-image';
+import { ImageEmbeddingCache } from './image-cache';
 import { reusablePrefix } from './prefix-reuse';
 import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
 import { randomSeed, seededRandom } from './prng';
@@ -50,7 +51,10 @@ export function createChatEngine(
     contextLength: options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
   };
   let queue: Promise<unknown> = Promise.resolve();
-  const state: ReuseState = { images: new ImageEmbeddingCache(options.imageCacheBytes) };
+  const state: ReuseState = {
+    images: new ImageEmbeddingCache(options.imageCacheBytes),
+    layouts: new ImageLayouts(),
+  };
   return {
     info,
     generate(request, callbacks = {}) {
@@ -67,9 +71,10 @@ export function createChatEngine(
   };
 }
 
-/** What outlives one generation in this engine: its image cache. */
+/** What outlives one generation in this engine: its image caches. */
 interface ReuseState {
   images: ImageEmbeddingCache;
+  layouts: ImageLayouts;
 }
 
 /**
@@ -109,13 +114,18 @@ async function generateWith(
   const started = performance.now();
   const sampler = resolveSampler(request.sampling, checkpoint.generation);
   const stop = checkStop(request.stop);
-  const prepared = await prepareChat(request.messages, checkpoint, options.imageLimits);
+  const prepared = await prepareChat(
+    request.messages,
+    checkpoint,
+    options.imageLimits,
+    state.layouts,
+  );
   const promptTokens = prepared.inputIds.length;
   const maxNewTokens = budget(request.maxNewTokens, promptTokens, info.contextLength, checkpoint);
   const preprocessMs = performance.now() - started;
   callbacks.onPromptReady?.({ promptTokens, images: prepared.images.length });
 
-  const imageKeys = splitMessages(request.messages).images.map(imageKey);
+  const imageKeys = prepared.images.map((image) => image.key);
   const reuse = reusablePrefix(
     { ids: model.decoder.cachedIds, imageKeys: cachedImageKeys.get(model.decoder) ?? [] },
     prepared.inputIds,
@@ -133,7 +143,11 @@ async function generateWith(
       let output = state.images.get(imageKeys[i]);
       if (output) cachedImages++;
       else {
-        output = await model.vision.encode(image.pixelValues, image.gridThw);
+        // A known layout skipped the pixels; the vision tower needs them after all.
+        const pixels =
+          image.pixelValues ??
+          (await preprocessImage(image.bytes, checkpoint.image, options.imageLimits)).pixelValues;
+        output = await model.vision.encode(pixels, image.gridThw);
         state.images.set(imageKeys[i], output);
       }
       outputs.push(output);
