@@ -102,9 +102,24 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
             new OnnxTextDecoder(webgpuSession, config, paddedCache()),
             1e-3,
           ] as [string, TextDecoder, number],
+          [
+            'handed over on WebGPU whose padding fails (as out of GPU memory would)',
+            new OnnxTextDecoder(
+              webgpuSession,
+              config,
+              new HandoverKvCache(config.text, 'float32', failingPadder, 0),
+            ),
+            1e-3,
+          ] as [string, TextDecoder, number],
         ]
       : []),
   ];
+
+  /** Stands in for the GPU refusing the padded buffers. */
+  const failingPadder: KvPadder = {
+    pad: () => Promise.reject(new Error('out of GPU memory')),
+    release: () => Promise.resolve(),
+  };
 
   /** A WebGPU handed-over cache that checks, before each run, that its padding took effect. */
   function paddedCache(): HandoverKvCache {

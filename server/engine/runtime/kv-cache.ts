@@ -142,6 +142,7 @@ export class InPlaceKvCache implements KvCache {
 
 export class HandoverKvCache implements KvCache {
   private tensors: ort.Tensor[] = [];
+  private padFailed = false;
 
   constructor(
     private readonly text: TextConfig,
@@ -158,7 +159,7 @@ export class HandoverKvCache implements KvCache {
 
   /** Pads every tensor to a planned capacity once the shortest cannot take `rows` rows. */
   async makeRoom(rows: number): Promise<void> {
-    if (!this.padder || this.tensors.length === 0) return;
+    if (!this.padder || this.padFailed || this.tensors.length === 0) return;
     const lengths = this.rows;
     if (Math.min(...lengths) >= rows) return;
     const bytesPerRow =
@@ -176,7 +177,15 @@ export class HandoverKvCache implements KvCache {
     order.forEach((layer, rank) => {
       capacities[2 * layer] = capacities[2 * layer + 1] = plan[2 * rank];
     });
-    const padded = await this.padder.pad(this.tensors, capacities);
+    let padded: ort.Tensor[];
+    try {
+      padded = await this.padder.pad(this.tensors, capacities);
+    } catch {
+      // Out of GPU memory, most likely (spare rows cost up to a few times the cache): the
+      // tensors are untouched, so go on unpadded, slower but correct, and stop trying.
+      this.padFailed = true;
+      return;
+    }
     for (const tensor of this.tensors) tensor.dispose();
     this.tensors = padded;
   }
