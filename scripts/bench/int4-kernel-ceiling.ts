@@ -4,8 +4,8 @@
  * format (block 32, zero points, accuracy_level 4; fp32 activations and scales on the CPU, fp16
  * on WebGPU), random weights and nothing else. Timed in the benchmark's own process, it is what
  * onnxruntime's int4 kernel does on this machine: the ceiling of a full decode step, beside the
- * memory roofline. On WebGPU it also counts the per-dispatch cost of ~29 kernels per layer's
- * worth of matrices, which is what bounds a small model's step there.
+ * memory roofline. On WebGPU it also counts the cost of dispatching one kernel per matrix
+ * (4 a layer and the LM head), which is what bounds a small model's step there.
  */
 import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
@@ -13,12 +13,13 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../../server/engine/checkpoint/config';
 import { FileDataSink } from '../../server/engine/onnx/external-data';
+import { float32ToFloat16Bits } from '../../server/engine/onnx/float16';
 import { DataType, GraphBuilder, attr } from '../../server/engine/onnx/graph-builder';
 import { INT4_BLOCK_SIZE } from '../../server/engine/onnx/quantize-int4';
 
-/** IEEE half-precision bits of 1/64 and of 0.1 (the scales and the activations). */
-const FLOAT16_1_64 = 0x2400;
-const FLOAT16_0_1 = 0x2e66;
+/** Half-precision bits of the scales and the activations. */
+const FLOAT16_1_64 = float32ToFloat16Bits(1 / 64);
+const FLOAT16_0_1 = float32ToFloat16Bits(0.1);
 
 export interface KernelCeiling {
   /** Median ms of one pass over every matrix with onnxruntime's default threads, and one (CPU). */

@@ -68,3 +68,14 @@ export async function prepareChat(
   );
   return { prompt, inputIds, images, positionIds, ropeDelta };
 }
+
+/** The image's pixel_values: this call's, or decoded now when its layout was known. */
+export async function imagePixels(
+  image: PreparedImage,
+  checkpoint: ChatCheckpoint,
+  limits?: ImageLimits,
+): Promise<Float32Array> {
+  return (
+    image.pixelValues ?? (await preprocessImage(image.bytes, checkpoint.image, limits)).pixelValues
+  );
+}

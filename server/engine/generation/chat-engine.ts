@@ -7,7 +7,7 @@
  */
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
 import { ImageLayouts } from '../chat/image-layouts';
-import { prepareChat } from '../chat/prepare-chat';
+import { imagePixels, prepareChat } from '../chat/prepare-chat';
 import type {
   Engine,
   EngineInfo,
@@ -21,7 +21,6 @@ import type {
 import { EngineError } from '../errors';
 import type { ImageLimits } from '../preprocess/decode-image';
 import { runDecodeLoop } from './decode-loop';
-import { preprocessImage } from '../preprocess/preprocess-image';
 import { ImageEmbeddingCache } from './image-cache';
 import { reusablePrefix } from './prefix-reuse';
 import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
@@ -144,9 +143,7 @@ async function generateWith(
       if (output) cachedImages++;
       else {
         // A known layout skipped the pixels; the vision tower needs them after all.
-        const pixels =
-          image.pixelValues ??
-          (await preprocessImage(image.bytes, checkpoint.image, options.imageLimits)).pixelValues;
+        const pixels = await imagePixels(image, checkpoint, options.imageLimits);
         output = await model.vision.encode(pixels, image.gridThw);
         state.images.set(imageKeys[i], output);
       }

@@ -165,9 +165,7 @@ export class HandoverKvCache implements KvCache {
     const bytesPerRow =
       this.text.numKvHeads * this.text.headDim * (this.type === 'float16' ? 2 : 4);
     if (rows * bytesPerRow < this.padFromBytes) return;
-    const plan = planKvCapacities(this.tensors.length, rows + KV_HEADROOM_ROWS, bytesPerRow).sort(
-      (a, b) => a - b,
-    );
+    const plan = planKvCapacities(this.tensors.length, rows + KV_HEADROOM_ROWS, bytesPerRow);
     // Per layer (key and value alike, as GroupQueryAttention requires), the longest layers
     // taking the largest capacities so none has to shrink.
     const order = Array.from({ length: lengths.length / 2 }, (_, l) => l).sort(

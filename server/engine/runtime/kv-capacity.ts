@@ -54,20 +54,19 @@ export const KV_HEADROOM_ROWS = 256;
 export const KV_PAD_FROM_BYTES = 1 << 20;
 
 /**
- * Capacities (rows) for `count` tensors of `bytesPerRow` bytes a row that must each hold at least
- * `rows` rows: bucket-sized, spread so no bucket holds more than its limit; any left over past the
- * largest bucket get exactly `rows`.
+ * Capacities (rows, ascending) for `count` tensors of `bytesPerRow` bytes a row that must each
+ * hold at least `rows` rows: bucket-sized, spread so no bucket holds more than its limit; any
+ * that do not fit below the largest bucket get exactly `rows` (and come first).
  */
 export function planKvCapacities(count: number, rows: number, bytesPerRow: number): number[] {
-  const capacities: number[] = [];
+  const bucketed: number[] = [];
   for (const [bytes, limit] of BUCKETS) {
     const capacity = Math.floor(bytes / bytesPerRow);
     if (capacity < rows) continue;
     // An even number: a layer's key and value must have the same length (GroupQueryAttention).
-    const take = Math.min(limit - SPARE_PER_BUCKET, count - capacities.length) & ~1;
-    for (let i = 0; i < take; i++) capacities.push(capacity);
-    if (capacities.length === count) return capacities;
+    const take = Math.min(limit - SPARE_PER_BUCKET, count - bucketed.length) & ~1;
+    for (let i = 0; i < take; i++) bucketed.push(capacity);
+    if (bucketed.length === count) break;
   }
-  while (capacities.length < count) capacities.push(rows);
-  return capacities;
+  return [...new Array<number>(count - bucketed.length).fill(rows), ...bucketed];
 }
