@@ -289,10 +289,12 @@ async function main(): Promise<void> {
     },
   };
   const timedModel = { ...model, decoder: timedDecoder };
-  const engine = (speculation: boolean) =>
+  // A fresh engine has empty image caches; plain decoding is asked for per request, so the
+  // refinement runs in the engine that saw the first prompt, as in the server.
+  const freshEngine = () =>
     createChatEngine(timedModel, checkpoint, {
       modelName: basename(modelDir),
-      speculation: speculation ? DEFAULT_PROMPT_LOOKUP : false,
+      speculation: DEFAULT_PROMPT_LOOKUP,
     });
   const image = await screenshot(options.image);
   const first: ChatMessage[] = [
@@ -318,11 +320,12 @@ async function main(): Promise<void> {
     model.decoder.reset();
     stepMs.length = 0;
     // 1. A cold screenshot prompt, plain decoding (the figures bench:engine always printed).
-    const plainEngine = engine(false);
-    const cold = await plainEngine.generate({
+    const engine = freshEngine();
+    const cold = await engine.generate({
       messages: first,
       maxNewTokens: options.tokens,
       sampling: greedy,
+      speculation: false,
     });
     const coldSteps = stepMs.slice();
     // 2. A refinement of it: the previous answer is in the prompt; KV reuse + speculation.
@@ -331,20 +334,21 @@ async function main(): Promise<void> {
       { role: 'assistant', content: cold.text },
       { role: 'user', content: 'Make the header blue and keep everything else as it is.' },
     ];
-    const refined = await engine(true).generate({
+    const refined = await engine.generate({
       messages: refinement,
       maxNewTokens: options.tokens,
       sampling: greedy,
     });
     // 3. The same refinement decoded plainly (its prompt is still cached: only decode differs).
-    const refinedPlain = await plainEngine.generate({
+    const refinedPlain = await engine.generate({
       messages: refinement,
       maxNewTokens: options.tokens,
       sampling: greedy,
+      speculation: false,
     });
     // 4. The refinement from nothing: empty KV cache, image not cached (a fresh engine).
     model.decoder.reset();
-    const refinedCold = await engine(true).generate({
+    const refinedCold = await freshEngine().generate({
       messages: refinement,
       maxNewTokens: 1,
       sampling: greedy,
