@@ -17,7 +17,7 @@ function cubicWeight(x: number): number {
   return 0;
 }
 
-interface AxisWeights {
+export interface AxisWeights {
   /** First source index per output index. */
   start: Int32Array;
   /** Number of taps per output index. */
@@ -33,7 +33,7 @@ interface AxisWeights {
  * PyTorch's `_compute_index_ranges_int16_weights`: double weights, then the largest precision
  * that keeps every weight within int16.
  */
-function axisWeights(inSize: number, outSize: number): AxisWeights {
+export function axisWeights(inSize: number, outSize: number): AxisWeights {
   const scale = inSize / outSize;
   const support = scale >= 1 ? 2 * scale : 2;
   const invScale = scale >= 1 ? 1 / scale : 1;
@@ -83,7 +83,10 @@ function toByte(acc: number, precision: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-/** The width pass: each output pixel mixes a few neighbours of the same row. */
+/**
+ * The width pass: each output pixel mixes a few neighbours of the same row. RGB (the only
+ * layout the engine resizes) accumulates its three channels in one walk over the taps.
+ */
 function resampleWidth(
   src: Uint8Array,
   width: number,
@@ -101,6 +104,21 @@ function resampleWidth(
       const taps = size[x];
       const wBase = x * maxTaps;
       const first = rowIn + start[x] * channels;
+      if (channels === 3) {
+        let r = half;
+        let g = half;
+        let b = half;
+        for (let j = 0, p = first; j < taps; j++, p += 3) {
+          const w = weights[wBase + j];
+          r += src[p] * w;
+          g += src[p + 1] * w;
+          b += src[p + 2] * w;
+        }
+        dst[o++] = toByte(r, precision);
+        dst[o++] = toByte(g, precision);
+        dst[o++] = toByte(b, precision);
+        continue;
+      }
       for (let c = 0; c < channels; c++) {
         let acc = half;
         for (let j = 0, p = first + c; j < taps; j++, p += channels) {
@@ -113,7 +131,10 @@ function resampleWidth(
   return dst;
 }
 
-/** The height pass: each output row is a weighted sum of a few whole input rows. */
+/**
+ * The height pass: each output row is a weighted sum of a few whole input rows, taken four
+ * rows per sweep, so the usual row of up to four taps is one sweep that writes the bytes.
+ */
 function resampleHeight(
   src: Uint8Array,
   width: number,
@@ -122,19 +143,38 @@ function resampleHeight(
   outHeight: number,
 ): Uint8Array {
   const { start, size, weights, maxTaps, precision } = axisWeights(height, outHeight);
-  const rowLength = width * channels;
-  const dst = new Uint8Array(outHeight * rowLength);
-  const acc = new Int32Array(rowLength);
+  const n = width * channels;
+  const dst = new Uint8Array(outHeight * n);
+  const acc = new Int32Array(n);
   const half = precision > 0 ? 1 << (precision - 1) : 0;
   for (let y = 0; y < outHeight; y++) {
-    acc.fill(half);
-    for (let j = 0; j < size[y]; j++) {
-      const w = weights[y * maxTaps + j];
-      const row = (start[y] + j) * rowLength;
-      for (let i = 0; i < rowLength; i++) acc[i] += src[row + i] * w;
+    const taps = size[y];
+    const wBase = y * maxTaps;
+    const first = start[y] * n;
+    const out = y * n;
+    // Sweeps before the last add four rows each into acc (the first starts it from `half`).
+    let j = 0;
+    for (; taps - j > 4; j += 4) {
+      const [a, b, c, d] = [0, 1, 2, 3].map((k) => first + (j + k) * n);
+      const [wa, wb, wc, wd] = [0, 1, 2, 3].map((k) => weights[wBase + j + k]);
+      const base = j === 0 ? half : 0;
+      for (let i = 0; i < n; i++) {
+        const sum = src[a + i] * wa + src[b + i] * wb + src[c + i] * wc + src[d + i] * wd;
+        acc[i] = (j === 0 ? base : acc[i]) + sum;
+      }
     }
-    const out = y * rowLength;
-    for (let i = 0; i < rowLength; i++) dst[out + i] = toByte(acc[i], precision);
+    // The last sweep takes the remaining one to four rows (a missing row is read with weight
+    // 0) and writes the bytes.
+    const left = taps - j;
+    const row = (k: number) => first + (k < left ? j + k : j) * n;
+    const weight = (k: number) => (k < left ? weights[wBase + j + k] : 0);
+    const [a, b, c, d] = [row(0), row(1), row(2), row(3)];
+    const [wa, wb, wc, wd] = [weight(0), weight(1), weight(2), weight(3)];
+    const fromAcc = j > 0;
+    for (let i = 0; i < n; i++) {
+      const sum = src[a + i] * wa + src[b + i] * wb + src[c + i] * wc + src[d + i] * wd;
+      dst[out + i] = toByte((fromAcc ? acc[i] : half) + sum, precision);
+    }
   }
   return dst;
 }

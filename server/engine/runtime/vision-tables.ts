@@ -102,20 +102,34 @@ export function visionRotary(
   const nFreq = rotaryDim / 2;
   const invFreq = new Float32Array(nFreq);
   for (let k = 0; k < nFreq; k++) invFreq[k] = f32(1 / f32(theta ** f32((2 * k) / rotaryDim)));
+  // An angle depends on the row or the column alone: cos/sin once per grid line, then copied.
+  const angles = (lines: number) => {
+    const c = new Float32Array(lines * nFreq);
+    const s = new Float32Array(lines * nFreq);
+    for (let line = 0; line < lines; line++) {
+      for (let k = 0; k < nFreq; k++) {
+        const a = f32(line * invFreq[k]);
+        c[line * nFreq + k] = Math.cos(a);
+        s[line * nFreq + k] = Math.sin(a);
+      }
+    }
+    return { c, s };
+  };
+  const byRow = angles(gridH);
+  const byCol = angles(gridW);
   const { rows, cols } = mergeOrder(gridT, gridH, gridW, merge);
   const n = rows.length;
   const cos = new Float32Array(n * headDim);
   const sin = new Float32Array(n * headDim);
   for (let i = 0; i < n; i++) {
+    const r = rows[i] * nFreq;
+    const c = cols[i] * nFreq;
+    const o = i * headDim;
     for (let k = 0; k < nFreq; k++) {
-      const a = f32(rows[i] * invFreq[k]);
-      const b = f32(cols[i] * invFreq[k]);
-      for (const offset of [0, rotaryDim]) {
-        cos[i * headDim + offset + k] = Math.cos(a);
-        sin[i * headDim + offset + k] = Math.sin(a);
-        cos[i * headDim + offset + nFreq + k] = Math.cos(b);
-        sin[i * headDim + offset + nFreq + k] = Math.sin(b);
-      }
+      cos[o + k] = cos[o + rotaryDim + k] = byRow.c[r + k];
+      sin[o + k] = sin[o + rotaryDim + k] = byRow.s[r + k];
+      cos[o + nFreq + k] = cos[o + rotaryDim + nFreq + k] = byCol.c[c + k];
+      sin[o + nFreq + k] = sin[o + rotaryDim + nFreq + k] = byCol.s[c + k];
     }
   }
   return { cos, sin };
