@@ -266,19 +266,26 @@ async function main(): Promise<void> {
     device: options.device,
   });
   const checkpoint = loadChatCheckpoint(modelDir);
-  // Every plain decode step is timed: on a shared machine the fastest step shows what the
-  // hardware does when nothing else runs, the mean what this run got.
+  // Every plain decode step (one token, whole row or best logits) is timed: on a shared
+  // machine the fastest step shows what the hardware does when nothing else runs, the mean
+  // what this run got.
   const stepMs: number[] = [];
   const decoder = model.decoder;
+  const timed = async <T>(tokens: number, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    const result = await run();
+    if (tokens === 1) stepMs.push(performance.now() - started);
+    return result;
+  };
   const timedDecoder: TextDecoder = {
     prefill: (input) => decoder.prefill(input),
-    async step(token, position) {
-      const started = performance.now();
-      const logits = await decoder.step(token, position);
-      stepMs.push(performance.now() - started);
-      return logits;
-    },
+    step: (token, position) => timed(1, () => decoder.step(token, position)),
     extend: (tokens, position) => decoder.extend(tokens, position),
+    extendTop: (tokens, position) =>
+      timed(tokens.length, () => decoder.extendTop(tokens, position)),
+    get topLogitsPerRow() {
+      return decoder.topLogitsPerRow;
+    },
     truncate: (length) => decoder.truncate(length),
     reset: () => decoder.reset(),
     get pastLength() {

@@ -5,7 +5,12 @@
  *
  * 1. The decoder's step time (median of 24) after text prefills of each cache length: a step
  *    that grows with the cache spends it in attention or in moving the cache, not in weights.
- * 2. One onnxruntime profile of the decoder (prefill of the middle length, then 16 steps),
+ * 2. Verification runs (speculation): the time of one decoder run of 1, 2, 5, 9 and 17 tokens at
+ *    the middle cache length (the cache is truncated back after each), returning every logit
+ *    (plus the host's argmax over the rows) or each row's best logits only (extendTop, what
+ *    greedy and top-k sampling use). A run's fixed cost against its cost per token says what
+ *    a drafted token costs.
+ * 3. One onnxruntime profile of the decoder (prefill of the middle length, then 16 steps),
  *    written under --out; on WebGPU it holds each kernel's GPU time. scripts/gpu/summarize_profile.py
  *    turns it into a table.
  * Uses an already built model (bench-engine --prepare builds one).
@@ -13,6 +18,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DeviceRequest, LoadedModel, Precision } from '../../server/engine/contracts';
+import { argmax } from '../../server/engine/generation/sampling';
 import { loadModel } from '../../server/engine/runtime/load-model';
 
 interface Options {
@@ -68,6 +74,44 @@ async function stepTimes(model: LoadedModel, length: number, steps: number): Pro
   return times;
 }
 
+interface RunSizeTimes {
+  size: number;
+  /** extend(): every logit back, then the host's argmax over each row. */
+  fullMs: number;
+  argmaxMs: number;
+  /** extendTop(): each row's best logits only (what greedy and top-k sampling use). */
+  topMs: number;
+}
+
+/** Median times of decoder runs of each size after a `length`-token prefill (truncated back after each). */
+async function runSizeTimes(
+  model: LoadedModel,
+  length: number,
+  sizes: number[],
+): Promise<RunSizeTimes[]> {
+  await prefillText(model, length);
+  const rows: RunSizeTimes[] = [];
+  for (const size of sizes) {
+    const ids = Array.from({ length: size }, (_, i) => 1000 + i);
+    const [full, picks, top]: number[][] = [[], [], []];
+    for (let i = 0; i < 12; i++) {
+      let started = performance.now();
+      const logits = await model.decoder.extend(ids, length);
+      full.push(performance.now() - started);
+      started = performance.now();
+      for (const row of logits) argmax(row);
+      picks.push(performance.now() - started);
+      model.decoder.truncate(length);
+      started = performance.now();
+      await model.decoder.extendTop(ids, length);
+      top.push(performance.now() - started);
+      model.decoder.truncate(length);
+    }
+    rows.push({ size, fullMs: median(full), argmaxMs: median(picks), topMs: median(top) });
+  }
+  return rows;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
@@ -88,6 +132,8 @@ async function main(): Promise<void> {
     const times = await stepTimes(model, length, 24);
     rows.push({ length, medianMs: median(times), bestMs: Math.min(...times) });
   }
+  const middle = options.lengths[Math.floor(options.lengths.length / 2)];
+  const runSizes = await runSizeTimes(model, middle, [1, 2, 5, 9, 17]);
   await model.dispose();
   for (const row of rows) {
     console.log(
@@ -114,9 +160,33 @@ async function main(): Promise<void> {
     );
   }
 
+  for (const row of runSizes) {
+    const whole = row.fullMs + row.argmaxMs;
+    console.log(
+      JSON.stringify({
+        profile: 'verify_run',
+        cache_tokens: middle,
+        run_tokens: row.size,
+        all_logits_ms: +row.fullMs.toFixed(2),
+        host_argmax_ms: +row.argmaxMs.toFixed(2),
+        best_logits_ms: +row.topMs.toFixed(2),
+        best_vs_all_with_argmax: +(row.topMs / whole).toFixed(3),
+      }),
+    );
+  }
+  const [one, most] = [runSizes[0], runSizes[runSizes.length - 1]];
+  const slope = (ms: (row: RunSizeTimes) => number) =>
+    +((ms(most) - ms(one)) / (most.size - one.size)).toFixed(3);
+  console.log(
+    JSON.stringify({
+      profile: 'verify_run_slope',
+      ms_per_extra_token_all_logits: slope((row) => row.fullMs + row.argmaxMs),
+      ms_per_extra_token_best_logits: slope((row) => row.topMs),
+    }),
+  );
+
   mkdirSync(options.out, { recursive: true });
   const profiled = await load(join(options.out, 'decoder'));
-  const middle = options.lengths[Math.floor(options.lengths.length / 2)];
   await stepTimes(profiled, 64, 4);
   await stepTimes(profiled, middle, 16);
   await profiled.dispose(); // onnxruntime writes the profile when the session ends

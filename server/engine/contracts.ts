@@ -8,6 +8,8 @@ export type Precision = 'fp32' | 'fp16' | 'int4';
 export type DeviceRequest = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export type Device = Exclude<DeviceRequest, 'auto'>;
 
+import type { TopLogits } from './generation/sampling';
+
 /** Progress while preparing a model (building ONNX, loading sessions). */
 export interface BuildProgress {
   stage: 'build' | 'load';
@@ -60,6 +62,14 @@ export interface TextDecoder {
    * verify speculative drafts; truncate() then drops the rejected ones.
    */
   extend(tokenIds: number[], position: number): Promise<Float32Array[]>;
+  /**
+   * extend() that returns only each row's `topLogitsPerRow` best logits, highest first (equal
+   * values: lower id first). Greedy decoding and top-k sampling need no more, and the host
+   * then neither reads nor scans the vocabulary.
+   */
+  extendTop(tokenIds: number[], position: number): Promise<TopLogits[]>;
+  /** How many best logits extendTop returns per row; 0 when it cannot. */
+  readonly topLogitsPerRow: number;
   /** Drops cached positions from `length` on (the next run writes there). */
   truncate(length: number): void;
   /** Tokens currently held in the cache. */

@@ -3,7 +3,8 @@
  * a step would have returned, and truncate() drops rejected drafts so the next run continues
  * as if they had never been run. Checked for the CPU build's host cache, the GPU build's
  * in-place and handed-over forms run on the CPU, and the handed-over form on WebGPU with the
- * cache in GPU buffers (where a WebGPU adapter exists: software Vulkan in CI).
+ * cache in GPU buffers (where a WebGPU adapter exists: software Vulkan in CI). extendTop's rows
+ * are the best logits of extend's.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -170,9 +171,38 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
     }
   });
 
+  it("extendTop returns each row's best logits of extend, highest first, ties by lower id", async () => {
+    const tokens = c.greedy_new_tokens.slice(0, 4);
+    for (const [name, decoder] of decoders()) {
+      assert.equal(decoder.topLogitsPerRow, 64, name);
+      await decoder.prefill(input);
+      const base = decoder.pastLength;
+      const rows = await decoder.extend(tokens, base + delta);
+      decoder.truncate(base);
+      const tops = await decoder.extendTop(tokens, base + delta);
+      assert.equal(decoder.pastLength, base + tokens.length);
+      assert.equal(tops.length, tokens.length);
+      tops.forEach((top, i) => {
+        const row = rows[i];
+        const expected = Array.from(row.keys())
+          .sort((a, b) => row[b] - row[a] || a - b)
+          .slice(0, 64);
+        // The same run twice: the same rounding, so the same values and the same order.
+        assert.deepEqual(top.ids, expected, `${name} row ${i} ids`);
+        assert.deepEqual(
+          [...top.logits],
+          expected.map((id) => row[id]),
+          `${name} row ${i}`,
+        );
+      });
+      decoder.reset();
+    }
+  });
+
   it('refuses truncating beyond the cache and extending before prefill', async () => {
     const [, decoder] = decoders()[0];
     await assert.rejects(decoder.extend([1], 0), /before prefill/);
+    await assert.rejects(decoder.extendTop([1], 0), /before prefill/);
     await decoder.prefill(input);
     assert.throws(() => decoder.truncate(decoder.pastLength + 1), /cannot truncate/);
     decoder.reset();

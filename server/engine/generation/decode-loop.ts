@@ -11,7 +11,13 @@ import type { PrefillInput, TextDecoder } from '../contracts';
 import { decodePosition } from '../positions/rope-index';
 import type { Random } from './prng';
 import { draftTokens, type PromptLookupSettings } from './prompt-lookup';
-import { applyRepetitionPenalty, sampleToken, type SamplerSettings } from './sampling';
+import {
+  applyRepetitionPenalty,
+  fitsTopLogits,
+  sampleToken,
+  type RowScores,
+  type SamplerSettings,
+} from './sampling';
 import { verifyDraft } from './speculative-accept';
 import { StopStringMatcher } from './stop-strings';
 import { TextStreamer } from './stream-text';
@@ -109,8 +115,10 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
     }
     return undefined;
   };
-  const penalized = (logits: Float32Array): Float32Array => {
-    if (sampler.repetitionPenalty === 1) return logits;
+  // Runs after prefill bring back each row's best logits only, when those pick the same token.
+  const topOnly = fitsTopLogits(sampler, decoder.topLogitsPerRow);
+  const penalized = (logits: RowScores): RowScores => {
+    if (sampler.repetitionPenalty === 1 || !(logits instanceof Float32Array)) return logits;
     const copy = Float32Array.from(logits);
     applyRepetitionPenalty(copy, context, sampler.repetitionPenalty);
     return copy;
@@ -119,12 +127,12 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
   if (signal?.aborted || input.maxNewTokens <= 0) {
     return result(signal?.aborted ? 'cancelled' : 'length');
   }
-  let logits = await decoder.prefill(input.prefill);
+  let logits: RowScores = await decoder.prefill(input.prefill);
   prefillMs = performance.now() - started;
   // A token already chosen by a rejected draft's residual draw.
   let chosen: number | undefined;
   for (;;) {
-    const token = chosen ?? sampleToken(penalized(logits), sampler, random);
+    const token: number = chosen ?? sampleToken(penalized(logits), sampler, random);
     chosen = undefined;
     const end = take(token);
     if (end) return result(end);
@@ -135,13 +143,18 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
     const drafts = input.speculation ? draftTokens(sequence, input.speculation, room) : [];
     const stepStarted = performance.now();
     if (drafts.length === 0) {
-      logits = await decoder.step(token, position);
+      logits = topOnly
+        ? (await decoder.extendTop([token], position))[0]
+        : await decoder.step(token, position);
       decodeMs += performance.now() - stepStarted;
       decodeSteps++;
       continue;
     }
     const base = decoder.pastLength;
-    const rows = await decoder.extend([token, ...drafts], position);
+    const run = [token, ...drafts];
+    const rows: RowScores[] = topOnly
+      ? await decoder.extendTop(run, position)
+      : await decoder.extend(run, position);
     decodeMs += performance.now() - stepStarted;
     decodeSteps++;
     drafted += drafts.length;

@@ -29,6 +29,36 @@ export function applyRepetitionPenalty(
   }
 }
 
+/**
+ * A row's best logits only, highest first and equal values lower id first (the decoder's TopK
+ * output): enough for greedy decoding and top-k sampling, see fitsTopLogits.
+ */
+export interface TopLogits {
+  ids: number[];
+  logits: Float32Array;
+}
+
+/** A row of next-token scores: the whole vocabulary, or its best logits only. */
+export type RowScores = Float32Array | TopLogits;
+
+/**
+ * Whether a row's `available` best logits pick exactly the token the whole row would: greedy
+ * needs the best one, top-k sampling the k best plus room for ties at the k-th value (ties
+ * past the last one kept would go unseen, which real logits never produce). A repetition
+ * penalty can lift a token from outside the best into them, and top-p alone or plain
+ * sampling need the whole vocabulary.
+ */
+export function fitsTopLogits(settings: SamplerSettings, available: number): boolean {
+  if (available <= 0 || settings.repetitionPenalty !== 1) return false;
+  if (settings.greedy || settings.temperature <= 0) return true;
+  return settings.topK > 0 && settings.topK < available;
+}
+
+/** The best token of a row (the lowest id among equal best values). */
+export function bestToken(scores: RowScores): number {
+  return scores instanceof Float32Array ? argmax(scores) : scores.ids[0];
+}
+
 export function argmax(logits: Float32Array): number {
   let best = 0;
   let bestValue = -Infinity;
@@ -54,19 +84,19 @@ export interface Candidates {
  * sorts the head of the distribution that holds at least top_p of the mass.
  */
 export function candidateDistribution(
-  logits: Float32Array,
+  scores: RowScores,
   settings: Pick<SamplerSettings, 'temperature' | 'topK' | 'topP'>,
 ): Candidates {
   const { temperature, topK, topP } = settings;
-  let ids = topK > 0 && topK < logits.length ? topKIds(logits, topK) : allFiniteIds(logits);
+  let { ids, valueOf } = topKCandidates(scores, topK);
   if (ids.length === 0) throw new Error('sampling: every logit is -Infinity');
   let max = -Infinity;
-  for (const id of ids) max = Math.max(max, logits[id]);
-  const weight = (id: number): number => Math.exp((logits[id] - max) / temperature);
+  for (const id of ids) max = Math.max(max, valueOf(id));
+  const weight = (id: number): number => Math.exp((valueOf(id) - max) / temperature);
   let total = 0;
   for (const id of ids) total += weight(id);
   if (topP < 1) ids = nucleusHead(ids, weight, topP * total);
-  if (topK > 0 || topP < 1) ids.sort((x, y) => logits[y] - logits[x]);
+  if (topK > 0 || topP < 1) ids.sort((x, y) => valueOf(y) - valueOf(x));
   let probs = ids.map(weight);
   if (topP < 1) {
     // HF's TopPLogitsWarper removes, from the least likely up, every token whose cumulative
@@ -84,6 +114,26 @@ export function candidateDistribution(
   }
   normalize(probs);
   return { ids, probs };
+}
+
+/**
+ * The ids top-k keeps (every id when k is 0), in id order, and their logits. From a row's
+ * best logits, the ids at or above the k-th value come out the same.
+ */
+function topKCandidates(
+  scores: RowScores,
+  k: number,
+): { ids: number[]; valueOf: (id: number) => number } {
+  if (scores instanceof Float32Array) {
+    const ids = k > 0 && k < scores.length ? topKIds(scores, k) : allFiniteIds(scores);
+    return { ids, valueOf: (id) => scores[id] };
+  }
+  const values = new Map<number, number>();
+  const threshold = scores.logits[Math.min(k > 0 ? k : Infinity, scores.ids.length) - 1];
+  scores.ids.forEach((id, i) => {
+    if (scores.logits[i] >= threshold) values.set(id, scores.logits[i]);
+  });
+  return { ids: [...values.keys()].sort((a, b) => a - b), valueOf: (id) => values.get(id)! };
 }
 
 /**
@@ -107,15 +157,14 @@ function nucleusHead(ids: number[], weight: (id: number) => number, mass: number
   return ids;
 }
 
-export function sampleToken(
-  logits: Float32Array,
-  settings: SamplerSettings,
-  random: Random,
-): number {
-  if (settings.greedy || settings.temperature <= 0) return argmax(logits);
-  if (settings.topK <= 0 && settings.topP >= 1)
-    return sampleFull(logits, settings.temperature, random);
-  const { ids, probs } = candidateDistribution(logits, settings);
+export function sampleToken(scores: RowScores, settings: SamplerSettings, random: Random): number {
+  if (settings.greedy || settings.temperature <= 0) return bestToken(scores);
+  if (settings.topK <= 0 && settings.topP >= 1) {
+    if (!(scores instanceof Float32Array))
+      throw new Error('sampling: plain sampling needs every logit');
+    return sampleFull(scores, settings.temperature, random);
+  }
+  const { ids, probs } = candidateDistribution(scores, settings);
   let r = random();
   for (let i = 0; i < ids.length; i++) {
     r -= probs[i];

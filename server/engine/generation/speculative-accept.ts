@@ -7,18 +7,18 @@
  * renormalised. The token that comes out is distributed exactly as p.
  */
 import type { Random } from './prng';
-import { argmax, candidateDistribution, type SamplerSettings } from './sampling';
+import { bestToken, candidateDistribution, type RowScores, type SamplerSettings } from './sampling';
 
 export type Verdict = { accepted: true } | { accepted: false; token: number };
 
 export function verifyDraft(
-  logits: Float32Array,
+  logits: RowScores,
   draft: number,
   settings: SamplerSettings,
   random: Random,
 ): Verdict {
   if (settings.greedy || settings.temperature <= 0) {
-    const best = argmax(logits);
+    const best = bestToken(logits);
     return best === draft ? { accepted: true } : { accepted: false, token: best };
   }
   const { ids, probs } = distribution(logits, settings);
@@ -40,10 +40,12 @@ export function verifyDraft(
 
 /** The sampling distribution sampleToken draws from, as explicit ids and probabilities. */
 export function distribution(
-  logits: Float32Array,
+  logits: RowScores,
   settings: SamplerSettings,
 ): { ids: number[]; probs: number[] } {
   if (settings.topK > 0 || settings.topP < 1) return candidateDistribution(logits, settings);
+  if (!(logits instanceof Float32Array))
+    throw new Error('sampling: plain sampling needs every logit');
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   const ids: number[] = [];

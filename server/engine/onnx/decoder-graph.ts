@@ -9,7 +9,9 @@
  *          past_key_<l>, past_value_<l> [1, kvHeads, P, headDim]
  *          seqlens_k [1] int32 (= P + S - 1), total_sequence_length [] int32 (= P + S)
  *          num_logits [1] int64        how many trailing positions get logits (1 to S)
- * outputs  logits [num_logits, vocab] for the last positions; present_key_<l>, present_value_<l>
+ *          returned_logits [1] int64   how many of those rows `logits` returns (num_logits or 0)
+ * outputs  logits [returned_logits, vocab] for the last positions; present_key_<l>, present_value_<l>
+ *          top_logits, top_ids [num_logits, K]   each row's K largest logits, highest first
  *
  * num_logits is 1 for prefill and plain decode steps; speculative verification asks for every
  * position of the run (the token plus its drafts), so the LM head only runs where it is needed.
@@ -42,12 +44,15 @@ export const DECODER_INPUTS = {
   seqlens: 'seqlens_k',
   total: 'total_sequence_length',
   numLogits: 'num_logits',
+  returnedLogits: 'returned_logits',
   pastKey: (l: number) => `past_key_${l}`,
   pastValue: (l: number) => `past_value_${l}`,
 } as const;
 
 export const DECODER_OUTPUTS = {
   logits: 'logits',
+  topLogits: 'top_logits',
+  topIds: 'top_ids',
   presentKey: (l: number) => `present_key_${l}`,
   presentValue: (l: number) => `present_value_${l}`,
   newKey: (l: number) => `new_key_t_${l}`,
@@ -98,6 +103,7 @@ export function buildDecoderGraph(
       ? toActivation(g.input(HOST_CACHE_INPUTS.bias, F, ['groups', 'sequence', 'key_rows']))
       : '';
   const numLogits = g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
+  const returnedLogits = g.input(DECODER_INPUTS.returnedLogits, DataType.INT64, [1]);
 
   // Embedding gather; int4 builds keep the table in fp16 (gathered rows are cast up).
   const embedName = P('embed_tokens.weight');
@@ -195,8 +201,26 @@ export function buildDecoderGraph(
     logits = linear(ctx, normed, 'lm_head');
   }
   if (act !== F) logits = g.op('Cast', [logits], { to: attr.int(F) });
-  g.node('Identity', [logits], { outputs: [DECODER_OUTPUTS.logits] });
-  g.output(DECODER_OUTPUTS.logits, F, ['logit_rows', t.vocabSize]);
+  // A run that needs only each row's best logits (greedy, top-k sampling) returns no full rows:
+  // the host then reads K values a row instead of the vocabulary, and does not scan it. An
+  // input picks this rather than the fetched outputs, since onnxruntime-node must fetch every
+  // output of a session that keeps some in GPU memory.
+  g.node('Slice', [logits, g.constInt64([0]), returnedLogits, g.constInt64([0])], {
+    outputs: [DECODER_OUTPUTS.logits],
+  });
+  g.output(DECODER_OUTPUTS.logits, F, ['returned_rows', t.vocabSize]);
+  const k = topLogitsPerRow(t.vocabSize);
+  g.node('TopK', [logits, g.constInt64([k])], {
+    outputs: [DECODER_OUTPUTS.topLogits, DECODER_OUTPUTS.topIds],
+    attrs: { axis: attr.int(-1), largest: attr.int(1), sorted: attr.int(1) },
+  });
+  g.output(DECODER_OUTPUTS.topLogits, F, ['logit_rows', k]);
+  g.output(DECODER_OUTPUTS.topIds, DataType.INT64, ['logit_rows', k]);
+}
+
+/** How many best logits per row the decoder's top_* outputs hold. */
+export function topLogitsPerRow(vocabSize: number): number {
+  return Math.min(64, vocabSize);
 }
 
 /**

@@ -37,12 +37,15 @@ export type CacheType = 'float32' | 'float16';
 export interface KvCache {
   /** Makes room for `rows` rows before a run, where that takes a run of its own. */
   makeRoom?(rows: number): Promise<void>;
-  /** Sets the past_* feeds for a run appending `tokens` after `past`; returns the run's fetches. */
+  /**
+   * Sets the past_* feeds for a run appending `tokens` after `past`; returns the cache outputs
+   * to write in place, or undefined when onnxruntime allocates every output.
+   */
   bind(
     feeds: Record<string, ort.Tensor>,
     past: number,
     tokens: number,
-  ): Record<string, ort.Tensor | null> | undefined;
+  ): Record<string, ort.Tensor> | undefined;
   /** Takes over the run's present_* outputs. */
   commit(result: ort.InferenceSession.OnnxValueMapType): void;
   reset(): void;
@@ -97,7 +100,7 @@ export class InPlaceKvCache implements KvCache {
 
   bind(feeds: Record<string, ort.Tensor>, past: number, tokens: number) {
     this.reserve(past, past + tokens);
-    const fetches: Record<string, ort.Tensor | null> = { [DECODER_OUTPUTS.logits]: null };
+    const fetches: Record<string, ort.Tensor> = {};
     for (let l = 0; l < this.text.numLayers; l++) {
       const [k, v] = [this.tensors[2 * l], this.tensors[2 * l + 1]];
       feeds[DECODER_INPUTS.pastKey(l)] = k;

@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { PrefillInput, TextDecoder } from '../contracts';
 import { EngineError } from '../errors';
-import { DECODER_INPUTS, DECODER_OUTPUTS } from '../onnx/decoder-graph';
+import type { TopLogits } from '../generation/sampling';
+import { DECODER_INPUTS, DECODER_OUTPUTS, topLogitsPerRow } from '../onnx/decoder-graph';
 import type { KvCache } from './kv-cache';
 import { MropeTables } from './mrope';
 
@@ -25,6 +26,8 @@ export class OnnxTextDecoder implements TextDecoder {
   private readonly rope: MropeTables;
   private readonly taps: number;
   private readonly attentionLengths: boolean;
+  /** How many best logits extendTop returns per row (0: the graph has no top_* outputs). */
+  readonly topLogitsPerRow: number;
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -36,6 +39,9 @@ export class OnnxTextDecoder implements TextDecoder {
     // The GPU build's GroupQueryAttention takes the lengths; the CPU build's bias carries them.
     this.attentionLengths = session.inputNames.includes(DECODER_INPUTS.seqlens);
     this.taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
+    this.topLogitsPerRow = session.outputNames.includes(DECODER_OUTPUTS.topIds)
+      ? topLogitsPerRow(config.text.vocabSize)
+      : 0;
   }
 
   get pastLength(): number {
@@ -102,11 +108,13 @@ export class OnnxTextDecoder implements TextDecoder {
         const rows = deepstack.subarray((tap * s + start) * d, (tap * s + end) * d);
         chunkDeepstack.set(rows, tap * (end - start) * d);
       }
-      logits = await this.run(
-        ids.slice(start, end),
-        positionRange(input.positionIds, start, end),
-        visual.subarray(start * d, end * d),
-        chunkDeepstack,
+      logits = await readLogits(
+        await this.run(
+          ids.slice(start, end),
+          positionRange(input.positionIds, start, end),
+          visual.subarray(start * d, end * d),
+          chunkDeepstack,
+        ),
       );
     }
     return logits!;
@@ -134,45 +142,62 @@ export class OnnxTextDecoder implements TextDecoder {
     let logits: Float32Array | undefined;
     for (let start = reuse; start < ids.length; start += this.prefillChunk) {
       const end = Math.min(ids.length, start + this.prefillChunk);
-      logits = await this.run(
-        ids.slice(start, end),
-        positionRange(input.positionIds, start, end),
-        new Float32Array((end - start) * d),
-        new Float32Array(this.taps * (end - start) * d),
+      logits = await readLogits(
+        await this.run(
+          ids.slice(start, end),
+          positionRange(input.positionIds, start, end),
+          new Float32Array((end - start) * d),
+          new Float32Array(this.taps * (end - start) * d),
+        ),
       );
     }
     return logits!;
   }
 
   async extend(tokenIds: number[], position: number): Promise<Float32Array[]> {
+    if (tokenIds.length === 0) return [];
+    const logits = await readLogits(await this.runTokens(tokenIds, position, 'full', 'extend'));
+    const n = tokenIds.length;
+    const vocab = logits.length / n;
+    return Array.from({ length: n }, (_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
+  }
+
+  /**
+   * extend() returning only each row's topLogitsPerRow best logits: the host reads K values a
+   * row instead of the vocabulary (greedy decoding and top-k sampling need no more).
+   */
+  async extendTop(tokenIds: number[], position: number): Promise<TopLogits[]> {
+    if (this.topLogitsPerRow === 0) {
+      throw new EngineError('bad_request', 'this decoder graph has no top_* outputs');
+    }
+    if (tokenIds.length === 0) return [];
+    return readTopLogits(await this.runTokens(tokenIds, position, 'top', 'extendTop'));
+  }
+
+  async step(tokenId: number, position: number): Promise<Float32Array> {
+    return readLogits(await this.runTokens([tokenId], position, 'full', 'step'));
+  }
+
+  /** A decode-time run of text tokens at positions position, position+1, ... */
+  private runTokens(
+    tokenIds: number[],
+    position: number,
+    scores: ScoreOutputs,
+    caller: string,
+  ): Promise<ort.InferenceSession.OnnxValueMapType> {
     if (!this.started) {
-      throw new EngineError('bad_request', 'extend() called before prefill()');
+      throw new EngineError('bad_request', `${caller}() called before prefill()`);
     }
     const n = tokenIds.length;
-    if (n === 0) return [];
     const d = this.config.text.hiddenSize;
     const positions = Array.from({ length: n }, (_, i) => position + i);
-    const logits = await this.run(
+    return this.run(
       tokenIds,
       [positions, positions, positions],
       new Float32Array(n * d),
       new Float32Array(this.taps * n * d),
       n,
-    );
-    const vocab = logits.length / n;
-    return Array.from({ length: n }, (_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
-  }
-
-  async step(tokenId: number, position: number): Promise<Float32Array> {
-    if (!this.started) {
-      throw new EngineError('bad_request', 'step() called before prefill()');
-    }
-    const d = this.config.text.hiddenSize;
-    return this.run(
-      [tokenId],
-      [[position], [position], [position]],
-      new Float32Array(d),
-      new Float32Array(this.taps * d),
+      scores,
     );
   }
 
@@ -182,7 +207,8 @@ export class OnnxTextDecoder implements TextDecoder {
     visual: Float32Array,
     deepstack: Float32Array,
     numLogits = 1,
-  ): Promise<Float32Array> {
+    scores: ScoreOutputs = 'full',
+  ): Promise<ort.InferenceSession.OnnxValueMapType> {
     const t = this.config.text;
     const s = ids.length;
     const total = this.past + s;
@@ -200,23 +226,62 @@ export class OnnxTextDecoder implements TextDecoder {
       [DECODER_INPUTS.sin]: new ort.Tensor('float32', sin, [s, t.headDim / 2]),
 
       [DECODER_INPUTS.numLogits]: new ort.Tensor('int64', BigInt64Array.of(BigInt(numLogits)), [1]),
+      [DECODER_INPUTS.returnedLogits]: new ort.Tensor(
+        'int64',
+        BigInt64Array.of(BigInt(scores === 'full' ? numLogits : 0)),
+        [1],
+      ),
     };
     if (this.attentionLengths) {
       feeds[DECODER_INPUTS.seqlens] = new ort.Tensor('int32', Int32Array.of(total - 1), [1]);
       feeds[DECODER_INPUTS.total] = new ort.Tensor('int32', Int32Array.of(total), []);
     }
     await this.cache.makeRoom?.(total);
+    // Every output is fetched: onnxruntime-node refuses a subset when some stay in GPU memory.
     const fetches = this.cache.bind(feeds, this.past, s);
-    const result = fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
+    const result = fetches
+      ? await this.session.run(feeds, { ...fetches, ...SCORE_FETCHES })
+      : await this.session.run(feeds);
     this.cache.commit(result);
     this.ids.length = this.past;
     this.ids.push(...ids);
     this.past = total;
     this.started = true;
-    const logits = result[DECODER_OUTPUTS.logits];
-    const data = (await logits.getData()) as Float32Array;
-    return data;
+    return result;
   }
+}
+
+/** Which scores a run brings back: every logit and the best, or the best only (extendTop). */
+type ScoreOutputs = 'full' | 'top';
+
+const SCORE_FETCHES = {
+  [DECODER_OUTPUTS.logits]: null,
+  [DECODER_OUTPUTS.topLogits]: null,
+  [DECODER_OUTPUTS.topIds]: null,
+};
+
+async function readLogits(result: ort.InferenceSession.OnnxValueMapType): Promise<Float32Array> {
+  return (await result[DECODER_OUTPUTS.logits].getData()) as Float32Array;
+}
+
+/**
+ * Each row's best logits, highest first and equal values lower id first (as the host's argmax
+ * and top-k break ties, whatever order the provider's TopK gives them in).
+ */
+async function readTopLogits(result: ort.InferenceSession.OnnxValueMapType): Promise<TopLogits[]> {
+  const values = result[DECODER_OUTPUTS.topLogits];
+  const k = values.dims[1];
+  const logits = (await values.getData()) as Float32Array;
+  const ids = (await result[DECODER_OUTPUTS.topIds].getData()) as BigInt64Array;
+  return Array.from({ length: values.dims[0] }, (_, row) => {
+    const order = Array.from({ length: k }, (_, i) => row * k + i).sort(
+      (a, b) => logits[b] - logits[a] || Number(ids[a] - ids[b]),
+    );
+    return {
+      ids: order.map((i) => Number(ids[i])),
+      logits: Float32Array.from(order, (i) => logits[i]),
+    };
+  });
 }
 
 /** Positions start..end-1 of each of the three MRoPE streams (one prefill chunk). */
