@@ -13,7 +13,8 @@
 # a run cut off by the tool's time limit still returns what it finished), else in $WORK.
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
 # figures: "engine:PRECISION:WxH", "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
-# time against the cache length and an onnxruntime profile with GPU kernel times, summarized;
+# time against the cache length, verification runs of 1-17 tokens with every logit or the best
+# only, and an onnxruntime profile with GPU kernel times, summarized;
 # OPTIONS: WebGPU provider options to compare, e.g. validationMode=disabled). CASE_LIMIT_S bounds each engine case (a hung
 # GPU run loses one case, not the rest).
 # BENCH_MODEL=DIR measures that checkpoint instead of the 2B-sized random one (a quick check of
@@ -25,8 +26,8 @@ BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
-JOBS=${JOBS:-engine:int4:1280x800 baseline:1280x800 engine:int4:1920x1080 engine:fp16:1280x800 \
-baseline:1920x1080 engine:fp16:1920x1080}
+JOBS=${JOBS:-engine:int4:1280x800 baseline:1280x800 profile:int4 engine:int4:1920x1080 \
+engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080}
 mkdir -p "$WORK"
 RESULTS=${OUT:+$OUT/results.jsonl}
 RESULTS=${RESULTS:-$WORK/results.jsonl}
