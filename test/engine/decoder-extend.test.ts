@@ -174,7 +174,7 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
   it("extendTop returns each row's best logits of extend, highest first, ties by lower id", async () => {
     const tokens = c.greedy_new_tokens.slice(0, 4);
     for (const [name, decoder] of decoders()) {
-      assert.equal(decoder.topLogitsPerRow, 64, name);
+      assert.equal(decoder.topLogitsPerRow, 32, name);
       await decoder.prefill(input);
       const base = decoder.pastLength;
       const rows = await decoder.extend(tokens, base + delta);
@@ -186,7 +186,7 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
         const row = rows[i];
         const expected = Array.from(row.keys())
           .sort((a, b) => row[b] - row[a] || a - b)
-          .slice(0, 64);
+          .slice(0, 32);
         // The same run twice: the same rounding, so the same values and the same order.
         assert.deepEqual(top.ids, expected, `${name} row ${i} ids`);
         assert.deepEqual(

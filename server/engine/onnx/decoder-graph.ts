@@ -11,7 +11,8 @@
  *          num_logits [1] int64        how many trailing positions get logits (1 to S)
  *          returned_logits [1] int64   how many of those rows `logits` returns (num_logits or 0)
  * outputs  logits [returned_logits, vocab] for the last positions; present_key_<l>, present_value_<l>
- *          top_logits, top_ids [num_logits, K]   each row's K largest logits, highest first
+ *          best_blocks [num_logits, B, 1], best_block_logits [num_logits, B, 128]
+ *                                      the B blocks of 128 logits that hold each row's B best
  *
  * num_logits is 1 for prefill and plain decode steps; speculative verification asks for every
  * position of the run (the token plus its drafts), so the LM head only runs where it is needed.
@@ -23,7 +24,7 @@
  */
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import { TEXT_PREFIX } from '../checkpoint/weights';
-import { DataType, attr } from './graph-builder';
+import { DataType, type GraphBuilder, attr } from './graph-builder';
 import {
   type LayerContext,
   addRmsNorm,
@@ -51,8 +52,8 @@ export const DECODER_INPUTS = {
 
 export const DECODER_OUTPUTS = {
   logits: 'logits',
-  topLogits: 'top_logits',
-  topIds: 'top_ids',
+  bestBlocks: 'best_blocks',
+  bestBlockLogits: 'best_block_logits',
   presentKey: (l: number) => `present_key_${l}`,
   presentValue: (l: number) => `present_value_${l}`,
   newKey: (l: number) => `new_key_t_${l}`,
@@ -209,18 +210,49 @@ export function buildDecoderGraph(
     outputs: [DECODER_OUTPUTS.logits],
   });
   g.output(DECODER_OUTPUTS.logits, F, ['returned_rows', t.vocabSize]);
-  const k = topLogitsPerRow(t.vocabSize);
-  g.node('TopK', [logits, g.constInt64([k])], {
-    outputs: [DECODER_OUTPUTS.topLogits, DECODER_OUTPUTS.topIds],
-    attrs: { axis: attr.int(-1), largest: attr.int(1), sorted: attr.int(1) },
-  });
-  g.output(DECODER_OUTPUTS.topLogits, F, ['logit_rows', k]);
-  g.output(DECODER_OUTPUTS.topIds, DataType.INT64, ['logit_rows', k]);
+  bestLogitBlocks(g, logits, t.vocabSize);
 }
 
-/** How many best logits per row the decoder's top_* outputs hold. */
+/** Logits per block, and how many blocks with the highest maxima the decoder returns. */
+export const LOGIT_BLOCK = 128;
+const BEST_BLOCKS = 32;
+
+/** How many best logits of a row the best_block_* outputs are sure to hold. */
 export function topLogitsPerRow(vocabSize: number): number {
-  return Math.min(64, vocabSize);
+  return Math.min(BEST_BLOCKS, vocabSize);
+}
+
+/**
+ * Where each row's best logits are, without sorting the vocabulary: the row is cut into blocks
+ * of LOGIT_BLOCK, and the BEST_BLOCKS blocks with the highest maxima are returned whole (every
+ * one of the row's BEST_BLOCKS best logits lies in one of them). The host picks the best from
+ * those few thousand values. onnxruntime's WebGPU TopK sorts a long row in ~170 dispatches but
+ * a row of up to 2,048 in one, hence the blocks; their indices come out [rows, BEST_BLOCKS, 1],
+ * as GatherND takes them, so no int64 reshape is placed on the CPU mid-run.
+ */
+export function bestLogitBlocks(g: GraphBuilder, logits: string, vocabSize: number): void {
+  const blocks = Math.ceil(vocabSize / LOGIT_BLOCK);
+  const padding = blocks * LOGIT_BLOCK - vocabSize;
+  const padded = padding
+    ? g.op('Pad', [
+        logits,
+        g.constInt64([0, 0, 0, padding]),
+        g.constFloat([-Infinity], DataType.FLOAT, []),
+      ])
+    : logits;
+  const grid = g.op('Reshape', [padded, g.constInt64([-1, blocks, LOGIT_BLOCK])]);
+  const maxima = g.op('ReduceMax', [grid, g.constInt64([2])], { keepdims: attr.int(1) });
+  const kept = Math.min(BEST_BLOCKS, blocks);
+  g.node('TopK', [maxima, g.constInt64([kept])], {
+    outputs: [g.fresh('block_maxima'), DECODER_OUTPUTS.bestBlocks],
+    attrs: { axis: attr.int(1), largest: attr.int(1), sorted: attr.int(1) },
+  });
+  g.node('GatherND', [grid, DECODER_OUTPUTS.bestBlocks], {
+    outputs: [DECODER_OUTPUTS.bestBlockLogits],
+    attrs: { batch_dims: attr.int(1) },
+  });
+  g.output(DECODER_OUTPUTS.bestBlocks, DataType.INT64, ['logit_rows', kept, 1]);
+  g.output(DECODER_OUTPUTS.bestBlockLogits, DataType.FLOAT, ['logit_rows', kept, LOGIT_BLOCK]);
 }
 
 /**

@@ -7,7 +7,12 @@ import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { PrefillInput, TextDecoder } from '../contracts';
 import { EngineError } from '../errors';
 import type { TopLogits } from '../generation/sampling';
-import { DECODER_INPUTS, DECODER_OUTPUTS, topLogitsPerRow } from '../onnx/decoder-graph';
+import {
+  DECODER_INPUTS,
+  DECODER_OUTPUTS,
+  LOGIT_BLOCK,
+  topLogitsPerRow,
+} from '../onnx/decoder-graph';
 import type { KvCache } from './kv-cache';
 import { MropeTables } from './mrope';
 
@@ -39,7 +44,7 @@ export class OnnxTextDecoder implements TextDecoder {
     // The GPU build's GroupQueryAttention takes the lengths; the CPU build's bias carries them.
     this.attentionLengths = session.inputNames.includes(DECODER_INPUTS.seqlens);
     this.taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
-    this.topLogitsPerRow = session.outputNames.includes(DECODER_OUTPUTS.topIds)
+    this.topLogitsPerRow = session.outputNames.includes(DECODER_OUTPUTS.bestBlocks)
       ? topLogitsPerRow(config.text.vocabSize)
       : 0;
   }
@@ -171,7 +176,8 @@ export class OnnxTextDecoder implements TextDecoder {
       throw new EngineError('bad_request', 'this decoder graph has no top_* outputs');
     }
     if (tokenIds.length === 0) return [];
-    return readTopLogits(await this.runTokens(tokenIds, position, 'top', 'extendTop'));
+    const result = await this.runTokens(tokenIds, position, 'top', 'extendTop');
+    return readTopLogits(result, this.topLogitsPerRow, this.config.text.vocabSize);
   }
 
   async step(tokenId: number, position: number): Promise<Float32Array> {
@@ -256,8 +262,8 @@ type ScoreOutputs = 'full' | 'top';
 
 const SCORE_FETCHES = {
   [DECODER_OUTPUTS.logits]: null,
-  [DECODER_OUTPUTS.topLogits]: null,
-  [DECODER_OUTPUTS.topIds]: null,
+  [DECODER_OUTPUTS.bestBlocks]: null,
+  [DECODER_OUTPUTS.bestBlockLogits]: null,
 };
 
 async function readLogits(result: ort.InferenceSession.OnnxValueMapType): Promise<Float32Array> {
@@ -265,23 +271,61 @@ async function readLogits(result: ort.InferenceSession.OnnxValueMapType): Promis
 }
 
 /**
- * Each row's best logits, highest first and equal values lower id first (as the host's argmax
- * and top-k break ties, whatever order the provider's TopK gives them in).
+ * Each row's `count` best logits from its best blocks, highest first and equal values lower id
+ * first (as the host's argmax and top-k break ties): a heap finds the count-th value, then the
+ * few at or above it are sorted.
  */
-async function readTopLogits(result: ort.InferenceSession.OnnxValueMapType): Promise<TopLogits[]> {
-  const values = result[DECODER_OUTPUTS.topLogits];
-  const k = values.dims[1];
-  const logits = (await values.getData()) as Float32Array;
-  const ids = (await result[DECODER_OUTPUTS.topIds].getData()) as BigInt64Array;
-  return Array.from({ length: values.dims[0] }, (_, row) => {
-    const order = Array.from({ length: k }, (_, i) => row * k + i).sort(
-      (a, b) => logits[b] - logits[a] || Number(ids[a] - ids[b]),
-    );
-    return {
-      ids: order.map((i) => Number(ids[i])),
-      logits: Float32Array.from(order, (i) => logits[i]),
-    };
+export async function readTopLogits(
+  result: ort.InferenceSession.OnnxValueMapType,
+  count: number,
+  vocabSize: number,
+): Promise<TopLogits[]> {
+  const blocks = result[DECODER_OUTPUTS.bestBlocks];
+  const [rows, kept] = blocks.dims;
+  const blockIds = (await blocks.getData()) as BigInt64Array;
+  const values = (await result[DECODER_OUTPUTS.bestBlockLogits].getData()) as Float32Array;
+  const perRow = kept * LOGIT_BLOCK;
+  return Array.from({ length: rows }, (_, row) => {
+    const idOf = (i: number) =>
+      Number(blockIds[row * kept + Math.floor(i / LOGIT_BLOCK)]) * LOGIT_BLOCK + (i % LOGIT_BLOCK);
+    const rowValues = values.subarray(row * perRow, (row + 1) * perRow);
+    const threshold = kthLargest(rowValues, count);
+    const chosen: number[] = [];
+    for (let i = 0; i < perRow; i++) {
+      if (rowValues[i] >= threshold && idOf(i) < vocabSize) chosen.push(i);
+    }
+    chosen.sort((a, b) => rowValues[b] - rowValues[a] || idOf(a) - idOf(b));
+    const best = chosen.slice(0, count);
+    return { ids: best.map(idOf), logits: Float32Array.from(best, (i) => rowValues[i]) };
   });
+}
+
+/** The k-th largest value (a min-heap of the k largest). */
+function kthLargest(values: Float32Array, k: number): number {
+  const heap: number[] = [];
+  const down = (j: number) => {
+    for (;;) {
+      const [l, r] = [2 * j + 1, 2 * j + 2];
+      let m = j;
+      if (l < heap.length && heap[l] < heap[m]) m = l;
+      if (r < heap.length && heap[r] < heap[m]) m = r;
+      if (m === j) return;
+      [heap[m], heap[j]] = [heap[j], heap[m]];
+      j = m;
+    }
+  };
+  for (const v of values) {
+    if (heap.length < k) {
+      heap.push(v);
+      for (let j = heap.length - 1; j > 0 && heap[(j - 1) >> 1] > heap[j]; j = (j - 1) >> 1) {
+        [heap[(j - 1) >> 1], heap[j]] = [heap[j], heap[(j - 1) >> 1]];
+      }
+    } else if (v > heap[0]) {
+      heap[0] = v;
+      down(0);
+    }
+  }
+  return heap[0];
 }
 
 /** Positions start..end-1 of each of the three MRoPE streams (one prefill chunk). */
