@@ -248,15 +248,18 @@ export class HostKvCache implements KvCache {
     this.past = past;
     this.tokens = tokens;
     const { numKvHeads: heads, headDim, numLayers } = this.text;
-    const c = this.capacity;
+    // A first prefill attends to nothing cached: an empty cache spares it scores against every
+    // (masked) row of the capacity, about as many as the prompt's own.
+    const c = past === 0 ? 0 : this.capacity;
+    const none = allocateRows(this.type, 0);
     for (let l = 0; l < numLayers; l++) {
-      feeds[HOST_CACHE_INPUTS.pastKeyT(l)] = cacheTensor(this.type, this.keys[l], [
+      feeds[HOST_CACHE_INPUTS.pastKeyT(l)] = cacheTensor(this.type, c ? this.keys[l] : none, [
         1,
         heads,
         headDim,
         c,
       ]);
-      feeds[HOST_CACHE_INPUTS.pastValue(l)] = cacheTensor(this.type, this.values[l], [
+      feeds[HOST_CACHE_INPUTS.pastValue(l)] = cacheTensor(this.type, c ? this.values[l] : none, [
         1,
         heads,
         c,
