@@ -8,7 +8,14 @@ export type Precision = 'fp32' | 'fp16' | 'int4';
 export type DeviceRequest = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml';
 export type Device = Exclude<DeviceRequest, 'auto'>;
 
-import type { TopLogits } from './generation/sampling';
+/**
+ * A row's best logits only, highest first and equal values lower id first (the decoder's
+ * extendTop): enough for greedy decoding and top-k sampling (see fitsTopLogits).
+ */
+export interface TopLogits {
+  ids: number[];
+  logits: Float32Array;
+}
 
 /** Progress while preparing a model (building ONNX, loading sessions). */
 export interface BuildProgress {

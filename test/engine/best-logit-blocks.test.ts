@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { DryRunSink } from '../../server/engine/onnx/external-data';
 import { DataType, GraphBuilder } from '../../server/engine/onnx/graph-builder';
 import { bestLogitBlocks, topLogitsPerRow } from '../../server/engine/onnx/decoder-graph';
-import { readTopLogits } from '../../server/engine/runtime/text-decoder';
+import { readTopLogits } from '../../server/engine/runtime/best-logits';
 import { seededRandom } from '../../server/engine/generation/prng';
 import { webgpuTestable } from './support/webgpu';
 

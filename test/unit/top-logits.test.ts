@@ -9,8 +9,8 @@ import {
   fitsTopLogits,
   sampleToken,
   type SamplerSettings,
-  type TopLogits,
 } from '../../server/engine/generation/sampling';
+import type { TopLogits } from '../../server/engine/contracts';
 import { verifyDraft } from '../../server/engine/generation/speculative-accept';
 
 /** The `k` best of a row, highest first and equal values lower id first, as the decoder returns them. */

@@ -2,6 +2,7 @@
  * Next-token selection from last-position logits, in Hugging Face's logits-processor order:
  * repetition penalty, temperature, top-k, top-p, then softmax and one draw (or argmax).
  */
+import type { TopLogits } from '../contracts';
 import type { Random } from './prng';
 
 export interface SamplerSettings {
@@ -29,15 +30,6 @@ export function applyRepetitionPenalty(
   }
 }
 
-/**
- * A row's best logits only, highest first and equal values lower id first (the decoder's TopK
- * output): enough for greedy decoding and top-k sampling, see fitsTopLogits.
- */
-export interface TopLogits {
-  ids: number[];
-  logits: Float32Array;
-}
-
 /** A row of next-token scores: the whole vocabulary, or its best logits only. */
 export type RowScores = Float32Array | TopLogits;
 
@@ -45,8 +37,8 @@ export type RowScores = Float32Array | TopLogits;
  * Whether a row's `available` best logits pick exactly the token the whole row would: greedy
  * needs the best one, top-k sampling the k best plus room for ties at the k-th value (ties
  * past the last one kept would go unseen, which real logits never produce). A repetition
- * penalty can lift a token from outside the best into them, and top-p alone or plain
- * sampling need the whole vocabulary.
+ * penalty lowers tokens already seen, which can let one from outside the best in, and top-p
+ * alone or plain sampling need the whole vocabulary.
  */
 export function fitsTopLogits(settings: SamplerSettings, available: number): boolean {
   if (available <= 0 || settings.repetitionPenalty !== 1) return false;
@@ -206,7 +198,7 @@ function allFiniteIds(logits: Float32Array): number[] {
 }
 
 /** Ids whose logit is at least the k-th largest (a min-heap of size k, O(n log k)). */
-function topKIds(logits: Float32Array, k: number): number[] {
+export function topKIds(logits: Float32Array, k: number): number[] {
   const heap = new Float32Array(k);
   let size = 0;
   for (let i = 0; i < logits.length; i++) {

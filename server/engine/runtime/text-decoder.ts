@@ -4,15 +4,10 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
-import type { PrefillInput, TextDecoder } from '../contracts';
+import type { PrefillInput, TextDecoder, TopLogits } from '../contracts';
 import { EngineError } from '../errors';
-import type { TopLogits } from '../generation/sampling';
-import {
-  DECODER_INPUTS,
-  DECODER_OUTPUTS,
-  LOGIT_BLOCK,
-  topLogitsPerRow,
-} from '../onnx/decoder-graph';
+import { DECODER_INPUTS, DECODER_OUTPUTS, topLogitsPerRow } from '../onnx/decoder-graph';
+import { readTopLogits } from './best-logits';
 import type { KvCache } from './kv-cache';
 import { MropeTables } from './mrope';
 
@@ -168,12 +163,13 @@ export class OnnxTextDecoder implements TextDecoder {
   }
 
   /**
-   * extend() returning only each row's topLogitsPerRow best logits: the host reads K values a
-   * row instead of the vocabulary (greedy decoding and top-k sampling need no more).
+   * extend() returning only each row's topLogitsPerRow best logits: the host reads the few
+   * blocks of logits that hold them instead of the vocabulary (greedy decoding and top-k
+   * sampling need no more).
    */
   async extendTop(tokenIds: number[], position: number): Promise<TopLogits[]> {
     if (this.topLogitsPerRow === 0) {
-      throw new EngineError('bad_request', 'this decoder graph has no top_* outputs');
+      throw new EngineError('bad_request', 'this decoder graph has no best_block_* outputs');
     }
     if (tokenIds.length === 0) return [];
     const result = await this.runTokens(tokenIds, position, 'top', 'extendTop');
@@ -268,64 +264,6 @@ const SCORE_FETCHES = {
 
 async function readLogits(result: ort.InferenceSession.OnnxValueMapType): Promise<Float32Array> {
   return (await result[DECODER_OUTPUTS.logits].getData()) as Float32Array;
-}
-
-/**
- * Each row's `count` best logits from its best blocks, highest first and equal values lower id
- * first (as the host's argmax and top-k break ties): a heap finds the count-th value, then the
- * few at or above it are sorted.
- */
-export async function readTopLogits(
-  result: ort.InferenceSession.OnnxValueMapType,
-  count: number,
-  vocabSize: number,
-): Promise<TopLogits[]> {
-  const blocks = result[DECODER_OUTPUTS.bestBlocks];
-  const [rows, kept] = blocks.dims;
-  const blockIds = (await blocks.getData()) as BigInt64Array;
-  const values = (await result[DECODER_OUTPUTS.bestBlockLogits].getData()) as Float32Array;
-  const perRow = kept * LOGIT_BLOCK;
-  return Array.from({ length: rows }, (_, row) => {
-    const idOf = (i: number) =>
-      Number(blockIds[row * kept + Math.floor(i / LOGIT_BLOCK)]) * LOGIT_BLOCK + (i % LOGIT_BLOCK);
-    const rowValues = values.subarray(row * perRow, (row + 1) * perRow);
-    const threshold = kthLargest(rowValues, count);
-    const chosen: number[] = [];
-    for (let i = 0; i < perRow; i++) {
-      if (rowValues[i] >= threshold && idOf(i) < vocabSize) chosen.push(i);
-    }
-    chosen.sort((a, b) => rowValues[b] - rowValues[a] || idOf(a) - idOf(b));
-    const best = chosen.slice(0, count);
-    return { ids: best.map(idOf), logits: Float32Array.from(best, (i) => rowValues[i]) };
-  });
-}
-
-/** The k-th largest value (a min-heap of the k largest). */
-function kthLargest(values: Float32Array, k: number): number {
-  const heap: number[] = [];
-  const down = (j: number) => {
-    for (;;) {
-      const [l, r] = [2 * j + 1, 2 * j + 2];
-      let m = j;
-      if (l < heap.length && heap[l] < heap[m]) m = l;
-      if (r < heap.length && heap[r] < heap[m]) m = r;
-      if (m === j) return;
-      [heap[m], heap[j]] = [heap[j], heap[m]];
-      j = m;
-    }
-  };
-  for (const v of values) {
-    if (heap.length < k) {
-      heap.push(v);
-      for (let j = heap.length - 1; j > 0 && heap[(j - 1) >> 1] > heap[j]; j = (j - 1) >> 1) {
-        [heap[(j - 1) >> 1], heap[j]] = [heap[j], heap[(j - 1) >> 1]];
-      }
-    } else if (v > heap[0]) {
-      heap[0] = v;
-      down(0);
-    }
-  }
-  return heap[0];
 }
 
 /** Positions start..end-1 of each of the three MRoPE streams (one prefill chunk). */
