@@ -10,6 +10,7 @@
 import type { PrefillInput, TextDecoder } from '../contracts';
 import { decodePosition } from '../positions/rope-index';
 import type { Random } from './prng';
+import { DraftPlanner } from './draft-planner';
 import { draftTokens, type PromptLookupSettings } from './prompt-lookup';
 import {
   applyRepetitionPenalty,
@@ -131,6 +132,7 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
   prefillMs = performance.now() - started;
   // A token already chosen by a rejected draft's residual draw.
   let chosen: number | undefined;
+  const planner = input.speculation && new DraftPlanner(input.speculation.draftTokens);
   for (;;) {
     const token: number = chosen ?? sampleToken(penalized(logits), sampler, random);
     chosen = undefined;
@@ -138,8 +140,9 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
     if (end) return result(end);
 
     const position = decodePosition(decoder.pastLength, input.ropeDelta);
-    // Drafts never run past the token budget: the token after the last draft is still free.
-    const room = input.maxNewTokens - tokenIds.length - 1;
+    // Drafts never run past the token budget (the token after the last draft is still free),
+    // nor past what the planner finds worth drafting.
+    const room = Math.min(input.maxNewTokens - tokenIds.length - 1, planner ? planner.next() : 0);
     const drafts = input.speculation ? draftTokens(sequence, input.speculation, room) : [];
     const stepStarted = performance.now();
     if (drafts.length === 0) {
@@ -148,6 +151,7 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
         : await decoder.step(token, position);
       decodeMs += performance.now() - stepStarted;
       decodeSteps++;
+      planner?.record(0, 0);
       continue;
     }
     const base = decoder.pastLength;
@@ -169,6 +173,7 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
       const finished = take(drafts[kept]);
       if (finished) return result(finished);
     }
+    planner?.record(drafts.length, kept);
     // Keep the token and the accepted drafts; the rejected ones' rows are overwritten later.
     decoder.truncate(base + 1 + kept);
     if (chosen === undefined) logits = rows[drafts.length];
