@@ -203,7 +203,7 @@ export function buildDecoderGraph(
   }
   if (act !== F) logits = g.op('Cast', [logits], { to: attr.int(F) });
   // A run that needs only each row's best logits (greedy, top-k sampling) returns no full rows:
-  // the host then reads K values a row instead of the vocabulary, and does not scan it. An
+  // the host then reads the best-logit blocks instead of the vocabulary, and does not scan it. An
   // input picks this rather than the fetched outputs, since onnxruntime-node must fetch every
   // output of a session that keeps some in GPU memory.
   g.node('Slice', [logits, g.constInt64([0]), returnedLogits, g.constInt64([0])], {

@@ -157,10 +157,9 @@ function resampleHeight(
     for (; taps - j > 4; j += 4) {
       const [a, b, c, d] = [0, 1, 2, 3].map((k) => first + (j + k) * n);
       const [wa, wb, wc, wd] = [0, 1, 2, 3].map((k) => weights[wBase + j + k]);
-      const base = j === 0 ? half : 0;
       for (let i = 0; i < n; i++) {
         const sum = src[a + i] * wa + src[b + i] * wb + src[c + i] * wc + src[d + i] * wd;
-        acc[i] = (j === 0 ? base : acc[i]) + sum;
+        acc[i] = (j === 0 ? half : acc[i]) + sum;
       }
     }
     // The last sweep takes the remaining one to four rows (a missing row is read with weight

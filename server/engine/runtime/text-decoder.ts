@@ -26,7 +26,7 @@ export class OnnxTextDecoder implements TextDecoder {
   private readonly rope: MropeTables;
   private readonly taps: number;
   private readonly attentionLengths: boolean;
-  /** How many best logits extendTop returns per row (0: the graph has no top_* outputs). */
+  /** How many best logits extendTop returns per row (0: the graph has no best_block_* outputs). */
   readonly topLogitsPerRow: number;
 
   constructor(
@@ -155,8 +155,9 @@ export class OnnxTextDecoder implements TextDecoder {
   }
 
   async extend(tokenIds: number[], position: number): Promise<Float32Array[]> {
+    this.assertStarted('extend');
     if (tokenIds.length === 0) return [];
-    const logits = await readLogits(await this.runTokens(tokenIds, position, 'full', 'extend'));
+    const logits = await readLogits(await this.runTokens(tokenIds, position, 'full'));
     const n = tokenIds.length;
     const vocab = logits.length / n;
     return Array.from({ length: n }, (_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
@@ -171,13 +172,21 @@ export class OnnxTextDecoder implements TextDecoder {
     if (this.topLogitsPerRow === 0) {
       throw new EngineError('bad_request', 'this decoder graph has no best_block_* outputs');
     }
+    this.assertStarted('extendTop');
     if (tokenIds.length === 0) return [];
-    const result = await this.runTokens(tokenIds, position, 'top', 'extendTop');
+    const result = await this.runTokens(tokenIds, position, 'top');
     return readTopLogits(result, this.topLogitsPerRow, this.config.text.vocabSize);
   }
 
   async step(tokenId: number, position: number): Promise<Float32Array> {
-    return readLogits(await this.runTokens([tokenId], position, 'full', 'step'));
+    this.assertStarted('step');
+    return readLogits(await this.runTokens([tokenId], position, 'full'));
+  }
+
+  private assertStarted(caller: string): void {
+    if (!this.started) {
+      throw new EngineError('bad_request', `${caller}() called before prefill()`);
+    }
   }
 
   /** A decode-time run of text tokens at positions position, position+1, ... */
@@ -185,11 +194,7 @@ export class OnnxTextDecoder implements TextDecoder {
     tokenIds: number[],
     position: number,
     scores: ScoreOutputs,
-    caller: string,
   ): Promise<ort.InferenceSession.OnnxValueMapType> {
-    if (!this.started) {
-      throw new EngineError('bad_request', `${caller}() called before prefill()`);
-    }
     const n = tokenIds.length;
     const d = this.config.text.hiddenSize;
     const positions = Array.from({ length: n }, (_, i) => position + i);
