@@ -28,11 +28,19 @@ const EXPECT: Record<Exclude<Precision, 'fp32'>, { minCosine: number; decisiveMa
 const BUILDS = [
   { precision: 'fp16', device: 'cpu', label: 'fp16' },
   { precision: 'int4', device: 'cpu', label: 'int4' },
-  { precision: 'int4', device: 'auto', label: 'int4 (GPU build: fp16 activations)' },
+  // GPU builds quantise without zero points (onnxruntime's WebGPU fusions need that): each
+  // block gives up its offset, which on this model (every row one block of 32) flips a step
+  // of margin 2.15 in small_image while the logits' cosine stays as close as the CPU build's.
+  {
+    precision: 'int4',
+    device: 'auto',
+    label: 'int4 (GPU build: fp16 activations)',
+    decisiveMargin: 2.5,
+  },
   // WebGPU (over software Vulkan in CI) computes fp16 activations in fp16; the CPU provider runs
   // most fp16 operators in fp32 behind inserted casts, hence its closer logits.
   { precision: 'fp16', device: 'webgpu', label: 'fp16 webgpu', minCosine: 0.999 },
-  { precision: 'int4', device: 'webgpu', label: 'int4 webgpu' },
+  { precision: 'int4', device: 'webgpu', label: 'int4 webgpu', decisiveMargin: 2.5 },
 ] as const;
 
 for (const build of BUILDS) {
@@ -66,7 +74,8 @@ for (const build of BUILDS) {
         const cos = cosine(logits, reference);
         const ours = new Set(topK(logits, 10));
         const overlap = c.last_top10.ids.filter((id) => ours.has(id)).length;
-        const { decisiveMargin } = EXPECT[precision];
+        const decisiveMargin =
+          'decisiveMargin' in build ? build.decisiveMargin : EXPECT[precision].decisiveMargin;
         const minCosine = 'minCosine' in build ? build.minCosine : EXPECT[precision].minCosine;
         let decisive = 0;
         let agreed = 0;

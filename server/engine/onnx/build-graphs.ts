@@ -91,6 +91,8 @@ export function buildGraphs(
     target?: GraphTarget;
     /** MatMulNBits accuracy_level for int4 (default 4); other levels are for comparisons. */
     int4AccuracyLevel?: number;
+    /** GPU builds: MRoPE inside attention (default where it fits; false for comparisons). */
+    rotaryInAttention?: boolean;
     /** Tensors of `part` written so far, out of `total`. */
     onProgress?: (part: GraphPart, done: number, total: number) => void;
   } = {},
@@ -126,9 +128,15 @@ export function buildGraphs(
         weights: tracker,
         ...partPlan(precision, part, target),
         int4AccuracyLevel: options.int4AccuracyLevel,
+        // GPU builds: no zero points, so onnxruntime's WebGPU fusions take the projections.
+        int4Symmetric: target === 'gpu',
       };
       if (part === 'vision') buildVisionGraph(ctx, config);
-      else buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device');
+      else {
+        buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
+          rotaryInAttention: options.rotaryInAttention,
+        });
+      }
       const encoded = g.encode(OPSETS);
       if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
       summary.nodes[part] = g.nodeCount;

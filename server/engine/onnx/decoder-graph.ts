@@ -8,6 +8,8 @@
  *          rope_cos, rope_sin [S, headDim/2]   interleaved-MRoPE tables, shared by all layers
  *          past_key_<l>, past_value_<l> [1, kvHeads, P, headDim]
  *          seqlens_k [1] int32 (= P + S - 1), total_sequence_length [] int32 (= P + S)
+ *          rotary_pads [4] int64       (rotary inside attention only) [P, 0, R - P - S, 0]: where
+ *                                      the run's table rows go in the R-row cache attention reads
  *          num_logits [1] int64        how many trailing positions get logits (1 to S)
  *          returned_logits [1] int64   how many of those rows `logits` returns (num_logits or 0)
  * outputs  logits [returned_logits, vocab] for the last positions; present_key_<l>, present_value_<l>
@@ -17,10 +19,18 @@
  * num_logits is 1 for prefill and plain decode steps; speculative verification asks for every
  * position of the run (the token plus its drafts), so the LM head only runs where it is needed.
  *
- * Attention is com.microsoft.GroupQueryAttention with do_rotary = 0: q/k RMSNorm and MRoPE
- * (com.microsoft.RotaryEmbedding over the run's own table rows) are applied before it, in that
- * order. Past/present are plain tensors, so a WebGPU session can keep
- * them on the device (preferredOutputLocation 'gpu-buffer') and feed them straight back.
+ * Attention is com.microsoft.GroupQueryAttention; past/present are plain tensors, so a WebGPU
+ * session can keep them on the device (preferredOutputLocation 'gpu-buffer') and feed them
+ * straight back. q/k RMSNorm come first, then MRoPE, in one of two forms:
+ * - rotary inside attention (GPU builds whose head size GroupQueryAttention's rotary takes):
+ *   do_rotary = 1 over a cos/sin cache that holds the run's rows at the rows of its positions
+ *   in the KV cache (the table is MRoPE's, so any position layout works). Written in the
+ *   pattern onnxruntime's WebGPU fusions recognise (q/k/v and gate/up as separate int4
+ *   projections, Reshape-RMSNorm-Reshape before attention), so a layer there runs as one
+ *   norm+QKV kernel, attention with the q/k norm and rotary in its prologue, o_proj, one
+ *   norm+gate/up+SiLU kernel and down_proj; other providers run the same graph unfused.
+ * - com.microsoft.RotaryEmbedding over the run's own table rows before attention (do_rotary
+ *   = 0): the CPU build, and head sizes GroupQueryAttention's rotary does not take.
  */
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import { TEXT_PREFIX } from '../checkpoint/weights';
@@ -46,6 +56,7 @@ export const DECODER_INPUTS = {
   total: 'total_sequence_length',
   numLogits: 'num_logits',
   returnedLogits: 'returned_logits',
+  rotaryPads: 'rotary_pads',
   pastKey: (l: number) => `past_key_${l}`,
   pastValue: (l: number) => `past_value_${l}`,
 } as const;
@@ -75,10 +86,19 @@ export const HOST_CACHE_INPUTS = {
  */
 export type KvPlacement = 'device' | 'host';
 
+/** Whether GroupQueryAttention's own rotary takes this head size (its cos/sin checks). */
+export function attentionRotaryFits(headDim: number): boolean {
+  return headDim % 16 === 0;
+}
+
 export function buildDecoderGraph(
   ctx: LayerContext,
   config: Qwen3VLConfig,
   kv: KvPlacement = 'device',
+  options: {
+    /** MRoPE inside GroupQueryAttention (default: wherever it fits, with the device cache). */
+    rotaryInAttention?: boolean;
+  } = {},
 ): void {
   const { g, weights } = ctx;
   const t = config.text;
@@ -103,6 +123,22 @@ export function buildDecoderGraph(
     kv === 'host'
       ? toActivation(g.input(HOST_CACHE_INPUTS.bias, F, ['groups', 'sequence', 'key_rows']))
       : '';
+  const rotaryInAttention =
+    kv === 'device' && (options.rotaryInAttention ?? attentionRotaryFits(hd));
+  // The run's S table rows placed at the rows of their cache positions (zeros elsewhere, never
+  // read): attention's rotary looks rows up by position in the KV cache.
+  const rotaryPads = rotaryInAttention
+    ? g.input(DECODER_INPUTS.rotaryPads, DataType.INT64, [4])
+    : '';
+  const [cosCache, sinCache] = rotaryInAttention
+    ? [g.op('Pad', [cos, rotaryPads]), g.op('Pad', [sin, rotaryPads])]
+    : ['', ''];
+  // onnxruntime's WebGPU fusions want the projections as separate int4 matrix multiplies.
+  const separateProjections = rotaryInAttention && ctx.linearFormat === 'int4';
+  const projections = (x: string, prefixes: string[]) =>
+    separateProjections
+      ? prefixes.map((prefix) => linear(ctx, x, prefix))
+      : fusedLinear(ctx, x, prefixes);
   const numLogits = g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
   const returnedLogits = g.input(DECODER_INPUTS.returnedLogits, DataType.INT64, [1]);
 
@@ -119,7 +155,7 @@ export function buildDecoderGraph(
   let h = g.op('Where', [g.op('Unsqueeze', [isImage, g.constInt64([2])]), visual, gathered]);
 
   // Row i of the tables belongs to token i of this run: RotaryEmbedding's positions start at 0.
-  const firstRow = g.constInt64([0]);
+  const firstRow = rotaryInAttention ? '' : g.constInt64([0]);
 
   // Each residual Add is fused with the norm that follows it; `a` is the current layer's
   // normed input and `h` the residual stream it came from.
@@ -127,18 +163,19 @@ export function buildDecoderGraph(
   for (let l = 0; l < t.numLayers; l++) {
     const p = P(`layers.${l}.`);
     // q, k and v in one matrix multiply.
-    const [qProj, kProj, v] = fusedLinear(
-      ctx,
+    const [qProj, kProj, v] = projections(
       a,
       ['q', 'k', 'v'].map((name) => `${p}self_attn.${name}_proj`),
     );
     const qk = (proj: string, name: 'q' | 'k', heads: number) => {
       const split = reshape(g, proj, [1, -1, heads, hd]);
       const normed = rmsNorm(ctx, split, `${p}self_attn.${name}_norm.weight`, eps);
+      const joined = reshape(g, normed, [1, -1, heads * hd]);
+      if (rotaryInAttention) return joined;
       // One fused op instead of split/negate/concat/multiply/add (rotate-half pairing).
       return g.op(
         'RotaryEmbedding',
-        [reshape(g, normed, [1, -1, heads * hd]), firstRow, cos, sin],
+        [joined, firstRow, cos, sin],
         { num_heads: attr.int(heads), interleaved: attr.int(0) },
         'com.microsoft',
       );
@@ -151,14 +188,16 @@ export function buildDecoderGraph(
     } else {
       const pastK = g.input(DECODER_INPUTS.pastKey(l), act, [1, t.numKvHeads, 'past', hd]);
       const pastV = g.input(DECODER_INPUTS.pastValue(l), act, [1, t.numKvHeads, 'past', hd]);
-      [attn] = g.node('GroupQueryAttention', [q, k, v, pastK, pastV, seqlens, total], {
+      const rotary = rotaryInAttention ? [cosCache, sinCache] : [];
+      [attn] = g.node('GroupQueryAttention', [q, k, v, pastK, pastV, seqlens, total, ...rotary], {
         outputs: [g.fresh('attn'), DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)],
         domain: 'com.microsoft',
         attrs: {
           num_heads: attr.int(t.numHeads),
           kv_num_heads: attr.int(t.numKvHeads),
           scale: attr.float(1 / Math.sqrt(hd)),
-          do_rotary: attr.int(0),
+          do_rotary: attr.int(rotaryInAttention ? 1 : 0),
+          rotary_interleaved: attr.int(0),
         },
       });
       for (const present of [DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)]) {
@@ -167,7 +206,7 @@ export function buildDecoderGraph(
     }
     const attnOut = linear(ctx, attn, `${p}self_attn.o_proj`);
     const [m, h1] = addRmsNorm(ctx, h, attnOut, `${p}post_attention_layernorm.weight`, eps);
-    const [gate, up] = fusedLinear(ctx, m, [`${p}mlp.gate_proj`, `${p}mlp.up_proj`]);
+    const [gate, up] = projections(m, [`${p}mlp.gate_proj`, `${p}mlp.up_proj`]);
     const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
     let mlpOut = linear(ctx, g.op('Mul', [silu, up]), `${p}mlp.down_proj`);
     if (l < config.vision.deepstackVisualIndexes.length) {

@@ -19,6 +19,8 @@ export interface LayerContext {
   linearFormat: WeightFormat;
   /** MatMulNBits accuracy_level (default 4: int8 activations, the fast CPU and WebGPU path). */
   int4AccuracyLevel?: number;
+  /** int4 without zero points (quantize-int4.ts), which onnxruntime's WebGPU fusions need. */
+  int4Symmetric?: boolean;
 }
 
 /** Bytes of an fp32 array in the activation type. */
@@ -127,29 +129,32 @@ export function matMulNBits(
 ): string {
   const { g } = ctx;
   const blocks = k / INT4_BLOCK_SIZE;
+  const symmetric = ctx.int4Symmetric ?? false;
   let quantized: ReturnType<typeof quantizeInt4> | undefined;
-  const get = () => (quantized ??= quantizeInt4(read(), n, k));
+  const get = () => (quantized ??= quantizeInt4(read(), n, k, { symmetric }));
+  // Initializers are written in order; the last one lets the quantised copy go.
   const packed = g.initializer(
     `${name}.q4`,
     DataType.UINT8,
     [n, blocks, INT4_BLOCK_SIZE / 2],
     () => get().packed,
   );
-  const scales = g.initializer(`${name}.q4_scales`, ctx.dtype, [n, blocks], () =>
-    floatBytes(get().scales, ctx.dtype),
-  );
-  const zeros = g.initializer(
-    `${name}.q4_zeros`,
-    DataType.UINT8,
-    [n, Math.ceil(blocks / 2)],
-    () => {
-      const z = get().zeroPoints;
-      quantized = undefined; // the last piece: let the quantised copy go
-      return z;
-    },
-  );
-  const inputs = [x, packed, scales, zeros];
-  if (bias) inputs.push('', bias);
+  const scales = g.initializer(`${name}.q4_scales`, ctx.dtype, [n, blocks], () => {
+    const bytes = floatBytes(get().scales, ctx.dtype);
+    if (symmetric) quantized = undefined;
+    return bytes;
+  });
+  const inputs = [x, packed, scales];
+  if (!symmetric) {
+    inputs.push(
+      g.initializer(`${name}.q4_zeros`, DataType.UINT8, [n, Math.ceil(blocks / 2)], () => {
+        const z = get().zeroPoints!;
+        quantized = undefined;
+        return z;
+      }),
+    );
+  }
+  if (bias) inputs.push(...(symmetric ? ['', ''] : ['']), bias);
   return g.op(
     'MatMulNBits',
     inputs,

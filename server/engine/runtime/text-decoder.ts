@@ -26,6 +26,8 @@ export class OnnxTextDecoder implements TextDecoder {
   private readonly rope: MropeTables;
   private readonly taps: number;
   private readonly attentionLengths: boolean;
+  /** The graph applies MRoPE inside attention and wants its rows placed (rotary_pads). */
+  private readonly rotaryInAttention: boolean;
   /** How many best logits extendTop returns per row (0: the graph has no best_block_* outputs). */
   readonly topLogitsPerRow: number;
 
@@ -38,6 +40,7 @@ export class OnnxTextDecoder implements TextDecoder {
     this.rope = new MropeTables(config.text);
     // The GPU build's GroupQueryAttention takes the lengths; the CPU build's bias carries them.
     this.attentionLengths = session.inputNames.includes(DECODER_INPUTS.seqlens);
+    this.rotaryInAttention = session.inputNames.includes(DECODER_INPUTS.rotaryPads);
     this.taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
     this.topLogitsPerRow = session.outputNames.includes(DECODER_OUTPUTS.bestBlocks)
       ? topLogitsPerRow(config.text.vocabSize)
@@ -246,6 +249,7 @@ export class OnnxTextDecoder implements TextDecoder {
     await this.cache.makeRoom?.(total);
     // Every output is fetched: onnxruntime-node refuses a subset when some stay in GPU memory.
     const fetches = this.cache.bind(feeds, this.past, s);
+    if (this.rotaryInAttention) feeds[DECODER_INPUTS.rotaryPads] = this.rotaryPads(feeds, s);
     const result = fetches
       ? await this.session.run(feeds, { ...fetches, ...SCORE_FETCHES })
       : await this.session.run(feeds);
@@ -255,6 +259,20 @@ export class OnnxTextDecoder implements TextDecoder {
     this.past = total;
     this.started = true;
     return result;
+  }
+
+  /**
+   * Where this run's S table rows go in the cos/sin cache attention's rotary reads: at the rows
+   * of their cache positions (past..past+S-1), in a table as long as the longest KV buffer
+   * attention sees (GroupQueryAttention wants a row for each, used or not).
+   */
+  private rotaryPads(feeds: Record<string, ort.Tensor>, s: number): ort.Tensor {
+    let rows = this.past + s;
+    for (let l = 0; l < this.config.text.numLayers; l++) {
+      rows = Math.max(rows, feeds[DECODER_INPUTS.pastKey(l)].dims[2] + s);
+    }
+    const pads = [this.past, 0, rows - this.past - s, 0].map(BigInt);
+    return new ort.Tensor('int64', BigInt64Array.from(pads), [4]);
   }
 }
 

@@ -1,0 +1,42 @@
+/**
+ * A tiny random Qwen3-VL whose text head size (16) takes GroupQueryAttention's own rotary, which
+ * the golden fixture's (8) does not: the tiny config with wider heads and random weights
+ * (deterministic), built into a directory of ONNX graphs like the engine's build cache holds.
+ */
+import type { Qwen3VLConfig } from '../../../server/engine/checkpoint/config';
+import { readModelConfig } from '../../../server/engine/checkpoint/config';
+import { type WeightSource, expectedTensors } from '../../../server/engine/checkpoint/weights';
+import { TINY_MODEL } from '../golden-tensors';
+
+export function wideHeadConfig(): Qwen3VLConfig {
+  const tiny = readModelConfig(TINY_MODEL);
+  return { ...tiny, text: { ...tiny.text, headDim: 16, mropeSection: [4, 2, 2] } };
+}
+
+/** Norm weights near 1, matrices uniform in ±1/sqrt(fan-in), seeded per tensor name. */
+export function randomSource(config: Qwen3VLConfig): WeightSource {
+  const shapes = expectedTensors(config);
+  return {
+    shapes,
+    readFloat32(name) {
+      const shape = shapes.get(name)!;
+      let seed = 0x9e3779b9;
+      for (const c of name) seed = Math.imul(seed ^ c.charCodeAt(0), 0x01000193) >>> 0 || 1;
+      const random = () => {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        return (seed >>> 0) / 2 ** 32;
+      };
+      const size = shape.reduce((a, b) => a * b, 1);
+      const out = new Float32Array(size);
+      if (/norm/.test(name) && name.endsWith('.weight')) {
+        for (let i = 0; i < size; i++) out[i] = 0.8 + 0.4 * random();
+      } else {
+        const scale = 1 / Math.sqrt(shape.length > 1 ? size / shape[0] : 64);
+        for (let i = 0; i < size; i++) out[i] = (2 * random() - 1) * scale;
+      }
+      return out;
+    },
+  };
+}
