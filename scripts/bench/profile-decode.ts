@@ -2,6 +2,7 @@
  * Where a decode step's time goes: tsx scripts/bench/profile-decode.ts --model DIR --cache DIR
  *   [--device webgpu|cpu] [--precision int4|fp16] [--lengths 128,1024,2048] [--out DIR]
  *   [--webgpu key=value,key=value]   (WebGPU provider options, e.g. validationMode=disabled)
+ *   [--profile-run-tokens N]         (profile verification runs of N tokens instead of steps)
  *
  * 1. The decoder's step time (median of 24) after text prefills of each cache length: a step
  *    that grows with the cache spends it in attention or in moving the cache, not in weights.
@@ -29,6 +30,8 @@ interface Options {
   lengths: number[];
   out: string;
   webgpu?: Record<string, string>;
+  /** Above 1: the profile holds verification runs of this many tokens, not steps. */
+  profileRunTokens: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -37,6 +40,7 @@ function parseArgs(argv: string[]): Options {
     precision: 'int4',
     lengths: [128, 1024, 2048],
     out: resolve('profile-decode'),
+    profileRunTokens: 1,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
@@ -47,6 +51,7 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--precision') options.precision = value as Precision;
     else if (flag === '--lengths') options.lengths = value.split(',').map(Number);
     else if (flag === '--out') options.out = resolve(value);
+    else if (flag === '--profile-run-tokens') options.profileRunTokens = Number(value);
     else if (flag === '--webgpu') {
       options.webgpu = Object.fromEntries(value.split(',').map((entry) => entry.split('=', 2)));
     } else throw new Error(`unknown argument ${flag}`);
@@ -72,6 +77,16 @@ async function stepTimes(model: LoadedModel, length: number, steps: number): Pro
     times.push(performance.now() - started);
   }
   return times;
+}
+
+/** `runs` verification runs of `size` tokens (best logits only), each truncated back. */
+async function verifyRunTimes(model: LoadedModel, length: number, size: number, runs: number) {
+  await prefillText(model, length);
+  const ids = Array.from({ length: size }, (_, i) => 1000 + i);
+  for (let i = 0; i < runs; i++) {
+    await model.decoder.extendTop(ids, length);
+    model.decoder.truncate(length);
+  }
 }
 
 interface RunSizeTimes {
@@ -188,7 +203,9 @@ async function main(): Promise<void> {
   mkdirSync(options.out, { recursive: true });
   const profiled = await load(join(options.out, 'decoder'));
   await stepTimes(profiled, 64, 4);
-  await stepTimes(profiled, middle, 16);
+  if (options.profileRunTokens > 1)
+    await verifyRunTimes(profiled, middle, options.profileRunTokens, 16);
+  else await stepTimes(profiled, middle, 16);
   await profiled.dispose(); // onnxruntime writes the profile when the session ends
   console.log(JSON.stringify({ profile: 'written', dir: options.out, cache_tokens: middle }));
 }

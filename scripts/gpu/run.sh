@@ -15,7 +15,8 @@
 # figures: "engine:PRECISION:WxH", "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-17 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
-# OPTIONS: WebGPU provider options to compare, e.g. validationMode=disabled). CASE_LIMIT_S bounds each engine case (a hung
+# OPTIONS: WebGPU provider options to compare, e.g. validationMode=disabled; PROFILE_RUN_TOKENS=N
+# profiles verification runs of N tokens instead of steps). CASE_LIMIT_S bounds each engine case (a hung
 # GPU run loses one case, not the rest).
 # BENCH_MODEL=DIR measures that checkpoint instead of the 2B-sized random one (a quick check of
 # this script: the tiny test fixture).
@@ -103,7 +104,7 @@ profile() { # profile PRECISION [OPTIONS]: where a decode step's time goes on We
     --precision "$1" ${BENCH_MODEL:+--model "$BENCH_MODEL"} || return
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/profile-decode.cjs" --model "$model" \
     --cache "$WORK/bench-engine/onnx" --device webgpu --precision "$1" --out "$dir" \
-    ${2:+--webgpu "$2"} |
+    ${2:+--webgpu "$2"} ${PROFILE_RUN_TOKENS:+--profile-run-tokens "$PROFILE_RUN_TOKENS"} |
     tee -a "$RESULTS"
   for json in "$dir"/*.json; do
     python3 scripts/gpu/summarize_profile.py "$json" | tee "$dir/summary.txt"
