@@ -162,7 +162,7 @@ export function buildDecoderGraph(
   let a = rmsNorm(ctx, h, P('layers.0.input_layernorm.weight'), eps);
   for (let l = 0; l < t.numLayers; l++) {
     const p = P(`layers.${l}.`);
-    // q, k and v in one matrix multiply.
+    // q, k and v: one matrix multiply, or three that onnxruntime fuses with the norm (WebGPU).
     const [qProj, kProj, v] = projections(
       a,
       ['q', 'k', 'v'].map((name) => `${p}self_attn.${name}_proj`),
