@@ -154,7 +154,11 @@ export function matMulNBits(
       }),
     );
   }
-  if (bias) inputs.push(...(symmetric ? ['', ''] : ['']), bias);
+  if (bias) {
+    // MatMulNBits takes the bias at input 5 (after zero_points and g_idx).
+    while (inputs.length < 5) inputs.push('');
+    inputs.push(bias);
+  }
   return g.op(
     'MatMulNBits',
     inputs,
