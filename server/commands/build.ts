@@ -12,6 +12,7 @@ import type { BuildProgress, DeviceRequest, Precision } from '../engine/contract
 import { isEngineError } from '../engine/errors';
 import { exitWithParent } from './exit-with-parent';
 import { DEFAULT_PRECISION, ensureModelBuild } from '../engine/runtime/model-build';
+import { resolveDevice } from '../engine/runtime/providers';
 
 const USAGE = `Usage: design-to-code build --model DIR [options]
 
@@ -22,7 +23,8 @@ Options:
   --model DIR         Hugging Face Qwen3-VL checkpoint directory (required)
   --precision P       fp32, fp16 or int4 (default ${DEFAULT_PRECISION})
   --device D          the device it will run on: auto, cpu, webgpu, cuda, dml or coreml
-                      (default cpu); any device but cpu gets the GPU build
+                      (default cpu); any device but cpu gets the GPU build, and auto
+                      the build of the device that loads here
   --json              JSON lines on stdout: {"event":"progress","stage":"build",...}, then
                       {"event":"built","dir":...,"built":true|false}
                       or {"event":"error","code":...,"message":...}
@@ -52,8 +54,9 @@ export async function runBuild(argv: string[]): Promise<number> {
   const { json } = args;
   if (args.parent !== undefined) exitWithParent(args.parent);
   try {
+    const { device } = await resolveDevice(args.device);
     const { build } = ensureModelBuild(args.modelDir, {
-      device: args.device,
+      device,
       precision: args.precision,
       onProgress: json
         ? (progress) => writeLine({ event: 'progress', ...progress })

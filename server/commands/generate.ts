@@ -136,6 +136,7 @@ async function generate(args: GenerateArgs): Promise<void> {
     onProgress: process.stderr.isTTY
       ? (p) => process.stderr.write(`\r${p.stage} ${p.item}: ${p.done}/${p.total}\x1b[K`)
       : undefined,
+    onWarning: (message) => process.stderr.write(`design-to-code generate: warning: ${message}\n`),
   };
   const engine = await loadEngine(options);
   try {

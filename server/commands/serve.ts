@@ -185,6 +185,7 @@ async function serve(args: ServeArgs): Promise<number> {
           precision: args.precision,
           maxImagePixels: args.maxImagePixels,
           onProgress: (progress) => emit({ event: 'progress', ...progress }),
+          onWarning: (message) => log(`warning: ${message}`),
         }),
       )
       .then(async (loadedEngine) => {

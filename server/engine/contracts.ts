@@ -9,6 +9,14 @@ export type DeviceRequest = 'auto' | 'cpu' | 'webgpu' | 'cuda' | 'dml' | 'coreml
 export type Device = Exclude<DeviceRequest, 'auto'>;
 
 /**
+ * What a build is for. 'cpu': the decoder reads its KV cache as read-only inputs and returns
+ * only the new rows (the host appends them; no cache copy per step), int4 with fp32
+ * activations (MLAS has no fast x86 fp16 path). 'gpu': GroupQueryAttention with past/present
+ * buffers that stay on the device, int4 with fp16 activations and KV cache.
+ */
+export type GraphTarget = 'cpu' | 'gpu';
+
+/**
  * A row's best logits only, highest first and equal values lower id first (the decoder's
  * extendTop): enough for greedy decoding and top-k sampling (see fitsTopLogits).
  */
@@ -100,7 +108,15 @@ export interface LoadedModel {
 }
 
 export interface LoadModelOptions {
+  /** Default cpu. auto: the first of cuda, dml, webgpu, coreml whose provider loads, else cpu. */
   device?: DeviceRequest;
+  /**
+   * The graphs to build and load; default those of the device that loads. 'gpu' on the CPU
+   * runs the GPU build there (slower than the CPU build): for tests and comparisons.
+   */
+  target?: GraphTarget;
+  /** Told why `auto` found no GPU provider that loads, when it settles on the CPU. */
+  onWarning?: (message: string) => void;
   /** Default int4 (MatMulNBits weights); fp16 and fp32 (the reference) are options. */
   precision?: Precision;
   /** Where built ONNX models are cached; default ~/.cache/design-to-code/onnx. */

@@ -19,6 +19,7 @@ export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
     precision: options.precision,
     cacheDir: options.cacheDir,
     onProgress: options.onProgress,
+    onWarning: options.onWarning,
   });
   return createChatEngine(model, checkpoint, {
     modelName: options.modelName ?? basename(modelDir),

@@ -29,6 +29,7 @@ import {
   ensureBuild,
 } from '../../server/engine/runtime/build-cache';
 import { loadModel } from '../../server/engine/runtime/load-model';
+import { candidateDevices } from '../../server/engine/runtime/providers';
 import { TINY_MODEL } from './golden-tensors';
 
 async function loadOnce(modelDir: string, cacheDir: string, precision: 'fp32' | 'fp16' = 'fp32') {
@@ -223,10 +224,26 @@ describe('execution providers (CPU-only machine)', () => {
     const cpu = await loadModel(TINY_MODEL, { cacheDir, device: 'cpu' });
     assert.equal(cpu.device, 'cpu');
     await cpu.dispose();
-    const auto = await loadModel(TINY_MODEL, { cacheDir, device: 'auto' });
+    const warnings: string[] = [];
+    const auto = await loadModel(TINY_MODEL, {
+      cacheDir,
+      device: 'auto',
+      onWarning: (message) => warnings.push(message),
+    });
     assert.ok(['cpu', 'webgpu', 'cuda', 'dml', 'coreml'].includes(auto.device));
     console.log(`      auto picked ${auto.device}`);
     await auto.dispose();
+    if (auto.device === 'cpu') {
+      // No GPU provider loaded: the CPU build runs, not the GPU one, and the log says why.
+      assert.deepEqual(
+        readdirSync(cacheDir).filter((d) => d.startsWith('gpu-')),
+        [],
+      );
+      if (candidateDevices('auto').length > 1) {
+        assert.equal(warnings.length, 1);
+        assert.match(warnings[0], /no GPU provider loads here, running on the CPU \(\w+: /);
+      }
+    }
   });
 
   it('names what is missing for a provider that cannot load', async function () {

@@ -38,7 +38,9 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
     const [build] = readdirSync(cacheDir).filter((d) => d.startsWith('fp32-'));
     session = await ort.InferenceSession.create(join(cacheDir, build, 'decoder.onnx'));
     // The GPU build (GroupQueryAttention over past/present), run here on the CPU.
-    await (await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'auto' })).dispose();
+    await (
+      await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'cpu', target: 'gpu' })
+    ).dispose();
     const [gpuBuild] = readdirSync(cacheDir).filter((d) => d.startsWith('gpu-fp32-'));
     gpuSession = await ort.InferenceSession.create(join(cacheDir, gpuBuild, 'decoder.onnx'));
     if (await webgpuTestable()) {

@@ -107,7 +107,9 @@ describe('text decoder (fp32, CPU) vs transformers', () => {
     const [build] = readdirSync(cacheDir).filter((d) => d.startsWith('fp32-'));
     const session = await ort.InferenceSession.create(join(cacheDir, build, 'decoder.onnx'));
     // The GPU build (GroupQueryAttention, cache as past/present), run here on the CPU.
-    await (await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'auto' })).dispose();
+    await (
+      await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'cpu', target: 'gpu' })
+    ).dispose();
     const [gpuBuild] = readdirSync(cacheDir).filter((d) => d.startsWith('gpu-fp32-'));
     const gpuSession = await ort.InferenceSession.create(join(cacheDir, gpuBuild, 'decoder.onnx'));
     try {

@@ -8,6 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { resolveDevice } from '../../server/engine/runtime/providers';
 import { TINY_MODEL_DIR } from './support/tiny-model';
 
 const ROOT = join(__dirname, '..', '..');
@@ -63,6 +64,19 @@ describe('design-to-code build (the built CLI)', function () {
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.lines.join('\n'), /^built: .*int4-[0-9a-f]{32}$/);
     assert.match(result.stderr, /building decoder 100% \(\d+\/\d+ tensors\)/);
+  });
+
+  it('builds for the device: the GPU build for webgpu, for auto the build of the device that loads', async () => {
+    const built = (device: string) => {
+      const result = build(['--model', TINY_MODEL_DIR, '--precision', 'int4', '--device', device]);
+      assert.equal(result.status, 0, result.stderr);
+      return result.lines.join('\n');
+    };
+    assert.match(built('webgpu'), /^built: .*gpu-int4-[0-9a-f]{32}$/);
+    // On a machine without a GPU provider that loads, auto runs on the CPU: the CPU build.
+    const { device } = await resolveDevice('auto');
+    const variant = device === 'cpu' ? 'int4' : 'gpu-int4';
+    assert.match(built('auto'), new RegExp(`[/\\\\]${variant}-[0-9a-f]{32}$`));
   });
 
   it('explains bad usage (exit 2) and a directory that is not a checkpoint (exit 1)', () => {

@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { candidateDevices, mayHaveGpu } from '../../server/engine/runtime/providers';
+import { isEngineError } from '../../server/engine/errors';
+import {
+  candidateDevices,
+  mayHaveGpu,
+  probeDevice,
+  resolveDevice,
+} from '../../server/engine/runtime/providers';
 
 describe('which devices auto tries', () => {
   let dev: string;
@@ -29,5 +35,25 @@ describe('which devices auto tries', () => {
     assert.deepEqual(candidateDevices('webgpu'), ['webgpu']);
     assert.equal(candidateDevices('auto').at(-1), 'cpu');
     assert.equal(candidateDevices('auto').includes('webgpu'), mayHaveGpu());
+  });
+
+  it('resolves an explicit device as asked, without probing it', async () => {
+    assert.deepEqual(await resolveDevice('dml'), { device: 'dml', skipped: [] });
+  });
+
+  it('resolves auto to the first candidate that loads, saying why each before it did not', async () => {
+    const { device, skipped } = await resolveDevice('auto');
+    const candidates = candidateDevices('auto');
+    assert.equal(candidates.indexOf(device), skipped.length);
+    skipped.forEach((reason, i) => assert.ok(reason.startsWith(`${candidates[i]}: `), reason));
+  });
+
+  it('probes a provider that cannot load into device_unavailable', async function () {
+    if (process.platform !== 'linux') this.skip();
+    await probeDevice('cpu');
+    await assert.rejects(
+      probeDevice('dml'),
+      (e) => isEngineError(e, 'device_unavailable') && /not available on linux/.test(String(e)),
+    );
   });
 });

@@ -13,7 +13,7 @@ import {
   LM_HEAD,
   VISION_PREFIX,
 } from '../checkpoint/weights';
-import type { Precision } from '../contracts';
+import type { GraphTarget, Precision } from '../contracts';
 import { EngineError } from '../errors';
 import { buildDecoderGraph } from './decoder-graph';
 import { DryRunSink, type ExternalDataSink, FileDataSink } from './external-data';
@@ -29,13 +29,7 @@ const OPSETS = [
   { domain: 'com.microsoft', version: 1 },
 ];
 
-/**
- * What a build is for. 'cpu': the decoder reads its KV cache as read-only inputs and returns
- * only the new rows (the host appends them; no cache copy per step), int4 with fp32
- * activations (MLAS has no fast x86 fp16 path). 'gpu': GroupQueryAttention with past/present
- * buffers that stay on the device, int4 with fp16 activations and KV cache.
- */
-export type GraphTarget = 'cpu' | 'gpu';
+export type { GraphTarget };
 /** Names a build: the precision for the CPU, 'gpu-' + precision for GPUs. */
 export type BuildVariant = Precision | `gpu-${Precision}`;
 

@@ -4,17 +4,11 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
-import type { Device, LoadModelOptions, LoadedModel, Precision } from '../contracts';
-import { EngineError, isEngineError } from '../errors';
-import type { GraphTarget } from '../onnx/build-graphs';
+import type { Device, GraphTarget, LoadModelOptions, LoadedModel, Precision } from '../contracts';
+import { isEngineError } from '../errors';
 import { DECODER_OUTPUTS } from '../onnx/decoder-graph';
 import { ensureModelBuild } from './model-build';
-import {
-  assertDeviceAvailable,
-  candidateDevices,
-  executionProviders,
-  providerLoadError,
-} from './providers';
+import { executionProviders, providerLoadError, resolveDevice } from './providers';
 import { HandoverKvCache, HostKvCache, InPlaceKvCache, type CacheType } from './kv-cache';
 import { createKvPadder, type KvPadder } from './kv-padder';
 import { OnnxTextDecoder } from './text-decoder';
@@ -26,27 +20,29 @@ export async function loadModel(
   modelDir: string,
   options: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  const { build, config, precision, request, target } = ensureModelBuild(modelDir, options);
-  const progress = options.onProgress ?? (() => {});
-
-  const failures: string[] = [];
-  for (const device of candidateDevices(request)) {
-    try {
-      assertDeviceAvailable(device);
-      const cacheType = kvCacheType(precision, target);
-      const sessions = await createSessions(device, build, config, cacheType, progress, options);
-      return makeModel(device, precision, target, config, cacheType, sessions);
-    } catch (error) {
-      const wrapped =
-        isEngineError(error) || device === 'cpu' ? error : providerLoadError(device, error);
-      if (request !== 'auto') throw wrapped;
-      failures.push(`${device}: ${(wrapped as Error).message}`);
-    }
+  const request = options.device ?? 'cpu';
+  const { device, skipped } = await resolveDevice(request);
+  if (device === 'cpu' && skipped.length) {
+    options.onWarning?.(`no GPU provider loads here, running on the CPU (${skipped.join('; ')})`);
   }
-  throw new EngineError(
-    'device_unavailable',
-    `No execution provider loaded:\n${failures.join('\n')}`,
-  );
+  const { build, config, precision, target } = ensureModelBuild(modelDir, { ...options, device });
+  const progress = options.onProgress ?? (() => {});
+  const cacheType = kvCacheType(precision, target);
+  const load = async (on: Device) => {
+    const sessions = await createSessions(on, build, config, cacheType, progress, options);
+    return makeModel(on, precision, target, config, cacheType, sessions);
+  };
+  try {
+    return await load(device);
+  } catch (error) {
+    const wrapped =
+      isEngineError(error) || device === 'cpu' ? error : providerLoadError(device, error);
+    if (request !== 'auto' || device === 'cpu') throw wrapped;
+    // The provider loaded a probe but not the model (say, too little GPU memory): auto still
+    // runs, on the CPU with the GPU build already made (slower than a CPU build, no rebuild).
+    options.onWarning?.(`${(wrapped as Error).message}; running on the CPU instead`);
+    return load('cpu');
+  }
 }
 
 interface Sessions {

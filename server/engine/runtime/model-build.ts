@@ -8,25 +8,27 @@ import { join, resolve } from 'node:path';
 import { type Qwen3VLConfig, readModelConfig } from '../checkpoint/config';
 import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
 import { checkpointSource } from '../checkpoint/weights';
-import type { DeviceRequest, LoadModelOptions, Precision } from '../contracts';
+import type { Device, GraphTarget, LoadModelOptions, Precision } from '../contracts';
 import { EngineError } from '../errors';
-import { type GraphTarget, buildGraphs, buildVariant } from '../onnx/build-graphs';
+import { buildGraphs, buildVariant } from '../onnx/build-graphs';
 import { buildKey, type CachedBuild, defaultCacheDir, ensureBuild } from './build-cache';
 import { assertDeviceAvailable } from './providers';
 
 const PRECISIONS: Precision[] = ['fp32', 'fp16', 'int4'];
 export const DEFAULT_PRECISION: Precision = 'int4';
 
-export type ModelBuildOptions = Pick<
+export interface ModelBuildOptions extends Pick<
   LoadModelOptions,
-  'device' | 'precision' | 'cacheDir' | 'onProgress'
->;
+  'target' | 'precision' | 'cacheDir' | 'onProgress'
+> {
+  /** The device it will run on (`auto` resolved first: see resolveDevice). Default cpu. */
+  device?: Device;
+}
 
 export interface ModelBuild {
   build: CachedBuild;
   config: Qwen3VLConfig;
   precision: Precision;
-  request: DeviceRequest;
   target: GraphTarget;
 }
 
@@ -41,9 +43,9 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
       `precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`,
     );
   }
-  const request = options.device ?? 'cpu';
-  // Fail on an explicit device that cannot load before spending minutes on a build.
-  if (request !== 'auto') assertDeviceAvailable(request);
+  const device = options.device ?? 'cpu';
+  // Fail on a device that cannot load before spending minutes on a build.
+  assertDeviceAvailable(device);
   const progress = options.onProgress ?? (() => {});
   const config = readModelConfig(modelDir);
   const checkpoint = SafetensorsCheckpoint.open(modelDir);
@@ -59,8 +61,8 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
       { cause: error },
     );
   }
-  // A GPU build wherever a GPU is asked for (or may be picked by auto); it also runs on the CPU.
-  const target: GraphTarget = request === 'cpu' ? 'cpu' : 'gpu';
+  // A GPU build for any device but the CPU; it also runs on the CPU, slower than the CPU build.
+  const target: GraphTarget = options.target ?? (device === 'cpu' ? 'cpu' : 'gpu');
   const variant = buildVariant(precision, target);
   const key = buildKey(
     readFileSync(join(modelDir, 'config.json'), 'utf8'),
@@ -86,5 +88,5 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
     },
     resolve(modelDir),
   );
-  return { build, config, precision, request, target };
+  return { build, config, precision, target };
 }

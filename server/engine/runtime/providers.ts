@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Device, DeviceRequest } from '../contracts';
 import { EngineError } from '../errors';
+import { buildKvPadGraph } from '../onnx/kv-pad-graph';
 
 /**
  * Tried in this order by `auto`; cpu always loads. WebGPU comes before Core ML because Core ML
@@ -57,6 +58,48 @@ export function mayHaveGpu(devDir = '/dev'): boolean {
     // no /dev/dri
   }
   return ['nvidia0', 'dxg'].some((name) => existsSync(join(devDir, name)));
+}
+
+/** What `auto` settled on, and why each device before it was passed over. */
+export interface ResolvedDevice {
+  device: Device;
+  skipped: string[];
+}
+
+/**
+ * The device a request runs on, decided before anything is built, since the build depends on
+ * it: an explicit device as asked; `auto` the first candidate whose provider loads here,
+ * else the CPU. A probe is a session of one small fp16 graph (about 0.15 s for WebGPU).
+ */
+export async function resolveDevice(request: DeviceRequest): Promise<ResolvedDevice> {
+  if (request !== 'auto') return { device: request, skipped: [] };
+  const skipped: string[] = [];
+  for (const device of candidateDevices('auto')) {
+    try {
+      await probeDevice(device);
+      return { device, skipped };
+    } catch (error) {
+      skipped.push(`${device}: ${(error as Error).message}`);
+    }
+  }
+  return { device: 'cpu', skipped };
+}
+
+/** Throws device_unavailable unless `device`'s provider creates a session here. */
+export async function probeDevice(device: Device): Promise<void> {
+  assertDeviceAvailable(device);
+  if (device === 'cpu') return;
+  let session: ort.InferenceSession;
+  try {
+    // Any small graph with fp16 tensors will do; the KV padding graph is one.
+    session = await ort.InferenceSession.create(buildKvPadGraph(1, 'float16', 1, 8), {
+      executionProviders: executionProviders(device),
+      logSeverityLevel: 3,
+    });
+  } catch (error) {
+    throw providerLoadError(device, error);
+  }
+  await session.release();
 }
 
 function platformAllows(device: Device): boolean {
