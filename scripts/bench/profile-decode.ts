@@ -3,14 +3,16 @@
  *   [--device webgpu|cpu] [--precision int4|fp16] [--lengths 128,1024,2048] [--out DIR]
  *   [--webgpu key=value,key=value]   (WebGPU provider options, e.g. validationMode=disabled)
  *   [--profile-run-tokens N]         (profile verification runs of N tokens instead of steps)
+ *   [--run-sizes 1,2,3,4,5,9,17]     (verification run sizes to time)
+ *   [--target cpu|gpu]               (the graphs; default the device's, gpu on the CPU compares)
  *
  * 1. The decoder's step time (median of 24) after text prefills of each cache length: a step
  *    that grows with the cache spends it in attention or in moving the cache, not in weights.
- * 2. Verification runs (speculation): the time of one decoder run of 1, 2, 5, 9 and 17 tokens at
- *    the middle cache length (the cache is truncated back after each), returning every logit
- *    (plus the host's argmax over the rows) or each row's best logits only (extendTop, what
- *    greedy and top-k sampling use). A run's fixed cost against its cost per token says what
- *    a drafted token costs.
+ * 2. Verification runs (speculation): the time of one decoder run of 1, 2, 3, 4, 5, 9 and 17
+ *    tokens at the middle cache length (the cache is truncated back after each), returning
+ *    every logit (plus the host's argmax over the rows) or each row's best logits only
+ *    (extendTop, what greedy and top-k sampling use). Each run's time in one-token runs
+ *    (`in_steps`) is the cost curve the draft planner needs (generation/run-cost.ts).
  * 3. One onnxruntime profile of the decoder (prefill of the middle length, then 16 steps),
  *    written under --out; on WebGPU it holds each kernel's GPU time. scripts/gpu/summarize_profile.py
  *    turns it into a table.
@@ -18,7 +20,12 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { DeviceRequest, LoadedModel, Precision } from '../../server/engine/contracts';
+import type {
+  DeviceRequest,
+  GraphTarget,
+  LoadedModel,
+  Precision,
+} from '../../server/engine/contracts';
 import { argmax } from '../../server/engine/generation/sampling';
 import { loadModel } from '../../server/engine/runtime/load-model';
 
@@ -32,6 +39,8 @@ interface Options {
   webgpu?: Record<string, string>;
   /** Above 1: the profile holds verification runs of this many tokens, not steps. */
   profileRunTokens: number;
+  runSizes: number[];
+  target?: GraphTarget;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -41,6 +50,7 @@ function parseArgs(argv: string[]): Options {
     lengths: [128, 1024, 2048],
     out: resolve('profile-decode'),
     profileRunTokens: 1,
+    runSizes: [1, 2, 3, 4, 5, 9, 17],
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
@@ -52,6 +62,8 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--lengths') options.lengths = value.split(',').map(Number);
     else if (flag === '--out') options.out = resolve(value);
     else if (flag === '--profile-run-tokens') options.profileRunTokens = Number(value);
+    else if (flag === '--run-sizes') options.runSizes = value.split(',').map(Number);
+    else if (flag === '--target') options.target = value as GraphTarget;
     else if (flag === '--webgpu') {
       options.webgpu = Object.fromEntries(value.split(',').map((entry) => entry.split('=', 2)));
     } else throw new Error(`unknown argument ${flag}`);
@@ -136,6 +148,7 @@ async function main(): Promise<void> {
       cacheDir: options.cache,
       device: options.device,
       precision: options.precision,
+      target: options.target,
       profileDecoderTo,
       webgpuOptions: options.webgpu,
     });
@@ -148,7 +161,7 @@ async function main(): Promise<void> {
     rows.push({ length, medianMs: median(times), bestMs: Math.min(...times) });
   }
   const middle = options.lengths[Math.floor(options.lengths.length / 2)];
-  const runSizes = await runSizeTimes(model, middle, [1, 2, 5, 9, 17]);
+  const runSizes = await runSizeTimes(model, middle, options.runSizes);
   await model.dispose();
   for (const row of rows) {
     console.log(
@@ -156,6 +169,7 @@ async function main(): Promise<void> {
         profile: 'decode_step',
         webgpu: options.webgpu ?? null,
         device: model.device,
+        target: options.target ?? null,
         precision: model.precision,
         cache_tokens: row.length,
         median_ms: +row.medianMs.toFixed(2),
@@ -175,6 +189,7 @@ async function main(): Promise<void> {
     );
   }
 
+  const oneTokenMs = runSizes.find((row) => row.size === 1)?.topMs;
   for (const row of runSizes) {
     const whole = row.fullMs + row.argmaxMs;
     console.log(
@@ -186,6 +201,7 @@ async function main(): Promise<void> {
         host_argmax_ms: +row.argmaxMs.toFixed(2),
         best_logits_ms: +row.topMs.toFixed(2),
         best_vs_all_with_argmax: +(row.topMs / whole).toFixed(3),
+        ...(oneTokenMs && { in_steps: +(row.topMs / oneTokenMs).toFixed(3) }),
       }),
     );
   }
