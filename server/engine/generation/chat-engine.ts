@@ -25,6 +25,7 @@ import { ImageEmbeddingCache } from './image-cache';
 import { reusablePrefix } from './prefix-reuse';
 import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
 import { randomSeed, seededRandom } from './prng';
+import { runCostFor } from './run-cost';
 import { resolveSampler } from './sampler-settings';
 
 export interface ChatEngineOptions {
@@ -167,6 +168,7 @@ async function generateWith(
       reuse,
     },
     speculation,
+    runCost: runCostFor(model.device),
     ropeDelta: prepared.ropeDelta,
     maxNewTokens,
     eosTokenIds: checkpoint.generation.eosTokenIds,

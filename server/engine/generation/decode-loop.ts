@@ -11,6 +11,7 @@ import type { PrefillInput, TextDecoder } from '../contracts';
 import { decodePosition } from '../positions/rope-index';
 import type { Random } from './prng';
 import { DraftPlanner } from './draft-planner';
+import type { RunCost } from './run-cost';
 import { draftTokens, type PromptLookupSettings } from './prompt-lookup';
 import {
   applyRepetitionPenalty,
@@ -38,6 +39,8 @@ export interface DecodeLoopInput {
   onText?: (delta: string) => void;
   /** Prompt-lookup speculation; off when absent. */
   speculation?: PromptLookupSettings;
+  /** The device's decoder run cost, which sets how long drafts are worth (default the CPU's). */
+  runCost?: RunCost;
 }
 
 export interface DecodeLoopResult {
@@ -132,7 +135,8 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
   prefillMs = performance.now() - started;
   // A token already chosen by a rejected draft's residual draw.
   let chosen: number | undefined;
-  const planner = input.speculation && new DraftPlanner(input.speculation.draftTokens);
+  const planner =
+    input.speculation && new DraftPlanner(input.speculation.draftTokens, input.runCost);
   for (;;) {
     const token: number = chosen ?? sampleToken(penalized(logits), sampler, random);
     chosen = undefined;

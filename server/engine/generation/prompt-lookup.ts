@@ -17,7 +17,7 @@ export interface PromptLookupSettings {
 export const DEFAULT_PROMPT_LOOKUP: PromptLookupSettings = {
   maxNgram: 3,
   minNgram: 2,
-  draftTokens: 8,
+  draftTokens: 16,
 };
 
 /**
