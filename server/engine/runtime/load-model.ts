@@ -21,7 +21,7 @@ export async function loadModel(
   options: LoadModelOptions = {},
 ): Promise<LoadedModel> {
   const request = options.device ?? 'cpu';
-  const { device, skipped } = await resolveDevice(request);
+  const { device, skipped } = await resolveDevice(request, options.webgpuOptions);
   if (device === 'cpu' && skipped.length) {
     options.onWarning?.(`no GPU provider loads here, running on the CPU (${skipped.join('; ')})`);
   }

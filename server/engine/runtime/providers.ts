@@ -71,12 +71,15 @@ export interface ResolvedDevice {
  * it: an explicit device as asked; `auto` the first candidate whose provider loads here,
  * else the CPU. A probe is a session of one small fp16 graph (about 0.15 s for WebGPU).
  */
-export async function resolveDevice(request: DeviceRequest): Promise<ResolvedDevice> {
+export async function resolveDevice(
+  request: DeviceRequest,
+  webgpuOptions?: Record<string, string>,
+): Promise<ResolvedDevice> {
   if (request !== 'auto') return { device: request, skipped: [] };
   const skipped: string[] = [];
   for (const device of candidateDevices('auto')) {
     try {
-      await probeDevice(device);
+      await probeDevice(device, webgpuOptions);
       return { device, skipped };
     } catch (error) {
       skipped.push(`${device}: ${(error as Error).message}`);
@@ -85,15 +88,21 @@ export async function resolveDevice(request: DeviceRequest): Promise<ResolvedDev
   return { device: 'cpu', skipped };
 }
 
-/** Throws device_unavailable unless `device`'s provider creates a session here. */
-export async function probeDevice(device: Device): Promise<void> {
+/**
+ * Throws device_unavailable unless `device`'s provider creates a session here. The first WebGPU
+ * session of a process fixes the device-wide options, so the probe takes the model's.
+ */
+export async function probeDevice(
+  device: Device,
+  webgpuOptions?: Record<string, string>,
+): Promise<void> {
   assertDeviceAvailable(device);
   if (device === 'cpu') return;
   let session: ort.InferenceSession;
   try {
     // Any small graph with fp16 tensors will do; the KV padding graph is one.
     session = await ort.InferenceSession.create(buildKvPadGraph(1, 'float16', 1, 8), {
-      executionProviders: executionProviders(device),
+      executionProviders: executionProviders(device, webgpuOptions),
       logSeverityLevel: 3,
     });
   } catch (error) {
