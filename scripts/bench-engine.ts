@@ -7,7 +7,8 @@
  * template from the test fixture, then measures through the chat engine:
  * - a screenshot prompt (a generated PNG of --image size): preprocessing, vision, prefill, time
  *   to first token, plain decode tokens/s, peak RSS and, on the CPU, the decode roofline
- *   (weight bytes per token over a memory bandwidth measured in the same run);
+ *   (weight bytes per token over a memory bandwidth measured in the same run); then decode
+ *   tokens/s of the same prompt with speculation, as users get it by default;
  * - a refinement (the previous answer in the prompt plus a new instruction): time to first
  *   token reusing the KV cache vs cold, decode tokens/s plain vs prompt-lookup speculation,
  *   drafts accepted per decoder run, and whether both decoded the same tokens.
@@ -322,7 +323,7 @@ async function main(): Promise<void> {
       ? (r.tokenIds.length - 1) / (r.timingsMs.decodeMs / 1000)
       : 0;
 
-  /** The four measured generations; stepMs collects the plain decode steps of the first. */
+  /** The five measured generations; stepMs collects the plain decode steps of the first. */
   const measure = async () => {
     model.decoder.reset();
     stepMs.length = 0;
@@ -353,20 +354,27 @@ async function main(): Promise<void> {
       sampling: greedy,
       speculation: false,
     });
-    // 4. The refinement from nothing: empty KV cache, image not cached (a fresh engine).
+    // 4. The screenshot prompt again, with speculation as users get it by default: on a first
+    // answer drafts pass less often, and must not make decoding slower than plain.
+    const coldSpec = await engine.generate({
+      messages: first,
+      maxNewTokens: options.tokens,
+      sampling: greedy,
+    });
+    // 5. The refinement from nothing: empty KV cache, image not cached (a fresh engine).
     model.decoder.reset();
     const refinedCold = await freshEngine().generate({
       messages: refinement,
       maxNewTokens: 1,
       sampling: greedy,
     });
-    return { cold, coldSteps, refined, refinedPlain, refinedCold };
+    return { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold };
   };
   // GPU providers compile their shaders on the first run of each shape (prefill, step, each
   // verification length): one unmeasured pass first, as the transformers baseline is measured
   // warm (compiled). The CPU has nothing to warm up.
   if (model.device !== 'cpu') await measure();
-  const { cold, coldSteps, refined, refinedPlain, refinedCold } = await measure();
+  const { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold } = await measure();
   const bestStepMs = Math.min(...coldSteps);
   const meanStepMs = coldSteps.reduce((a, b) => a + b, 0) / coldSteps.length;
   const device = model.device;
@@ -378,6 +386,7 @@ async function main(): Promise<void> {
   const rooflineTokS = bandwidth ? bandwidth / bytesPerToken : undefined;
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const stats = refined.stats!;
+  const coldSpecStats = coldSpec.stats!;
   const result = {
     device,
     precision: options.precision,
@@ -402,6 +411,10 @@ async function main(): Promise<void> {
     preprocess_ms: round(t.preprocessMs, 1),
     vision_ms: round(t.visionMs, 1),
     prefill_ms: round(t.prefillMs, 1),
+    decode_spec_tok_s: round(tokS(coldSpec), 2),
+    decode_spec_runs: coldSpecStats.decoderRuns,
+    decode_spec_accepted_drafts: `${coldSpecStats.acceptedDrafts}/${coldSpecStats.draftTokens}`,
+    decode_spec_same_tokens: sameTokens(coldSpec.tokenIds, cold.tokenIds),
     refine_prompt_tokens: refined.promptTokenIds.length,
     refine_reused_tokens: stats.reusedTokens,
     refine_ttft_ms: round(refined.timingsMs.firstTokenMs, 1),
@@ -435,6 +448,9 @@ async function main(): Promise<void> {
   log(`  decode               ${result.decode_tok_s} tokens/s over ${cold.tokenIds.length} tokens`);
   log(
     `  fastest decode step  ${bestStepMs.toFixed(0)} ms (${result.decode_best_step_tok_s} tokens/s); mean ${result.decode_step_mean_ms} ms, ${(1000 / decodeTokS).toFixed(1)} ms per token with the loop`,
+  );
+  log(
+    `  with speculation     ${result.decode_spec_tok_s} tokens/s (${result.decode_spec_accepted_drafts} drafts accepted in ${result.decode_spec_runs} runs; same tokens: ${result.decode_spec_same_tokens})`,
   );
   log(`  peak RSS             ${result.peak_rss_mb} MB`);
   if (bandwidth && rooflineTokS) {

@@ -6,7 +6,7 @@ COLUMNS = [
     ("engine", "engine"), ("mode", "mode"), ("precision", "prec"), ("image", "image"),
     ("prompt_tokens", "prompt"), ("preprocess_ms", "pre ms"), ("vision_ms", "vision ms"),
     ("prefill_ms", "prefill ms"), ("ttft_ms", "TTFT ms"), ("decode_tok_s", "tok/s"),
-    ("decode_best_step_tok_s", "best step tok/s"), ("kernel_tok_s", "int4 kernel tok/s"), ("refine_ttft_ms", "refine TTFT"),
+    ("decode_best_step_tok_s", "best step tok/s"), ("decode_spec_tok_s", "spec first tok/s"), ("kernel_tok_s", "int4 kernel tok/s"), ("refine_ttft_ms", "refine TTFT"),
     ("refine_cold_ttft_ms", "cold refine"), ("refine_plain_tok_s", "refine tok/s"),
     ("refine_spec_tok_s", "spec tok/s"), ("lookup_decode_tok_s", "lookup tok/s"),
     ("spec_accepted_per_run", "acc/run"), ("peak_gpu_mb", "peak MB"), ("error", "error"),

@@ -53,6 +53,9 @@ for (const device of ['cpu', 'webgpu'] as const) {
       // The refinement reuses the first conversation's cache and speculation changes nothing.
       assert.ok((result.refine_reused_tokens as number) > (result.prompt_tokens as number));
       assert.equal(result.spec_same_tokens, true);
+      // The first answer again with speculation: the same greedy tokens.
+      assert.equal(typeof result.decode_spec_tok_s, 'number');
+      assert.equal(result.decode_spec_same_tokens, true);
       // The memory roofline on the CPU; the int4 kernel's own ceiling on both, measured in the run.
       assert.equal(result.roofline_ratio === null, device !== 'cpu');
       for (const key of ['kernel_tok_s', 'kernel_gb_s', 'kernel_ratio']) {
