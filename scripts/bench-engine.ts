@@ -1,6 +1,7 @@
 /**
  * npm run bench:engine [-- --device cpu|webgpu|cuda] [--image WxH] [--precision int4|fp16|fp32]
  *                         [--tokens N] [--json] [--model DIR]
+ *                         [--draft-tokens N] [--run-cost linear:X]
  *
  * Builds a Qwen3-VL-2B-sized model from random weights (the real 2B layout, generated once and
  * cached under .cache/bench-engine, or $BENCH_CACHE_DIR), with the real Qwen tokenizer and
@@ -13,6 +14,9 @@
  *   token reusing the KV cache vs cold, decode tokens/s plain vs prompt-lookup speculation,
  *   drafts accepted per decoder run, and whether both decoded the same tokens.
  * Random weights: draft acceptance is this model's, not a trained model's.
+ * --draft-tokens and --run-cost set the draft planner (most drafts at once; a run's cost growing
+ * by X steps per token instead of the device's measured curve), to compare planners in one call:
+ * `--draft-tokens 8 --run-cost linear:0.25` is the planner before the device curves.
  * --model DIR measures a checkpoint directory instead (e.g. the tiny test fixture, to check the
  * benchmark itself on a new device quickly, or a real Qwen3-VL download).
  *
@@ -61,6 +65,9 @@ interface Options {
   prepare: boolean;
   /** A checkpoint to measure instead of the generated 2B-sized random one. */
   modelDir?: string;
+  /** Draft planner overrides (default: the engine's). */
+  draftTokens?: number;
+  runCostPerToken?: number;
 }
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..'));
@@ -98,7 +105,13 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--json') options.json = true;
     else if (arg === '--prepare') options.prepare = true;
     else if (arg === '--model') options.modelDir = resolve(value());
-    else if (arg === '--image') {
+    else if (arg === '--draft-tokens') options.draftTokens = Number(value());
+    else if (arg === '--run-cost') {
+      const m = /^linear:(\d*\.?\d+)$/.exec(value());
+      if (!m)
+        throw new Error('--run-cost takes linear:X, X steps per extra token, e.g. linear:0.25');
+      options.runCostPerToken = Number(m[1]);
+    } else if (arg === '--image') {
       const m = /^(\d+)x(\d+)$/.exec(value());
       if (!m) throw new Error('--image takes WIDTHxHEIGHT, e.g. 1280x800');
       options.image = [Number(m[1]), Number(m[2])];
@@ -302,7 +315,14 @@ async function main(): Promise<void> {
   const freshEngine = () =>
     createChatEngine(timedModel, checkpoint, {
       modelName: basename(modelDir),
-      speculation: DEFAULT_PROMPT_LOOKUP,
+      speculation: {
+        ...DEFAULT_PROMPT_LOOKUP,
+        draftTokens: options.draftTokens ?? DEFAULT_PROMPT_LOOKUP.draftTokens,
+      },
+      runCost:
+        options.runCostPerToken === undefined
+          ? undefined
+          : (tokens) => 1 + options.runCostPerToken! * (tokens - 1),
     });
   const image = await screenshot(options.image);
   const first: ChatMessage[] = [
@@ -390,6 +410,11 @@ async function main(): Promise<void> {
   const result = {
     device,
     precision: options.precision,
+    draft_planner:
+      `most ${options.draftTokens ?? DEFAULT_PROMPT_LOOKUP.draftTokens}, ` +
+      (options.runCostPerToken === undefined
+        ? `${device}'s run cost`
+        : `linear:${options.runCostPerToken}`),
     prompt_tokens: cold.promptTokenIds.length,
     ttft_ms: Math.round(t.firstTokenMs),
     decode_tok_s: round(decodeTokS, 2),

@@ -12,7 +12,9 @@
 # line lands at once in $OUT/results.jsonl when $OUT is set (the device tool's output folder, so
 # a run cut off by the tool's time limit still returns what it finished), else in $WORK.
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
-# figures: "engine:PRECISION:WxH", "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
+# figures: "engine:PRECISION:WxH[:ARGS]" (ARGS: more bench-engine arguments, comma-separated, e.g.
+# --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves),
+# "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-17 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
 # OPTIONS: WebGPU provider options to compare, e.g. validationMode=disabled; PROFILE_RUN_TOKENS=N
@@ -27,7 +29,8 @@ BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
-JOBS=${JOBS:-engine:int4:1280x800 baseline:1280x800 profile:int4 engine:int4:1920x1080 \
+JOBS=${JOBS:-engine:int4:1280x800 baseline:1280x800 profile:int4 \
+engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080}
 mkdir -p "$WORK"
 RESULTS=${OUT:+$OUT/results.jsonl}
@@ -72,8 +75,8 @@ baseline() { # baseline WxH: transformers, bf16, sdpa: eager, static cache compi
     --tokens "$TOKENS" --images "$1" --results "$RESULTS" 2>&1 | grep -v Warning
 }
 
-engine() { # engine PRECISION WxH: this engine on WebGPU, peak GPU memory sampled by nvidia-smi
-  local precision=$1 image=$2 used peakfile=$WORK/peak-$1-$2 sampler line status peak
+engine() { # engine PRECISION WxH [ARGS]: this engine on WebGPU, peak GPU memory sampled by nvidia-smi
+  local precision=$1 image=$2 extra=${3:-} used peakfile=$WORK/peak-$1-$2 sampler line status peak
   echo "== this engine on WebGPU, $precision $image"
   used=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
   echo 0 > "$peakfile"
@@ -85,7 +88,7 @@ engine() { # engine PRECISION WxH: this engine on WebGPU, peak GPU memory sample
   sampler=$!
   line=$(timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --device webgpu \
     --precision "$precision" --image "$image" --tokens "$TOKENS" \
-    ${BENCH_MODEL:+--model "$BENCH_MODEL"} --json)
+    ${BENCH_MODEL:+--model "$BENCH_MODEL"} ${extra//,/ } --json)
   status=$?
   kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
   peak=$(( $(cat "$peakfile") - used ))
@@ -113,10 +116,10 @@ profile() { # profile PRECISION [OPTIONS]: where a decode step's time goes on We
 }
 
 for job in $JOBS; do
-  IFS=: read -r kind a b <<< "$job"
+  IFS=: read -r kind a b c <<< "$job"
   case $kind in
     baseline) baseline "$a" ;;
-    engine) engine "$a" "$b" ;;
+    engine) engine "$a" "$b" "$c" ;;
     profile) profile "$a" "$b" ;;
     *) echo "unknown job $job (engine:PRECISION:WxH, baseline:WxH or profile:PRECISION)" >&2 ;;
   esac

@@ -3,7 +3,7 @@ import json
 import sys
 
 COLUMNS = [
-    ("engine", "engine"), ("mode", "mode"), ("precision", "prec"), ("image", "image"),
+    ("engine", "engine"), ("mode", "mode"), ("draft_planner", "planner"), ("precision", "prec"), ("image", "image"),
     ("prompt_tokens", "prompt"), ("preprocess_ms", "pre ms"), ("vision_ms", "vision ms"),
     ("prefill_ms", "prefill ms"), ("ttft_ms", "TTFT ms"), ("decode_tok_s", "tok/s"),
     ("decode_best_step_tok_s", "best step tok/s"), ("decode_spec_tok_s", "spec first tok/s"), ("kernel_tok_s", "int4 kernel tok/s"), ("refine_ttft_ms", "refine TTFT"),

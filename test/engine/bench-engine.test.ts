@@ -53,6 +53,7 @@ for (const device of ['cpu', 'webgpu'] as const) {
       // The refinement reuses the first conversation's cache and speculation changes nothing.
       assert.ok((result.refine_reused_tokens as number) > (result.prompt_tokens as number));
       assert.equal(result.spec_same_tokens, true);
+      assert.equal(result.draft_planner, `most 16, ${device}'s run cost`);
       // The first answer again with speculation: the same greedy tokens.
       assert.equal(typeof result.decode_spec_tok_s, 'number');
       assert.equal(result.decode_spec_same_tokens, true);

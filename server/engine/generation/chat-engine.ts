@@ -25,13 +25,15 @@ import { ImageEmbeddingCache } from './image-cache';
 import { reusablePrefix } from './prefix-reuse';
 import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
 import { randomSeed, seededRandom } from './prng';
-import { runCostFor } from './run-cost';
+import { type RunCost, runCostFor } from './run-cost';
 import { resolveSampler } from './sampler-settings';
 
 export interface ChatEngineOptions {
   modelName: string;
   /** Prompt-lookup settings, or false to never speculate. */
   speculation?: PromptLookupSettings | false;
+  /** What decoder runs cost, for the draft planner; default the device's measured curve. */
+  runCost?: RunCost;
   /** Bytes of vision outputs kept by image hash (default 512 MiB). */
   imageCacheBytes?: number;
   /** Prompt + completion limit; default: the model's max_position_embeddings. */
@@ -168,7 +170,7 @@ async function generateWith(
       reuse,
     },
     speculation,
-    runCost: runCostFor(model.device),
+    runCost: options.runCost ?? runCostFor(model.device),
     ropeDelta: prepared.ropeDelta,
     maxNewTokens,
     eosTokenIds: checkpoint.generation.eosTokenIds,
