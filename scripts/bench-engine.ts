@@ -53,6 +53,7 @@ import type {
 } from '../server/engine/contracts';
 import { createChatEngine } from '../server/engine/generation/chat-engine';
 import { DEFAULT_PROMPT_LOOKUP } from '../server/engine/generation/prompt-lookup';
+import { runCostThrough } from '../server/engine/generation/run-cost';
 import { loadModel } from '../server/engine/runtime/load-model';
 import { measureInt4Ceiling, type KernelCeiling } from './bench/int4-kernel-ceiling';
 
@@ -322,7 +323,10 @@ async function main(): Promise<void> {
       runCost:
         options.runCostPerToken === undefined
           ? undefined
-          : (tokens) => 1 + options.runCostPerToken! * (tokens - 1),
+          : runCostThrough([
+              [1, 1],
+              [2, 1 + options.runCostPerToken],
+            ]),
     });
   const image = await screenshot(options.image);
   const first: ChatMessage[] = [

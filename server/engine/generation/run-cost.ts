@@ -50,7 +50,7 @@ export const WEBGPU_RUN_COST = runCostThrough([
   [17, 5.08],
 ]);
 
-/** CUDA, DirectML and Core ML are not measured: they get the CPU's shape, a quarter step a token. */
+/** CUDA, DirectML and Core ML are not measured: they get the CPU's straight line. */
 export function runCostFor(device: Device): RunCost {
   return device === 'webgpu' ? WEBGPU_RUN_COST : CPU_RUN_COST;
 }

@@ -46,6 +46,13 @@ export function fitsTopLogits(settings: SamplerSettings, available: number): boo
   return settings.topK > 0 && settings.topK < available;
 }
 
+/** A row as the whole vocabulary's logits, which plain sampling (no top-k, no top-p) needs. */
+export function wholeRow(scores: RowScores): Float32Array {
+  if (!(scores instanceof Float32Array))
+    throw new Error('sampling: plain sampling needs every logit');
+  return scores;
+}
+
 /** The best token of a row (the lowest id among equal best values). */
 export function bestToken(scores: RowScores): number {
   return scores instanceof Float32Array ? argmax(scores) : scores.ids[0];
@@ -152,9 +159,7 @@ function nucleusHead(ids: number[], weight: (id: number) => number, mass: number
 export function sampleToken(scores: RowScores, settings: SamplerSettings, random: Random): number {
   if (settings.greedy || settings.temperature <= 0) return bestToken(scores);
   if (settings.topK <= 0 && settings.topP >= 1) {
-    if (!(scores instanceof Float32Array))
-      throw new Error('sampling: plain sampling needs every logit');
-    return sampleFull(scores, settings.temperature, random);
+    return sampleFull(wholeRow(scores), settings.temperature, random);
   }
   const { ids, probs } = candidateDistribution(scores, settings);
   let r = random();

@@ -7,7 +7,13 @@
  * renormalised. The token that comes out is distributed exactly as p.
  */
 import type { Random } from './prng';
-import { bestToken, candidateDistribution, type RowScores, type SamplerSettings } from './sampling';
+import {
+  bestToken,
+  candidateDistribution,
+  type RowScores,
+  type SamplerSettings,
+  wholeRow,
+} from './sampling';
 
 export type Verdict = { accepted: true } | { accepted: false; token: number };
 
@@ -40,12 +46,11 @@ export function verifyDraft(
 
 /** The sampling distribution sampleToken draws from, as explicit ids and probabilities. */
 export function distribution(
-  logits: RowScores,
+  scores: RowScores,
   settings: SamplerSettings,
 ): { ids: number[]; probs: number[] } {
-  if (settings.topK > 0 || settings.topP < 1) return candidateDistribution(logits, settings);
-  if (!(logits instanceof Float32Array))
-    throw new Error('sampling: plain sampling needs every logit');
+  if (settings.topK > 0 || settings.topP < 1) return candidateDistribution(scores, settings);
+  const logits = wholeRow(scores);
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   const ids: number[] = [];

@@ -29,7 +29,6 @@ const OPSETS = [
   { domain: 'com.microsoft', version: 1 },
 ];
 
-export type { GraphTarget };
 /** Names a build: the precision for the CPU, 'gpu-' + precision for GPUs. */
 export type BuildVariant = Precision | `gpu-${Precision}`;
 
