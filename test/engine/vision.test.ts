@@ -1,6 +1,7 @@
 /**
  * The ONNX vision tower against transformers: golden pixel_values in, image embeddings and every
- * DeepStack feature out, within 1e-3 (fp32, CPU).
+ * DeepStack feature out, within 1e-3 (fp32, CPU); the CPU int4 build's tower (8-bit linears)
+ * by cosine.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import type { LoadedModel } from '../../server/engine/contracts';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { linspaceF32, positionTaps } from '../../server/engine/runtime/vision-tables';
-import { TINY_MODEL, golden, maxAbsDiff, readF32 } from './golden-tensors';
+import { TINY_MODEL, cosine, golden, maxAbsDiff, readF32 } from './golden-tensors';
 
 describe('vision tower (fp32, CPU) vs transformers', () => {
   let cacheDir: string;
@@ -44,6 +45,38 @@ describe('vision tower (fp32, CPU) vs transformers', () => {
     await assert.rejects(model.vision.encode(new Float32Array(10), [1, 2, 2]), /pixel_values/);
     await assert.rejects(model.vision.encode(new Float32Array(0), [1, 3, 2]), /multiples of 2/);
   });
+});
+
+describe('vision tower of the CPU int4 build (8-bit linears) vs transformers', () => {
+  let cacheDir: string;
+  let model: LoadedModel;
+
+  before(async () => {
+    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-vision-int8-'));
+    model = await loadModel(TINY_MODEL, { cacheDir, precision: 'int4', device: 'cpu' });
+  });
+  after(async () => {
+    await model?.dispose();
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  for (const c of golden.cases.filter((x) => x.pixel_values)) {
+    it(`${c.name}: image_embeds and DeepStack features within cosine 0.999`, async () => {
+      const out = await model.vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+      const pairs = [
+        [out.imageEmbeds, readF32(c.image_embeds!)],
+        ...c.deepstack_embeds!.map((ref, i) => [out.deepstack[i], readF32(ref)]),
+      ];
+      const cosines = pairs.map(([ours, ref]) => cosine(ours, ref));
+      const errors = pairs.map(([ours, ref]) => maxAbsDiff(ours, ref));
+      console.log(
+        `      ${c.name}: cosine embeds/deepstack ${cosines.map((v) => v.toFixed(6)).join(' ')}, max |diff| ${errors.map((e) => e.toExponential(2)).join(' ')}`,
+      );
+      for (const v of cosines) assert.ok(v > 0.999, `cosine ${v}`);
+      // Not the fp32 tower: the 8-bit linears leave a visible difference.
+      assert.ok(Math.max(...errors) > 1e-5, 'the int4 build ran the fp32 vision tower');
+    });
+  }
 });
 
 describe('vision position tables', () => {

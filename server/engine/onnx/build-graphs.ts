@@ -43,11 +43,14 @@ interface PartPlan {
 
 /**
  * fp32 is the reference. fp16 stores weights and runs activations in half precision (norm
- * statistics stay fp32). int4 quantises the decoder's linear layers and LM head; the vision
- * tower (a small share of the weights, and the part most sensitive to quantisation) is not
- * quantised: fp16 on GPUs (as transformers runs it in bf16; half the bytes and the faster
- * shader math for a 1280x800 screenshot's 4,000 patches), fp32 on the CPU (MLAS has no fast
- * x86 fp16 path).
+ * statistics stay fp32). int4 quantises the decoder's linear layers and LM head to 4-bit
+ * blocks; the vision tower (the part most sensitive to quantisation) gets no 4-bit weights:
+ * fp16 on GPUs (as transformers runs it in bf16; half the bytes and the faster shader math for
+ * a 1280x800 screenshot's 4,000 patches), and on the CPU 8-bit channels with activations
+ * quantised per patch (layers.ts matMulInt8): its linears are compute-bound there (4,000 rows),
+ * and onnxruntime's integer GEMM runs them several times faster than fp32 MatMul, in a quarter
+ * of the memory (MLAS has no fast x86 fp16 path, and its int4 kernel is no faster than fp32
+ * at that many rows).
  */
 export function partPlan(
   precision: Precision,
@@ -56,8 +59,12 @@ export function partPlan(
 ): PartPlan {
   if (precision === 'fp16') return { dtype: DataType.FLOAT16, linearFormat: 'float' };
   if (precision === 'int4') {
-    const dtype = target === 'gpu' ? DataType.FLOAT16 : DataType.FLOAT;
-    return { dtype, linearFormat: part === 'decoder' ? 'int4' : 'float' };
+    if (part === 'decoder') {
+      return { dtype: target === 'gpu' ? DataType.FLOAT16 : DataType.FLOAT, linearFormat: 'int4' };
+    }
+    return target === 'gpu'
+      ? { dtype: DataType.FLOAT16, linearFormat: 'float' }
+      : { dtype: DataType.FLOAT, linearFormat: 'int8' };
   }
   return { dtype: DataType.FLOAT, linearFormat: 'float' };
 }

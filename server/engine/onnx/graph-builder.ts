@@ -18,6 +18,7 @@ const BYTES: Partial<Record<DataType, number>> = {
   [DataType.INT64]: 8,
   [DataType.INT32]: 4,
   [DataType.UINT8]: 1,
+  [DataType.INT8]: 1,
   [DataType.BOOL]: 1,
 };
 
@@ -167,6 +168,17 @@ export class GraphBuilder {
         const out = new BigInt64Array(values.map((v) => BigInt(v)));
         return new Uint8Array(out.buffer);
       },
+      GENERATED,
+    );
+  }
+
+  /** A uint8 scalar (a zero point). */
+  constUint8(value: number): string {
+    return this.initializer(
+      this.fresh('const_u8'),
+      DataType.UINT8,
+      [],
+      () => Uint8Array.of(value),
       GENERATED,
     );
   }
