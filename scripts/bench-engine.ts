@@ -1,7 +1,7 @@
 /**
  * npm run bench:engine [-- --device cpu|webgpu|cuda] [--image WxH] [--precision int4|fp16|fp32]
  *                         [--tokens N] [--json] [--model DIR]
- *                         [--draft-tokens N] [--run-cost linear:X]
+ *                         [--draft-tokens N] [--run-cost linear:X] [--prefill-decoder on|off]
  *
  * Builds a Qwen3-VL-2B-sized model from random weights (the real 2B layout, generated once and
  * cached under .cache/bench-engine, or $BENCH_CACHE_DIR), with the real Qwen tokenizer and
@@ -17,6 +17,8 @@
  * --draft-tokens and --run-cost set the draft planner (most drafts at once; a run's cost growing
  * by X steps per token instead of the device's measured curve), to compare planners in one call:
  * `--draft-tokens 8 --run-cost linear:0.25` is the planner before the device curves.
+ * --prefill-decoder off runs prompts on the int4 decoder, without the CPU int4 build's 8-bit
+ * prefill decoder (on: always load it; default: where memory allows).
  * --model DIR measures a checkpoint directory instead (e.g. the tiny test fixture, to check the
  * benchmark itself on a new device quickly, or a real Qwen3-VL download).
  *
@@ -69,6 +71,8 @@ interface Options {
   /** Draft planner overrides (default: the engine's). */
   draftTokens?: number;
   runCostPerToken?: number;
+  /** CPU int4: load the 8-bit prefill decoder (default: where memory allows). */
+  prefillDecoder?: boolean;
 }
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..'));
@@ -107,7 +111,11 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--prepare') options.prepare = true;
     else if (arg === '--model') options.modelDir = resolve(value());
     else if (arg === '--draft-tokens') options.draftTokens = Number(value());
-    else if (arg === '--run-cost') {
+    else if (arg === '--prefill-decoder') {
+      const v = value();
+      if (v !== 'on' && v !== 'off') throw new Error('--prefill-decoder takes on or off');
+      options.prefillDecoder = v === 'on';
+    } else if (arg === '--run-cost') {
       const m = /^linear:(\d*\.?\d+)$/.exec(value());
       if (!m)
         throw new Error('--run-cost takes linear:X, X steps per extra token, e.g. linear:0.25');
@@ -279,6 +287,8 @@ async function main(): Promise<void> {
     cacheDir: ONNX_CACHE,
     precision: options.precision,
     device: options.device,
+    prefillDecoder: options.prefillDecoder,
+    onWarning: (message) => console.error(message),
   });
   const checkpoint = loadChatCheckpoint(modelDir);
   // Every plain decode step (one token, whole row or best logits) is timed: on a shared
@@ -419,6 +429,8 @@ async function main(): Promise<void> {
       (options.runCostPerToken === undefined
         ? `${device}'s run cost`
         : `linear:${options.runCostPerToken}`),
+    prefill_decoder:
+      options.prefillDecoder === undefined ? 'where memory allows' : options.prefillDecoder,
     prompt_tokens: cold.promptTokenIds.length,
     ttft_ms: Math.round(t.firstTokenMs),
     decode_tok_s: round(decodeTokS, 2),

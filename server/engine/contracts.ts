@@ -115,8 +115,17 @@ export interface LoadModelOptions {
    * runs the GPU build there (slower than the CPU build): for tests and comparisons.
    */
   target?: GraphTarget;
-  /** Told why `auto` found no GPU provider that loads, when it settles on the CPU. */
+  /**
+   * Told about choices that cost speed: why `auto` found no GPU provider that loads, when it
+   * settles on the CPU; why the prefill decoder was left out.
+   */
   onWarning?: (message: string) => void;
+  /**
+   * CPU int4 builds: load the 8-bit prefill decoder, which runs prompts several times faster
+   * and holds the decoder's layer weights a second time (in 8 bits). Default: when the free
+   * memory after the other graphs holds twice its weights; true: always; false: never.
+   */
+  prefillDecoder?: boolean;
   /** Default int4 (MatMulNBits weights); fp16 and fp32 (the reference) are options. */
   precision?: Precision;
   /** Where built ONNX models are cached; default ~/.cache/design-to-code/onnx. */

@@ -118,13 +118,13 @@ describe('text decoder (fp32, CPU) vs transformers', () => {
         session,
         config,
         new HostKvCache(config.text, 'float32', 8),
-        16,
+        { prefillChunk: 16 },
       );
       const inPlace = new OnnxTextDecoder(
         gpuSession,
         config,
         new InPlaceKvCache(config.text, 'float32', 8),
-        16,
+        { prefillChunk: 16 },
       );
       // The GPU form of the cache (present outputs handed to the next run) on the CPU.
       const handover = new OnnxTextDecoder(

@@ -46,7 +46,7 @@ describe('Qwen3-VL-2B layout (shapes only)', () => {
       assert.deepEqual(unused, config.text.tieWordEmbeddings ? ['lm_head.weight'] : []);
       const gb = (n: number) => (n / 1e9).toFixed(2);
       console.log(
-        `      ${precision}: vision ${summary.nodes.vision} nodes / ${gb(summary.dataBytes.vision)} GB, decoder ${summary.nodes.decoder} nodes / ${gb(summary.dataBytes.decoder)} GB`,
+        `      ${precision}: vision ${summary.nodes.vision} nodes / ${gb(summary.dataBytes.vision)} GB, decoder ${summary.nodes.decoder} nodes / ${gb(summary.dataBytes.decoder)} GB, prefill decoder ${summary.nodes.prefill} nodes / ${gb(summary.dataBytes.prefill)} GB`,
       );
       if (precision === 'fp32') {
         // Every parameter once in fp32 (the tied LM head reuses the embedding).
@@ -60,6 +60,11 @@ describe('Qwen3-VL-2B layout (shapes only)', () => {
         assert.ok(summary.dataBytes.decoder < 2.2e9, `int4 decoder ${summary.dataBytes.decoder}`);
         // The CPU build's vision linears in 8 bits: about a quarter of its fp32 1.6 GB.
         assert.ok(summary.dataBytes.vision < 0.5e9, `int4 vision ${summary.dataBytes.vision}`);
+        // Its prefill decoder: 8-bit layers (1.4 GB), the int4 decoder's fp16 table and head.
+        const prefill = summary.dataBytes.prefill;
+        assert.ok(prefill > 2.0e9 && prefill < 2.4e9, `int4 prefill decoder ${prefill}`);
+      } else {
+        assert.equal(summary.dataBytes.prefill, 0);
       }
     });
   }

@@ -21,8 +21,30 @@ import { DataType, GraphBuilder } from './graph-builder';
 import type { LayerContext, WeightFormat } from './layers';
 import { buildVisionGraph } from './vision-graph';
 
-export const GRAPH_FILES = { vision: 'vision.onnx', decoder: 'decoder.onnx' } as const;
+/**
+ * The graphs of a build. `prefill` is the CPU int4 build's second decoder, for long runs (see
+ * partPlan); other builds have none.
+ */
+export const GRAPH_FILES = {
+  vision: 'vision.onnx',
+  decoder: 'decoder.onnx',
+  prefill: 'decoder-prefill.onnx',
+} as const;
 export type GraphPart = keyof typeof GRAPH_FILES;
+
+/** How progress names each part. */
+export const PART_LABELS: Record<GraphPart, string> = {
+  vision: 'vision',
+  decoder: 'decoder',
+  prefill: 'prefill decoder',
+};
+
+/** The parts a build has. */
+export function buildParts(precision: Precision, target: GraphTarget): GraphPart[] {
+  return precision === 'int4' && target === 'cpu'
+    ? ['vision', 'decoder', 'prefill']
+    : ['vision', 'decoder'];
+}
 
 const OPSETS = [
   { domain: '', version: 21 },
@@ -39,6 +61,7 @@ export function buildVariant(precision: Precision, target: GraphTarget): BuildVa
 interface PartPlan {
   dtype: DataType;
   linearFormat: WeightFormat;
+  headFormat?: WeightFormat;
 }
 
 /**
@@ -50,7 +73,10 @@ interface PartPlan {
  * quantised per patch (layers.ts matMulInt8): its linears are compute-bound there (4,000 rows),
  * and onnxruntime's integer GEMM runs them several times faster than fp32 MatMul, in a quarter
  * of the memory (MLAS has no fast x86 fp16 path, and its int4 kernel is no faster than fp32
- * at that many rows).
+ * at that many rows). For the same reason the CPU int4 build has a second decoder for prompts
+ * (`prefill`): its layers' linears in 8 bits like the vision tower's, its embedding and LM head
+ * as in the int4 decoder (one row of logits, memory-bound). It costs the 8-bit layer weights
+ * once more in memory, so it is loaded only where memory allows (load-model.ts).
  */
 export function partPlan(
   precision: Precision,
@@ -61,6 +87,9 @@ export function partPlan(
   if (precision === 'int4') {
     if (part === 'decoder') {
       return { dtype: target === 'gpu' ? DataType.FLOAT16 : DataType.FLOAT, linearFormat: 'int4' };
+    }
+    if (part === 'prefill') {
+      return { dtype: DataType.FLOAT, linearFormat: 'int8', headFormat: 'int4' };
     }
     return target === 'gpu'
       ? { dtype: DataType.FLOAT16, linearFormat: 'float' }
@@ -98,31 +127,34 @@ export function buildGraphs(
   } = {},
 ): BuildSummary {
   validateWeights(config, source.shapes, options.sourceName ?? 'checkpoint');
-  const partOf = (name: string): GraphPart =>
-    name.startsWith(VISION_PREFIX) ? 'vision' : 'decoder';
-  const totals = { vision: 0, decoder: 0 };
+  const target = options.target ?? 'cpu';
+  const isVision = (name: string) => name.startsWith(VISION_PREFIX);
+  const totals = { vision: 0, decoder: 0, prefill: 0 };
   for (const name of source.shapes.keys()) {
-    if (!(name === LM_HEAD && config.text.tieWordEmbeddings)) totals[partOf(name)]++;
+    if (name === LM_HEAD && config.text.tieWordEmbeddings) continue;
+    if (isVision(name)) totals.vision++;
+    else {
+      totals.decoder++;
+      totals.prefill++;
+    }
   }
-  const done = { vision: 0, decoder: 0 };
-  const tracker = new WeightTracker(source, (name) => {
-    const part = partOf(name);
-    options.onProgress?.(part, ++done[part], totals[part]);
-  });
   const summary: BuildSummary = {
-    nodes: { vision: 0, decoder: 0 },
-    dataBytes: { vision: 0, decoder: 0 },
+    nodes: { vision: 0, decoder: 0, prefill: 0 },
+    dataBytes: { vision: 0, decoder: 0, prefill: 0 },
     consumed: new Set(),
   };
-  for (const part of ['vision', 'decoder'] as const) {
+  for (const part of buildParts(precision, target)) {
     options.onProgress?.(part, 0, totals[part]);
+    let done = 0;
+    const tracker = new WeightTracker(source, () =>
+      options.onProgress?.(part, ++done, totals[part]),
+    );
     const file = GRAPH_FILES[part];
     const sink: ExternalDataSink = options.outDir
       ? new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`)
       : new DryRunSink();
     try {
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
-      const target = options.target ?? 'cpu';
       const ctx: LayerContext = {
         g,
         weights: tracker,
@@ -141,13 +173,14 @@ export function buildGraphs(
       if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
       summary.nodes[part] = g.nodeCount;
       summary.dataBytes[part] = sink.bytesWritten;
+      for (const name of tracker.consumed) summary.consumed.add(name);
     } finally {
       sink.close();
     }
   }
   // A tied checkpoint may carry a duplicate lm_head; it is validated, not needed.
   const unused = [...source.shapes.keys()].filter(
-    (name) => !tracker.consumed.has(name) && !(name === LM_HEAD && config.text.tieWordEmbeddings),
+    (name) => !summary.consumed.has(name) && !(name === LM_HEAD && config.text.tieWordEmbeddings),
   );
   if (unused.length > 0) {
     throw new EngineError(
@@ -155,6 +188,5 @@ export function buildGraphs(
       `tensors not consumed by the graphs: ${unused.slice(0, 5).join(', ')}${unused.length > 5 ? ` and ${unused.length - 5} more` : ''}`,
     );
   }
-  summary.consumed = new Set(tracker.consumed);
   return summary;
 }

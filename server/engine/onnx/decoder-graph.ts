@@ -143,9 +143,10 @@ export function buildDecoderGraph(
   const returnedLogits = g.input(DECODER_INPUTS.returnedLogits, DataType.INT64, [1]);
 
   // Embedding gather; int4 builds keep the table in fp16 (gathered rows are cast up).
+  const headFormat = ctx.headFormat ?? ctx.linearFormat;
   const embedName = P('embed_tokens.weight');
   const embedShape = weights.shape(embedName, [t.vocabSize, d]);
-  const embedType = ctx.linearFormat === 'int4' ? DataType.FLOAT16 : act;
+  const embedType = headFormat === 'int4' ? DataType.FLOAT16 : act;
   const embed = g.initializer(embedName, embedType, embedShape, () =>
     floatBytes(weights.read(embedName), embedType),
   );
@@ -230,7 +231,7 @@ export function buildDecoderGraph(
   const normed = rmsNorm(ctx, last, P('norm.weight'), eps);
   let logits: string;
   const headName = t.tieWordEmbeddings ? embedName : 'lm_head.weight';
-  if (ctx.linearFormat === 'int4') {
+  if (headFormat === 'int4') {
     // MatMulNBits needs its own quantised copy; the gather above keeps the float table.
     logits = matMulNBits(ctx, normed, `${headName}.lm_head`, t.vocabSize, d, () =>
       weights.read(headName),

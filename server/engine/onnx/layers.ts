@@ -22,6 +22,11 @@ export interface LayerContext {
   dtype: DataType;
   /** Storage for the big linear layers. */
   linearFormat: WeightFormat;
+  /**
+   * The decoder's embedding table and LM head, where they differ from the layers' (the CPU
+   * prefill decoder: 8-bit layers, the int4 decoder's head). Default: linearFormat.
+   */
+  headFormat?: WeightFormat;
   /** MatMulNBits accuracy_level (default 4: int8 activations, the fast CPU and WebGPU path). */
   int4AccuracyLevel?: number;
   /** int4 without zero points (quantize-int4.ts), which onnxruntime's WebGPU fusions need. */

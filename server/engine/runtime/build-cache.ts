@@ -40,7 +40,7 @@ import { EngineError } from '../errors';
 import { GRAPH_FILES } from '../onnx/build-graphs';
 
 /** Bump whenever the graphs change in a way that makes old builds wrong. */
-export const GRAPH_VERSION = 11;
+export const GRAPH_VERSION = 12;
 
 const MANIFEST = 'build.json';
 
@@ -68,6 +68,8 @@ export interface CachedBuild {
   dir: string;
   vision: string;
   decoder: string;
+  /** The CPU int4 build's 8-bit decoder for prompts (build-graphs.ts); absent elsewhere. */
+  prefill?: string;
   /** True when this call built it (false: reused). */
   built: boolean;
 }
@@ -95,6 +97,9 @@ export function ensureBuild(
     dir,
     vision: join(dir, GRAPH_FILES.vision),
     decoder: join(dir, GRAPH_FILES.decoder),
+    ...(existsSync(join(dir, GRAPH_FILES.prefill))
+      ? { prefill: join(dir, GRAPH_FILES.prefill) }
+      : {}),
     built,
   });
   if (isComplete(dir, key)) return result(false);

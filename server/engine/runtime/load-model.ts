@@ -2,6 +2,8 @@
  * loadModel: a Hugging Face Qwen3-VL checkpoint directory -> built (or cached) ONNX graphs for
  * the requested precision -> onnxruntime sessions on the requested device -> LoadedModel.
  */
+import { statSync } from 'node:fs';
+import { freemem } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { Device, GraphTarget, LoadModelOptions, LoadedModel, Precision } from '../contracts';
@@ -48,6 +50,8 @@ export async function loadModel(
 interface Sessions {
   vision: ort.InferenceSession;
   decoder: ort.InferenceSession;
+  /** The CPU int4 build's 8-bit decoder for prompts, where memory allows. */
+  prefill?: ort.InferenceSession;
   /** WebGPU: pads the handed-over KV cache on the device. */
   kvPadder?: KvPadder;
 }
@@ -60,21 +64,27 @@ function kvCacheType(precision: Precision, target: GraphTarget): CacheType {
 
 async function createSessions(
   device: Device,
-  { vision: visionPath, decoder: decoderPath }: { vision: string; decoder: string },
+  paths: { vision: string; decoder: string; prefill?: string },
   config: Qwen3VLConfig,
   cacheType: CacheType,
   progress: NonNullable<LoadModelOptions['onProgress']>,
-  { profileDecoderTo, webgpuOptions }: LoadModelOptions,
+  { profileDecoderTo, webgpuOptions, prefillDecoder, onWarning }: LoadModelOptions,
 ): Promise<Sessions> {
+  const { vision: visionPath, decoder: decoderPath } = paths;
+  const prefillPath =
+    paths.prefill && wantPrefillDecoder(paths.prefill, prefillDecoder, onWarning)
+      ? paths.prefill
+      : undefined;
+  const total = prefillPath ? 3 : 2;
   const base: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProviders(device, webgpuOptions),
     graphOptimizationLevel: 'all',
     // Errors only: every GPU session warns that shape operators were placed on the CPU.
     logSeverityLevel: 3,
   };
-  progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
+  progress({ stage: 'load', item: 'vision', done: 0, total });
   const vision = await ort.InferenceSession.create(visionPath, base);
-  progress({ stage: 'load', item: 'decoder', done: 1, total: 2 });
+  progress({ stage: 'load', item: 'decoder', done: 1, total });
   const decoderOptions: ort.InferenceSession.SessionOptions = { ...base };
   if (profileDecoderTo) {
     decoderOptions.enableProfiling = true;
@@ -99,13 +109,37 @@ async function createSessions(
     decoder = await ort.InferenceSession.create(decoderPath, decoderOptions);
     const kvPadder =
       device === 'webgpu' ? await createKvPadder(config.text, cacheType, base) : undefined;
-    progress({ stage: 'load', item: 'decoder', done: 2, total: 2 });
-    return { vision, decoder, kvPadder };
+    progress({ stage: 'load', item: 'decoder', done: 2, total });
+    if (!prefillPath) return { vision, decoder, kvPadder };
+    const prefill = await ort.InferenceSession.create(prefillPath, base);
+    progress({ stage: 'load', item: 'prefill decoder', done: 3, total });
+    return { vision, decoder, kvPadder, prefill };
   } catch (error) {
     await vision.release();
     await decoder?.release();
     throw error;
   }
+}
+
+/**
+ * Whether to load the prefill decoder: asked for, or (by default) when the memory free now,
+ * after the other graphs, holds twice its weights (the rest for activations and everything
+ * else the machine runs). Left out, prompts run on the int4 decoder, slower.
+ */
+export function wantPrefillDecoder(
+  path: string,
+  requested: boolean | undefined,
+  onWarning: LoadModelOptions['onWarning'],
+  free = freemem(),
+): boolean {
+  if (requested !== undefined) return requested;
+  const weights = statSync(`${path}.data`).size;
+  if (free >= 2 * weights) return true;
+  const gb = (n: number) => (n / 1e9).toFixed(1);
+  onWarning?.(
+    `the 8-bit prefill decoder (${gb(weights)} GB) is left out: ${gb(free)} GB of memory is free, ${gb(2 * weights)} GB would be needed; prompts run on the int4 decoder, several times slower`,
+  );
+  return false;
 }
 
 /** WebGPU decoder outputs that stay in GPU buffers: every layer's present key and value. */
@@ -135,7 +169,9 @@ function makeModel(
       : device === 'cpu'
         ? new InPlaceKvCache(config.text, cacheType)
         : new HandoverKvCache(config.text, cacheType, sessions.kvPadder);
-  const decoder = new OnnxTextDecoder(sessions.decoder, config, cache);
+  const decoder = new OnnxTextDecoder(sessions.decoder, config, cache, {
+    prefillSession: sessions.prefill,
+  });
   return {
     device,
     precision,
@@ -145,6 +181,7 @@ function makeModel(
       decoder.reset();
       await sessions.vision.release();
       await sessions.decoder.release();
+      await sessions.prefill?.release();
       await sessions.kvPadder?.release();
     },
   };

@@ -10,7 +10,7 @@ import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
 import { checkpointSource } from '../checkpoint/weights';
 import type { Device, GraphTarget, LoadModelOptions, Precision } from '../contracts';
 import { EngineError } from '../errors';
-import { buildGraphs, buildVariant } from '../onnx/build-graphs';
+import { PART_LABELS, buildGraphs, buildVariant } from '../onnx/build-graphs';
 import { buildKey, type CachedBuild, defaultCacheDir, ensureBuild } from './build-cache';
 import { assertDeviceAvailable } from './providers';
 
@@ -71,7 +71,7 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
   );
   // A dry run sizes the build (for the free-space check) without reading any weight.
   const dry = buildGraphs(config, source, precision, { sourceName: modelDir, target });
-  const estimated = dry.dataBytes.vision + dry.dataBytes.decoder;
+  const estimated = Object.values(dry.dataBytes).reduce((a, b) => a + b, 0);
   const build = ensureBuild(
     cacheDir,
     key,
@@ -83,7 +83,8 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
         sourceName: modelDir,
         target,
         // item: the graph being built; done/total: its checkpoint tensors converted so far.
-        onProgress: (item, done, total) => progress({ stage: 'build', item, done, total }),
+        onProgress: (part, done, total) =>
+          progress({ stage: 'build', item: PART_LABELS[part], done, total }),
       });
     },
     resolve(modelDir),

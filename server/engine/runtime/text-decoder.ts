@@ -18,6 +18,23 @@ import { MropeTables } from './mrope';
  */
 export const DEFAULT_PREFILL_CHUNK = 1024;
 
+/**
+ * Runs of at least this many tokens go to the prefill session when there is one: prompts and
+ * long text, not speculative verification (at most 17 tokens, whose cost curve in run-cost.ts
+ * was measured on the int4 decoder).
+ */
+export const PREFILL_SESSION_MIN_TOKENS = 32;
+
+export interface TextDecoderOptions {
+  /** Longest run of a prefill (default DEFAULT_PREFILL_CHUNK). */
+  prefillChunk?: number;
+  /**
+   * A second graph of the same decoder for long runs (the CPU int4 build's 8-bit prefill
+   * decoder): same inputs, outputs and cache, faster where a run is compute-bound.
+   */
+  prefillSession?: ort.InferenceSession;
+}
+
 export class OnnxTextDecoder implements TextDecoder {
   private past = 0;
   private started = false;
@@ -31,12 +48,17 @@ export class OnnxTextDecoder implements TextDecoder {
   /** How many best logits extendTop returns per row (0: the graph has no best_block_* outputs). */
   readonly topLogitsPerRow: number;
 
+  private readonly prefillChunk: number;
+  private readonly prefillSession?: ort.InferenceSession;
+
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly config: Qwen3VLConfig,
     private readonly cache: KvCache,
-    private readonly prefillChunk = DEFAULT_PREFILL_CHUNK,
+    options: TextDecoderOptions = {},
   ) {
+    this.prefillChunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
+    this.prefillSession = options.prefillSession;
     this.rope = new MropeTables(config.text);
     // The GPU build's GroupQueryAttention takes the lengths; the CPU build's bias carries them.
     this.attentionLengths = session.inputNames.includes(DECODER_INPUTS.seqlens);
@@ -250,9 +272,11 @@ export class OnnxTextDecoder implements TextDecoder {
     // Every output is fetched: onnxruntime-node refuses a subset when some stay in GPU memory.
     const fetches = this.cache.bind(feeds, this.past, s);
     if (this.rotaryInAttention) feeds[DECODER_INPUTS.rotaryPads] = this.rotaryPads(feeds, s);
+    const session =
+      this.prefillSession && s >= PREFILL_SESSION_MIN_TOKENS ? this.prefillSession : this.session;
     const result = fetches
-      ? await this.session.run(feeds, { ...fetches, ...SCORE_FETCHES })
-      : await this.session.run(feeds);
+      ? await session.run(feeds, { ...fetches, ...SCORE_FETCHES })
+      : await session.run(feeds);
     this.cache.commit(result);
     this.ids.length = this.past;
     this.ids.push(...ids);
