@@ -6,6 +6,7 @@
 #                    linux-x64 packages (externals of the bundled benchmark)
 #   bench-engine.cjs scripts/bench-engine.ts bundled with esbuild
 #   profile-decode.cjs scripts/bench/profile-decode.ts bundled (step time vs cache length, profile)
+#   vision-formats.cjs scripts/bench/vision-formats.ts bundled (the vision tower per weight format)
 #   root/            what the benchmark reads from the repository: the 2B tensor layout and the
 #                    tiny fixture's tokenizer, template and processor files (also the processor
 #                    the transformers baseline loads)
@@ -24,8 +25,8 @@ OUT=.gpu-bundle
 rm -rf "$OUT"
 mkdir -p "$OUT/root/test/fixtures/qwen3vl-tiny/model" "$OUT/debs"
 
-echo "bundling scripts/bench-engine.ts and scripts/bench/profile-decode.ts ..."
-for entry in scripts/bench-engine.ts scripts/bench/profile-decode.ts; do
+echo "bundling scripts/bench-engine.ts, scripts/bench/profile-decode.ts, vision-formats.ts ..."
+for entry in scripts/bench-engine.ts scripts/bench/profile-decode.ts scripts/bench/vision-formats.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --target=node20 \
     --external:onnxruntime-node --external:sharp --log-level=warning \
     --outfile="$OUT/$(basename "$entry" .ts).cjs"

@@ -14,6 +14,8 @@
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
 # figures: "engine:PRECISION:WxH[:ARGS]" (ARGS: more bench-engine arguments, comma-separated, e.g.
 # --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves),
+# "vision:WxH" (the vision tower in fp16 and in 8-bit MatMulNBits blocks, timed in one process,
+# with a GPU kernel profile of each: scripts/bench/vision-formats.ts),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-17 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
@@ -29,7 +31,7 @@ BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
-JOBS=${JOBS:-engine:int4:1280x800 baseline:1280x800 profile:int4 \
+JOBS=${JOBS:-engine:int4:1280x800 vision:1280x800 baseline:1280x800 profile:int4 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080}
 mkdir -p "$WORK"
@@ -46,7 +48,7 @@ xz -dc "$BUNDLE/node.xz" > "$WORK/node" && chmod +x "$WORK/node"
 mkdir -p "$WORK/node_modules" && tar xJf "$BUNDLE/modules.tar.xz" -C "$WORK/node_modules"
 rm -rf "$WORK/root" && cp -r "$BUNDLE/root" "$WORK/root"
 xz -d "$WORK/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json.xz"
-cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$WORK/"
+cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$BUNDLE/vision-formats.cjs" "$WORK/"
 for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$deb" "$WORK/vulkan"; done
 # NVIDIA's Vulkan driver (libGLX_nvidia) loads libEGL.so.1 (glvnd) and returns no vkCreateInstance
 # without it: containers with "graphics" capabilities but no libegl1 fail with "Found no drivers".
@@ -115,13 +117,28 @@ profile() { # profile PRECISION [OPTIONS]: where a decode step's time goes on We
   done
 }
 
+vision() { # vision WxH: the vision tower per weight format on WebGPU, with a GPU profile of each
+  local model=${BENCH_MODEL:-$WORK/bench-engine/qwen3vl-2b-random} dir=${OUT:-$WORK}/vision-$1
+  echo "== vision tower formats on WebGPU, $1"
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --prepare --device webgpu \
+    --precision int4 ${BENCH_MODEL:+--model "$BENCH_MODEL"} || return
+  mkdir -p "$dir"
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/vision-formats.cjs" --model "$model" \
+    --device webgpu --image "$1" --profile "$dir" | tee -a "$RESULTS"
+  for json in "$dir"/*.json; do
+    python3 scripts/gpu/summarize_profile.py "$json" 1 | tee "${json%.json}.txt"
+    xz -T0 "$json"
+  done
+}
+
 for job in $JOBS; do
   IFS=: read -r kind a b c <<< "$job"
   case $kind in
     baseline) baseline "$a" ;;
     engine) engine "$a" "$b" "$c" ;;
     profile) profile "$a" "$b" ;;
-    *) echo "unknown job $job (engine:PRECISION:WxH, baseline:WxH or profile:PRECISION)" >&2 ;;
+    vision) vision "$a" ;;
+    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH or profile:PRECISION)" >&2 ;;
   esac
 done
 

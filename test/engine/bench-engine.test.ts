@@ -1,7 +1,8 @@
 /**
- * The benchmark script itself (scripts/bench-engine.ts), run on the tiny checkpoint so it stays
- * runnable: the GPU run (scripts/gpu/run.sh) gets one try on a lent machine, and its summary
- * reads these JSON fields. Figures are printed, never asserted.
+ * The benchmark scripts themselves (scripts/bench-engine.ts, scripts/bench/vision-formats.ts),
+ * run on the tiny checkpoint so they stay runnable: the GPU run (scripts/gpu/run.sh) gets one
+ * try on a lent machine, and its summary reads these JSON fields. Figures are printed, never
+ * asserted.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -13,19 +14,32 @@ import { requireWebGpu } from './support/webgpu';
 
 const ROOT = resolve(__dirname, '..', '..');
 
-function bench(args: string[], cacheDir: string): Promise<Record<string, unknown>> {
+/** The JSON lines a script prints. */
+function runScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<Record<string, unknown>[]> {
   return new Promise((done, fail) => {
     execFile(
       process.execPath,
-      ['--require', 'tsx/cjs', join(ROOT, 'scripts', 'bench-engine.ts'), ...args],
-      { cwd: ROOT, env: { ...process.env, BENCH_CACHE_DIR: cacheDir }, timeout: 240_000 },
+      ['--require', 'tsx/cjs', join(ROOT, script), ...args],
+      { cwd: ROOT, env: { ...process.env, ...env }, timeout: 240_000 },
       (error, stdout, stderr) => {
-        if (error) return fail(new Error(`bench-engine failed: ${error.message}\n${stderr}`));
-        const line = stdout.trim().split('\n').at(-1)!;
-        done(JSON.parse(line) as Record<string, unknown>);
+        if (error) return fail(new Error(`${script} failed: ${error.message}\n${stderr}`));
+        const lines = stdout
+          .trim()
+          .split('\n')
+          .filter((line) => line.startsWith('{'));
+        done(lines.map((line) => JSON.parse(line) as Record<string, unknown>));
       },
     );
   });
+}
+
+async function bench(args: string[], cacheDir: string): Promise<Record<string, unknown>> {
+  const lines = await runScript('scripts/bench-engine.ts', args, { BENCH_CACHE_DIR: cacheDir });
+  return lines.at(-1)!;
 }
 
 for (const device of ['cpu', 'webgpu'] as const) {
@@ -63,6 +77,26 @@ for (const device of ['cpu', 'webgpu'] as const) {
         assert.ok(typeof result[key] === 'number' && result[key] > 0, key);
       }
       assert.equal(result.kernel_gb_s_one_thread === null, device !== 'cpu');
+    });
+
+    it('vision-formats: one line per weight format, timed, with its agreement to float', async () => {
+      const lines = await runScript('scripts/bench/vision-formats.ts', [
+        ...['--model', TINY_MODEL_DIR, '--device', device, '--image', '256x192', '--runs', '1'],
+      ]);
+      for (const line of lines) console.log(`      ${JSON.stringify(line)}`);
+      const expected = device === 'cpu' ? ['float', 'int8'] : ['float', 'int8-blocks'];
+      assert.deepEqual(
+        lines.map((line) => line.format),
+        expected,
+      );
+      for (const line of lines) {
+        assert.equal(line.patches, 12 * 16);
+        assert.ok((line.vision_ms as number) > 0);
+        assert.ok(
+          (line.cosine_to_first as number) > 0.999,
+          `${line.format} ${line.cosine_to_first}`,
+        );
+      }
     });
   });
 }

@@ -7,13 +7,19 @@ import type { WeightTracker } from '../checkpoint/weights';
 import { toFloat16 } from './float16';
 import { DataType, GraphBuilder, attr } from './graph-builder';
 import { quantizeInt4, INT4_BLOCK_SIZE } from './quantize-int4';
-import { type Int8Weight, quantizeInt8 } from './quantize-int8';
+import {
+  type Int8Blocks,
+  type Int8Weight,
+  quantizeInt8,
+  quantizeInt8Blocks,
+} from './quantize-int8';
 
 /**
- * How linear weights are stored: plain floats in the activation type, 4-bit blocks, or 8-bit
- * channels with 8-bit activations (fp32 activations only; 2-D inputs, see matMulInt8).
+ * How linear weights are stored: plain floats in the activation type, 4-bit blocks, 8-bit
+ * channels with 8-bit activations (fp32 activations only, see matMulInt8), or 8-bit blocks
+ * (MatMulNBits, see matMulNBits8).
  */
-export type WeightFormat = 'float' | 'int4' | 'int8';
+export type WeightFormat = 'float' | 'int4' | 'int8' | 'int8-blocks';
 
 export interface LayerContext {
   g: GraphBuilder;
@@ -79,8 +85,12 @@ export function linear(
   if (format === 'int4' && inner % INT4_BLOCK_SIZE === 0) {
     return matMulNBits(ctx, x, name, out, inner, () => weights.read(name), bias);
   }
-  if (format === 'int8')
+  if (format === 'int8') {
     return matMulInt8(ctx, x, name, out, inner, () => weights.read(name), bias);
+  }
+  if (format === 'int8-blocks' && inner % INT4_BLOCK_SIZE === 0) {
+    return matMulNBits8(ctx, x, name, out, inner, () => weights.read(name), bias);
+  }
   const w = g.initializer(`${name}.T`, ctx.dtype, [inner, out], () =>
     floatBytes(transpose(weights.read(name), out, inner), ctx.dtype),
   );
@@ -168,18 +178,62 @@ export function matMulNBits(
       }),
     );
   }
+  return matMulNBitsNode(ctx, inputs, n, k, 4, bias);
+}
+
+/**
+ * A MatMulNBits node with 8-bit blocks (quantize-int8.ts quantizeInt8Blocks): no zero points
+ * (MatMulNBits then takes 128), scales in the activation type. On GPUs it runs the same
+ * kernels as int4 (subgroup-matrix from 4 rows on NVIDIA with onnxruntime 1.30).
+ */
+export function matMulNBits8(
+  ctx: LayerContext,
+  x: string,
+  name: string,
+  n: number,
+  k: number,
+  read: () => Float32Array,
+  bias?: string,
+): string {
+  const { g } = ctx;
+  const blocks = k / INT4_BLOCK_SIZE;
+  let quantized: Int8Blocks | undefined;
+  const get = () => (quantized ??= quantizeInt8Blocks(read(), n, k, INT4_BLOCK_SIZE));
+  const packed = g.initializer(
+    `${name}.q8b`,
+    DataType.UINT8,
+    [n, blocks, INT4_BLOCK_SIZE],
+    () => get().packed,
+  );
+  const scales = g.initializer(`${name}.q8b_scales`, ctx.dtype, [n, blocks], () => {
+    const bytes = floatBytes(get().scales, ctx.dtype);
+    quantized = undefined;
+    return bytes;
+  });
+  return matMulNBitsNode(ctx, [x, packed, scales], n, k, 8, bias);
+}
+
+/** MatMulNBits over prepared inputs (x, packed weights, scales[, zero points]). */
+function matMulNBitsNode(
+  ctx: LayerContext,
+  inputs: string[],
+  n: number,
+  k: number,
+  bits: 4 | 8,
+  bias?: string,
+): string {
   if (bias) {
     // MatMulNBits takes the bias at input 5 (after zero_points and g_idx).
     while (inputs.length < 5) inputs.push('');
     inputs.push(bias);
   }
-  return g.op(
+  return ctx.g.op(
     'MatMulNBits',
     inputs,
     {
       K: attr.int(k),
       N: attr.int(n),
-      bits: attr.int(4),
+      bits: attr.int(bits),
       block_size: attr.int(INT4_BLOCK_SIZE),
       // 4: int8 activations inside the kernel; the fast path on CPU and on WebGPU (DP4A).
       accuracy_level: attr.int(ctx.int4AccuracyLevel ?? 4),

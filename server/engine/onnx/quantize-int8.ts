@@ -43,3 +43,44 @@ export function dequantizeInt8(w: Int8Weight, n: number, k: number): Float32Arra
   }
   return out;
 }
+
+/**
+ * 8-bit blocks in the layout of com.microsoft.MatMulNBits with bits=8: for a weight [N, K]
+ * (row-major [out, in]), each row cut into blocks of `blockSize` along K, one scale per block
+ * (its largest magnitude over 127), values stored as unsigned bytes around 128, the zero point
+ * MatMulNBits assumes when none is given. No 7-bit limit here: GPU kernels dequantise first.
+ */
+export interface Int8Blocks {
+  /** [N, K/blockSize, blockSize] */
+  packed: Uint8Array;
+  /** [N, K/blockSize] */
+  scales: Float32Array;
+}
+
+export function quantizeInt8Blocks(
+  values: Float32Array,
+  n: number,
+  k: number,
+  blockSize: number,
+): Int8Blocks {
+  if (k % blockSize !== 0) throw new Error(`int8 blocks: K=${k} is not a multiple of ${blockSize}`);
+  const blocks = k / blockSize;
+  const packed = new Uint8Array(n * k);
+  const scales = new Float32Array(n * blocks);
+  for (let b = 0; b < n * blocks; b++) {
+    const start = b * blockSize;
+    let extreme = 0;
+    for (let i = 0; i < blockSize; i++) extreme = Math.max(extreme, Math.abs(values[start + i]));
+    const scale = extreme > 0 ? extreme / 127 : 1;
+    scales[b] = scale;
+    for (let i = 0; i < blockSize; i++) {
+      packed[start + i] = 128 + Math.round(values[start + i] / scale);
+    }
+  }
+  return { packed, scales };
+}
+
+/** Inverse of quantizeInt8Blocks (tests). */
+export function dequantizeInt8Blocks(w: Int8Blocks, n: number, k: number, blockSize: number) {
+  return Float32Array.from(w.packed, (q, i) => (q - 128) * w.scales[Math.floor(i / blockSize)]);
+}

@@ -1,0 +1,159 @@
+/**
+ * The vision tower in each weight format, timed in one process on one device:
+ *   tsx scripts/bench/vision-formats.ts --model DIR [--device cpu|webgpu] [--image WxH]
+ *     [--formats float,int8] [--runs N] [--profile DIR]
+ *
+ * Builds only the vision graph of the checkpoint in each format under a temporary directory
+ * (fp16 activations on WebGPU, fp32 on the CPU, as the builds do), then runs a screenshot-sized
+ * grid of random patches through each and prints one JSON line per format: the median time of
+ * --runs runs after a warm-up, and the cosine of its image embeddings to the first format's
+ * (the reference: float). Defaults: on the CPU float (fp32) against int8 (what CPU int4 builds
+ * run), on WebGPU float (fp16, what GPU builds run) against int8-blocks (MatMulNBits 8-bit, a
+ * candidate for GPU builds). --profile writes an onnxruntime profile per format (on WebGPU each
+ * kernel's GPU time; scripts/gpu/summarize_profile.py PROFILE.json 1 sums it).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { readModelConfig } from '../../server/engine/checkpoint/config';
+import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
+import { WeightTracker, checkpointSource } from '../../server/engine/checkpoint/weights';
+import { FileDataSink } from '../../server/engine/onnx/external-data';
+import { DataType, GraphBuilder } from '../../server/engine/onnx/graph-builder';
+import type { WeightFormat } from '../../server/engine/onnx/layers';
+import { buildVisionGraph } from '../../server/engine/onnx/vision-graph';
+import { OnnxVisionEncoder } from '../../server/engine/runtime/vision-encoder';
+
+interface Options {
+  model: string;
+  device: 'cpu' | 'webgpu';
+  image: [number, number];
+  formats?: WeightFormat[];
+  runs: number;
+  profile?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Partial<Options> = { device: 'cpu', image: [1280, 800], runs: 3 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--model') options.model = resolve(value);
+    else if (flag === '--device') options.device = value as Options['device'];
+    else if (flag === '--formats') options.formats = value.split(',') as WeightFormat[];
+    else if (flag === '--runs') options.runs = Number(value);
+    else if (flag === '--profile') options.profile = resolve(value);
+    else if (flag === '--image') {
+      const m = /^(\d+)x(\d+)$/.exec(value);
+      if (!m) throw new Error('--image takes WIDTHxHEIGHT, e.g. 1280x800');
+      options.image = [Number(m[1]), Number(m[2])];
+    } else throw new Error(`unknown argument ${flag}`);
+  }
+  if (!options.model) throw new Error('--model DIR is required');
+  if (options.device !== 'cpu' && options.device !== 'webgpu') {
+    throw new Error('--device takes cpu or webgpu');
+  }
+  return options as Options;
+}
+
+function cosine(a: Float32Array, b: Float32Array): number {
+  let [dot, na, nb] = [0, 0, 0];
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const config = readModelConfig(options.model);
+  const v = config.vision;
+  const source = checkpointSource(SafetensorsCheckpoint.open(options.model));
+  const dtype = options.device === 'webgpu' ? DataType.FLOAT16 : DataType.FLOAT;
+  const formats =
+    options.formats ??
+    (options.device === 'webgpu' ? ['float', 'int8-blocks'] : (['float', 'int8'] as const));
+  // The grid a screenshot of that size gets (whole merge windows of patches).
+  const unit = v.patchSize * v.spatialMergeSize;
+  const [width, height] = options.image;
+  const grid: [number, number, number] = [
+    1,
+    Math.max(1, Math.round(height / unit)) * v.spatialMergeSize,
+    Math.max(1, Math.round(width / unit)) * v.spatialMergeSize,
+  ];
+  const patches = grid[1] * grid[2];
+  const patchIn = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
+  let seed = 1;
+  const pixels = Float32Array.from({ length: patches * patchIn }, () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return (seed / 2 ** 32) * 2 - 1;
+  });
+
+  const dir = mkdtempSync(join(tmpdir(), 'd2c-vision-formats-'));
+  let reference: Float32Array | undefined;
+  try {
+    for (const format of formats) {
+      const built = Date.now();
+      const sink = new FileDataSink(join(dir, `${format}.onnx.data`), `${format}.onnx.data`);
+      const g = new GraphBuilder(`vision_${format}`, sink);
+      buildVisionGraph(
+        { g, weights: new WeightTracker(source), dtype, linearFormat: format },
+        config,
+      );
+      sink.close();
+      writeFileSync(
+        join(dir, `${format}.onnx`),
+        g.encode([
+          { domain: '', version: 21 },
+          { domain: 'com.microsoft', version: 1 },
+        ]),
+      );
+      const buildS = (Date.now() - built) / 1000;
+      const session = await ort.InferenceSession.create(join(dir, `${format}.onnx`), {
+        executionProviders: [options.device],
+        graphOptimizationLevel: 'all',
+        logSeverityLevel: 3,
+        ...(options.profile
+          ? { enableProfiling: true, profileFilePrefix: join(options.profile, `vision-${format}`) }
+          : {}),
+      });
+      const encoder = new OnnxVisionEncoder(session, config);
+      let embeds = (await encoder.encode(pixels, grid)).imageEmbeds; // warm-up
+      const times: number[] = [];
+      for (let i = 0; i < options.runs; i++) {
+        const started = performance.now();
+        embeds = (await encoder.encode(pixels, grid)).imageEmbeds;
+        times.push(performance.now() - started);
+      }
+      await session.release();
+      reference ??= embeds;
+      times.sort((a, b) => a - b);
+      console.log(
+        JSON.stringify({
+          bench: 'vision_formats',
+          device: options.device,
+          format,
+          activations: dtype === DataType.FLOAT16 ? 'fp16' : 'fp32',
+          image: `${width}x${height}`,
+          patches,
+          vision_ms: Math.round(times[Math.floor(times.length / 2)] * 10) / 10,
+          best_ms: Math.round(times[0] * 10) / 10,
+          weights_mb: Math.round(sink.bytesWritten / 1e6),
+          build_s: buildS,
+          cosine_to_first: Number(cosine(embeds, reference).toFixed(6)),
+        }),
+      );
+      rmSync(join(dir, `${format}.onnx.data`), { force: true });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
