@@ -17,7 +17,7 @@ import {
 /**
  * How linear weights are stored: plain floats in the activation type, 4-bit blocks, 8-bit
  * channels with 8-bit activations (fp32 activations only, see matMulInt8), or 8-bit blocks
- * (MatMulNBits, see matMulNBits8).
+ * (MatMulNBits, see matMulNBits).
  */
 export type WeightFormat = 'float' | 'int4' | 'int8' | 'int8-blocks';
 
@@ -89,7 +89,7 @@ export function linear(
     return matMulInt8(ctx, x, name, out, inner, () => weights.read(name), bias);
   }
   if (format === 'int8-blocks' && inner % INT4_BLOCK_SIZE === 0) {
-    return matMulNBits8(ctx, x, name, out, inner, () => weights.read(name), bias);
+    return matMulNBits(ctx, x, name, out, inner, () => weights.read(name), bias, 8);
   }
   const w = g.initializer(`${name}.T`, ctx.dtype, [inner, out], () =>
     floatBytes(transpose(weights.read(name), out, inner), ctx.dtype),
@@ -141,7 +141,11 @@ export function fusedLinear(ctx: LayerContext, x: string, prefixes: string[]): s
   });
 }
 
-/** A MatMulNBits node over a [n, k] fp32 weight produced by `read` (quantised at build time). */
+/**
+ * A MatMulNBits node over a [n, k] fp32 weight produced by `read` (quantised at build time):
+ * 4-bit blocks (quantize-int4.ts), or 8-bit blocks (quantize-int8.ts quantizeInt8Blocks,
+ * always symmetric: MatMulNBits then takes 128 as the zero point).
+ */
 export function matMulNBits(
   ctx: LayerContext,
   x: string,
@@ -150,20 +154,27 @@ export function matMulNBits(
   k: number,
   read: () => Float32Array,
   bias?: string,
+  bits: 4 | 8 = 4,
 ): string {
   const { g } = ctx;
   const blocks = k / INT4_BLOCK_SIZE;
-  const symmetric = ctx.int4Symmetric ?? false;
-  let quantized: ReturnType<typeof quantizeInt4> | undefined;
-  const get = () => (quantized ??= quantizeInt4(read(), n, k, { symmetric }));
+  const symmetric = bits === 8 || (ctx.int4Symmetric ?? false);
+  type Blocks = { packed: Uint8Array; scales: Float32Array; zeroPoints?: Uint8Array };
+  let quantized: Blocks | undefined;
+  const get = (): Blocks =>
+    (quantized ??=
+      bits === 8
+        ? quantizeInt8Blocks(read(), n, k, INT4_BLOCK_SIZE)
+        : quantizeInt4(read(), n, k, { symmetric }));
+  const tag = bits === 8 ? 'q8b' : 'q4';
   // Initializers are written in order; the last one lets the quantised copy go.
   const packed = g.initializer(
-    `${name}.q4`,
+    `${name}.${tag}`,
     DataType.UINT8,
-    [n, blocks, INT4_BLOCK_SIZE / 2],
+    [n, blocks, (INT4_BLOCK_SIZE * bits) / 8],
     () => get().packed,
   );
-  const scales = g.initializer(`${name}.q4_scales`, ctx.dtype, [n, blocks], () => {
+  const scales = g.initializer(`${name}.${tag}_scales`, ctx.dtype, [n, blocks], () => {
     const bytes = floatBytes(get().scales, ctx.dtype);
     if (symmetric) quantized = undefined;
     return bytes;
@@ -178,56 +189,12 @@ export function matMulNBits(
       }),
     );
   }
-  return matMulNBitsNode(ctx, inputs, n, k, 4, bias);
-}
-
-/**
- * A MatMulNBits node with 8-bit blocks (quantize-int8.ts quantizeInt8Blocks): no zero points
- * (MatMulNBits then takes 128), scales in the activation type. On GPUs it runs the same
- * kernels as int4 (subgroup-matrix from 4 rows on NVIDIA with onnxruntime 1.30).
- */
-export function matMulNBits8(
-  ctx: LayerContext,
-  x: string,
-  name: string,
-  n: number,
-  k: number,
-  read: () => Float32Array,
-  bias?: string,
-): string {
-  const { g } = ctx;
-  const blocks = k / INT4_BLOCK_SIZE;
-  let quantized: Int8Blocks | undefined;
-  const get = () => (quantized ??= quantizeInt8Blocks(read(), n, k, INT4_BLOCK_SIZE));
-  const packed = g.initializer(
-    `${name}.q8b`,
-    DataType.UINT8,
-    [n, blocks, INT4_BLOCK_SIZE],
-    () => get().packed,
-  );
-  const scales = g.initializer(`${name}.q8b_scales`, ctx.dtype, [n, blocks], () => {
-    const bytes = floatBytes(get().scales, ctx.dtype);
-    quantized = undefined;
-    return bytes;
-  });
-  return matMulNBitsNode(ctx, [x, packed, scales], n, k, 8, bias);
-}
-
-/** MatMulNBits over prepared inputs (x, packed weights, scales[, zero points]). */
-function matMulNBitsNode(
-  ctx: LayerContext,
-  inputs: string[],
-  n: number,
-  k: number,
-  bits: 4 | 8,
-  bias?: string,
-): string {
   if (bias) {
     // MatMulNBits takes the bias at input 5 (after zero_points and g_idx).
     while (inputs.length < 5) inputs.push('');
     inputs.push(bias);
   }
-  return ctx.g.op(
+  return g.op(
     'MatMulNBits',
     inputs,
     {
