@@ -1,7 +1,7 @@
 /**
  * The CPU int4 build's 8-bit prefill decoder (build-graphs.ts): built only there, loaded where
- * memory allows, taking prompts (runs of PREFILL_SESSION_MIN_TOKENS or more) while decode steps
- * stay on the int4 decoder, and as close to the fp32 golden as the int4 decoder or closer.
+ * memory allows, taking every prompt run while generated tokens stay on the int4 decoder, and as
+ * close to the fp32 golden as the int4 decoder or closer.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import type { BuildProgress, LoadedModel } from '../../server/engine/contracts';
 import { GRAPH_FILES } from '../../server/engine/onnx/build-graphs';
 import { loadModel, wantPrefillDecoder } from '../../server/engine/runtime/load-model';
-import { PREFILL_SESSION_MIN_TOKENS } from '../../server/engine/runtime/text-decoder';
 import { TINY_MODEL, cosine, golden, maxAbsDiff, readF32 } from './golden-tensors';
 
 describe('8-bit prefill decoder (CPU int4 builds)', () => {
@@ -50,7 +49,6 @@ describe('8-bit prefill decoder (CPU int4 builds)', () => {
 
   it('takes the prompt, closer to the golden than the int4 decoder; steps stay on int4', async () => {
     const c = golden.cases.find((x) => x.name === 'html_mockup')!;
-    assert.ok(c.input_ids.length >= PREFILL_SESSION_MIN_TOKENS);
     const [withPrefill, without] = [
       await load({ precision: 'int4', prefillDecoder: true }),
       await load({ precision: 'int4', prefillDecoder: false }),
@@ -72,6 +70,17 @@ describe('8-bit prefill decoder (CPU int4 builds)', () => {
     const stepB = await without.decoder.step(token, position);
     assert.ok(cosine(stepA, stepB) > 0.95);
     assert.equal(withPrefill.decoder.pastLength, c.input_ids.length + 1);
+  });
+
+  it("takes a prompt's rest after a reused prefix too: the cold prompt's logits again", async () => {
+    const c = golden.cases.find((x) => x.name === 'drawio_diagram')!;
+    const model = await load({ precision: 'int4', prefillDecoder: true });
+    const visual = await model.vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+    const input = { inputIds: c.input_ids, positionIds: c.position_ids, visual };
+    const cold = await model.decoder.prefill(input);
+    const warm = await model.decoder.prefill({ ...input, reuse: c.input_ids.length - 1 });
+    // The int4 decoder would give the last row visibly different logits (the test above).
+    assert.ok(maxAbsDiff(warm, cold) < 1e-3, `max |diff| ${maxAbsDiff(warm, cold)}`);
   });
 
   it('is left out, with a warning that says why, when free memory is short', () => {

@@ -18,19 +18,15 @@ import { MropeTables } from './mrope';
  */
 export const DEFAULT_PREFILL_CHUNK = 1024;
 
-/**
- * Runs of at least this many tokens go to the prefill session when there is one: prompts and
- * long text, not speculative verification (at most 17 tokens, whose cost curve in run-cost.ts
- * was measured on the int4 decoder).
- */
-export const PREFILL_SESSION_MIN_TOKENS = 32;
-
 export interface TextDecoderOptions {
   /** Longest run of a prefill (default DEFAULT_PREFILL_CHUNK). */
   prefillChunk?: number;
   /**
-   * A second graph of the same decoder for long runs (the CPU int4 build's 8-bit prefill
-   * decoder): same inputs, outputs and cache, faster where a run is compute-bound.
+   * A second graph of the same decoder for prompts (the CPU int4 build's 8-bit prefill
+   * decoder): same inputs, outputs and cache, faster where a run is compute-bound. Every prompt
+   * run goes there, however short (a prompt's last token re-run after a reused prefix gets the
+   * logits a cold prefill gives); generated tokens (steps, speculative verification, whose
+   * costs run-cost.ts holds) stay on the main graph.
    */
   prefillSession?: ort.InferenceSession;
 }
@@ -139,6 +135,7 @@ export class OnnxTextDecoder implements TextDecoder {
           positionRange(input.positionIds, start, end),
           visual.subarray(start * d, end * d),
           chunkDeepstack,
+          'prompt',
         ),
       );
     }
@@ -173,6 +170,7 @@ export class OnnxTextDecoder implements TextDecoder {
           positionRange(input.positionIds, start, end),
           new Float32Array((end - start) * d),
           new Float32Array(this.taps * (end - start) * d),
+          'prompt',
         ),
       );
     }
@@ -228,6 +226,7 @@ export class OnnxTextDecoder implements TextDecoder {
       [positions, positions, positions],
       new Float32Array(n * d),
       new Float32Array(this.taps * n * d),
+      'generated',
       n,
       scores,
     );
@@ -238,6 +237,7 @@ export class OnnxTextDecoder implements TextDecoder {
     positions: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
     visual: Float32Array,
     deepstack: Float32Array,
+    tokens: 'prompt' | 'generated',
     numLogits = 1,
     scores: ScoreOutputs = 'full',
   ): Promise<ort.InferenceSession.OnnxValueMapType> {
@@ -272,8 +272,7 @@ export class OnnxTextDecoder implements TextDecoder {
     // Every output is fetched: onnxruntime-node refuses a subset when some stay in GPU memory.
     const fetches = this.cache.bind(feeds, this.past, s);
     if (this.rotaryInAttention) feeds[DECODER_INPUTS.rotaryPads] = this.rotaryPads(feeds, s);
-    const session =
-      this.prefillSession && s >= PREFILL_SESSION_MIN_TOKENS ? this.prefillSession : this.session;
+    const session = tokens === 'prompt' ? (this.prefillSession ?? this.session) : this.session;
     const result = fetches
       ? await session.run(feeds, { ...fetches, ...SCORE_FETCHES })
       : await session.run(feeds);
