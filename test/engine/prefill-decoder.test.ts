@@ -4,7 +4,7 @@
  * close to the fp32 golden as the int4 decoder or closer.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuildProgress, LoadedModel } from '../../server/engine/contracts';
@@ -81,6 +81,36 @@ describe('8-bit prefill decoder (CPU int4 builds)', () => {
     const warm = await model.decoder.prefill({ ...input, reuse: c.input_ids.length - 1 });
     // The int4 decoder would give the last row visibly different logits (the test above).
     assert.ok(maxAbsDiff(warm, cold) < 1e-3, `max |diff| ${maxAbsDiff(warm, cold)}`);
+  });
+
+  it('a prefill decoder that does not load: a warning, prompts on int4; asked for, an error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'd2c-prefill-bad-'));
+    try {
+      await (await loadModel(TINY_MODEL, { cacheDir: dir, precision: 'int4' })).dispose();
+      const [build] = readdirSync(dir).filter((d) => d.startsWith('int4-'));
+      const graph = join(dir, build, GRAPH_FILES.prefill);
+      // Same size (the cache still takes the build as complete), no longer a model.
+      writeFileSync(graph, Buffer.alloc(statSync(graph).size, 0xff));
+      const warnings: string[] = [];
+      const model = await loadModel(TINY_MODEL, {
+        cacheDir: dir,
+        precision: 'int4',
+        onWarning: (message) => warnings.push(message),
+      });
+      models.push(model);
+      assert.match(warnings.join('\n'), /prefill decoder did not load .*int4 decoder/);
+      const c = golden.cases.find((x) => x.name === 'text_only')!;
+      const logits = await model.decoder.prefill({
+        inputIds: c.input_ids,
+        positionIds: c.position_ids,
+      });
+      assert.ok(cosine(logits, readF32(c.last_logits)) > 0.9);
+      await assert.rejects(
+        loadModel(TINY_MODEL, { cacheDir: dir, precision: 'int4', prefillDecoder: true }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is left out, with a warning that says why, when free memory is short', () => {

@@ -22,7 +22,7 @@ import type { LayerContext, WeightFormat } from './layers';
 import { buildVisionGraph } from './vision-graph';
 
 /**
- * The graphs of a build. `prefill` is the CPU int4 build's second decoder, for long runs (see
+ * The graphs of a build. `prefill` is the CPU int4 build's second decoder, for prompts (see
  * partPlan); other builds have none.
  */
 export const GRAPH_FILES = {
@@ -67,16 +67,20 @@ interface PartPlan {
 /**
  * fp32 is the reference. fp16 stores weights and runs activations in half precision (norm
  * statistics stay fp32). int4 quantises the decoder's linear layers and LM head to 4-bit
- * blocks; the vision tower (the part most sensitive to quantisation) gets no 4-bit weights:
- * fp16 on GPUs (as transformers runs it in bf16; half the bytes and the faster shader math for
- * a 1280x800 screenshot's 4,000 patches), and on the CPU 8-bit channels with activations
- * quantised per patch (layers.ts matMulInt8): its linears are compute-bound there (4,000 rows),
- * and onnxruntime's integer GEMM runs them several times faster than fp32 MatMul, in a quarter
- * of the memory (MLAS has no fast x86 fp16 path, and its int4 kernel is no faster than fp32
- * at that many rows). For the same reason the CPU int4 build has a second decoder for prompts
- * (`prefill`): its layers' linears in 8 bits like the vision tower's, its embedding and LM head
- * as in the int4 decoder (one row of logits, memory-bound). It costs the 8-bit layer weights
- * once more in memory, so it is loaded only where memory allows (load-model.ts).
+ * blocks.
+ *
+ * The vision tower (the part most sensitive to quantisation) gets no 4-bit weights: fp16 on
+ * GPUs (as transformers runs it in bf16; half the bytes and the faster shader math for a
+ * 1280x800 screenshot's 4,000 patches), and on the CPU 8-bit channels with activations
+ * quantised per patch (layers.ts matMulInt8). Its linears are compute-bound there, and
+ * onnxruntime's integer GEMM runs them about four times faster than fp32 MatMul, in a quarter
+ * of the memory (the whole tower 1.8x faster at 1280x800, attention being the rest); MLAS has
+ * no fast x86 fp16 path, and its int4 kernel is no faster than fp32 at that many rows.
+ *
+ * For the same reason the CPU int4 build has a second decoder for prompts (`prefill`): its
+ * layers' linears in 8 bits like the vision tower's, its embedding table and LM head as in the
+ * int4 decoder (one row of logits, memory-bound). It holds the layer weights a second time, so
+ * it is loaded only where memory allows (load-model.ts).
  */
 export function partPlan(
   precision: Precision,

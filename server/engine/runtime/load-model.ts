@@ -71,11 +71,7 @@ async function createSessions(
   { profileDecoderTo, webgpuOptions, prefillDecoder, onWarning }: LoadModelOptions,
 ): Promise<Sessions> {
   const { vision: visionPath, decoder: decoderPath } = paths;
-  const prefillPath =
-    paths.prefill && wantPrefillDecoder(paths.prefill, prefillDecoder, onWarning)
-      ? paths.prefill
-      : undefined;
-  const total = prefillPath ? 3 : 2;
+  const total = paths.prefill && prefillDecoder !== false ? 3 : 2;
   const base: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProviders(device, webgpuOptions),
     graphOptimizationLevel: 'all',
@@ -110,14 +106,37 @@ async function createSessions(
     const kvPadder =
       device === 'webgpu' ? await createKvPadder(config.text, cacheType, base) : undefined;
     progress({ stage: 'load', item: 'decoder', done: 2, total });
-    if (!prefillPath) return { vision, decoder, kvPadder };
-    const prefill = await ort.InferenceSession.create(prefillPath, base);
+    if (total === 2) return { vision, decoder, kvPadder };
+    const prefill = await loadPrefillDecoder(paths.prefill!, base, prefillDecoder, onWarning);
     progress({ stage: 'load', item: 'prefill decoder', done: 3, total });
     return { vision, decoder, kvPadder, prefill };
   } catch (error) {
     await vision.release();
     await decoder?.release();
     throw error;
+  }
+}
+
+/**
+ * The prefill decoder's session, or undefined where it is left out (no memory for it) or does
+ * not load: prompts then run on the int4 decoder, slower, and onWarning says why. Asked for
+ * explicitly (true), a failure to load is an error.
+ */
+async function loadPrefillDecoder(
+  path: string,
+  base: ort.InferenceSession.SessionOptions,
+  requested: boolean | undefined,
+  onWarning: LoadModelOptions['onWarning'],
+): Promise<ort.InferenceSession | undefined> {
+  if (!wantPrefillDecoder(path, requested, onWarning)) return undefined;
+  try {
+    return await ort.InferenceSession.create(path, base);
+  } catch (error) {
+    if (requested) throw error;
+    onWarning?.(
+      `the 8-bit prefill decoder did not load (${(error as Error).message}); prompts run on the int4 decoder, several times slower`,
+    );
+    return undefined;
   }
 }
 
