@@ -7,12 +7,7 @@ import type { WeightTracker } from '../checkpoint/weights';
 import { toFloat16 } from './float16';
 import { DataType, GraphBuilder, attr } from './graph-builder';
 import { quantizeInt4, INT4_BLOCK_SIZE } from './quantize-int4';
-import {
-  type Int8Blocks,
-  type Int8Weight,
-  quantizeInt8,
-  quantizeInt8Blocks,
-} from './quantize-int8';
+import { type Int8Weight, quantizeInt8, quantizeInt8Blocks } from './quantize-int8';
 
 /**
  * How linear weights are stored: plain floats in the activation type, 4-bit blocks, 8-bit
@@ -73,7 +68,7 @@ export function linear(
   prefix: string,
   options: { bias?: boolean; outIn?: [number, number]; format?: WeightFormat } = {},
 ): string {
-  const { g, weights } = ctx;
+  const { weights } = ctx;
   const name = `${prefix}.weight`;
   const shape = weights.shape(name);
   const [out, inner] = options.outIn ?? (shape as [number, number]);
@@ -82,20 +77,31 @@ export function linear(
   }
   const format = options.format ?? ctx.linearFormat;
   const bias = options.bias ? weight(ctx, `${prefix}.bias`, [out]) : undefined;
-  if (format === 'int4' && inner % INT4_BLOCK_SIZE === 0) {
-    return matMulNBits(ctx, x, name, out, inner, () => weights.read(name), bias);
-  }
-  if (format === 'int8') {
-    return matMulInt8(ctx, x, name, out, inner, () => weights.read(name), bias);
-  }
-  if (format === 'int8-blocks' && inner % INT4_BLOCK_SIZE === 0) {
-    return matMulNBits(ctx, x, name, out, inner, () => weights.read(name), bias, 8);
-  }
-  const w = g.initializer(`${name}.T`, ctx.dtype, [inner, out], () =>
-    floatBytes(transpose(weights.read(name), out, inner), ctx.dtype),
+  return matMul(ctx, x, name, [out, inner], () => weights.read(name), format, bias);
+}
+
+/**
+ * x @ W^T (+ bias) for a [n, k] weight produced by `read`, stored in `format` (block formats
+ * need k in whole blocks; other weights stay float).
+ */
+function matMul(
+  ctx: LayerContext,
+  x: string,
+  name: string,
+  [n, k]: [number, number],
+  read: () => Float32Array,
+  format: WeightFormat,
+  bias?: string,
+): string {
+  const blocks = k % INT4_BLOCK_SIZE === 0;
+  if (format === 'int4' && blocks) return matMulNBits(ctx, x, name, n, k, read, bias);
+  if (format === 'int8-blocks' && blocks) return matMulNBits(ctx, x, name, n, k, read, bias, 8);
+  if (format === 'int8') return matMulInt8(ctx, x, name, n, k, read, bias);
+  const w = ctx.g.initializer(`${name}.T`, ctx.dtype, [k, n], () =>
+    floatBytes(transpose(read(), n, k), ctx.dtype),
   );
-  const y = g.op('MatMul', [x, w]);
-  return bias ? g.op('Add', [y, bias]) : y;
+  const y = ctx.g.op('MatMul', [x, w]);
+  return bias ? ctx.g.op('Add', [y, bias]) : y;
 }
 
 /**
@@ -124,17 +130,7 @@ export function fusedLinear(ctx: LayerContext, x: string, prefixes: string[]): s
     return out;
   };
   const fusedName = `${prefixes.join('+')}.weight`;
-  let y: string;
-  if (ctx.linearFormat === 'int4' && inner % INT4_BLOCK_SIZE === 0) {
-    y = matMulNBits(ctx, x, fusedName, total, inner, stacked);
-  } else if (ctx.linearFormat === 'int8') {
-    y = matMulInt8(ctx, x, fusedName, total, inner, stacked);
-  } else {
-    const w = g.initializer(`${fusedName}.T`, ctx.dtype, [inner, total], () =>
-      floatBytes(transpose(stacked(), total, inner), ctx.dtype),
-    );
-    y = g.op('MatMul', [x, w]);
-  }
+  const y = matMul(ctx, x, fusedName, [total, inner], stacked, ctx.linearFormat);
   return g.node('Split', [y, g.constInt64(outs)], {
     outputs: prefixes.length,
     attrs: { axis: attr.int(-1) },
