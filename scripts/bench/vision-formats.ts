@@ -9,7 +9,8 @@
  * --runs runs after a warm-up, and the cosine of its image embeddings to the first format's
  * (the reference: float). Defaults: on the CPU float (fp32) against int8 (what CPU int4 builds
  * run), on WebGPU float (fp16, what GPU builds run) against int8-blocks (MatMulNBits 8-bit, a
- * candidate for GPU builds). --profile writes an onnxruntime profile per format (on WebGPU each
+ * candidate for GPU builds) and int4 (the speed of the 4-bit kernels, and what it costs in
+ * agreement). --profile writes an onnxruntime profile per format (on WebGPU each
  * kernel's GPU time; scripts/gpu/summarize_profile.py PROFILE.json 1 sums it).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
   const dtype = options.device === 'webgpu' ? DataType.FLOAT16 : DataType.FLOAT;
   const formats =
     options.formats ??
-    (options.device === 'webgpu' ? ['float', 'int8-blocks'] : (['float', 'int8'] as const));
+    (options.device === 'webgpu' ? ['float', 'int8-blocks', 'int4'] : (['float', 'int8'] as const));
   // The grid a screenshot of that size gets (whole merge windows of patches).
   const unit = v.patchSize * v.spatialMergeSize;
   const [width, height] = options.image;
@@ -99,10 +100,10 @@ async function main(): Promise<void> {
       const built = Date.now();
       const sink = new FileDataSink(join(dir, `${format}.onnx.data`), `${format}.onnx.data`);
       const g = new GraphBuilder(`vision_${format}`, sink);
-      buildVisionGraph(
-        { g, weights: new WeightTracker(source), dtype, linearFormat: format },
-        config,
-      );
+      const weights = new WeightTracker(source);
+      // int4 as GPU builds write it (no zero points).
+      const int4Symmetric = options.device === 'webgpu';
+      buildVisionGraph({ g, weights, dtype, linearFormat: format, int4Symmetric }, config);
       sink.close();
       writeFileSync(
         join(dir, `${format}.onnx`),

@@ -14,7 +14,7 @@
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
 # figures: "engine:PRECISION:WxH[:ARGS]" (ARGS: more bench-engine arguments, comma-separated, e.g.
 # --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves),
-# "vision:WxH" (the vision tower in fp16 and in 8-bit MatMulNBits blocks, timed in one process,
+# "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-17 tokens with every logit or the best

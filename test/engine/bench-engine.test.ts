@@ -84,7 +84,7 @@ for (const device of ['cpu', 'webgpu'] as const) {
         ...['--model', TINY_MODEL_DIR, '--device', device, '--image', '256x192', '--runs', '1'],
       ]);
       for (const line of lines) console.log(`      ${JSON.stringify(line)}`);
-      const expected = device === 'cpu' ? ['float', 'int8'] : ['float', 'int8-blocks'];
+      const expected = device === 'cpu' ? ['float', 'int8'] : ['float', 'int8-blocks', 'int4'];
       assert.deepEqual(
         lines.map((line) => line.format),
         expected,
@@ -92,8 +92,10 @@ for (const device of ['cpu', 'webgpu'] as const) {
       for (const line of lines) {
         assert.equal(line.patches, 12 * 16);
         assert.ok((line.vision_ms as number) > 0);
+        // 4-bit blocks of the tiny model's random 32-wide layers: far coarser.
+        const bound = line.format === 'int4' ? 0.9 : 0.999;
         assert.ok(
-          (line.cosine_to_first as number) > 0.999,
+          (line.cosine_to_first as number) > bound,
           `${line.format} ${line.cosine_to_first}`,
         );
       }
