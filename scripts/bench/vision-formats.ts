@@ -21,6 +21,8 @@ import { readModelConfig } from '../../server/engine/checkpoint/config';
 import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
 import { WeightTracker, checkpointSource } from '../../server/engine/checkpoint/weights';
 import { FileDataSink } from '../../server/engine/onnx/external-data';
+import { readImageProcessorConfig } from '../../server/engine/preprocess/image-config';
+import { smartResize } from '../../server/engine/preprocess/smart-resize';
 import { DataType, GraphBuilder } from '../../server/engine/onnx/graph-builder';
 import type { WeightFormat } from '../../server/engine/onnx/layers';
 import { buildVisionGraph } from '../../server/engine/onnx/vision-graph';
@@ -77,13 +79,16 @@ async function main(): Promise<void> {
   const formats =
     options.formats ??
     (options.device === 'webgpu' ? ['float', 'int8-blocks', 'int4'] : (['float', 'int8'] as const));
-  // The grid a screenshot of that size gets (whole merge windows of patches).
-  const unit = v.patchSize * v.spatialMergeSize;
+  // The grid a screenshot of that size gets: the checkpoint's smart_resize, as preprocessing
+  // does (without the engine's pixel cap, as bench:engine measures).
+  const processor = readImageProcessorConfig(options.model);
   const [width, height] = options.image;
+  const factor = processor.patchSize * processor.mergeSize;
+  const resized = smartResize(height, width, factor, processor.minPixels, processor.maxPixels);
   const grid: [number, number, number] = [
     1,
-    Math.max(1, Math.round(height / unit)) * v.spatialMergeSize,
-    Math.max(1, Math.round(width / unit)) * v.spatialMergeSize,
+    resized.height / processor.patchSize,
+    resized.width / processor.patchSize,
   ];
   const patches = grid[1] * grid[2];
   const patchIn = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
