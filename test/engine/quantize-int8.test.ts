@@ -67,7 +67,7 @@ describe('int8 channel quantisation', () => {
     assert.equal(q.packed.length, n * k);
     assert.equal(q.scales.length, (n * k) / bs);
     assert.ok(q.packed.every((v) => v >= 1));
-    const back = dequantizeInt8Blocks(q, n, k, bs);
+    const back = dequantizeInt8Blocks(q, bs);
     for (let i = 0; i < values.length; i++) {
       const step = q.scales[Math.floor(i / bs)];
       assert.ok(Math.abs(back[i] - values[i]) <= step / 2 + 1e-7, `${i}`);

@@ -133,15 +133,14 @@ export function buildGraphs(
   validateWeights(config, source.shapes, options.sourceName ?? 'checkpoint');
   const target = options.target ?? 'cpu';
   const isVision = (name: string) => name.startsWith(VISION_PREFIX);
-  const totals = { vision: 0, decoder: 0, prefill: 0 };
+  let [visionTensors, textTensors] = [0, 0];
   for (const name of source.shapes.keys()) {
     if (name === LM_HEAD && config.text.tieWordEmbeddings) continue;
-    if (isVision(name)) totals.vision++;
-    else {
-      totals.decoder++;
-      totals.prefill++;
-    }
+    if (isVision(name)) visionTensors++;
+    else textTensors++;
   }
+  // Both decoders read every text tensor.
+  const totals = { vision: visionTensors, decoder: textTensors, prefill: textTensors };
   const summary: BuildSummary = {
     nodes: { vision: 0, decoder: 0, prefill: 0 },
     dataBytes: { vision: 0, decoder: 0, prefill: 0 },

@@ -81,6 +81,6 @@ export function quantizeInt8Blocks(
 }
 
 /** Inverse of quantizeInt8Blocks (tests). */
-export function dequantizeInt8Blocks(w: Int8Blocks, n: number, k: number, blockSize: number) {
+export function dequantizeInt8Blocks(w: Int8Blocks, blockSize: number): Float32Array {
   return Float32Array.from(w.packed, (q, i) => (q - 128) * w.scales[Math.floor(i / blockSize)]);
 }

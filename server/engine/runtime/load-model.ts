@@ -71,7 +71,8 @@ async function createSessions(
   { profileDecoderTo, webgpuOptions, prefillDecoder, onWarning }: LoadModelOptions,
 ): Promise<Sessions> {
   const { vision: visionPath, decoder: decoderPath } = paths;
-  const total = paths.prefill && prefillDecoder !== false ? 3 : 2;
+  const prefillPath = prefillDecoder === false ? undefined : paths.prefill;
+  const total = prefillPath ? 3 : 2;
   const base: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProviders(device, webgpuOptions),
     graphOptimizationLevel: 'all',
@@ -106,8 +107,8 @@ async function createSessions(
     const kvPadder =
       device === 'webgpu' ? await createKvPadder(config.text, cacheType, base) : undefined;
     progress({ stage: 'load', item: 'decoder', done: 2, total });
-    if (total === 2) return { vision, decoder, kvPadder };
-    const prefill = await loadPrefillDecoder(paths.prefill!, base, prefillDecoder, onWarning);
+    if (!prefillPath) return { vision, decoder, kvPadder };
+    const prefill = await loadPrefillDecoder(prefillPath, base, prefillDecoder, onWarning);
     progress({ stage: 'load', item: 'prefill decoder', done: 3, total });
     return { vision, decoder, kvPadder, prefill };
   } catch (error) {
