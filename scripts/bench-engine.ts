@@ -8,7 +8,8 @@
  * template from the test fixture, then measures through the chat engine:
  * - a screenshot prompt (a generated PNG of --image size): preprocessing, vision, prefill, time
  *   to first token, plain decode tokens/s, peak RSS and, on the CPU, the decode roofline
- *   (weight bytes per token over a memory bandwidth measured in the same run); then decode
+ *   (bytes a step reads, weights and KV cache, over a memory bandwidth measured in the same
+ *   run: memcpy's, the ceiling, and that of reads alone); then decode
  *   tokens/s of the same prompt with speculation, as users get it by default;
  * - a refinement (the previous answer in the prompt plus a new instruction): time to first
  *   token reusing the KV cache vs cold, decode tokens/s plain vs prompt-lookup speculation,
@@ -35,9 +36,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import {
   parseModelConfig,
   readModelConfig,
@@ -56,8 +55,9 @@ import type {
 import { createChatEngine } from '../server/engine/generation/chat-engine';
 import { DEFAULT_PROMPT_LOOKUP } from '../server/engine/generation/prompt-lookup';
 import { runCostThrough } from '../server/engine/generation/run-cost';
-import { loadModel } from '../server/engine/runtime/load-model';
+import { kvCacheType, loadModel } from '../server/engine/runtime/load-model';
 import { measureInt4Ceiling, type KernelCeiling } from './bench/int4-kernel-ceiling';
+import { measureBandwidth } from './bench/memory-bandwidth';
 
 interface Options {
   device: DeviceRequest;
@@ -166,39 +166,6 @@ function ensureCheckpoint(log: (s: string) => void): Qwen3VLConfig {
   return config;
 }
 
-/** Multi-threaded memcpy: bytes read + written per second (what decode's weight streaming is bound by). */
-async function measureBandwidth(): Promise<number> {
-  const threads = Math.max(1, availableParallelism());
-  const bytes = 256 * 1024 * 1024;
-  const rounds = 4;
-  const code = `
-    const { parentPort, workerData } = require('node:worker_threads');
-    const src = Buffer.alloc(workerData.bytes, 1), dst = Buffer.alloc(workerData.bytes);
-    src.copy(dst); // touch pages before timing
-    parentPort.postMessage('ready');
-    parentPort.once('message', () => {
-      const t = process.hrtime.bigint();
-      for (let r = 0; r < workerData.rounds; r++) src.copy(dst);
-      parentPort.postMessage(Number(process.hrtime.bigint() - t) / 1e9);
-    });`;
-  const workers = Array.from(
-    { length: threads },
-    () => new Worker(code, { eval: true, workerData: { bytes, rounds } }),
-  );
-  await Promise.all(workers.map((w) => new Promise((r) => w.once('message', r))));
-  const start = process.hrtime.bigint();
-  await Promise.all(
-    workers.map((w) => {
-      const done = new Promise((r) => w.once('message', r));
-      w.postMessage('go');
-      return done;
-    }),
-  );
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  await Promise.all(workers.map((w) => w.terminate()));
-  return (2 * bytes * rounds * threads) / seconds;
-}
-
 /** The checkpoint measured: --model, or the 2B-sized random one (generated on first use). */
 function benchModel(options: Options, log: (s: string) => void): [string, Qwen3VLConfig] {
   if (options.modelDir) return [options.modelDir, readModelConfig(options.modelDir)];
@@ -275,8 +242,12 @@ async function main(): Promise<void> {
   // The best of three: on a shared machine a single memcpy run can read far below what the
   // memory does (it once gave a roofline under the speed decode reached).
   let bandwidth: number | undefined;
+  let readBandwidth: number | undefined;
   if (options.device === 'cpu') {
-    for (let i = 0; i < 3; i++) bandwidth = Math.max(bandwidth ?? 0, await measureBandwidth());
+    for (let i = 0; i < 3; i++) {
+      bandwidth = Math.max(bandwidth ?? 0, await measureBandwidth('copy'));
+      readBandwidth = Math.max(readBandwidth ?? 0, await measureBandwidth('read'));
+    }
   }
   // The int4 kernel alone, before the model loads (both at once would need twice the memory).
   let kernel: KernelCeiling | undefined;
@@ -416,8 +387,12 @@ async function main(): Promise<void> {
 
   const t = cold.timingsMs;
   const decodeTokS = tokS(cold);
-  const bytesPerToken = decodeBytesPerToken(config, options.precision);
+  // The timed steps read the KV cache at prompt + 0 .. tokens - 2 cached rows: on average this.
+  const meanCachedRows = cold.promptTokenIds.length + (cold.tokenIds.length - 2) / 2;
+  const bytes = decodeBytesPerToken(config, options.precision, meanCachedRows);
+  const bytesPerToken = bytes.weights + bytes.kvCache;
   const rooflineTokS = bandwidth ? bandwidth / bytesPerToken : undefined;
+  const readRooflineTokS = readBandwidth ? readBandwidth / bytesPerToken : undefined;
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const stats = refined.stats!;
   const coldSpecStats = coldSpec.stats!;
@@ -434,6 +409,7 @@ async function main(): Promise<void> {
     prompt_tokens: cold.promptTokenIds.length,
     ttft_ms: Math.round(t.firstTokenMs),
     decode_tok_s: round(decodeTokS, 2),
+    decode_tokens: cold.tokenIds.length,
     roofline_tok_s: rooflineTokS === undefined ? null : round(rooflineTokS, 2),
     roofline_ratio: rooflineTokS === undefined ? null : round(decodeTokS / rooflineTokS, 3),
     peak_rss_mb: Math.round(peakRssMb),
@@ -442,6 +418,12 @@ async function main(): Promise<void> {
     decode_step_mean_ms: round(meanStepMs, 1),
     roofline_ratio_best_step:
       rooflineTokS === undefined ? null : round(1000 / bestStepMs / rooflineTokS, 3),
+    bandwidth_gb_s: bandwidth === undefined ? null : round(bandwidth / 1e9, 1),
+    read_bandwidth_gb_s: readBandwidth === undefined ? null : round(readBandwidth / 1e9, 1),
+    read_roofline_ratio:
+      readRooflineTokS === undefined ? null : round(decodeTokS / readRooflineTokS, 3),
+    weight_bytes_per_token: Math.round(bytes.weights),
+    kv_cache_bytes_per_token: Math.round(bytes.kvCache),
     kernel_tok_s: kernel ? round(1000 / kernel.allThreadsMs, 2) : null,
     kernel_gb_s: kernel ? round(kernel.bytes / kernel.allThreadsMs / 1e6, 2) : null,
     kernel_gb_s_one_thread: kernel?.oneThreadMs
@@ -496,11 +478,13 @@ async function main(): Promise<void> {
   log(`  peak RSS             ${result.peak_rss_mb} MB`);
   if (bandwidth && rooflineTokS) {
     log(
-      `  memory bandwidth     ${(bandwidth / 1e9).toFixed(1)} GB/s (memcpy, read + write, all cores)`,
+      `  memory bandwidth     ${result.bandwidth_gb_s} GB/s (memcpy, read + write, all cores); reads alone ${result.read_bandwidth_gb_s} GB/s`,
     );
-    log(`  weights per token    ${(bytesPerToken / 1e9).toFixed(3)} GB`);
     log(
-      `  roofline             ${result.roofline_tok_s} tokens/s; achieved ${(result.roofline_ratio! * 100).toFixed(1)}% (fastest step ${(result.roofline_ratio_best_step! * 100).toFixed(1)}%)`,
+      `  read per token       ${(bytesPerToken / 1e9).toFixed(3)} GB (weights ${(bytes.weights / 1e9).toFixed(3)}, KV cache ${(bytes.kvCache / 1e9).toFixed(3)} at ${Math.round(meanCachedRows)} cached rows)`,
+    );
+    log(
+      `  roofline             ${result.roofline_tok_s} tokens/s; achieved ${(result.roofline_ratio! * 100).toFixed(1)}% (fastest step ${(result.roofline_ratio_best_step! * 100).toFixed(1)}%; ${(result.read_roofline_ratio! * 100).toFixed(1)}% of what reads alone allow)`,
     );
   }
   if (kernel) {
@@ -530,7 +514,16 @@ function sameTokens(a: number[], b: number[]): boolean {
  * head. int4 reads packed nibbles + a scale + a zero-point nibble per 32 weights; the embedding
  * gather reads one row (negligible). With tied fp32/fp16 weights the LM head is the embedding.
  */
-function decodeBytesPerToken(config: Qwen3VLConfig, precision: Precision): number {
+/**
+ * Bytes a decode step reads: every weight of the layers and the LM head in the build's format
+ * (CPU int4: 4-bit values, an fp32 scale and a 4-bit zero point per block of 32), and the KV
+ * cache of `cachedRows` positions (keys and values of every layer, in the CPU build's cache type).
+ */
+function decodeBytesPerToken(
+  config: Qwen3VLConfig,
+  precision: Precision,
+  cachedRows: number,
+): { weights: number; kvCache: number } {
   const t = config.text;
   const q = t.numHeads * t.headDim;
   const kv = t.numKvHeads * t.headDim;
@@ -539,7 +532,11 @@ function decodeBytesPerToken(config: Qwen3VLConfig, precision: Precision): numbe
   const head = t.vocabSize * d;
   const bytesPerWeight =
     precision === 'int4' ? 0.5 + 4 / 32 + 0.5 / 32 : precision === 'fp16' ? 2 : 4;
-  return (linear + head) * bytesPerWeight;
+  const bytesPerCacheValue = kvCacheType(precision, 'cpu') === 'float16' ? 2 : 4;
+  return {
+    weights: (linear + head) * bytesPerWeight,
+    kvCache: t.numLayers * 2 * kv * cachedRows * bytesPerCacheValue,
+  };
 }
 
 function round(x: number, digits: number): number {

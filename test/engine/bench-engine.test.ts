@@ -6,9 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomFillSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { readModelConfig } from '../../server/engine/checkpoint/config';
+import { readStreamsModule } from '../../scripts/bench/memory-bandwidth';
 import { TINY_MODEL_DIR } from './golden-fixture';
 import { requireWebGpu } from './support/webgpu';
 
@@ -73,6 +76,22 @@ for (const device of ['cpu', 'webgpu'] as const) {
       assert.equal(result.decode_spec_same_tokens, true);
       // The memory roofline on the CPU; the int4 kernel's own ceiling on both, measured in the run.
       assert.equal(result.roofline_ratio === null, device !== 'cpu');
+      assert.equal(result.read_roofline_ratio === null, device !== 'cpu');
+      if (device === 'cpu') {
+        for (const key of ['bandwidth_gb_s', 'read_bandwidth_gb_s']) {
+          assert.ok(typeof result[key] === 'number' && result[key] > 0, key);
+        }
+      }
+      // A step reads the KV cache too: fp32 keys and values of every layer at the mean cached
+      // length of the timed steps (the prompt, then all but the last generated token).
+      const text = readModelConfig(TINY_MODEL_DIR).text;
+      const meanRows =
+        (result.prompt_tokens as number) + ((result.decode_tokens as number) - 2) / 2;
+      assert.equal(
+        result.kv_cache_bytes_per_token,
+        text.numLayers * 2 * text.numKvHeads * text.headDim * meanRows * 4,
+      );
+      assert.ok((result.weight_bytes_per_token as number) > 0);
       for (const key of ['kernel_tok_s', 'kernel_gb_s', 'kernel_ratio']) {
         assert.ok(typeof result[key] === 'number' && result[key] > 0, key);
       }
@@ -102,3 +121,32 @@ for (const device of ['cpu', 'webgpu'] as const) {
     });
   });
 }
+
+describe('memory-bandwidth: the read loop behind the read-only roofline', () => {
+  // Lane 0 of the XOR of every 16-byte chunk it loaded: the XOR of their first 32-bit words.
+  const expected = (words: Uint32Array, streams: number, stride: number, bytes: number) => {
+    let x = 0;
+    for (let k = 0; k < streams; k++) {
+      for (let i = 0; i < bytes; i += 16) x ^= words[(k * stride + i) / 4];
+    }
+    return x | 0;
+  };
+
+  for (const streams of [1, 8]) {
+    it(`reads every cache line of each of ${streams} stream(s), and only those`, () => {
+      const mem = new WebAssembly.Memory({ initial: 1 });
+      const words = new Uint32Array(mem.buffer);
+      randomFillSync(words);
+      const instance = new WebAssembly.Instance(
+        new WebAssembly.Module(readStreamsModule(streams)),
+        {
+          m: { mem },
+        },
+      );
+      const read = instance.exports.read as (base: number, stride: number, bytes: number) => number;
+      const stride = 65536 / streams;
+      assert.equal(read(0, stride, stride), expected(words, streams, stride, stride));
+      assert.equal(read(0, stride, 128), expected(words, streams, stride, 128));
+    });
+  }
+});

@@ -57,7 +57,7 @@ interface Sessions {
 }
 
 /** GPU builds (fp16, and int4 with fp16 activations) keep K/V in fp16. */
-function kvCacheType(precision: Precision, target: GraphTarget): CacheType {
+export function kvCacheType(precision: Precision, target: GraphTarget): CacheType {
   const half = precision === 'fp16' || (precision === 'int4' && target === 'gpu');
   return half ? 'float16' : 'float32';
 }
