@@ -16,6 +16,7 @@ import { FileDataSink } from '../../server/engine/onnx/external-data';
 import { float32ToFloat16Bits } from '../../server/engine/onnx/float16';
 import { DataType, GraphBuilder, attr } from '../../server/engine/onnx/graph-builder';
 import { INT4_BLOCK_SIZE } from '../../server/engine/onnx/quantize-int4';
+import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
 
 /** Half-precision bits of the scales and the activations. */
 const FLOAT16_1_64 = float32ToFloat16Bits(1 / 64);
@@ -165,6 +166,7 @@ export async function measureInt4Ceiling(
   for (const threads of device === 'webgpu' ? [0] : [0, 1]) {
     const session = await ort.InferenceSession.create(path, {
       graphOptimizationLevel: 'all',
+      extra: SESSION_CONFIG,
       ...(threads ? { intraOpNumThreads: threads } : {}),
       ...(device === 'webgpu'
         ? { executionProviders: ['webgpu'], preferredOutputLocation: onDeviceButLast(shapes) }

@@ -26,6 +26,7 @@ import { smartResize } from '../../server/engine/preprocess/smart-resize';
 import { DataType, GraphBuilder } from '../../server/engine/onnx/graph-builder';
 import type { WeightFormat } from '../../server/engine/onnx/layers';
 import { buildVisionGraph } from '../../server/engine/onnx/vision-graph';
+import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
 import { OnnxVisionEncoder } from '../../server/engine/runtime/vision-encoder';
 
 interface Options {
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
         executionProviders: [options.device],
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
+        extra: SESSION_CONFIG,
         ...(options.profile
           ? { enableProfiling: true, profileFilePrefix: join(options.profile, `vision-${format}`) }
           : {}),

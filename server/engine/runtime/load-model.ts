@@ -13,6 +13,7 @@ import { ensureModelBuild } from './model-build';
 import { executionProviders, providerLoadError, resolveDevice } from './providers';
 import { HandoverKvCache, HostKvCache, InPlaceKvCache, type CacheType } from './kv-cache';
 import { createKvPadder, type KvPadder } from './kv-padder';
+import { SESSION_CONFIG } from './session-config';
 import { OnnxTextDecoder } from './text-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
@@ -78,6 +79,7 @@ async function createSessions(
     graphOptimizationLevel: 'all',
     // Errors only: every GPU session warns that shape operators were placed on the CPU.
     logSeverityLevel: 3,
+    extra: SESSION_CONFIG,
   };
   progress({ stage: 'load', item: 'vision', done: 0, total });
   const vision = await ort.InferenceSession.create(visionPath, base);

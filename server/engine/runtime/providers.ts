@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import type { Device, DeviceRequest } from '../contracts';
 import { EngineError } from '../errors';
 import { buildKvPadGraph } from '../onnx/kv-pad-graph';
+import { SESSION_CONFIG } from './session-config';
 
 /**
  * Tried in this order by `auto`; cpu always loads. WebGPU comes before Core ML because Core ML
@@ -104,6 +105,7 @@ export async function probeDevice(
     session = await ort.InferenceSession.create(buildKvPadGraph(1, 'float16', 1, 8), {
       executionProviders: executionProviders(device, webgpuOptions),
       logSeverityLevel: 3,
+      extra: SESSION_CONFIG,
     });
   } catch (error) {
     throw providerLoadError(device, error);
