@@ -55,6 +55,7 @@ import type {
 import { createChatEngine } from '../server/engine/generation/chat-engine';
 import { DEFAULT_PROMPT_LOOKUP } from '../server/engine/generation/prompt-lookup';
 import { runCostThrough } from '../server/engine/generation/run-cost';
+import { kvRowBytes } from '../server/engine/runtime/kv-cache';
 import { kvCacheType, loadModel } from '../server/engine/runtime/load-model';
 import { measureInt4Ceiling, type KernelCeiling } from './bench/int4-kernel-ceiling';
 import { measureBandwidth } from './bench/memory-bandwidth';
@@ -239,8 +240,8 @@ async function main(): Promise<void> {
   if (child.status !== 0) throw new Error('preparing the benchmark model failed');
 
   const [modelDir, config] = benchModel(options, log);
-  // The best of three: on a shared machine a single memcpy run can read far below what the
-  // memory does (it once gave a roofline under the speed decode reached).
+  // The best of three: on a shared machine a single run can read far below what the memory
+  // does (one memcpy run once gave a roofline under the speed decode reached).
   let bandwidth: number | undefined;
   let readBandwidth: number | undefined;
   if (options.device === 'cpu') {
@@ -510,14 +511,10 @@ function sameTokens(a: number[], b: number[]): boolean {
 }
 
 /**
- * Bytes of weights one decode step streams: every decoder linear layer and norm, plus the LM
- * head. int4 reads packed nibbles + a scale + a zero-point nibble per 32 weights; the embedding
- * gather reads one row (negligible). With tied fp32/fp16 weights the LM head is the embedding.
- */
-/**
- * Bytes a decode step reads: every weight of the layers and the LM head in the build's format
- * (CPU int4: 4-bit values, an fp32 scale and a 4-bit zero point per block of 32), and the KV
- * cache of `cachedRows` positions (keys and values of every layer, in the CPU build's cache type).
+ * Bytes a decode step reads: every decoder linear layer and the LM head in the build's format
+ * (int4: packed nibbles, an fp32 scale and a zero-point nibble per 32 weights; with tied fp32/fp16
+ * weights the LM head is the embedding; the embedding gather reads one row, negligible), and the
+ * KV cache of `cachedRows` positions (keys and values of every layer, in the CPU build's type).
  */
 function decodeBytesPerToken(
   config: Qwen3VLConfig,
@@ -532,10 +529,9 @@ function decodeBytesPerToken(
   const head = t.vocabSize * d;
   const bytesPerWeight =
     precision === 'int4' ? 0.5 + 4 / 32 + 0.5 / 32 : precision === 'fp16' ? 2 : 4;
-  const bytesPerCacheValue = kvCacheType(precision, 'cpu') === 'float16' ? 2 : 4;
   return {
     weights: (linear + head) * bytesPerWeight,
-    kvCache: t.numLayers * 2 * kv * cachedRows * bytesPerCacheValue,
+    kvCache: t.numLayers * 2 * cachedRows * kvRowBytes(t, kvCacheType(precision, 'cpu')),
   };
 }
 

@@ -54,6 +54,11 @@ export interface KvCache {
 type Buffer = Float32Array | Uint16Array;
 
 /** Zeroed cache rows in the cache's element type (fp16 travels as raw Uint16 bits). */
+/** Bytes of one position of one layer's keys (or values): every kv head's vector. */
+export function kvRowBytes(text: TextConfig, type: CacheType): number {
+  return text.numKvHeads * text.headDim * (type === 'float16' ? 2 : 4);
+}
+
 function allocateRows(type: CacheType, length: number): Buffer {
   return type === 'float16' ? new Uint16Array(length) : new Float32Array(length);
 }
@@ -165,8 +170,7 @@ export class HandoverKvCache implements KvCache {
     if (!this.padder || this.padFailed || this.tensors.length === 0) return;
     const lengths = this.rows;
     if (Math.min(...lengths) >= rows) return;
-    const bytesPerRow =
-      this.text.numKvHeads * this.text.headDim * (this.type === 'float16' ? 2 : 4);
+    const bytesPerRow = kvRowBytes(this.text, this.type);
     if (rows * bytesPerRow < this.padFromBytes) return;
     const plan = planKvCapacities(this.tensors.length, rows + KV_HEADROOM_ROWS, bytesPerRow);
     // Per layer (key and value alike, as GroupQueryAttention requires), the longest layers
