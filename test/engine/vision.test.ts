@@ -7,28 +7,33 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LoadedModel } from '../../server/engine/contracts';
+import type { LoadedModel, Precision } from '../../server/engine/contracts';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { linspaceF32, positionTaps } from '../../server/engine/runtime/vision-tables';
 import { TINY_MODEL, cosine, golden, maxAbsDiff, readF32 } from './golden-tensors';
 
-describe('vision tower (fp32, CPU) vs transformers', () => {
+/** The tiny model's CPU build in `precision`, loaded before the suite's tests, gone after. */
+function tinyModelOnCpu(precision: Precision): () => LoadedModel {
   let cacheDir: string;
-  let model: LoadedModel;
-
+  let model: LoadedModel | undefined;
   before(async () => {
-    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-vision-'));
-    model = await loadModel(TINY_MODEL, { cacheDir, precision: 'fp32', device: 'cpu' });
+    cacheDir = mkdtempSync(join(tmpdir(), `d2c-vision-${precision}-`));
+    model = await loadModel(TINY_MODEL, { cacheDir, precision, device: 'cpu' });
   });
   after(async () => {
     await model?.dispose();
     rmSync(cacheDir, { recursive: true, force: true });
   });
+  return () => model!;
+}
+
+describe('vision tower (fp32, CPU) vs transformers', () => {
+  const loaded = tinyModelOnCpu('fp32');
 
   for (const c of golden.cases.filter((x) => x.pixel_values)) {
     it(`${c.name}: image_embeds and DeepStack features match`, async () => {
       const grid = c.image_grid_thw![0];
-      const out = await model.vision.encode(readF32(c.pixel_values!), grid);
+      const out = await loaded().vision.encode(readF32(c.pixel_values!), grid);
       assert.equal(out.tokens, c.image_embeds!.shape[0]);
       const errors = [
         maxAbsDiff(out.imageEmbeds, readF32(c.image_embeds!)),
@@ -42,27 +47,17 @@ describe('vision tower (fp32, CPU) vs transformers', () => {
   }
 
   it('rejects pixel values that do not fit the grid', async () => {
-    await assert.rejects(model.vision.encode(new Float32Array(10), [1, 2, 2]), /pixel_values/);
-    await assert.rejects(model.vision.encode(new Float32Array(0), [1, 3, 2]), /multiples of 2/);
+    await assert.rejects(loaded().vision.encode(new Float32Array(10), [1, 2, 2]), /pixel_values/);
+    await assert.rejects(loaded().vision.encode(new Float32Array(0), [1, 3, 2]), /multiples of 2/);
   });
 });
 
 describe('vision tower of the CPU int4 build (8-bit linears) vs transformers', () => {
-  let cacheDir: string;
-  let model: LoadedModel;
-
-  before(async () => {
-    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-vision-int8-'));
-    model = await loadModel(TINY_MODEL, { cacheDir, precision: 'int4', device: 'cpu' });
-  });
-  after(async () => {
-    await model?.dispose();
-    rmSync(cacheDir, { recursive: true, force: true });
-  });
+  const loaded = tinyModelOnCpu('int4');
 
   for (const c of golden.cases.filter((x) => x.pixel_values)) {
     it(`${c.name}: image_embeds and DeepStack features within cosine 0.999`, async () => {
-      const out = await model.vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+      const out = await loaded().vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
       const pairs = [
         [out.imageEmbeds, readF32(c.image_embeds!)],
         ...c.deepstack_embeds!.map((ref, i) => [out.deepstack[i], readF32(ref)]),
