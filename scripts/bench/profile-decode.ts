@@ -3,13 +3,13 @@
  *   [--device webgpu|cpu] [--precision int4|fp16] [--lengths 128,1024,2048] [--out DIR]
  *   [--webgpu key=value,key=value]   (WebGPU provider options, e.g. validationMode=disabled)
  *   [--profile-run-tokens N]         (profile verification runs of N tokens instead of steps)
- *   [--run-sizes 1,2,3,4,5,9,17]     (verification run sizes to time)
+ *   [--run-sizes 1,2,3,4,5,9,17,33]  (verification run sizes to time)
  *   [--target cpu|gpu]               (the graphs; default the device's, gpu on the CPU compares)
  *
  * 1. The decoder's step time (median of 24) after text prefills of each cache length: a step
  *    that grows with the cache spends it in attention or in moving the cache, not in weights.
- * 2. Verification runs (speculation): the time of one decoder run of 1, 2, 3, 4, 5, 9 and 17
- *    tokens at the middle cache length (the cache is truncated back after each), returning
+ * 2. Verification runs (speculation): the time of one decoder run of 1, 2, 3, 4, 5, 9, 17 and
+ *    33 tokens at the middle cache length (the cache is truncated back after each), returning
  *    every logit (plus the host's argmax over the rows) or each row's best logits only
  *    (extendTop, what greedy and top-k sampling use). Each run's time in one-token runs
  *    (`in_steps`) is the cost curve the draft planner needs (generation/run-cost.ts).
@@ -50,7 +50,7 @@ function parseArgs(argv: string[]): Options {
     lengths: [128, 1024, 2048],
     out: resolve('profile-decode'),
     profileRunTokens: 1,
-    runSizes: [1, 2, 3, 4, 5, 9, 17],
+    runSizes: [1, 2, 3, 4, 5, 9, 17, 33],
   };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];

@@ -17,7 +17,7 @@
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
-# time against the cache length, verification runs of 1-17 tokens with every logit or the best
+# time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
 # OPTIONS: WebGPU provider options to compare, e.g. validationMode=disabled; PROFILE_RUN_TOKENS=N
 # profiles verification runs of N tokens instead of steps). CASE_LIMIT_S bounds each engine case (a hung

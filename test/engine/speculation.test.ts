@@ -36,6 +36,14 @@ describe('prompt lookup drafts', () => {
     assert.deepEqual(draftTokens([5], settings), []);
   });
 
+  it('prefers the longest match to a later shorter one', () => {
+    // suffix [1,2,3]: the 2-gram [2,3] last occurs at 5-6 (-> 8), the whole 3-gram at 0-2 (-> 9)
+    assert.deepEqual(draftTokens([1, 2, 3, 9, 5, 2, 3, 8, 1, 2, 3], settings), [9, 5, 2, 3]);
+    // matches count up to maxNgram only: with 2, both are 2-grams and the later one wins
+    const twoGrams = { ...settings, maxNgram: 2 };
+    assert.deepEqual(draftTokens([1, 2, 3, 9, 5, 2, 3, 8, 1, 2, 3], twoGrams), [8, 1, 2, 3]);
+  });
+
   it('continues a repeating pattern past the end of the sequence', () => {
     assert.deepEqual(draftTokens([9, 7, 7, 7], settings), [7, 7, 7, 7]);
     // period 3: [4,5,6,4,5] -> the 2-gram [4,5] at 0 -> 6, then 4, 5, 6 read from the drafts

@@ -1,0 +1,225 @@
+/**
+ * What prompt-lookup speculation saves on real code, without a model:
+ *   tsx scripts/bench/speculation-replay.ts FILE... [--tokens N] [--json]
+ *
+ * Each file stands for an answer a trained model would write token by token (greedy). The
+ * engine's own decode loop (draft planner, prompt lookup, verification) runs against a replay
+ * decoder whose every row predicts the file's next token, so a draft is kept exactly when it
+ * equals what the model writes next. Counting the decoder runs and their sizes, and pricing each
+ * with a device's measured run cost (run-cost.ts), gives the decode time with speculation in
+ * one-token steps, against the answer's token count without it.
+ *
+ * Three cases per file, its first --tokens tokens (default 3,000, a screenshot's answer):
+ * - first: a first generation. The prompt is the instruction only; the image's pad tokens never
+ *   occur in code, so drafts can only come from what the answer has written so far.
+ * - refine: the previous answer in the prompt, and the new answer that answer with an edit in
+ *   every 500 tokens (8 tokens changed, as "make the header blue" does), so the drafts copy
+ *   the previous answer and fail at each edit; refine-dense: an edit every 100 tokens.
+ * Variants of the prompt-lookup settings run beside the engine's defaults. The WebGPU curve is
+ * measured up to 17-token runs and extrapolated past them, so 'drafts 32' there is a guess.
+ *
+ * Real pages replayed here (MIT): `npm pack startbootstrap-agency startbootstrap-freelancer
+ * startbootstrap-landing-page notus-js` (Bootstrap and Tailwind landing pages).
+ */
+import { readFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { TextDecoder, TopLogits } from '../../server/engine/contracts';
+import { runDecodeLoop } from '../../server/engine/generation/decode-loop';
+import { seededRandom } from '../../server/engine/generation/prng';
+import {
+  DEFAULT_PROMPT_LOOKUP,
+  type PromptLookupSettings,
+} from '../../server/engine/generation/prompt-lookup';
+import {
+  CPU_RUN_COST,
+  WEBGPU_RUN_COST,
+  type RunCost,
+} from '../../server/engine/generation/run-cost';
+import { loadTokenizer } from '../../server/engine/tokenizer/text-tokenizer';
+
+/**
+ * A decoder standing in for a trained model that writes `answer` after `prompt`, then its end
+ * token: each row predicts the answer's next token when the run so far follows the answer.
+ * Records the size of every run after prefill.
+ */
+export class ReplayDecoder implements TextDecoder {
+  readonly topLogitsPerRow = 1;
+  /** An id no prompt or answer token has. */
+  readonly eos: number;
+  /** Tokens per decoder run after prefill, in order. */
+  readonly runs: number[] = [];
+  private ids: number[] = [];
+
+  constructor(
+    private readonly prompt: readonly number[],
+    private readonly answer: readonly number[],
+  ) {
+    this.eos = Math.max(0, ...prompt, ...answer) + 1;
+  }
+
+  get pastLength(): number {
+    return this.ids.length;
+  }
+
+  get cachedIds(): readonly number[] {
+    return this.ids;
+  }
+
+  async prefill({ inputIds }: { inputIds: number[] }): Promise<Float32Array> {
+    this.ids = [...inputIds];
+    const row = new Float32Array(this.eos + 1).fill(-1);
+    row[this.next()] = 0;
+    return row;
+  }
+
+  async step(): Promise<Float32Array> {
+    throw new Error('ReplayDecoder: greedy runs use extendTop');
+  }
+
+  async extend(): Promise<Float32Array[]> {
+    throw new Error('ReplayDecoder: greedy runs use extendTop');
+  }
+
+  async extendTop(tokenIds: number[]): Promise<TopLogits[]> {
+    this.runs.push(tokenIds.length);
+    return tokenIds.map((id) => {
+      this.ids.push(id);
+      return { ids: [this.next()], logits: Float32Array.of(0) };
+    });
+  }
+
+  truncate(length: number): void {
+    this.ids.length = Math.min(this.ids.length, length);
+  }
+
+  reset(): void {
+    this.ids = [];
+  }
+
+  /** The token the model writes after the cached ids. */
+  private next(): number {
+    const written = this.ids.length - this.prompt.length;
+    return written < this.answer.length ? this.answer[written] : this.eos;
+  }
+}
+
+export interface ReplayResult {
+  tokens: number;
+  /** Tokens per decoder run after prefill. */
+  runs: number[];
+  acceptedDrafts: number;
+}
+
+/** Replays `answer` after `prompt` through the engine's decode loop, greedy. */
+export async function replay(
+  prompt: readonly number[],
+  answer: readonly number[],
+  settings: PromptLookupSettings | undefined,
+  runCost: RunCost,
+): Promise<ReplayResult> {
+  const decoder = new ReplayDecoder(prompt, answer);
+  const result = await runDecodeLoop({
+    decoder,
+    prefill: { inputIds: [...prompt], positionIds: [[], [], []] },
+    ropeDelta: 0,
+    maxNewTokens: answer.length,
+    eosTokenIds: [decoder.eos],
+    sampler: { greedy: true, temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1 },
+    random: seededRandom(1),
+    tokenizer: { decode: () => '' },
+    speculation: settings,
+    runCost,
+  });
+  if (result.tokenIds.join() !== answer.join()) {
+    throw new Error('replay: the decode loop did not reproduce the answer');
+  }
+  return { tokens: answer.length, runs: decoder.runs, acceptedDrafts: result.acceptedDrafts };
+}
+
+/**
+ * Decode time without speculation over decode time with it, in one-token steps (the first
+ * token comes from prefill in both).
+ */
+export function speedup({ tokens, runs }: ReplayResult, runCost: RunCost): number {
+  const cost = runs.reduce((sum, size) => sum + runCost(size), 0);
+  return (tokens - 1) / cost;
+}
+
+/** `ids` with `count` tokens replaced by `replacement`, every `every` tokens from the middle of the first span. */
+export function editEvery(
+  ids: readonly number[],
+  every: number,
+  replacement: readonly number[],
+): number[] {
+  const out: number[] = [];
+  for (let start = 0; start < ids.length; start += every) {
+    const span = ids.slice(start, start + every);
+    const at = Math.floor(span.length / 2);
+    out.push(...span.slice(0, at), ...replacement, ...span.slice(at + replacement.length));
+  }
+  return out;
+}
+
+/** The engine's settings and others beside them (2-3: the default before the replay). */
+const VARIANTS: Record<string, PromptLookupSettings> = {
+  default: DEFAULT_PROMPT_LOOKUP,
+  'ngram 2-3': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 3 },
+  'ngram 2-8': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 8 },
+  'ngram 2-64': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 64 },
+  'drafts 32': { ...DEFAULT_PROMPT_LOOKUP, draftTokens: 32 },
+};
+
+const DEVICES: Record<string, RunCost> = { cpu: CPU_RUN_COST, webgpu: WEBGPU_RUN_COST };
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const tokensAt = args.indexOf('--tokens');
+  const limit = tokensAt >= 0 ? Number(args[tokensAt + 1]) : 3000;
+  const files = args.filter((a, i) => !a.startsWith('--') && (tokensAt < 0 || i !== tokensAt + 1));
+  if (files.length === 0) throw new Error('give the code files to replay');
+  const root = process.env.BENCH_ROOT ?? resolve(__dirname, '../..');
+  const tokenizer = loadTokenizer(`${root}/test/fixtures/qwen3vl-tiny/model`);
+  const instruction = tokenizer.encode(
+    'Write a single HTML file with embedded CSS that reproduces this screenshot.',
+  );
+  const edit = tokenizer.encode(' style="color: #1d4ed8"');
+  for (const file of files) {
+    const answer = tokenizer.encode(readFileSync(file, 'utf8')).slice(0, limit);
+    const refinePrompt = [...instruction, ...answer, ...tokenizer.encode('Make the header blue.')];
+    const cases = {
+      first: { prompt: instruction, answer },
+      refine: { prompt: refinePrompt, answer: editEvery(answer, 500, edit) },
+      'refine-dense': { prompt: refinePrompt, answer: editEvery(answer, 100, edit) },
+    };
+    for (const [name, settings] of Object.entries(VARIANTS)) {
+      for (const [kind, { prompt, answer: target }] of Object.entries(cases)) {
+        const row: Record<string, unknown> = { file: basename(file), case: kind, variant: name };
+        for (const [device, cost] of Object.entries(DEVICES)) {
+          const result = await replay(prompt, target, settings, cost);
+          row[`${device}_speedup`] = +speedup(result, cost).toFixed(2);
+          row[`${device}_runs`] = result.runs.length;
+          row[`${device}_tokens_per_run`] = +((target.length - 1) / result.runs.length).toFixed(2);
+          row[`${device}_drafts_kept`] = result.acceptedDrafts;
+        }
+        row.tokens = target.length;
+        console.log(json ? JSON.stringify(row) : formatRow(row));
+      }
+    }
+  }
+}
+
+function formatRow(row: Record<string, unknown>): string {
+  return (
+    `${String(row.file).padEnd(28)} ${String(row.case).padEnd(6)} ${String(row.variant).padEnd(10)} ` +
+    `${row.tokens} tokens  cpu ${row.cpu_speedup}x (${row.cpu_tokens_per_run}/run)  ` +
+    `webgpu ${row.webgpu_speedup}x (${row.webgpu_tokens_per_run}/run)`
+  );
+}
+
+if (require.main === module) {
+  main().catch((error) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
