@@ -145,7 +145,10 @@ export function speedup({ tokens, runs }: ReplayResult, runCost: RunCost): numbe
   return (tokens - 1) / cost;
 }
 
-/** `ids` with `count` tokens replaced by `replacement`, every `every` tokens from the middle of the first span. */
+/**
+ * `ids` with the tokens in the middle of every block of `every` overwritten by `replacement`
+ * (same length: an edit, as a refinement makes, not an insertion).
+ */
 export function editEvery(
   ids: readonly number[],
   every: number,
@@ -184,6 +187,7 @@ async function main(): Promise<void> {
     'Write a single HTML file with embedded CSS that reproduces this screenshot.',
   );
   const edit = tokenizer.encode(' style="color: #1d4ed8"');
+  const speedups = new Map<string, number[]>();
   for (const file of files) {
     const answer = tokenizer.encode(readFileSync(file, 'utf8')).slice(0, limit);
     const refinePrompt = [...instruction, ...answer, ...tokenizer.encode('Make the header blue.')];
@@ -197,21 +201,35 @@ async function main(): Promise<void> {
         const row: Record<string, unknown> = { file: basename(file), case: kind, variant: name };
         for (const [device, cost] of Object.entries(DEVICES)) {
           const result = await replay(prompt, target, settings, cost);
-          row[`${device}_speedup`] = +speedup(result, cost).toFixed(2);
+          const rate = speedup(result, cost);
+          row[`${device}_speedup`] = +rate.toFixed(2);
           row[`${device}_runs`] = result.runs.length;
           row[`${device}_tokens_per_run`] = +((target.length - 1) / result.runs.length).toFixed(2);
           row[`${device}_drafts_kept`] = result.acceptedDrafts;
+          const key = `${kind}\t${name}\t${device}`;
+          speedups.set(key, [...(speedups.get(key) ?? []), rate]);
         }
         row.tokens = target.length;
         console.log(json ? JSON.stringify(row) : formatRow(row));
       }
     }
   }
+  if (files.length > 1 && !json) {
+    console.log(`\nGeometric mean over ${files.length} files [lowest-highest]:`);
+    for (const [key, rates] of speedups) {
+      const mean = Math.exp(rates.reduce((sum, r) => sum + Math.log(r), 0) / rates.length);
+      const [kind, name, device] = key.split('\t');
+      console.log(
+        `${kind.padEnd(12)} ${name.padEnd(10)} ${device.padEnd(6)} ${mean.toFixed(2)}x ` +
+          `[${Math.min(...rates).toFixed(2)}-${Math.max(...rates).toFixed(2)}]`,
+      );
+    }
+  }
 }
 
 function formatRow(row: Record<string, unknown>): string {
   return (
-    `${String(row.file).padEnd(28)} ${String(row.case).padEnd(6)} ${String(row.variant).padEnd(10)} ` +
+    `${String(row.file).padEnd(28)} ${String(row.case).padEnd(12)} ${String(row.variant).padEnd(10)} ` +
     `${row.tokens} tokens  cpu ${row.cpu_speedup}x (${row.cpu_tokens_per_run}/run)  ` +
     `webgpu ${row.webgpu_speedup}x (${row.webgpu_tokens_per_run}/run)`
   );
