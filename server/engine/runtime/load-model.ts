@@ -101,6 +101,10 @@ async function createSessions(
     // each run. Graph capture (session config 'ep.webgpuexecutionprovider.enableGraphCapture')
     // needs fixed shapes and every input on the device at a fixed address; the cache grows and
     // the step's small inputs (token id, rotary rows, seqlens) are host tensors, so it is off.
+    // Nor can it set how many dispatches the provider records before each queue submit
+    // (maxNumPendingDispatches, 16): the binding passes on only deviceId, preferredLayout,
+    // validationMode, the buffer cache modes, enableRobustness and forceCpuNodeNames, and the
+    // provider does not read session config entries. A step's 250 dispatches make 15 submits.
     decoderOptions.preferredOutputLocation = kvCacheOnDevice(config.text.numLayers);
   }
   let decoder: ort.InferenceSession | undefined;
