@@ -104,7 +104,7 @@ async function createSessions(
     // Nor can it set how many dispatches the provider records before each queue submit
     // (maxNumPendingDispatches, 16): the binding passes on only deviceId, preferredLayout,
     // validationMode, the buffer cache modes, enableRobustness and forceCpuNodeNames, and the
-    // provider does not read session config entries. A step's 250 dispatches make 15 submits.
+    // provider does not read session config entries. A step's 250 dispatches make 16 submits.
     decoderOptions.preferredOutputLocation = kvCacheOnDevice(config.text.numLayers);
   }
   let decoder: ort.InferenceSession | undefined;
