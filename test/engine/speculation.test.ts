@@ -189,6 +189,40 @@ for (const device of ['cpu', 'webgpu'] as const) {
       assert.ok(stats.decoderRuns < plain.stats!.decoderRuns, 'speculation saved no decoder run');
     });
 
+    it('drafts from its earlier answers: asked again, it copies its last answer', async () => {
+      // A fresh engine, so that no earlier answer but its own first one is there to copy.
+      const fresh = await loadEngine({
+        modelDir: TINY_MODEL_DIR,
+        cacheDir,
+        device,
+        precision: 'fp32',
+      });
+      const runs = { first: 0, again: 0 };
+      try {
+        for (const golden of goldenCases()) {
+          const request = {
+            messages: goldenMessages(golden),
+            maxNewTokens: 96,
+            sampling: { greedy: true },
+          };
+          const first = await fresh.generate(request);
+          const again = await fresh.generate(request);
+          assert.deepEqual(again.tokenIds, first.tokenIds);
+          const [a, b] = [first.stats!, again.stats!];
+          runs.first += a.decoderRuns;
+          runs.again += b.decoderRuns;
+          console.log(
+            `      ${golden.name} asked again: ${b.decoderRuns} runs, ${b.acceptedDrafts}/${b.draftTokens} drafts kept (first time ${a.decoderRuns} runs, ${a.acceptedDrafts}/${a.draftTokens})`,
+          );
+        }
+      } finally {
+        await fresh.dispose();
+      }
+      // The tiny model's answers loop, which their own sequence drafts already; what the
+      // earlier answer adds is mostly their openings, before anything repeats.
+      assert.ok(runs.again < runs.first, `${runs.again} runs asked again, ${runs.first} first`);
+    });
+
     it('samples with a seed reproducibly, never past max tokens, with speculation on', async () => {
       const request = {
         messages: goldenMessages(goldenCases().find((c) => c.name === 'text_only')!),

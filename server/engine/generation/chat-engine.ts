@@ -3,7 +3,8 @@
  * the chat, checks it fits the context, runs the vision tower per image, then the decode loop.
  * One generation runs at a time (the decoder owns a single KV cache); later calls wait.
  * Between generations the KV cache is kept: a prompt that extends the cached sequence (a
- * refinement) prefills only its new tokens, and vision outputs are cached by image hash.
+ * refinement) prefills only its new tokens, vision outputs are cached by image hash, and
+ * prompt lookup may draft from the latest answers where the sequence itself offers nothing.
  */
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
 import { ImageLayouts } from '../chat/image-layouts';
@@ -25,6 +26,7 @@ import { ImageEmbeddingCache } from './image-cache';
 import { reusablePrefix } from './prefix-reuse';
 import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
 import { randomSeed, seededRandom } from './prng';
+import { RecentAnswers } from './recent-answers';
 import { type RunCost, runCostFor } from './run-cost';
 import { resolveSampler } from './sampler-settings';
 
@@ -56,6 +58,7 @@ export function createChatEngine(
   const state: ReuseState = {
     images: new ImageEmbeddingCache(options.imageCacheBytes),
     layouts: new ImageLayouts(),
+    answers: new RecentAnswers(),
   };
   return {
     info,
@@ -73,10 +76,11 @@ export function createChatEngine(
   };
 }
 
-/** What outlives one generation in this engine: its image caches. */
+/** What outlives one generation in this engine: its image caches and latest answers. */
 interface ReuseState {
   images: ImageEmbeddingCache;
   layouts: ImageLayouts;
+  answers: RecentAnswers;
 }
 
 /**
@@ -170,6 +174,10 @@ async function generateWith(
       reuse,
     },
     speculation,
+    // Drafts change which random draws a sampled token takes, so a seeded sampled request,
+    // which must give the same tokens every time, drafts from its own sequence only.
+    lookupReferences:
+      sampler.greedy || request.sampling?.seed === undefined ? state.answers.list : undefined,
     runCost: options.runCost ?? runCostFor(model.device),
     ropeDelta: prepared.ropeDelta,
     maxNewTokens,
@@ -181,6 +189,7 @@ async function generateWith(
     signal: callbacks.signal,
     onText: callbacks.onText,
   });
+  state.answers.add(loop.tokenIds);
   const totalMs = performance.now() - started;
   return {
     promptTokenIds: prepared.inputIds,

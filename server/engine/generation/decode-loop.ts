@@ -39,6 +39,8 @@ export interface DecodeLoopInput {
   onText?: (delta: string) => void;
   /** Prompt-lookup speculation; off when absent. */
   speculation?: PromptLookupSettings;
+  /** Earlier answers prompt lookup may copy from, oldest first (recent-answers.ts). */
+  lookupReferences?: readonly (readonly number[])[];
   /** The device's decoder run cost, which sets how long drafts are worth (default the CPU's). */
   runCost?: RunCost;
 }
@@ -147,7 +149,9 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
     // Drafts never run past the token budget (the token after the last draft is still free),
     // nor past what the planner finds worth drafting.
     const room = Math.min(input.maxNewTokens - tokenIds.length - 1, planner ? planner.next() : 0);
-    const drafts = input.speculation ? draftTokens(sequence, input.speculation, room) : [];
+    const drafts = input.speculation
+      ? draftTokens(sequence, input.speculation, room, input.lookupReferences)
+      : [];
     const stepStarted = performance.now();
     if (drafts.length === 0) {
       logits = topOnly

@@ -29,46 +29,67 @@ export const DEFAULT_PROMPT_LOOKUP: PromptLookupSettings = {
 };
 
 /**
- * Up to `limit` drafted tokens following the latest earlier match of the last n-gram of
- * `tokens` (longest n first), or [] when no n-gram recurs.
+ * Up to `limit` drafted tokens following the longest earlier match (up to maxNgram tokens; the
+ * latest among equals) of the end of `tokens`, or [] when none reaches minNgram. Only when
+ * `tokens` holds no match are `references` searched (earlier answers, most recent last; drafts
+ * from one stop at its end): taking a longer match there over one in the sequence copied how an
+ * earlier answer went on where the sequence itself was about to repeat, and in a loop that
+ * turned most drafts into rejections (the tiny model's diagram: 12 decoder runs became 48).
  */
 export function draftTokens(
   tokens: readonly number[],
   settings: PromptLookupSettings,
   limit = settings.draftTokens,
+  references: readonly (readonly number[])[] = [],
 ): number[] {
   const count = Math.min(limit, settings.draftTokens);
   const end = tokens.length;
   if (count <= 0 || end < 2) return [];
-  // One backward pass: at each earlier position p holding the last token, how many tokens
-  // ending at p equal the sequence's last ones (up to maxNgram). The longest wins, the latest
-  // among equals; a full-length match ends the search. A pass per n would rescan the whole
-  // sequence for every n that does not recur, which long n-grams make the common case.
-  const last = tokens[end - 1];
-  let bestLength = 0;
-  let bestEnd = -1;
-  for (let p = end - 2; p >= 0; p--) {
-    if (tokens[p] !== last) continue;
+  const own = longestMatch(tokens, tokens, end - 1, settings.maxNgram);
+  if (own.length >= settings.minNgram) {
+    // What followed the match, read on into the drafts themselves once it reaches the end:
+    // a repeating pattern (a loop in the output) keeps drafting a full window.
+    const from = own.end + 1;
+    const draft: number[] = [];
+    for (let j = 0; j < count; j++) {
+      draft.push(from + j < end ? tokens[from + j] : draft[from + j - end]);
+    }
+    return draft;
+  }
+  let best = { length: 0, end: -1, source: tokens };
+  for (let r = references.length - 1; r >= 0 && best.length < settings.maxNgram; r--) {
+    const source = references[r];
+    const match = longestMatch(source, tokens, source.length - 1, settings.maxNgram);
+    if (match.length > best.length) best = { ...match, source };
+  }
+  if (best.length < settings.minNgram) return [];
+  return best.source.slice(best.end + 1, best.end + 1 + count);
+}
+
+/**
+ * The longest run of `source` ending before position `before` that equals the end of `tokens`
+ * (up to `most` tokens; the latest among equals): its length and last position, or length 0.
+ * One backward pass over the positions holding the last token, instead of a pass per n-gram
+ * length that would rescan everything for each length that does not occur.
+ */
+function longestMatch(
+  source: readonly number[],
+  tokens: readonly number[],
+  before: number,
+  most: number,
+): { length: number; end: number } {
+  const last = tokens.length - 1;
+  let best = { length: 0, end: -1 };
+  for (let p = before - 1; p >= 0; p--) {
+    if (source[p] !== tokens[last]) continue;
     let length = 1;
-    while (
-      length < settings.maxNgram &&
-      p - length >= 0 &&
-      tokens[p - length] === tokens[end - 1 - length]
-    ) {
+    while (length < most && p - length >= 0 && source[p - length] === tokens[last - length]) {
       length++;
     }
-    if (length > bestLength) {
-      [bestLength, bestEnd] = [length, p];
-      if (length >= settings.maxNgram) break;
+    if (length > best.length) {
+      best = { length, end: p };
+      if (length >= most) break;
     }
   }
-  if (bestLength < settings.minNgram) return [];
-  // What followed the match, read on into the drafts themselves once it reaches the end:
-  // a repeating pattern (a loop in the output) keeps drafting a full window.
-  const from = bestEnd + 1;
-  const draft: number[] = [];
-  for (let j = 0; j < count; j++) {
-    draft.push(from + j < end ? tokens[from + j] : draft[from + j - end]);
-  }
-  return draft;
+  return best;
 }
