@@ -1,6 +1,6 @@
 /**
  * What prompt-lookup speculation saves on real code, without a model:
- *   tsx scripts/bench/speculation-replay.ts FILE... [--tokens N] [--json]
+ *   tsx scripts/bench/speculation-replay.ts FILE... [--history FILE...] [--tokens N] [--json]
  *
  * Each file stands for an answer a trained model would write token by token (greedy). The
  * engine's own decode loop (draft planner, prompt lookup, verification) runs against a replay
@@ -9,17 +9,21 @@
  * with a device's measured run cost (run-cost.ts), gives the decode time with speculation in
  * one-token steps, against the answer's token count without it.
  *
- * Three cases per file, its first --tokens tokens (default 3,000, a screenshot's answer):
+ * Four cases per file, its first --tokens tokens (default 3,000, a screenshot's answer):
  * - first: a first generation. The prompt is the instruction only; the image's pad tokens never
  *   occur in code, so drafts can only come from what the answer has written so far.
+ * - first-history: the same, with the engine's earlier answers to draft from as well
+ *   (recent-answers.ts): the --history files, else the other files replayed.
  * - refine: the previous answer in the prompt, and the new answer that answer with an edit in
  *   every 500 tokens (8 tokens changed, as "make the header blue" does), so the drafts copy
  *   the previous answer and fail at each edit; refine-dense: an edit every 100 tokens.
  * Variants of the prompt-lookup settings run beside the engine's defaults. The WebGPU curve is
  * measured up to 17-token runs and extrapolated past them, so 'drafts 32' there is a guess.
  *
- * Real pages replayed here (MIT): `npm pack startbootstrap-agency startbootstrap-freelancer
- * startbootstrap-landing-page notus-js` (Bootstrap and Tailwind landing pages).
+ * Real pages to replay (MIT; docs/bench/2026-11-26-cpu names the ten measured): `npm pack
+ * startbootstrap-agency startbootstrap-freelancer startbootstrap-landing-page
+ * startbootstrap-creative startbootstrap-new-age startbootstrap-sb-admin-2 notus-js`
+ * (Bootstrap and Tailwind landing pages and dashboards).
  */
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
@@ -35,6 +39,7 @@ import {
   WEBGPU_RUN_COST,
   type RunCost,
 } from '../../server/engine/generation/run-cost';
+import { RecentAnswers } from '../../server/engine/generation/recent-answers';
 import { loadTokenizer } from '../../server/engine/tokenizer/text-tokenizer';
 
 /**
@@ -110,12 +115,16 @@ export interface ReplayResult {
   acceptedDrafts: number;
 }
 
-/** Replays `answer` after `prompt` through the engine's decode loop, greedy. */
+/**
+ * Replays `answer` after `prompt` through the engine's decode loop, greedy, with `references`
+ * as the engine's earlier answers.
+ */
 export async function replay(
   prompt: readonly number[],
   answer: readonly number[],
   settings: PromptLookupSettings | undefined,
   runCost: RunCost,
+  references: readonly (readonly number[])[] = [],
 ): Promise<ReplayResult> {
   const decoder = new ReplayDecoder(prompt, answer);
   const result = await runDecodeLoop({
@@ -128,6 +137,7 @@ export async function replay(
     random: seededRandom(1),
     tokenizer: { decode: () => '' },
     speculation: settings,
+    lookupReferences: references,
     runCost,
   });
   if (result.tokenIds.join() !== answer.join()) {
@@ -179,7 +189,13 @@ async function main(): Promise<void> {
   const json = args.includes('--json');
   const tokensAt = args.indexOf('--tokens');
   const limit = tokensAt >= 0 ? Number(args[tokensAt + 1]) : 3000;
-  const files = args.filter((a, i) => !a.startsWith('--') && (tokensAt < 0 || i !== tokensAt + 1));
+  const historyAt = args.includes('--history') ? args.indexOf('--history') : args.length;
+  const paths = (from: number, to: number) =>
+    args
+      .slice(from, to)
+      .filter((a, i) => !a.startsWith('--') && (tokensAt < 0 || from + i !== tokensAt + 1));
+  const files = paths(0, historyAt);
+  const historyFiles = paths(historyAt + 1, args.length);
   if (files.length === 0) throw new Error('give the code files to replay');
   const root = process.env.BENCH_ROOT ?? resolve(__dirname, '../..');
   const tokenizer = loadTokenizer(`${root}/test/fixtures/qwen3vl-tiny/model`);
@@ -188,19 +204,33 @@ async function main(): Promise<void> {
   );
   const edit = tokenizer.encode(' style="color: #1d4ed8"');
   const speedups = new Map<string, number[]>();
-  for (const file of files) {
-    const answer = tokenizer.encode(readFileSync(file, 'utf8')).slice(0, limit);
+  const read = (file: string) => tokenizer.encode(readFileSync(file, 'utf8')).slice(0, limit);
+  const answers = files.map(read);
+  const history = historyFiles.map(read);
+  for (const [index, file] of files.entries()) {
+    const answer = answers[index];
+    // The engine's earlier answers: --history's files, else the other files replayed.
+    // held as the engine holds them (its bounds on count and tokens apply).
+    const earlier = new RecentAnswers();
+    for (const ids of historyFiles.length > 0 ? history : answers.filter((_, i) => i !== index)) {
+      earlier.add(ids);
+    }
     const refinePrompt = [...instruction, ...answer, ...tokenizer.encode('Make the header blue.')];
     const cases = {
-      first: { prompt: instruction, answer },
-      refine: { prompt: refinePrompt, answer: editEvery(answer, 500, edit) },
-      'refine-dense': { prompt: refinePrompt, answer: editEvery(answer, 100, edit) },
+      first: { prompt: instruction, answer, references: [] as readonly (readonly number[])[] },
+      'first-history': { prompt: instruction, answer, references: earlier.list },
+      refine: { prompt: refinePrompt, answer: editEvery(answer, 500, edit), references: [] },
+      'refine-dense': {
+        prompt: refinePrompt,
+        answer: editEvery(answer, 100, edit),
+        references: [],
+      },
     };
     for (const [name, settings] of Object.entries(VARIANTS)) {
-      for (const [kind, { prompt, answer: target }] of Object.entries(cases)) {
+      for (const [kind, { prompt, answer: target, references }] of Object.entries(cases)) {
         const row: Record<string, unknown> = { file: basename(file), case: kind, variant: name };
         for (const [device, cost] of Object.entries(DEVICES)) {
-          const result = await replay(prompt, target, settings, cost);
+          const result = await replay(prompt, target, settings, cost, references);
           const rate = speedup(result, cost);
           row[`${device}_speedup`] = +rate.toFixed(2);
           row[`${device}_runs`] = result.runs.length;
