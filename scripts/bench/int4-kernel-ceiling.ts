@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../../server/engine/checkpoint/config';
+import { OPSETS } from '../../server/engine/onnx/build-graphs';
 import { FileDataSink } from '../../server/engine/onnx/external-data';
 import { float32ToFloat16Bits } from '../../server/engine/onnx/float16';
 import { DataType, GraphBuilder, attr } from '../../server/engine/onnx/graph-builder';
@@ -124,13 +125,7 @@ function ensureGraph(t: TextConfig, dir: string, device: KernelDevice): string {
     g.output('sum', dtype, [1, 1]);
   }
   sink.close();
-  writeFileSync(
-    `${path}.partial`,
-    g.encode([
-      { domain: '', version: 21 },
-      { domain: 'com.microsoft', version: 1 },
-    ]),
-  );
+  writeFileSync(`${path}.partial`, g.encode(OPSETS));
   renameSync(`${path}.partial`, path);
   return path;
 }

@@ -20,6 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
 import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
 import { WeightTracker, checkpointSource } from '../../server/engine/checkpoint/weights';
+import { OPSETS } from '../../server/engine/onnx/build-graphs';
 import { FileDataSink } from '../../server/engine/onnx/external-data';
 import { readImageProcessorConfig } from '../../server/engine/preprocess/image-config';
 import { smartResize } from '../../server/engine/preprocess/smart-resize';
@@ -111,13 +112,7 @@ async function main(): Promise<void> {
       const int4Symmetric = options.device === 'webgpu';
       buildVisionGraph({ g, weights, dtype, linearFormat: format, int4Symmetric }, config);
       sink.close();
-      writeFileSync(
-        join(dir, `${format}.onnx`),
-        g.encode([
-          { domain: '', version: 21 },
-          { domain: 'com.microsoft', version: 1 },
-        ]),
-      );
+      writeFileSync(join(dir, `${format}.onnx`), g.encode(OPSETS));
       const buildS = (Date.now() - built) / 1000;
       const session = await ort.InferenceSession.create(join(dir, `${format}.onnx`), {
         executionProviders: [options.device],

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { WeightTracker } from '../../server/engine/checkpoint/weights';
+import { OPSETS } from '../../server/engine/onnx/build-graphs';
 import { FileDataSink } from '../../server/engine/onnx/external-data';
 import { DataType, GraphBuilder } from '../../server/engine/onnx/graph-builder';
 import { type WeightFormat, linear } from '../../server/engine/onnx/layers';
@@ -105,13 +106,7 @@ function linearSuite(format: WeightFormat, device: 'cpu' | 'webgpu', bound: numb
       g.node('Identity', [y], { outputs: ['y'] });
       g.output('y', DataType.FLOAT, ['batch', 'rows', n]);
       sink.close();
-      writeFileSync(
-        join(dir, 'fc.onnx'),
-        g.encode([
-          { domain: '', version: 21 },
-          { domain: 'com.microsoft', version: 1 },
-        ]),
-      );
+      writeFileSync(join(dir, 'fc.onnx'), g.encode(OPSETS));
       session = await ort.InferenceSession.create(join(dir, 'fc.onnx'), {
         executionProviders: [device],
       });

@@ -46,7 +46,8 @@ export function buildParts(precision: Precision, target: GraphTarget): GraphPart
     : ['vision', 'decoder'];
 }
 
-const OPSETS = [
+/** The opsets every graph with contrib operators (MatMulNBits and the like) declares. */
+export const OPSETS = [
   { domain: '', version: 21 },
   { domain: 'com.microsoft', version: 1 },
 ];

@@ -53,12 +53,12 @@ export interface KvCache {
 
 type Buffer = Float32Array | Uint16Array;
 
-/** Zeroed cache rows in the cache's element type (fp16 travels as raw Uint16 bits). */
 /** Bytes of one position of one layer's keys (or values): every kv head's vector. */
 export function kvRowBytes(text: TextConfig, type: CacheType): number {
   return text.numKvHeads * text.headDim * (type === 'float16' ? 2 : 4);
 }
 
+/** Zeroed cache rows in the cache's element type (fp16 travels as raw Uint16 bits). */
 function allocateRows(type: CacheType, length: number): Buffer {
   return type === 'float16' ? new Uint16Array(length) : new Float32Array(length);
 }
