@@ -1,6 +1,7 @@
 // Bundles the three programs this package ships:
 //  - dist/extension.js  the VS Code extension (Node, CommonJS, `vscode` provided by the host)
-//  - dist/cli.js        the `design-to-code` command line and inference server (Node, CommonJS)
+//  - dist/cli.js        the `design-to-code` command line and inference server (Node, CommonJS),
+//                       with dist/resize-worker.js, the worker threads its image resizing uses
 //  - dist/webview/*.js  the panel and preview UIs (browser, IIFE)
 // Native modules (onnxruntime-node, sharp) stay external: they are loaded from node_modules.
 import * as esbuild from 'esbuild';
@@ -35,6 +36,15 @@ const builds = [
     target: 'node20',
     external: ['onnxruntime-node', 'sharp'],
     banner: { js: '#!/usr/bin/env node' },
+  },
+  {
+    ...common,
+    // Found beside cli.js at run time (server/engine/preprocess/parallel-resize.ts).
+    entryPoints: ['server/engine/preprocess/resize-worker.ts'],
+    outfile: 'dist/resize-worker.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
   },
   {
     ...common,

@@ -8,12 +8,15 @@ import { loadChatCheckpoint } from './chat/chat-checkpoint';
 import type { Engine, EngineLoadOptions } from './contracts';
 import { createChatEngine } from './generation/chat-engine';
 import { capImagePixels } from './preprocess/image-config';
+import { sharedResizeWorkers } from './preprocess/parallel-resize';
 import { loadModel } from './runtime/load-model';
 
 export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
   const modelDir = resolve(options.modelDir);
   const loaded = loadChatCheckpoint(modelDir);
   const checkpoint = { ...loaded, image: capImagePixels(loaded.image, options.maxImagePixels) };
+  // Image resizing's worker threads boot while the model loads.
+  sharedResizeWorkers().start();
   const model = await loadModel(modelDir, {
     device: options.device,
     precision: options.precision,

@@ -28,7 +28,7 @@ describe('packaged .vsix (linux-x64)', function () {
     assert.match(manifest, /TargetPlatform="linux-x64"/);
   });
 
-  it('holds the manifest, LICENSE and every bundle that package.json points at', function () {
+  it('holds the manifest, LICENSE and every bundle that package.json points at or the server loads', function () {
     const shipped = JSON.parse(zip.readAsText('extension/package.json'));
     assert.equal(shipped.name, projectManifest.name);
     assert.equal(shipped.version, projectManifest.version);
@@ -36,6 +36,7 @@ describe('packaged .vsix (linux-x64)', function () {
     for (const file of [
       'dist/extension.js',
       'dist/cli.js',
+      'dist/resize-worker.js',
       'dist/webview/panel.js',
       'dist/webview/preview.js',
     ]) {

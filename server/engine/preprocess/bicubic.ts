@@ -83,21 +83,28 @@ function toByte(acc: number, precision: number): number {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
+/** Which rows of a pass one call computes: [from, to) of its output rows. */
+export interface RowRange {
+  from: number;
+  to: number;
+}
+
 /**
  * The width pass: each output pixel mixes a few neighbours of the same row. RGB (the only
- * layout the engine resizes) accumulates its three channels in one walk over the taps.
+ * layout the engine resizes) accumulates its three channels in one walk over the taps. Rows
+ * are independent, so `rows` lets workers share the pass (see parallel-resize.ts).
  */
-function resampleWidth(
+export function resampleWidth(
   src: Uint8Array,
+  dst: Uint8Array,
   width: number,
-  height: number,
   channels: number,
   outWidth: number,
-): Uint8Array {
-  const { start, size, weights, maxTaps, precision } = axisWeights(width, outWidth);
-  const dst = new Uint8Array(outWidth * height * channels);
+  { start, size, weights, maxTaps, precision }: AxisWeights,
+  rows: RowRange,
+): void {
   const half = precision > 0 ? 1 << (precision - 1) : 0;
-  for (let y = 0; y < height; y++) {
+  for (let y = rows.from; y < rows.to; y++) {
     const rowIn = y * width * channels;
     let o = y * outWidth * channels;
     for (let x = 0; x < outWidth; x++) {
@@ -128,26 +135,24 @@ function resampleWidth(
       }
     }
   }
-  return dst;
 }
 
 /**
- * The height pass: each output row is a weighted sum of a few whole input rows, taken four
- * rows per sweep, so the usual row of up to four taps is one sweep that writes the bytes.
+ * The height pass over output rows `rows`: each output row is a weighted sum of a few whole
+ * input rows, taken four rows per sweep, so the usual row of up to four taps is one sweep that
+ * writes the bytes. `rowLength` is width * channels.
  */
-function resampleHeight(
+export function resampleHeight(
   src: Uint8Array,
-  width: number,
-  height: number,
-  channels: number,
-  outHeight: number,
-): Uint8Array {
-  const { start, size, weights, maxTaps, precision } = axisWeights(height, outHeight);
-  const n = width * channels;
-  const dst = new Uint8Array(outHeight * n);
+  dst: Uint8Array,
+  rowLength: number,
+  { start, size, weights, maxTaps, precision }: AxisWeights,
+  rows: RowRange,
+): void {
+  const n = rowLength;
   const acc = new Int32Array(n);
   const half = precision > 0 ? 1 << (precision - 1) : 0;
-  for (let y = 0; y < outHeight; y++) {
+  for (let y = rows.from; y < rows.to; y++) {
     const taps = size[y];
     const wBase = y * maxTaps;
     const first = start[y] * n;
@@ -175,7 +180,6 @@ function resampleHeight(
       dst[out + i] = toByte((fromAcc ? acc[i] : half) + sum, precision);
     }
   }
-  return dst;
 }
 
 /** Resizes interleaved uint8 pixels (`channels` per pixel) to outWidth x outHeight. */
@@ -189,10 +193,16 @@ export function resizeBicubicAntialiased(
 ): Uint8Array {
   let current = pixels;
   if (outWidth !== width) {
-    current = resampleWidth(current, width, height, channels, outWidth);
+    const wide = new Uint8Array(outWidth * height * channels);
+    const weights = axisWeights(width, outWidth);
+    resampleWidth(current, wide, width, channels, outWidth, weights, { from: 0, to: height });
+    current = wide;
   }
   if (outHeight !== height) {
-    current = resampleHeight(current, outWidth, height, channels, outHeight);
+    const tall = new Uint8Array(outWidth * outHeight * channels);
+    const weights = axisWeights(height, outHeight);
+    resampleHeight(current, tall, outWidth * channels, weights, { from: 0, to: outHeight });
+    current = tall;
   }
   return current;
 }

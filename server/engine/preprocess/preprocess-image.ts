@@ -1,10 +1,10 @@
 /**
- * One image, bytes in, `pixel_values` + grid out: decode, smart_resize, antialiased bicubic,
- * normalize, patchify (spec §1).
+ * One image, bytes in, `pixel_values` + grid out: decode, smart_resize, antialiased bicubic
+ * (on worker threads where the image is large), normalize, patchify (spec §1).
  */
-import { resizeBicubicAntialiased } from './bicubic';
 import { decodeImage, DEFAULT_IMAGE_LIMITS, type ImageLimits } from './decode-image';
 import type { ImageProcessorConfig } from './image-config';
+import { sharedResizeWorkers } from './parallel-resize';
 import { patchify, type PatchGrid } from './patchify';
 import { smartResize } from './smart-resize';
 
@@ -23,7 +23,7 @@ export async function preprocessImage(
   const image = await decodeImage(bytes, limits);
   const factor = config.patchSize * config.mergeSize;
   const target = smartResize(image.height, image.width, factor, config.minPixels, config.maxPixels);
-  const resized = resizeBicubicAntialiased(
+  const resized = await sharedResizeWorkers().resize(
     image.data,
     image.width,
     image.height,
