@@ -10,7 +10,7 @@
  * machine's cores up to 8) in the same process, and patchify; the ratio of the two resizes;
  * and the whole preprocessing with each.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { resizeBicubicAntialiased } from '../../server/engine/preprocess/bicubic';
 import { decodeImage } from '../../server/engine/preprocess/decode-image';
 import {
@@ -77,8 +77,10 @@ const round = (ms: number) => Math.round(ms * 10) / 10;
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
+  // BENCH_ROOT: where the repository's fixtures are (the GPU bundle's root/), as for bench:engine.
+  const root = resolve(process.env.BENCH_ROOT ?? join(__dirname, '../..'));
   const config = capImagePixels(
-    readImageProcessorConfig(resolve(__dirname, '../../test/fixtures/qwen3vl-tiny/model')),
+    readImageProcessorConfig(join(root, 'test/fixtures/qwen3vl-tiny/model')),
   );
   const factor = config.patchSize * config.mergeSize;
   const workers = new ResizeWorkers(options.workers);

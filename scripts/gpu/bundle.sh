@@ -7,6 +7,7 @@
 #   bench-engine.cjs scripts/bench-engine.ts bundled with esbuild
 #   profile-decode.cjs scripts/bench/profile-decode.ts bundled (step time vs cache length, profile)
 #   vision-formats.cjs scripts/bench/vision-formats.ts bundled (the vision tower per weight format)
+#   preprocess.cjs   scripts/bench/preprocess.ts bundled (screenshot preprocessing, resize workers)
 #   resize-worker.cjs the image resize's worker threads, which the bundles look for beside them
 #   root/            what the benchmark reads from the repository: the 2B tensor layout and the
 #                    tiny fixture's tokenizer, template and processor files (also the processor
@@ -26,9 +27,9 @@ OUT=.gpu-bundle
 rm -rf "$OUT"
 mkdir -p "$OUT/root/test/fixtures/qwen3vl-tiny/model" "$OUT/debs"
 
-echo "bundling scripts/bench-engine.ts, scripts/bench/profile-decode.ts, vision-formats.ts, the resize worker ..."
+echo "bundling scripts/bench-engine.ts, scripts/bench/profile-decode.ts, vision-formats.ts, preprocess.ts, the resize worker ..."
 for entry in scripts/bench-engine.ts scripts/bench/profile-decode.ts scripts/bench/vision-formats.ts \
-  server/engine/preprocess/resize-worker.ts; do
+  scripts/bench/preprocess.ts server/engine/preprocess/resize-worker.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --target=node20 \
     --external:onnxruntime-node --external:sharp --log-level=warning \
     --outfile="$OUT/$(basename "$entry" .ts).cjs"

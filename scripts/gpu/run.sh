@@ -15,7 +15,8 @@
 # figures: "engine:PRECISION:WxH[:ARGS]" (ARGS: more bench-engine arguments, comma-separated, e.g.
 # --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves),
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
-# with a GPU kernel profile of each: scripts/bench/vision-formats.ts),
+# with a GPU kernel profile of each: scripts/bench/vision-formats.ts), "preprocess" (a screenshot's
+# preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
@@ -33,7 +34,7 @@ TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
 JOBS=${JOBS:-engine:int4:1280x800 vision:1280x800 baseline:1280x800 profile:int4 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
-engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080}
+engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080 preprocess}
 mkdir -p "$WORK"
 RESULTS=${OUT:+$OUT/results.jsonl}
 RESULTS=${RESULTS:-$WORK/results.jsonl}
@@ -48,7 +49,9 @@ xz -dc "$BUNDLE/node.xz" > "$WORK/node" && chmod +x "$WORK/node"
 mkdir -p "$WORK/node_modules" && tar xJf "$BUNDLE/modules.tar.xz" -C "$WORK/node_modules"
 rm -rf "$WORK/root" && cp -r "$BUNDLE/root" "$WORK/root"
 xz -d "$WORK/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json.xz"
-cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$BUNDLE/vision-formats.cjs" "$WORK/"
+# The bundles look for resize-worker.cjs beside them (image resizing on worker threads).
+cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$BUNDLE/vision-formats.cjs" \
+  "$BUNDLE/preprocess.cjs" "$BUNDLE/resize-worker.cjs" "$WORK/"
 for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$deb" "$WORK/vulkan"; done
 # NVIDIA's Vulkan driver (libGLX_nvidia) loads libEGL.so.1 (glvnd) and returns no vkCreateInstance
 # without it: containers with "graphics" capabilities but no libegl1 fail with "Found no drivers".
@@ -117,6 +120,11 @@ profile() { # profile PRECISION [OPTIONS]: where a decode step's time goes on We
   done
 }
 
+preprocess() { # a pasted screenshot's preprocessing on this machine's cores
+  echo "== preprocessing"
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/preprocess.cjs" --json | tee -a "$RESULTS"
+}
+
 vision() { # vision WxH: the vision tower per weight format on WebGPU, with a GPU profile of each
   local model=${BENCH_MODEL:-$WORK/bench-engine/qwen3vl-2b-random} dir=${OUT:-$WORK}/vision-$1
   echo "== vision tower formats on WebGPU, $1"
@@ -138,7 +146,8 @@ for job in $JOBS; do
     engine) engine "$a" "$b" "$c" ;;
     profile) profile "$a" "$b" ;;
     vision) vision "$a" ;;
-    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH or profile:PRECISION)" >&2 ;;
+    preprocess) preprocess ;;
+    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH, profile:PRECISION or preprocess)" >&2 ;;
   esac
 done
 
