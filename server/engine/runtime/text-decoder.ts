@@ -100,9 +100,6 @@ export class OnnxTextDecoder implements TextDecoder {
     const reuse = input.reuse ?? 0;
     if (reuse > 0) return this.prefillAfter(input, reuse);
     this.reset();
-    const d = this.config.text.hiddenSize;
-    const visual = new Float32Array(s * d);
-    const deepstack = new Float32Array(this.taps * s * d);
     const imagePositions: number[] = [];
     ids.forEach((id, i) => id === this.config.imageTokenId && imagePositions.push(i));
     const v = input.visual;
@@ -112,34 +109,50 @@ export class OnnxTextDecoder implements TextDecoder {
         `the prompt has ${imagePositions.length} <|image_pad|> tokens but ${v?.tokens ?? 0} visual rows were given`,
       );
     }
-    if (v) {
-      imagePositions.forEach((pos, row) => {
-        visual.set(v.imageEmbeds.subarray(row * d, (row + 1) * d), pos * d);
-        v.deepstack.forEach((features, tap) => {
-          const rowData = features.subarray(row * d, (row + 1) * d);
-          deepstack.set(rowData, (tap * s + pos) * d);
-        });
-      });
-    }
     let logits: Float32Array | undefined;
     for (let start = 0; start < s; start += this.prefillChunk) {
       const end = Math.min(s, start + this.prefillChunk);
-      const chunkDeepstack = new Float32Array(this.taps * (end - start) * d);
-      for (let tap = 0; tap < this.taps; tap++) {
-        const rows = deepstack.subarray((tap * s + start) * d, (tap * s + end) * d);
-        chunkDeepstack.set(rows, tap * (end - start) * d);
-      }
+      const { visual, deepstack } = this.scatterVisualRows(v, imagePositions, start, end);
       logits = await readLogits(
         await this.run(
           ids.slice(start, end),
           positionRange(input.positionIds, start, end),
-          visual.subarray(start * d, end * d),
-          chunkDeepstack,
+          visual,
+          deepstack,
           'prompt',
         ),
       );
     }
     return logits!;
+  }
+
+  /**
+   * The visual and DeepStack inputs of the prompt's tokens start..end-1: the image's rows at its
+   * `<|image_pad|>` positions (`imagePositions`, ascending), zeros elsewhere. Built per chunk,
+   * straight from the vision output: a screenshot prompt's inputs are tens of MB, and a
+   * whole-prompt copy cut into chunks afterwards wrote them twice.
+   */
+  private scatterVisualRows(
+    v: PrefillInput['visual'],
+    imagePositions: readonly number[],
+    start: number,
+    end: number,
+  ): { visual: Float32Array; deepstack: Float32Array } {
+    const d = this.config.text.hiddenSize;
+    const rows = end - start;
+    const visual = new Float32Array(rows * d);
+    const deepstack = new Float32Array(this.taps * rows * d);
+    if (!v) return { visual, deepstack };
+    for (let row = lowerBound(imagePositions, start); row < imagePositions.length; row++) {
+      const at = imagePositions[row] - start;
+      if (at >= rows) break;
+      const source = [row * d, (row + 1) * d] as const;
+      visual.set(v.imageEmbeds.subarray(...source), at * d);
+      v.deepstack.forEach((features, tap) =>
+        deepstack.set(features.subarray(...source), (tap * rows + at) * d),
+      );
+    }
+    return { visual, deepstack };
   }
 
   /** Keeps the first `reuse` cached tokens and runs the text-only rest of the prompt. */
@@ -319,4 +332,15 @@ function positionRange(
   end: number,
 ): PrefillInput['positionIds'] {
   return [streams[0].slice(start, end), streams[1].slice(start, end), streams[2].slice(start, end)];
+}
+
+/** The first index of `sorted` whose value is at least `value`. */
+function lowerBound(sorted: readonly number[], value: number): number {
+  let [lo, hi] = [0, sorted.length];
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
