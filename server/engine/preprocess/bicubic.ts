@@ -182,6 +182,70 @@ export function resampleHeight(
   }
 }
 
+/**
+ * One pass of a resize over its whole image: which axis, the buffers it reads and writes, the
+ * weights, and how many output rows it has (rows are independent, so workers can share them).
+ * `B` is the buffer type: Uint8Array on one thread, SharedArrayBuffer for workers.
+ */
+export type ResizePass<B> = { src: B; dst: B; rows: number; weights: AxisWeights } & (
+  | { axis: 'width'; width: number; channels: number; outWidth: number }
+  | { axis: 'height'; rowLength: number }
+);
+
+/**
+ * The passes that turn `pixels` into outWidth x outHeight, in order (width first, an axis whose
+ * size does not change skipped), with `allocate` giving each pass's output buffer; `result` is
+ * the buffer the last pass writes (`pixels` itself when nothing changes).
+ */
+export function planResize<B>(
+  pixels: B,
+  [width, height, channels]: [number, number, number],
+  [outWidth, outHeight]: [number, number],
+  allocate: (bytes: number) => B,
+): { passes: ResizePass<B>[]; result: B } {
+  const passes: ResizePass<B>[] = [];
+  let current = pixels;
+  if (outWidth !== width) {
+    const dst = allocate(outWidth * height * channels);
+    const weights = axisWeights(width, outWidth);
+    passes.push({
+      axis: 'width',
+      src: current,
+      dst,
+      rows: height,
+      weights,
+      width,
+      channels,
+      outWidth,
+    });
+    current = dst;
+  }
+  if (outHeight !== height) {
+    const dst = allocate(outWidth * outHeight * channels);
+    const weights = axisWeights(height, outHeight);
+    passes.push({
+      axis: 'height',
+      src: current,
+      dst,
+      rows: outHeight,
+      weights,
+      rowLength: outWidth * channels,
+    });
+    current = dst;
+  }
+  return { passes, result: current };
+}
+
+/** Runs output rows `rows` of one pass. */
+export function resampleRows(pass: ResizePass<Uint8Array>, rows: RowRange): void {
+  if (pass.axis === 'width') {
+    const { src, dst, width, channels, outWidth, weights } = pass;
+    resampleWidth(src, dst, width, channels, outWidth, weights, rows);
+  } else {
+    resampleHeight(pass.src, pass.dst, pass.rowLength, pass.weights, rows);
+  }
+}
+
 /** Resizes interleaved uint8 pixels (`channels` per pixel) to outWidth x outHeight. */
 export function resizeBicubicAntialiased(
   pixels: Uint8Array,
@@ -191,18 +255,12 @@ export function resizeBicubicAntialiased(
   outWidth: number,
   outHeight: number,
 ): Uint8Array {
-  let current = pixels;
-  if (outWidth !== width) {
-    const wide = new Uint8Array(outWidth * height * channels);
-    const weights = axisWeights(width, outWidth);
-    resampleWidth(current, wide, width, channels, outWidth, weights, { from: 0, to: height });
-    current = wide;
-  }
-  if (outHeight !== height) {
-    const tall = new Uint8Array(outWidth * outHeight * channels);
-    const weights = axisWeights(height, outHeight);
-    resampleHeight(current, tall, outWidth * channels, weights, { from: 0, to: outHeight });
-    current = tall;
-  }
-  return current;
+  const { passes, result } = planResize(
+    pixels,
+    [width, height, channels],
+    [outWidth, outHeight],
+    (bytes) => new Uint8Array(bytes),
+  );
+  for (const pass of passes) resampleRows(pass, { from: 0, to: pass.rows });
+  return result;
 }

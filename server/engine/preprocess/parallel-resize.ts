@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { type RowRange, axisWeights, resizeBicubicAntialiased } from './bicubic';
+import { type ResizePass, type RowRange, planResize, resizeBicubicAntialiased } from './bicubic';
 import type { ResizeReply, ResizeTask } from './resize-worker';
 
 /** Below this many output bytes (about a 300x300 RGB image) messaging costs more than it saves. */
@@ -68,13 +68,20 @@ export class ResizeWorkers {
     outWidth: number,
     outHeight: number,
   ): Promise<Uint8Array> {
-    const args = [pixels, width, height, channels, outWidth, outHeight] as const;
+    const args: Parameters<typeof resizeBicubicAntialiased> = [
+      pixels,
+      width,
+      height,
+      channels,
+      outWidth,
+      outHeight,
+    ];
     const small = outWidth * Math.max(height, outHeight) * channels < MIN_PARALLEL_BYTES;
     if ((outWidth === width && outHeight === height) || small || this.size < 2 || this.failure) {
       return Promise.resolve(resizeBicubicAntialiased(...args));
     }
     const job = this.queue.then(() =>
-      this.resizeInWorkers(...args).catch((error: Error) => {
+      this.resizeInWorkers(args).catch((error: Error) => {
         this.fail(error);
         return resizeBicubicAntialiased(...args);
       }),
@@ -90,54 +97,27 @@ export class ResizeWorkers {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
 
-  private async resizeInWorkers(
-    pixels: Uint8Array,
-    width: number,
-    height: number,
-    channels: number,
-    outWidth: number,
-    outHeight: number,
-  ): Promise<Uint8Array> {
-    let current = shared(pixels);
-    if (outWidth !== width) {
-      const wide = new SharedArrayBuffer(outWidth * height * channels);
-      const weights = axisWeights(width, outWidth);
-      await this.runPass(height, (rows) => ({
-        pass: 'width',
-        src: current,
-        dst: wide,
-        rows,
-        width,
-        channels,
-        outWidth,
-        weights,
-      }));
-      current = wide;
-    }
-    if (outHeight !== height) {
-      const tall = new SharedArrayBuffer(outWidth * outHeight * channels);
-      const weights = axisWeights(height, outHeight);
-      await this.runPass(outHeight, (rows) => ({
-        pass: 'height',
-        src: current,
-        dst: tall,
-        rows,
-        rowLength: outWidth * channels,
-        weights,
-      }));
-      current = tall;
-    }
-    return new Uint8Array(current);
+  private async resizeInWorkers([pixels, width, height, channels, outWidth, outHeight]: Parameters<
+    typeof resizeBicubicAntialiased
+  >): Promise<Uint8Array> {
+    const { passes, result } = planResize(
+      shared(pixels),
+      [width, height, channels],
+      [outWidth, outHeight],
+      (bytes) => new SharedArrayBuffer(bytes),
+    );
+    for (const pass of passes) await this.runPass(pass);
+    return new Uint8Array(result);
   }
 
   /** One pass: a band of its rows to each worker, resolved when every band is done. */
-  private async runPass(rows: number, task: (rows: RowRange) => ResizeTask): Promise<void> {
+  private async runPass(pass: ResizePass<SharedArrayBuffer>): Promise<void> {
     const workers = this.workersReady();
     // Referenced only while they work, so that an idle pool never keeps the process alive.
     workers.forEach((worker) => worker.ref());
     try {
       await Promise.all(
-        splitRows(rows, workers.length).map((band, i) => ask(workers[i], task(band))),
+        splitRows(pass.rows, workers.length).map((rows, i) => ask(workers[i], { pass, rows })),
       );
     } finally {
       workers.forEach((worker) => worker.unref());

@@ -3,29 +3,16 @@
  * it is given, reading and writing the caller's shared memory, and says when it is done.
  */
 import { parentPort } from 'node:worker_threads';
-import {
-  type AxisWeights,
-  type RowRange,
-  resampleHeight,
-  resampleWidth,
-  resizeBicubicAntialiased,
-} from './bicubic';
+import { type ResizePass, type RowRange, resampleRows, resizeBicubicAntialiased } from './bicubic';
 
-export type ResizeTask = { src: SharedArrayBuffer; dst: SharedArrayBuffer; rows: RowRange } & (
-  | { pass: 'width'; width: number; channels: number; outWidth: number; weights: AxisWeights }
-  | { pass: 'height'; rowLength: number; weights: AxisWeights }
-);
+/** A band of one pass's rows, over the caller's shared memory. */
+export type ResizeTask = { pass: ResizePass<SharedArrayBuffer>; rows: RowRange };
 
 export type ResizeReply = { ok: true } | { ok: false; message: string };
 
-function run(task: ResizeTask): void {
-  const src = new Uint8Array(task.src);
-  const dst = new Uint8Array(task.dst);
-  if (task.pass === 'width') {
-    resampleWidth(src, dst, task.width, task.channels, task.outWidth, task.weights, task.rows);
-  } else {
-    resampleHeight(src, dst, task.rowLength, task.weights, task.rows);
-  }
+function run({ pass, rows }: ResizeTask): void {
+  const view = (buffer: SharedArrayBuffer) => new Uint8Array(buffer);
+  resampleRows({ ...pass, src: view(pass.src), dst: view(pass.dst) }, rows);
 }
 
 parentPort?.on('message', (task: ResizeTask) => {
