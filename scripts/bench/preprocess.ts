@@ -58,7 +58,15 @@ function parseArgs(argv: string[]): Options {
       });
     } else throw new Error(`unknown argument ${flag}`);
   }
-  if (!(options.runs >= 1)) throw new Error('--runs takes a positive number');
+  if (!Number.isInteger(options.runs) || options.runs < 1) {
+    throw new Error('--runs takes a positive whole number');
+  }
+  if (
+    options.workers !== undefined &&
+    (!Number.isInteger(options.workers) || options.workers < 1)
+  ) {
+    throw new Error('--workers takes a positive whole number');
+  }
   return options;
 }
 
@@ -88,8 +96,12 @@ async function main(): Promise<void> {
   try {
     for (const size of options.sizes) {
       const png = await screenshot(size);
-      const times = { decode: [] as number[], one: [] as number[], pool: [] as number[] };
-      const patchifyMs: number[] = [];
+      const times = {
+        decode: [] as number[],
+        one: [] as number[],
+        pool: [] as number[],
+        patchify: [] as number[],
+      };
       let target = { width: 0, height: 0 };
       for (let run = 0; run <= options.runs; run++) {
         const [image, decodeMs] = await timed(() => decodeImage(png));
@@ -114,9 +126,9 @@ async function main(): Promise<void> {
         times.decode.push(decodeMs);
         times.one.push(oneMs);
         times.pool.push(poolMs);
-        patchifyMs.push(patchMs);
+        times.patchify.push(patchMs);
       }
-      const [decode, one, pool, patch] = [times.decode, times.one, times.pool, patchifyMs].map(
+      const [decode, one, pool, patch] = [times.decode, times.one, times.pool, times.patchify].map(
         median,
       );
       const row = {

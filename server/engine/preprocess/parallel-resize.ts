@@ -20,6 +20,8 @@ import type { ResizeReply, ResizeTask } from './resize-worker';
 /** Below this many output bytes (about a 300x300 RGB image) messaging costs more than it saves. */
 const MIN_PARALLEL_BYTES = 1 << 18;
 
+type ResizeArguments = Parameters<typeof resizeBicubicAntialiased>;
+
 /** More workers than this gain little: each band is already a few milliseconds. */
 const MAX_WORKERS = 8;
 
@@ -59,23 +61,9 @@ export class ResizeWorkers {
     private readonly entry: WorkerEntry = workerEntryBeside(__filename),
   ) {}
 
-  /** resizeBicubicAntialiased's result, computed by the workers where that pays. */
-  resize(
-    pixels: Uint8Array,
-    width: number,
-    height: number,
-    channels: number,
-    outWidth: number,
-    outHeight: number,
-  ): Promise<Uint8Array> {
-    const args: Parameters<typeof resizeBicubicAntialiased> = [
-      pixels,
-      width,
-      height,
-      channels,
-      outWidth,
-      outHeight,
-    ];
+  /** resizeBicubicAntialiased's result (same arguments), computed by the workers where that pays. */
+  resize(...args: ResizeArguments): Promise<Uint8Array> {
+    const [, width, height, channels, outWidth, outHeight] = args;
     const small = outWidth * Math.max(height, outHeight) * channels < MIN_PARALLEL_BYTES;
     if ((outWidth === width && outHeight === height) || small || this.size < 2 || this.failure) {
       return Promise.resolve(resizeBicubicAntialiased(...args));
@@ -97,9 +85,14 @@ export class ResizeWorkers {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
 
-  private async resizeInWorkers([pixels, width, height, channels, outWidth, outHeight]: Parameters<
-    typeof resizeBicubicAntialiased
-  >): Promise<Uint8Array> {
+  private async resizeInWorkers([
+    pixels,
+    width,
+    height,
+    channels,
+    outWidth,
+    outHeight,
+  ]: ResizeArguments): Promise<Uint8Array> {
     const { passes, result } = planResize(
       shared(pixels),
       [width, height, channels],
@@ -204,7 +197,7 @@ function shared(pixels: Uint8Array): SharedArrayBuffer {
 
 let processWide: ResizeWorkers | undefined;
 
-/** The pool the engine's preprocessing uses, started on first use. */
+/** The pool the engine's preprocessing uses, created on first use (loadEngine starts it). */
 export function sharedResizeWorkers(): ResizeWorkers {
   processWide ??= new ResizeWorkers();
   return processWide;
