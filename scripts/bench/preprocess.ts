@@ -131,6 +131,8 @@ async function main(): Promise<void> {
       const [decode, one, pool, patch] = [times.decode, times.one, times.pool, times.patchify].map(
         median,
       );
+      // Under the pixel cap and on the patch grid: nothing to resize, no ratio to print.
+      const resizes = target.width !== size[0] || target.height !== size[1];
       const row = {
         image: size.join('x'),
         resized: `${target.width}x${target.height}`,
@@ -138,13 +140,19 @@ async function main(): Promise<void> {
         decode_ms: round(decode),
         resize_one_thread_ms: round(one),
         resize_workers_ms: round(pool),
-        resize_speedup: Math.round((one / pool) * 100) / 100,
+        resize_speedup: resizes ? Math.round((one / pool) * 100) / 100 : null,
         patchify_ms: round(patch),
         total_one_thread_ms: round(decode + one + patch),
         total_workers_ms: round(decode + pool + patch),
       };
       if (options.json) {
         console.log(JSON.stringify(row));
+        continue;
+      }
+      if (!resizes) {
+        console.log(
+          `${row.image}: decode ${row.decode_ms} ms, no resize, patchify ${row.patchify_ms} ms`,
+        );
         continue;
       }
       console.log(
