@@ -29,7 +29,8 @@ export type AttributeValue =
   | { kind: 'float'; value: number }
   | { kind: 'string'; value: string }
   | { kind: 'ints'; value: number[] }
-  | { kind: 'floats'; value: number[] };
+  | { kind: 'floats'; value: number[] }
+  | { kind: 'graph'; value: onnx.IGraphProto };
 
 export const attr = {
   int: (value: number): AttributeValue => ({ kind: 'int', value }),
@@ -37,6 +38,7 @@ export const attr = {
   string: (value: string): AttributeValue => ({ kind: 'string', value }),
   ints: (value: number[]): AttributeValue => ({ kind: 'ints', value }),
   floats: (value: number[]): AttributeValue => ({ kind: 'floats', value }),
+  graph: (value: onnx.IGraphProto): AttributeValue => ({ kind: 'graph', value }),
 };
 
 /** Tensor bytes, produced only when a sink actually wants them (dry runs never read weights). */
@@ -46,18 +48,30 @@ export type TensorBytes = () => Uint8Array;
 const INLINE_LIMIT = 1024;
 const GENERATED = { generated: true };
 
+/** What a graph shares with its subgraphs: value names are unique across the whole model. */
+interface Scope {
+  names: Set<string>;
+  initializers: onnx.ITensorProto[];
+  int64Constants: Map<string, string>;
+  counter: number;
+  nodeCount: number;
+}
+
 export class GraphBuilder {
   private readonly nodes: onnx.INodeProto[] = [];
   private readonly inputs: onnx.IValueInfoProto[] = [];
   private readonly outputs: onnx.IValueInfoProto[] = [];
-  private readonly initializers: onnx.ITensorProto[] = [];
-  private readonly names = new Set<string>();
-  private counter = 0;
-  private readonly int64Constants = new Map<string, string>();
 
   constructor(
     readonly name: string,
     private readonly sink: ExternalDataSink,
+    private readonly scope: Scope = {
+      names: new Set(),
+      initializers: [],
+      int64Constants: new Map(),
+      counter: 0,
+      nodeCount: 0,
+    },
   ) {}
 
   input(name: string, type: DataType, dims: Dim[]): string {
@@ -73,8 +87,8 @@ export class GraphBuilder {
   /** A fresh, unique value name with a readable prefix. */
   fresh(prefix: string): string {
     let name: string;
-    do name = `${prefix}_${this.counter++}`;
-    while (this.names.has(name));
+    do name = `${prefix}_${this.scope.counter++}`;
+    while (this.scope.names.has(name));
     return name;
   }
 
@@ -101,12 +115,27 @@ export class GraphBuilder {
     this.nodes.push({
       opType,
       domain: options.domain ?? '',
-      name: options.name ?? `n${this.nodes.length}_${opType}`,
+      name: options.name ?? `n${this.scope.nodeCount}_${opType}`,
       input: inputs,
       output: outputs,
       attribute: Object.entries(options.attrs ?? {}).map(([key, value]) => attribute(key, value)),
     });
+    this.scope.nodeCount++;
     return outputs;
+  }
+
+  /**
+   * A subgraph (an If branch): `build` adds its nodes to a builder that shares this graph's
+   * names and initializers (constants it makes live in the outer graph, which a subgraph may
+   * read, as it may read any outer value), and returns the values the subgraph outputs.
+   */
+  subgraph(name: string, build: (g: GraphBuilder) => [string, DataType][]): onnx.IGraphProto {
+    const inner = new GraphBuilder(name, this.sink, this.scope);
+    const outputs = build(inner).map(([value, elemType]) => ({
+      name: value,
+      type: { tensorType: { elemType } },
+    }));
+    return { name, node: inner.nodes, output: outputs };
   }
 
   /** Single-output shorthand for `node`. */
@@ -149,17 +178,17 @@ export class GraphBuilder {
         { key: 'length', value: String(place.length) },
       ];
     }
-    this.initializers.push(tensor);
+    this.scope.initializers.push(tensor);
     return name;
   }
 
   /** Small constant helpers (always inline). */
   constInt64(values: number[], dims: number[] = [values.length]): string {
     const key = `${dims}:${values}`;
-    const cached = this.int64Constants.get(key);
+    const cached = this.scope.int64Constants.get(key);
     if (cached) return cached;
     const name = this.fresh('const_i64');
-    this.int64Constants.set(key, name);
+    this.scope.int64Constants.set(key, name);
     return this.initializer(
       name,
       DataType.INT64,
@@ -202,8 +231,9 @@ export class GraphBuilder {
     return this.initializer(name, type, dims, bytes, GENERATED);
   }
 
+  /** Nodes in the model, subgraphs' included. */
   get nodeCount(): number {
-    return this.nodes.length;
+    return this.scope.nodeCount;
   }
 
   /** Serialises the model (graph structure only; external data is already in the sink). */
@@ -217,18 +247,18 @@ export class GraphBuilder {
         node: this.nodes,
         input: this.inputs,
         output: this.outputs,
-        initializer: this.initializers,
+        initializer: this.scope.initializers,
       },
     };
     return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
   }
 
   private claim(name: string): string {
-    if (this.names.has(name)) {
+    if (this.scope.names.has(name)) {
       // Reusing a name would silently rewire the graph; fail loudly instead.
       throw new Error(`ONNX value name "${name}" is defined twice in graph ${this.name}`);
     }
-    this.names.add(name);
+    this.scope.names.add(name);
     return name;
   }
 }
@@ -267,5 +297,7 @@ function attribute(name: string, value: AttributeValue): onnx.IAttributeProto {
       return { name, type: T.INTS, ints: value.value };
     case 'floats':
       return { name, type: T.FLOATS, floats: value.value };
+    case 'graph':
+      return { name, type: T.GRAPH, g: value.value };
   }
 }
