@@ -171,6 +171,7 @@ export function buildGraphs(
       else {
         buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
           rotaryInAttention: options.rotaryInAttention,
+          emptyCacheBranch: part === 'prefill',
         });
       }
       const encoded = g.encode(OPSETS);
