@@ -340,15 +340,6 @@ export function addRmsNorm(
 }
 
 /** x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1] over the last axis (NeoX pairing). */
-export function applyRotary(g: GraphBuilder, x: string, cos: string, sin: string): string {
-  const [x1, x2] = g.node('Split', [x], {
-    outputs: 2,
-    attrs: { axis: attr.int(-1), num_outputs: attr.int(2) },
-  });
-  const rotated = g.op('Concat', [g.op('Neg', [x2]), x1], { axis: attr.int(-1) });
-  return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
-}
-
 export function reshape(g: GraphBuilder, x: string, dims: number[]): string {
   return g.op('Reshape', [x, g.constInt64(dims)]);
 }

@@ -11,7 +11,7 @@
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import { VISION_PREFIX } from '../checkpoint/weights';
 import { DataType, attr } from './graph-builder';
-import { type LayerContext, applyRotary, gelu, layerNorm, linear, reshape, weight } from './layers';
+import { type LayerContext, gelu, layerNorm, linear, reshape, weight } from './layers';
 
 export const VISION_INPUTS = {
   pixels: 'pixel_values',
@@ -69,9 +69,21 @@ export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void
   const pos = g.op('Add', [g.op('Add', [g.op('Add', [t0, t1]), t2]), t3]);
   x = g.op('Add', [x, reshape(g, pos, [-1, dv])]);
 
-  // Rotary tables broadcast over heads: [N, 1, headDim].
-  const cosH = g.op('Unsqueeze', [cos, g.constInt64([1])]);
-  const sinH = g.op('Unsqueeze', [sin, g.constInt64([1])]);
+  // Rotate-half rotary as one fused op per q and k (instead of split/negate/concat/multiply/
+  // add: 0.55 of 15.7 s of a 1280x800 screenshot's tower on the CPU). Each table row holds its
+  // angles twice (the pairs i and i + headDim/2 share one), and the op takes them once; its
+  // positions start at 0, so patch i uses row i.
+  const half = (table: string) =>
+    g.op('Slice', [table, g.constInt64([0]), g.constInt64([headDim / 2]), g.constInt64([1])]);
+  const [cosHalf, sinHalf] = [half(cos), half(sin)];
+  const firstRow = g.constInt64([0]);
+  const rotary = (t: string) =>
+    g.op(
+      'RotaryEmbedding',
+      [reshape(g, t, [1, -1, dv]), firstRow, cosHalf, sinHalf],
+      { num_heads: attr.int(heads), interleaved: attr.int(0) },
+      'com.microsoft',
+    );
 
   const deepstack: string[] = [];
   for (let i = 0; i < v.depth; i++) {
@@ -83,12 +95,9 @@ export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void
       outputs: 3,
       attrs: { axis: attr.int(1), num_outputs: attr.int(3) },
     });
-    const rq = applyRotary(g, reshape(g, q, [0, heads, headDim]), cosH, sinH);
-    const rk = applyRotary(g, reshape(g, k, [0, heads, headDim]), cosH, sinH);
-    const seq = (t: string) => reshape(g, t, [1, -1, dv]);
     const attn = g.op(
       'MultiHeadAttention',
-      [seq(rq), seq(rk), seq(val)],
+      [rotary(q), rotary(k), reshape(g, val, [1, -1, dv])],
       {
         num_heads: attr.int(heads),
         scale: attr.float(1 / Math.sqrt(headDim)),
