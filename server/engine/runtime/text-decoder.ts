@@ -102,17 +102,35 @@ export class OnnxTextDecoder implements TextDecoder {
     this.reset();
     const imagePositions: number[] = [];
     ids.forEach((id, i) => id === this.config.imageTokenId && imagePositions.push(i));
-    const v = input.visual;
-    if (imagePositions.length !== (v?.tokens ?? 0)) {
+    const rows = input.visual?.tokens ?? 0;
+    if (imagePositions.length !== rows) {
       throw new EngineError(
         'bad_request',
-        `the prompt has ${imagePositions.length} <|image_pad|> tokens but ${v?.tokens ?? 0} visual rows were given`,
+        `the prompt has ${imagePositions.length} <|image_pad|> tokens but ${rows} visual rows were given`,
       );
     }
+    return this.runPrompt(input, 0, imagePositions);
+  }
+
+  /**
+   * Runs the prompt's tokens from `from` on in chunks, each with its rows of the visual inputs
+   * (the image's rows at `imagePositions`, zeros elsewhere); the last chunk's logits.
+   */
+  private async runPrompt(
+    input: PrefillInput,
+    from: number,
+    imagePositions: readonly number[],
+  ): Promise<Float32Array> {
+    const ids = input.inputIds;
     let logits: Float32Array | undefined;
-    for (let start = 0; start < s; start += this.prefillChunk) {
-      const end = Math.min(s, start + this.prefillChunk);
-      const { visual, deepstack } = this.scatterVisualRows(v, imagePositions, start, end);
+    for (let start = from; start < ids.length; start += this.prefillChunk) {
+      const end = Math.min(ids.length, start + this.prefillChunk);
+      const { visual, deepstack } = this.scatterVisualRows(
+        input.visual,
+        imagePositions,
+        start,
+        end,
+      );
       logits = await readLogits(
         await this.run(
           ids.slice(start, end),
@@ -173,21 +191,8 @@ export class OnnxTextDecoder implements TextDecoder {
       throw new EngineError('bad_request', 'a reused prefix must cover every image of the prompt');
     }
     this.truncate(reuse);
-    const d = this.config.text.hiddenSize;
-    let logits: Float32Array | undefined;
-    for (let start = reuse; start < ids.length; start += this.prefillChunk) {
-      const end = Math.min(ids.length, start + this.prefillChunk);
-      logits = await readLogits(
-        await this.run(
-          ids.slice(start, end),
-          positionRange(input.positionIds, start, end),
-          new Float32Array((end - start) * d),
-          new Float32Array(this.taps * (end - start) * d),
-          'prompt',
-        ),
-      );
-    }
-    return logits!;
+    // The rest holds no image (checked above): its visual inputs are zeros.
+    return this.runPrompt(input, reuse, []);
   }
 
   async extend(tokenIds: number[], position: number): Promise<Float32Array[]> {
