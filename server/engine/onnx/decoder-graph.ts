@@ -352,6 +352,7 @@ function hostCacheAttention(
   g.output(DECODER_OUTPUTS.newValue(l), act, [1, kvHeads, 'sequence', hd]);
 
   const perGroupOn = (b: GraphBuilder, x: string) => b.op('Unsqueeze', [x, b.constInt64([2])]);
+  const capacity = g.op('Shape', [pastV], { start: attr.int(2), end: attr.int(3) });
   const withCache = (b: GraphBuilder): string => {
     const scores = b.op(
       'Concat',
@@ -362,7 +363,6 @@ function hostCacheAttention(
       { axis: attr.int(-1) },
     );
     const probs = b.op('Softmax', [b.op('Add', [scores, bias])], { axis: attr.int(-1) });
-    const capacity = b.op('Shape', [pastV], { start: attr.int(2), end: attr.int(3) });
     const fromCache = b.op('Slice', [probs, b.constInt64([0]), capacity, b.constInt64([4])]);
     const fromNew = b.op('Slice', [probs, capacity, b.constInt64([2 ** 62]), b.constInt64([4])]);
     return b.op('Add', [
@@ -378,7 +378,6 @@ function hostCacheAttention(
   };
   let out: string;
   if (emptyCacheBranch) {
-    const capacity = g.op('Shape', [pastV], { start: attr.int(2), end: attr.int(3) });
     const empty = g.op('Equal', [capacity, g.constInt64([0])]);
     [out] = g.node('If', [empty], {
       attrs: {
