@@ -1,24 +1,27 @@
 /**
  * The ONNX vision tower against transformers: golden pixel_values in, image embeddings and every
- * DeepStack feature out, within 1e-3 (fp32, CPU); the CPU int4 build's tower (8-bit linears)
- * by cosine.
+ * DeepStack feature out, within 1e-3 (fp32, CPU); the int4 builds' towers (8-bit linears: per
+ * channel on the CPU, blocks of 32 with fp16 activations for GPUs) by cosine.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LoadedModel, Precision } from '../../server/engine/contracts';
+import type { GraphTarget, LoadedModel, Precision } from '../../server/engine/contracts';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { linspaceF32, positionTaps } from '../../server/engine/runtime/vision-tables';
 import { TINY_MODEL, cosine, golden, maxAbsDiff, readF32 } from './golden-tensors';
 
-/** The tiny model's CPU build in `precision`, loaded before the suite's tests, gone after. */
-function tinyModelOnCpu(precision: Precision): () => LoadedModel {
+/**
+ * The tiny model's build in `precision` for `target` (default the CPU's), run on the CPU,
+ * loaded before the suite's tests, gone after.
+ */
+function tinyModelOnCpu(precision: Precision, target?: GraphTarget): () => LoadedModel {
   let cacheDir: string;
   let model: LoadedModel | undefined;
   before(async () => {
     cacheDir = mkdtempSync(join(tmpdir(), `d2c-vision-${precision}-`));
-    model = await loadModel(TINY_MODEL, { cacheDir, precision, device: 'cpu' });
+    model = await loadModel(TINY_MODEL, { cacheDir, precision, device: 'cpu', target });
   });
   after(async () => {
     await model?.dispose();
@@ -52,27 +55,32 @@ describe('vision tower (fp32, CPU) vs transformers', () => {
   });
 });
 
-describe('vision tower of the CPU int4 build (8-bit linears) vs transformers', () => {
-  const loaded = tinyModelOnCpu('int4');
+for (const { target, label } of [
+  { target: 'cpu', label: 'CPU int4 build (8-bit channels)' },
+  { target: 'gpu', label: 'GPU int4 build (8-bit blocks, fp16)' },
+] as const) {
+  describe(`vision tower of the ${label} vs transformers`, () => {
+    const loaded = tinyModelOnCpu('int4', target);
 
-  for (const c of golden.cases.filter((x) => x.pixel_values)) {
-    it(`${c.name}: image_embeds and DeepStack features within cosine 0.999`, async () => {
-      const out = await loaded().vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
-      const pairs = [
-        [out.imageEmbeds, readF32(c.image_embeds!)],
-        ...c.deepstack_embeds!.map((ref, i) => [out.deepstack[i], readF32(ref)]),
-      ];
-      const cosines = pairs.map(([ours, ref]) => cosine(ours, ref));
-      const errors = pairs.map(([ours, ref]) => maxAbsDiff(ours, ref));
-      console.log(
-        `      ${c.name}: cosine embeds/deepstack ${cosines.map((v) => v.toFixed(6)).join(' ')}, max |diff| ${errors.map((e) => e.toExponential(2)).join(' ')}`,
-      );
-      for (const v of cosines) assert.ok(v > 0.999, `cosine ${v}`);
-      // Not the fp32 tower: the 8-bit linears leave a visible difference.
-      assert.ok(Math.max(...errors) > 1e-5, 'the int4 build ran the fp32 vision tower');
-    });
-  }
-});
+    for (const c of golden.cases.filter((x) => x.pixel_values)) {
+      it(`${c.name}: image_embeds and DeepStack features within cosine 0.999`, async () => {
+        const out = await loaded().vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+        const pairs = [
+          [out.imageEmbeds, readF32(c.image_embeds!)],
+          ...c.deepstack_embeds!.map((ref, i) => [out.deepstack[i], readF32(ref)]),
+        ];
+        const cosines = pairs.map(([ours, ref]) => cosine(ours, ref));
+        const errors = pairs.map(([ours, ref]) => maxAbsDiff(ours, ref));
+        console.log(
+          `      ${c.name}: cosine embeds/deepstack ${cosines.map((v) => v.toFixed(6)).join(' ')}, max |diff| ${errors.map((e) => e.toExponential(2)).join(' ')}`,
+        );
+        for (const v of cosines) assert.ok(v > 0.999, `cosine ${v}`);
+        // Not the fp32 tower: the 8-bit linears leave a visible difference.
+        assert.ok(Math.max(...errors) > 1e-5, 'the int4 build ran the fp32 vision tower');
+      });
+    }
+  });
+}
 
 describe('vision position tables', () => {
   it('linspace matches torch.linspace float32 (ends exact, symmetric steps)', () => {

@@ -70,9 +70,12 @@ interface PartPlan {
  * statistics stay fp32). int4 quantises the decoder's linear layers and LM head to 4-bit
  * blocks.
  *
- * The vision tower (the part most sensitive to quantisation) gets no 4-bit weights: fp16 on
- * GPUs (as transformers runs it in bf16; half the bytes and the faster shader math for a
- * 1280x800 screenshot's 4,000 patches), and on the CPU 8-bit channels with activations
+ * The vision tower (the part most sensitive to quantisation) gets no 4-bit weights. On GPUs its
+ * linears are 8-bit blocks of 32 (MatMulNBits, fp16 activations): onnxruntime's WebGPU
+ * MatMulNBits runs a 1280x800 screenshot's 4,000 patches on a faster tiled kernel than its fp16
+ * MatMul (the tower 268 -> 196 ms on an H200, features at cosine 0.9998 to fp16's;
+ * docs/bench/2026-11-27-h200), where 4-bit blocks were no faster and drifted to 0.984. On the
+ * CPU 8-bit channels with activations
  * quantised per patch (layers.ts matMulInt8). Its linears are compute-bound there, and
  * onnxruntime's integer GEMM runs them about four times faster than fp32 MatMul, in a quarter
  * of the memory (the whole tower 1.8x faster at 1280x800, attention being the rest); MLAS has
@@ -97,7 +100,7 @@ export function partPlan(
       return { dtype: DataType.FLOAT, linearFormat: 'int8', headFormat: 'int4' };
     }
     return target === 'gpu'
-      ? { dtype: DataType.FLOAT16, linearFormat: 'float' }
+      ? { dtype: DataType.FLOAT16, linearFormat: 'int8-blocks' }
       : { dtype: DataType.FLOAT, linearFormat: 'int8' };
   }
   return { dtype: DataType.FLOAT, linearFormat: 'float' };
