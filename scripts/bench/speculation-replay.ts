@@ -18,7 +18,7 @@
  *   every 500 tokens (8 tokens changed, as "make the header blue" does), so the drafts copy
  *   the previous answer and fail at each edit; refine-dense: an edit every 100 tokens.
  * Variants of the prompt-lookup settings run beside the engine's defaults. The WebGPU curve is
- * measured up to 17-token runs and extrapolated past them, so 'drafts 32' there is a guess.
+ * measured up to 33-token runs (run-cost.ts).
  *
  * Real pages to replay (MIT; docs/bench/2026-11-26-cpu names the ten measured): `npm pack
  * startbootstrap-agency startbootstrap-freelancer startbootstrap-landing-page
@@ -173,13 +173,13 @@ export function editEvery(
   return out;
 }
 
-/** The engine's settings and others beside them (2-3: the default before the replay). */
+/** The engine's settings and others beside them (2-3 and 16: earlier defaults). */
 const VARIANTS: Record<string, PromptLookupSettings> = {
   default: DEFAULT_PROMPT_LOOKUP,
   'ngram 2-3': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 3 },
   'ngram 2-8': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 8 },
   'ngram 2-64': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 64 },
-  'drafts 32': { ...DEFAULT_PROMPT_LOOKUP, draftTokens: 32 },
+  'drafts 16': { ...DEFAULT_PROMPT_LOOKUP, draftTokens: 16 },
 };
 
 const DEVICES: Record<string, RunCost> = { cpu: CPU_RUN_COST, webgpu: WEBGPU_RUN_COST };

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
+import { DEFAULT_PROMPT_LOOKUP } from '../../server/engine/generation/prompt-lookup';
 import { readStreamsModule } from '../../scripts/bench/memory-bandwidth';
 import { TINY_MODEL_DIR } from './golden-fixture';
 import { requireWebGpu } from './support/webgpu';
@@ -70,7 +71,10 @@ for (const device of ['cpu', 'webgpu'] as const) {
       // The refinement reuses the first conversation's cache and speculation changes nothing.
       assert.ok((result.refine_reused_tokens as number) > (result.prompt_tokens as number));
       assert.equal(result.spec_same_tokens, true);
-      assert.equal(result.draft_planner, `most 16, ${device}'s run cost`);
+      assert.equal(
+        result.draft_planner,
+        `most ${DEFAULT_PROMPT_LOOKUP.draftTokens}, ${device}'s run cost`,
+      );
       // The first answer again with speculation: the same greedy tokens.
       assert.equal(typeof result.decode_spec_tok_s, 'number');
       assert.equal(result.decode_spec_same_tokens, true);

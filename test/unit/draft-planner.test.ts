@@ -48,7 +48,7 @@ describe('draft planner', () => {
     assert.equal(planner.next(), 3);
   });
 
-  it('weighs drafts by the device: on WebGPU, where 4+ tokens cost ~5 steps, short drafts unless nearly all pass', () => {
+  it('weighs drafts by the device: on WebGPU, where 4+ tokens cost ~3.5 steps, short drafts unless nearly all pass', () => {
     const settled = (cost: typeof CPU_RUN_COST, kept: (run: number) => number, drafted = 2) => {
       const planner = new DraftPlanner(16, cost);
       for (let run = 0; run < 40; run++) planner.record(drafted, kept(run));

@@ -35,19 +35,21 @@ export const CPU_RUN_COST = runCostThrough([
 ]);
 
 /**
- * WebGPU on an H200 (onnxruntime-node 1.30, 2B int4, docs/bench/2026-11-26-h200): 2 tokens 1.57
- * steps; from 4 rows on, MatMulNBits takes a tiled kernel made for prefill and the fused
- * decode operators no longer apply, so 5 tokens cost 4.7 steps, but 17 only 5.1. 3 tokens
- * (not measured) run the same kernels as 2; 4 is taken as costing what 5 does.
+ * WebGPU on an H200 (onnxruntime-node 1.30, 2B int4, docs/bench/2026-11-27-h200: the mean of two
+ * profile runs of one call, verification runs at a 1,024-token cache returning the best logits
+ * only): 2 and 3 tokens cost about 1.25 steps; from 4 rows on, MatMulNBits takes a tiled kernel
+ * made for prefill and the fused decode operators no longer apply, so 4 tokens cost 3.3 steps,
+ * but 17 only 3.6 and 33 4.9.
  */
 export const WEBGPU_RUN_COST = runCostThrough([
   [1, 1],
-  [2, 1.57],
-  [3, 1.7],
-  [4, 4.6],
-  [5, 4.7],
-  [9, 4.82],
-  [17, 5.08],
+  [2, 1.25],
+  [3, 1.25],
+  [4, 3.28],
+  [5, 3.37],
+  [9, 3.42],
+  [17, 3.62],
+  [33, 4.87],
 ]);
 
 /** CUDA, DirectML and Core ML are not measured: they get the CPU's straight line. */
