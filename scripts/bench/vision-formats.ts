@@ -26,7 +26,7 @@ import { readImageProcessorConfig } from '../../server/engine/preprocess/image-c
 import { smartResize } from '../../server/engine/preprocess/smart-resize';
 import { DataType, GraphBuilder } from '../../server/engine/onnx/graph-builder';
 import type { WeightFormat } from '../../server/engine/onnx/layers';
-import { buildVisionGraph } from '../../server/engine/onnx/vision-graph';
+import { buildVisionGraph, framePatchValues } from '../../server/engine/onnx/vision-graph';
 import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
 import { OnnxVisionEncoder } from '../../server/engine/runtime/vision-encoder';
 
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     resized.width / processor.patchSize,
   ];
   const patches = grid[1] * grid[2];
-  const patchIn = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
+  const patchIn = framePatchValues(v);
   let seed = 1;
   const pixels = Float32Array.from({ length: patches * patchIn }, () => {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;

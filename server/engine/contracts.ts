@@ -95,7 +95,10 @@ export interface TextDecoder {
 }
 
 export interface VisionEncoder {
-  /** pixelValues: [grid_t*grid_h*grid_w, 3*temporal*patch*patch] in merge-block order. */
+  /**
+   * pixelValues: [grid_t*grid_h*grid_w, 3*patch*patch] in merge-block order, one frame per patch
+   * (patchify.ts; the reference's pixel_values repeat it temporal_patch_size times).
+   */
   encode(pixelValues: Float32Array, gridThw: [number, number, number]): Promise<VisionOutput>;
 }
 

@@ -45,7 +45,6 @@ describe('checkpoint text side (tokenizer, template, processor and generation co
       { ...checkpoint.image },
       {
         patchSize: 16,
-        temporalPatchSize: 2,
         mergeSize: 2,
         imageMean: [0.5, 0.5, 0.5],
         imageStd: [0.5, 0.5, 0.5],

@@ -14,7 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadedModel, VisionOutput } from '../../server/engine/contracts';
 import { loadModel } from '../../server/engine/runtime/load-model';
-import { type GoldenCase, TINY_MODEL, argmax, golden, maxAbsDiff, readF32 } from './golden-tensors';
+import {
+  type GoldenCase,
+  TINY_MODEL,
+  argmax,
+  golden,
+  goldenPixels,
+  maxAbsDiff,
+  readF32,
+} from './golden-tensors';
 
 /**
  * Logits are O(10). The golden differs from a float64 evaluation of the same math by up to
@@ -94,7 +102,7 @@ describe('text decoder (fp32, CPU) vs transformers', () => {
 
   it('own vision output feeds the decoder to the same greedy tokens', async () => {
     for (const c of golden.cases.filter((x) => x.pixel_values)) {
-      const visual = await model.vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+      const visual = await model.vision.encode(goldenPixels(c), c.image_grid_thw![0]);
       const { first, tokens } = await greedy(model, c, visual);
       assert.ok(maxAbsDiff(first, readF32(c.last_logits)) < LOGIT_TOLERANCE, c.name);
       assert.deepEqual(tokens, c.greedy_new_tokens, c.name);

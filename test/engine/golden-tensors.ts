@@ -43,6 +43,33 @@ export function readF32(ref: TensorRef): Float32Array {
   return out;
 }
 
+/**
+ * A golden case's pixel_values as the engine takes them, one frame per patch: transformers
+ * repeats a still image over the temporal patch (2 frames in the tiny config), which this checks
+ * before keeping the first frame of each channel.
+ */
+export function goldenPixels(
+  c: Pick<GoldenCase, 'name' | 'pixel_values' | 'image_grid_thw'>,
+): Float32Array {
+  const full = readF32(c.pixel_values!);
+  const [t, h, w] = c.image_grid_thw![0];
+  const patches = t * h * w;
+  const frames = 2;
+  const slice = full.length / patches / 3 / frames;
+  const frame = new Float32Array(full.length / frames);
+  for (let run = 0; run < patches * 3; run++) {
+    const first = full.subarray(run * frames * slice, (run * frames + 1) * slice);
+    for (let f = 1; f < frames; f++) {
+      const other = full.subarray((run * frames + f) * slice, (run * frames + f + 1) * slice);
+      if (other.some((value, i) => value !== first[i])) {
+        throw new Error(`${c.name}: frame ${f} of patch ${Math.floor(run / 3)} differs`);
+      }
+    }
+    frame.set(first, run * slice);
+  }
+  return frame;
+}
+
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
   let max = 0;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadedModel, Precision } from '../../server/engine/contracts';
 import { loadModel } from '../../server/engine/runtime/load-model';
-import { TINY_MODEL, argmax, cosine, golden, readF32, topK } from './golden-tensors';
+import { TINY_MODEL, argmax, cosine, golden, goldenPixels, readF32, topK } from './golden-tensors';
 import { requireWebGpu } from './support/webgpu';
 
 /**
@@ -65,7 +65,7 @@ for (const build of BUILDS) {
     for (const c of golden.cases) {
       it(`${c.name}: logits close, decisive greedy tokens equal`, async () => {
         const visual = c.pixel_values
-          ? await model.vision.encode(readF32(c.pixel_values), c.image_grid_thw![0])
+          ? await model.vision.encode(goldenPixels(c), c.image_grid_thw![0])
           : undefined;
         let logits = await model.decoder.prefill({
           inputIds: c.input_ids,

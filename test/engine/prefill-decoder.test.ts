@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { BuildProgress, LoadedModel } from '../../server/engine/contracts';
 import { GRAPH_FILES } from '../../server/engine/onnx/build-graphs';
 import { loadModel, wantPrefillDecoder } from '../../server/engine/runtime/load-model';
-import { TINY_MODEL, cosine, golden, maxAbsDiff, readF32 } from './golden-tensors';
+import { TINY_MODEL, cosine, golden, goldenPixels, maxAbsDiff, readF32 } from './golden-tensors';
 
 describe('8-bit prefill decoder (CPU int4 builds)', () => {
   let cacheDir: string;
@@ -53,7 +53,7 @@ describe('8-bit prefill decoder (CPU int4 builds)', () => {
       await load({ precision: 'int4', prefillDecoder: true }),
       await load({ precision: 'int4', prefillDecoder: false }),
     ];
-    const visual = await withPrefill.vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+    const visual = await withPrefill.vision.encode(goldenPixels(c), c.image_grid_thw![0]);
     const input = { inputIds: c.input_ids, positionIds: c.position_ids, visual };
     const reference = readF32(c.last_logits);
     const [a, b] = [await withPrefill.decoder.prefill(input), await without.decoder.prefill(input)];
@@ -75,7 +75,7 @@ describe('8-bit prefill decoder (CPU int4 builds)', () => {
   it("takes a prompt's rest after a reused prefix too: the cold prompt's logits again", async () => {
     const c = golden.cases.find((x) => x.name === 'drawio_diagram')!;
     const model = await load({ precision: 'int4', prefillDecoder: true });
-    const visual = await model.vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+    const visual = await model.vision.encode(goldenPixels(c), c.image_grid_thw![0]);
     const input = { inputIds: c.input_ids, positionIds: c.position_ids, visual };
     const cold = await model.decoder.prefill(input);
     const warm = await model.decoder.prefill({ ...input, reuse: c.input_ids.length - 1 });

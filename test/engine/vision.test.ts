@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { GraphTarget, LoadedModel, Precision } from '../../server/engine/contracts';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { linspaceF32, positionTaps } from '../../server/engine/runtime/vision-tables';
-import { TINY_MODEL, cosine, golden, maxAbsDiff, readF32 } from './golden-tensors';
+import { TINY_MODEL, cosine, golden, goldenPixels, maxAbsDiff, readF32 } from './golden-tensors';
 
 /**
  * The tiny model's build in `precision` for `target` (default the CPU's), run on the CPU,
@@ -36,7 +36,7 @@ describe('vision tower (fp32, CPU) vs transformers', () => {
   for (const c of golden.cases.filter((x) => x.pixel_values)) {
     it(`${c.name}: image_embeds and DeepStack features match`, async () => {
       const grid = c.image_grid_thw![0];
-      const out = await loaded().vision.encode(readF32(c.pixel_values!), grid);
+      const out = await loaded().vision.encode(goldenPixels(c), grid);
       assert.equal(out.tokens, c.image_embeds!.shape[0]);
       const errors = [
         maxAbsDiff(out.imageEmbeds, readF32(c.image_embeds!)),
@@ -64,7 +64,7 @@ for (const { target, label } of [
 
     for (const c of golden.cases.filter((x) => x.pixel_values)) {
       it(`${c.name}: image_embeds and DeepStack features within cosine 0.999`, async () => {
-        const out = await loaded().vision.encode(readF32(c.pixel_values!), c.image_grid_thw![0]);
+        const out = await loaded().vision.encode(goldenPixels(c), c.image_grid_thw![0]);
         const pairs = [
           [out.imageEmbeds, readF32(c.image_embeds!)],
           ...c.deepstack_embeds!.map((ref, i) => [out.deepstack[i], readF32(ref)]),

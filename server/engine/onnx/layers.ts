@@ -75,9 +75,26 @@ export function linear(
   if (out * inner !== shape.reduce((a, b) => a * b, 1)) {
     throw new Error(`${name} [${shape}] cannot be viewed as [${out}, ${inner}]`);
   }
+  return linearFrom(ctx, x, prefix, [out, inner], () => weights.read(name), options);
+}
+
+/**
+ * y = x @ W^T (+ b) for an [out, in] weight that `read` derives from the checkpoint tensor
+ * `${prefix}.weight`, e.g. a kernel folded over a repeated input.
+ */
+export function linearFrom(
+  ctx: LayerContext,
+  x: string,
+  prefix: string,
+  [out, inner]: [number, number],
+  read: () => Float32Array,
+  options: { bias?: boolean; format?: WeightFormat } = {},
+): string {
+  const name = `${prefix}.weight`;
+  ctx.weights.shape(name); // consumed even by a dry run, which reads nothing
   const format = options.format ?? ctx.linearFormat;
   const bias = options.bias ? weight(ctx, `${prefix}.bias`, [out]) : undefined;
-  return matMul(ctx, x, name, [out, inner], () => weights.read(name), format, bias);
+  return matMul(ctx, x, name, [out, inner], read, format, bias);
 }
 
 /**

@@ -1,17 +1,19 @@
 /**
  * The Qwen3-VL vision tower as one ONNX graph (spec §2), for one image per run:
  *
- * inputs   pixel_values [N, C*Tp*P*P]   patches in 2x2 merge-block order
+ * inputs   pixel_values [N, C*P*P]      one frame per patch, in 2x2 merge-block order
  *          pos_index [4, N] int64, pos_weight [4, N]   bilinear taps into the learned table
  *          rotary_cos, rotary_sin [N, headDim]         2D rotary tables
  * outputs  image_embeds [N/4, outHidden], deepstack_<i> [N/4, outHidden] per tap
  *
  * The positional tables depend only on the grid, so the host computes them (vision-tables.ts).
+ * The reference's patches hold Tp frames, all the same still image; the patch embedding is
+ * linear, so its kernel is summed over them here and the input holds one frame (patchify.ts).
  */
-import type { Qwen3VLConfig } from '../checkpoint/config';
+import type { Qwen3VLConfig, VisionConfig } from '../checkpoint/config';
 import { VISION_PREFIX } from '../checkpoint/weights';
 import { DataType, attr } from './graph-builder';
-import { type LayerContext, gelu, layerNorm, linear, reshape, weight } from './layers';
+import { type LayerContext, gelu, layerNorm, linear, linearFrom, reshape, weight } from './layers';
 
 export const VISION_INPUTS = {
   pixels: 'pixel_values',
@@ -26,6 +28,29 @@ export const VISION_OUTPUTS = {
   deepstack: (i: number) => `deepstack_${i}`,
 } as const;
 
+/** Values per patch of one frame, the columns of pixel_values: channels x patch x patch. */
+export function framePatchValues(v: VisionConfig): number {
+  return v.inChannels * v.patchSize * v.patchSize;
+}
+
+/**
+ * The patch embedding's Conv3d kernel [out, C, T, P, P] summed over its T frames:
+ * [out, C*P*P], what a patch of T equal frames sees.
+ */
+export function foldFrames(kernel: Float32Array, v: VisionConfig): Float32Array {
+  const slice = v.patchSize * v.patchSize;
+  const frames = v.temporalPatchSize;
+  const folded = new Float32Array(kernel.length / frames);
+  for (let row = 0; row < folded.length / slice; row++) {
+    // Row = output channel * C + input channel; its T frames follow one another.
+    for (let t = 0; t < frames; t++) {
+      const from = (row * frames + t) * slice;
+      for (let i = 0; i < slice; i++) folded[row * slice + i] += kernel[from + i];
+    }
+  }
+  return folded;
+}
+
 /** LayerNorm epsilon of every vision norm (nn.LayerNorm(eps=1e-6) in the reference). */
 const VISION_EPS = 1e-6;
 
@@ -36,7 +61,7 @@ export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void
   const dv = v.hiddenSize;
   const heads = v.numHeads;
   const headDim = dv / heads;
-  const patchIn = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
+  const patchIn = framePatchValues(v);
   const mergedIn = dv * v.spatialMergeSize ** 2;
   const P = (name: string) => VISION_PREFIX + name;
   const toActivation = (x: string) =>
@@ -49,12 +74,18 @@ export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void
   const cos = toActivation(g.input(VISION_INPUTS.cos, F, ['patches', headDim]));
   const sin = toActivation(g.input(VISION_INPUTS.sin, F, ['patches', headDim]));
 
-  // Patch embedding: the Conv3d with kernel == stride is a MatMul over flattened patches.
-  let x = linear(ctx, pixels, P('patch_embed.proj'), {
-    bias: true,
-    outIn: [dv, patchIn],
-    format: 'float',
-  });
+  // Patch embedding: the Conv3d with kernel == stride is a MatMul over flattened patches, its
+  // kernel folded over the repeated frames.
+  const kernel = P('patch_embed.proj.weight');
+  ctx.weights.shape(kernel, [dv, v.inChannels, v.temporalPatchSize, v.patchSize, v.patchSize]);
+  let x = linearFrom(
+    ctx,
+    pixels,
+    P('patch_embed.proj'),
+    [dv, patchIn],
+    () => foldFrames(ctx.weights.read(kernel), v),
+    { bias: true, format: 'float' },
+  );
 
   // Learned position embedding, bilinearly interpolated: sum_k table[idx_k] * w_k, in tap order.
   const table = weight(ctx, P('pos_embed.weight'), [v.numPositionEmbeddings, dv]);

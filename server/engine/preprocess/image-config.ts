@@ -10,7 +10,6 @@ import { readCheckpointJson, type Json } from '../tokenizer/read-json';
 
 export interface ImageProcessorConfig {
   patchSize: number;
-  temporalPatchSize: number;
   mergeSize: number;
   imageMean: [number, number, number];
   imageStd: [number, number, number];
@@ -37,7 +36,6 @@ export function parseImageProcessorConfig(raw: Json, source: string): ImageProce
   const size = (raw.size ?? {}) as Json;
   const config: ImageProcessorConfig = {
     patchSize: numberOr(raw.patch_size, 16),
-    temporalPatchSize: numberOr(raw.temporal_patch_size, 2),
     mergeSize: numberOr(raw.merge_size, 2),
     imageMean: triple(raw.image_mean, [0.5, 0.5, 0.5], 'image_mean', source),
     imageStd: triple(raw.image_std, [0.5, 0.5, 0.5], 'image_std', source),

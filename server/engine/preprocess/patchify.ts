@@ -1,8 +1,12 @@
 /**
- * Turns a resized RGB image into Qwen-VL `pixel_values`: rescale and normalize in float32,
- * repeat the frame to fill the temporal patch, and flatten patches in 2x2 merge-block order
- * (spec §1.6): row n = merge window (row-major) * merge^2 + position inside the window,
- * column k = channel * (T*P*P) + t * P*P + py * P + px.
+ * Turns a resized RGB image into the vision tower's `pixel_values`: rescale and normalize in
+ * float32 and flatten patches in 2x2 merge-block order (spec §1.6): row n = merge window
+ * (row-major) * merge^2 + position inside the window, column k = channel * P*P + py * P + px.
+ *
+ * One frame per patch. Qwen-VL's processor repeats a still image to fill the temporal patch
+ * (T = 2 frames, column channel * T*P*P + t * P*P + ...); the patch embedding is linear, so the
+ * vision graph sums its kernel over those equal frames instead (vision-graph.ts), and the rows
+ * here are half as long: half the writes, and half the bytes sent to a GPU.
  */
 import type { ImageProcessorConfig } from './image-config';
 
@@ -18,14 +22,14 @@ export function patchify(
   height: number,
   config: ImageProcessorConfig,
 ): PatchGrid {
-  const { patchSize: P, temporalPatchSize: T, mergeSize: M } = config;
+  const { patchSize: P, mergeSize: M } = config;
   const gh = height / P;
   const gw = width / P;
   const mh = gh / M;
   const mw = gw / M;
   const luts = normalizationTables(config);
   const sliceLength = P * P;
-  const rowLength = 3 * T * sliceLength;
+  const rowLength = 3 * sliceLength;
   const out = new Float32Array(gh * gw * rowLength);
   let n = 0;
   for (let bh = 0; bh < mh; bh++) {
@@ -36,15 +40,11 @@ export function patchify(
           const x0 = (bw * M + ic) * P;
           for (let ch = 0; ch < 3; ch++) {
             const lut = luts[ch];
-            const base = n * rowLength + ch * T * sliceLength;
-            let k = base;
+            let k = n * rowLength + ch * sliceLength;
             for (let py = 0; py < P; py++) {
               let src = ((y0 + py) * width + x0) * 3 + ch;
               for (let px = 0; px < P; px++, src += 3) out[k++] = lut[rgb[src]];
             }
-            // Every temporal slice is the same still frame.
-            for (let t = 1; t < T; t++)
-              out.copyWithin(base + t * sliceLength, base, base + sliceLength);
           }
           n++;
         }

@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { VisionEncoder, VisionOutput } from '../contracts';
 import { EngineError } from '../errors';
-import { VISION_INPUTS, VISION_OUTPUTS } from '../onnx/vision-graph';
+import { VISION_INPUTS, VISION_OUTPUTS, framePatchValues } from '../onnx/vision-graph';
 import { positionTaps, visionRotary } from './vision-tables';
 
 export class OnnxVisionEncoder implements VisionEncoder {
@@ -20,7 +20,7 @@ export class OnnxVisionEncoder implements VisionEncoder {
     const merge = v.spatialMergeSize;
     const [gt, gh, gw] = gridThw;
     const patches = gt * gh * gw;
-    const patchIn = v.inChannels * v.temporalPatchSize * v.patchSize * v.patchSize;
+    const patchIn = framePatchValues(v);
     if (gh % merge !== 0 || gw % merge !== 0 || patches === 0) {
       throw new EngineError(
         'bad_request',
