@@ -21,9 +21,10 @@ export interface PromptLookupSettings {
  * (scripts/bench/speculation-replay.ts, docs/bench/2026-11-26-cpu) took a refinement's decode
  * from 2.5x to 3.9x plain speed on the CPU and 2.0x to 3.0x on WebGPU, first generations from
  * 1.37x to 1.41x and 1.17x to 1.21x; 64 adds little. Drafting up to 32 tokens instead of 16,
- * once WebGPU's 33-token runs were measured (4.9 steps against 3.6 for 17), took a refinement's
- * replayed decode on WebGPU from 4.2x to 5.4x plain speed and left the CPU's within 3% (a CPU
- * run grows by a fifth of a step per token, so it rarely pays to draft that far there).
+ * once WebGPU's 33-token runs were measured (5.3 steps against 4 for 17), took a refinement's
+ * replayed decode on WebGPU from 3.8x to 5.1x plain speed and left the CPU's within 3% (a CPU
+ * run grows by a fifth of a step per token, so it rarely pays to draft that far there); on an
+ * H200 a refinement's speculative decode went from 345 to 416-424 tokens/s (one call).
  */
 export const DEFAULT_PROMPT_LOOKUP: PromptLookupSettings = {
   maxNgram: 32,

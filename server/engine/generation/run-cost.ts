@@ -35,21 +35,21 @@ export const CPU_RUN_COST = runCostThrough([
 ]);
 
 /**
- * WebGPU on an H200 (onnxruntime-node 1.30, 2B int4, docs/bench/2026-11-27-h200: the mean of two
- * profile runs of one call, verification runs at a 1,024-token cache returning the best logits
- * only): 2 and 3 tokens cost about 1.25 steps; from 4 rows on, MatMulNBits takes a tiled kernel
- * made for prefill and the fused decode operators no longer apply, so 4 tokens cost 3.3 steps,
- * but 17 only 3.6 and 33 4.9.
+ * WebGPU on an H200 (onnxruntime-node 1.30, 2B int4, docs/bench/2026-11-27-h200: the mean of
+ * three profile runs on two machines, verification runs at a 1,024-token cache returning the
+ * best logits only): 2 and 3 tokens cost about 1.25 steps; from 4 rows on, MatMulNBits takes a
+ * tiled kernel made for prefill and the fused decode operators no longer apply, so 4 tokens
+ * cost 3.5 steps, but 17 only 4 and 33 5.3 (about 40, 46 and 60 ms whatever the step took).
  */
 export const WEBGPU_RUN_COST = runCostThrough([
   [1, 1],
   [2, 1.25],
-  [3, 1.25],
-  [4, 3.28],
-  [5, 3.37],
-  [9, 3.42],
-  [17, 3.62],
-  [33, 4.87],
+  [3, 1.28],
+  [4, 3.54],
+  [5, 3.62],
+  [9, 3.7],
+  [17, 3.96],
+  [33, 5.27],
 ]);
 
 /** CUDA, DirectML and Core ML are not measured: they get the CPU's straight line. */
