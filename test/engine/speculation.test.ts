@@ -7,12 +7,20 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Engine, GenerateRequest } from '../../server/engine/contracts';
+import { loadChatCheckpoint } from '../../server/engine/chat/chat-checkpoint';
+import { prepareChat } from '../../server/engine/chat/prepare-chat';
+import type {
+  ChatMessage,
+  Engine,
+  GenerateRequest,
+  LoadedModel,
+} from '../../server/engine/contracts';
 import { loadEngine } from '../../server/engine/engine';
 import { seededRandom } from '../../server/engine/generation/prng';
 import { DEFAULT_PROMPT_LOOKUP, draftTokens } from '../../server/engine/generation/prompt-lookup';
 import type { SamplerSettings } from '../../server/engine/generation/sampling';
 import { distribution, verifyDraft } from '../../server/engine/generation/speculative-accept';
+import { loadModel } from '../../server/engine/runtime/load-model';
 import { goldenCases, goldenMessages, TINY_MODEL_DIR } from './golden-fixture';
 import { requireWebGpu } from './support/webgpu';
 
@@ -126,13 +134,53 @@ for (const device of ['cpu', 'webgpu'] as const) {
         precision: 'fp32',
       });
     });
+    let scorer: LoadedModel | undefined;
     after(async () => {
       await engine?.dispose();
+      await scorer?.dispose();
       rmSync(cacheDir, { recursive: true, force: true });
     });
 
     const run = (request: GenerateRequest, speculation: boolean) =>
       engine.generate({ ...request, speculation });
+
+    /** The logits plain greedy steps give after the prompt and `tokens[0..at)`. */
+    async function plainLogitsAt(messages: ChatMessage[], tokens: number[], at: number) {
+      scorer ??= await loadModel(TINY_MODEL_DIR, { cacheDir, precision: 'fp32', device });
+      const chat = await prepareChat(messages, loadChatCheckpoint(TINY_MODEL_DIR));
+      const image = chat.images[0];
+      const visual = image && (await scorer.vision.encode(image.pixelValues!, image.gridThw));
+      const { decoder } = scorer;
+      let logits = await decoder.prefill({
+        inputIds: chat.inputIds,
+        positionIds: chat.positionIds,
+        visual,
+      });
+      for (let i = 0; i < at; i++) {
+        logits = await decoder.step(tokens[i], decoder.pastLength + chat.ropeDelta);
+      }
+      return logits;
+    }
+
+    /**
+     * `actual` (drafted and verified) is the plain greedy answer `expected`: on the CPU token for
+     * token. On WebGPU a verification run's batched kernels round differently from a step's, so
+     * at a near tie the two may part: up to there the tokens must be equal, and there the plain
+     * steps' own logits must hold both tokens within NEAR_TIE.
+     */
+    async function assertGreedy(actual: number[], expected: number[], messages: ChatMessage[]) {
+      const at = expected.findIndex((token, i) => actual[i] !== token);
+      if (device === 'cpu' || at < 0) {
+        assert.deepEqual(actual, expected);
+        return;
+      }
+      const logits = await plainLogitsAt(messages, expected, at);
+      const gap = Math.abs(logits[expected[at]] - logits[actual[at]]);
+      console.log(
+        `      parted from plain greedy at token ${at} of ${expected.length}: logits ${gap.toExponential(2)} apart`,
+      );
+      assert.ok(gap < NEAR_TIE, `token ${at}: ${actual[at]} for ${expected[at]}, ${gap} apart`);
+    }
 
     for (const golden of goldenCases()) {
       it(`${golden.name}: speculative greedy = plain greedy = the reference, over 24 and 96 tokens`, async () => {
@@ -160,8 +208,8 @@ for (const device of ['cpu', 'webgpu'] as const) {
         const long = { ...short, maxNewTokens: 96 };
         const plain = await run(long, false);
         const spec = await run(long, true);
-        assert.deepEqual(spec.tokenIds, plain.tokenIds);
-        assert.equal(spec.text, plain.text);
+        await assertGreedy(spec.tokenIds, plain.tokenIds, long.messages);
+        if (device === 'cpu') assert.equal(spec.text, plain.text);
         assert.equal(plain.stats!.draftTokens, 0);
         console.log(
           `      ${golden.name}: ${spec.tokenIds.length} tokens in ${spec.stats!.decoderRuns} runs (plain ${plain.stats!.decoderRuns}); drafts ${spec.stats!.acceptedDrafts}/${spec.stats!.draftTokens} accepted`,
@@ -180,7 +228,7 @@ for (const device of ['cpu', 'webgpu'] as const) {
       };
       const plain = await run(request, false);
       const spec = await run(request, true);
-      assert.deepEqual(spec.tokenIds, plain.tokenIds);
+      await assertGreedy(spec.tokenIds, plain.tokenIds, request.messages);
       const stats = spec.stats!;
       console.log(
         `      repetitive: ${spec.tokenIds.length} tokens in ${stats.decoderRuns} runs (plain ${plain.stats!.decoderRuns}); drafts ${stats.acceptedDrafts}/${stats.draftTokens} accepted`,
@@ -207,7 +255,8 @@ for (const device of ['cpu', 'webgpu'] as const) {
           };
           const first = await fresh.generate(request);
           const again = await fresh.generate(request);
-          assert.deepEqual(again.tokenIds, first.tokenIds);
+          // Both speculative, with other drafts: compared as the plain answer would be.
+          await assertGreedy(again.tokenIds, first.tokenIds, request.messages);
           const [a, b] = [first.stats!, again.stats!];
           runs.first += a.decoderRuns;
           runs.again += b.decoderRuns;
