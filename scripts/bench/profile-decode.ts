@@ -12,7 +12,10 @@
  *    33 tokens at the middle cache length (the cache is truncated back after each), returning
  *    every logit (plus the host's argmax over the rows) or each row's best logits only
  *    (extendTop, what greedy and top-k sampling use). Each run's time in one-token runs
- *    (`in_steps`) is the cost curve the draft planner needs (generation/run-cost.ts).
+ *    (`in_steps`) is the cost curve the draft planner needs (generation/run-cost.ts). Each run's
+ *    logits are also compared with one-token runs' at the same positions
+ *    (`max_logit_diff_vs_steps`): a kernel for more rows may round differently, not compute
+ *    something else (on lavapipe, runs of 32 rows or more do, see docs/bench/2026-11-27-h200).
  * 3. One onnxruntime profile of the decoder (prefill of the middle length, then 16 steps),
  *    written under --out; on WebGPU it holds each kernel's GPU time. scripts/gpu/summarize_profile.py
  *    turns it into a table.
@@ -108,6 +111,25 @@ interface RunSizeTimes {
   argmaxMs: number;
   /** extendTop(): each row's best logits only (what greedy and top-k sampling use). */
   topMs: number;
+  /**
+   * Largest difference of the run's logits from those one-token runs give at the same
+   * positions: kernels for more rows round differently, but should not compute differently.
+   */
+  maxDiffVsSteps: number;
+}
+
+/** The logits of one-token runs over `ids` from position `length` on. */
+async function steppedLogits(model: LoadedModel, length: number, ids: number[]) {
+  const rows: Float32Array[] = [];
+  for (const [k, id] of ids.entries()) rows.push((await model.decoder.extend([id], length + k))[0]);
+  model.decoder.truncate(length);
+  return rows;
+}
+
+function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i] - b[i]));
+  return max;
 }
 
 /** Median times of decoder runs of each size after a `length`-token prefill (truncated back after each). */
@@ -117,14 +139,25 @@ async function runSizeTimes(
   sizes: number[],
 ): Promise<RunSizeTimes[]> {
   await prefillText(model, length);
+  const stepped = await steppedLogits(
+    model,
+    length,
+    Array.from({ length: Math.max(...sizes) }, (_, i) => 1000 + i),
+  );
   const rows: RunSizeTimes[] = [];
   for (const size of sizes) {
     const ids = Array.from({ length: size }, (_, i) => 1000 + i);
     const [full, picks, top]: number[][] = [[], [], []];
+    let maxDiffVsSteps = 0;
     for (let i = 0; i < 12; i++) {
       let started = performance.now();
       const logits = await model.decoder.extend(ids, length);
       full.push(performance.now() - started);
+      if (i === 0) {
+        logits.forEach((row, k) => {
+          maxDiffVsSteps = Math.max(maxDiffVsSteps, maxAbsDifference(row, stepped[k]));
+        });
+      }
       started = performance.now();
       for (const row of logits) argmax(row);
       picks.push(performance.now() - started);
@@ -134,7 +167,13 @@ async function runSizeTimes(
       top.push(performance.now() - started);
       model.decoder.truncate(length);
     }
-    rows.push({ size, fullMs: median(full), argmaxMs: median(picks), topMs: median(top) });
+    rows.push({
+      size,
+      fullMs: median(full),
+      argmaxMs: median(picks),
+      topMs: median(top),
+      maxDiffVsSteps,
+    });
   }
   return rows;
 }
@@ -202,6 +241,7 @@ async function main(): Promise<void> {
         best_logits_ms: +row.topMs.toFixed(2),
         best_vs_all_with_argmax: +(row.topMs / whole).toFixed(3),
         ...(oneTokenMs && { in_steps: +(row.topMs / oneTokenMs).toFixed(3) }),
+        max_logit_diff_vs_steps: +row.maxDiffVsSteps.toPrecision(3),
       }),
     );
   }
