@@ -173,13 +173,13 @@ export function editEvery(
   return out;
 }
 
-/** The engine's settings and others beside them (2-3 and 16: earlier defaults). */
+/** The engine's settings and others beside them (2-3: the default before the replay). */
 const VARIANTS: Record<string, PromptLookupSettings> = {
   default: DEFAULT_PROMPT_LOOKUP,
   'ngram 2-3': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 3 },
   'ngram 2-8': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 8 },
   'ngram 2-64': { ...DEFAULT_PROMPT_LOOKUP, maxNgram: 64 },
-  'drafts 16': { ...DEFAULT_PROMPT_LOOKUP, draftTokens: 16 },
+  'drafts 32': { ...DEFAULT_PROMPT_LOOKUP, draftTokens: 32 },
 };
 
 const DEVICES: Record<string, RunCost> = { cpu: CPU_RUN_COST, webgpu: WEBGPU_RUN_COST };

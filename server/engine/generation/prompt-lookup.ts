@@ -20,16 +20,21 @@ export interface PromptLookupSettings {
  * row than the one being rewritten. Replaying real landing pages through the decode loop
  * (scripts/bench/speculation-replay.ts, docs/bench/2026-11-26-cpu) took a refinement's decode
  * from 2.5x to 3.9x plain speed on the CPU and 2.0x to 3.0x on WebGPU, first generations from
- * 1.37x to 1.41x and 1.17x to 1.21x; 64 adds little. Drafting up to 32 tokens instead of 16,
- * once WebGPU's 33-token runs were measured (5.3 steps against 4 for 17), took a refinement's
- * replayed decode on WebGPU from 3.8x to 5.1x plain speed and left the CPU's within 3% (a CPU
- * run grows by a fifth of a step per token, so it rarely pays to draft that far there); on an
- * H200 a refinement's speculative decode went from 345 to 416-424 tokens/s (one call).
+ * 1.37x to 1.41x and 1.17x to 1.21x; 64 adds little.
+ *
+ * Drafts stop at 16, so a verification run has at most 17 rows. Up to 24 rows its logits are
+ * those of one-token runs within 1e-5 (CPU int4, and fp32 on lavapipe), so speculation keeps
+ * plain greedy's tokens; from 31-32 rows the kernels change: CPU int4 logits move by 0.3, and
+ * on lavapipe's WebGPU by 1.0 (prompts of 32 tokens or more too; its subgroups are 8 wide).
+ * Drafting 32 made a refinement's speculative decode 21-23% faster on an H200 (345 -> 416-424
+ * tokens/s, docs/bench/2026-11-27-h200) and the replayed pages 3.8x -> 5.1x plain speed on
+ * WebGPU; it waits for NVIDIA's 33-row runs to be checked against steps (profile-decode's
+ * max_logit_diff_vs_steps).
  */
 export const DEFAULT_PROMPT_LOOKUP: PromptLookupSettings = {
   maxNgram: 32,
   minNgram: 2,
-  draftTokens: 32,
+  draftTokens: 16,
 };
 
 /**
