@@ -17,6 +17,9 @@
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts), "preprocess" (a screenshot's
 # preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
+# "capture" (the int4 stand-in an engine job wrote, every decode step's MatMulNBits, timed through
+# onnxruntime-node, onnxruntime-web, and onnxruntime-web with WebGPU graph capture, which
+# onnxruntime-node cannot turn on: scripts/gpu/capture-probe.mjs; after an engine:int4 job),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
@@ -32,7 +35,7 @@ BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
-JOBS=${JOBS:-engine:int4:1280x800 vision:1280x800 baseline:1280x800 profile:int4 \
+JOBS=${JOBS:-engine:int4:1280x800 capture vision:1280x800 baseline:1280x800 profile:int4 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080 preprocess}
 mkdir -p "$WORK"
@@ -47,11 +50,12 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 echo "== unpacking Node, onnxruntime-node, sharp, the Vulkan loader"
 xz -dc "$BUNDLE/node.xz" > "$WORK/node" && chmod +x "$WORK/node"
 mkdir -p "$WORK/node_modules" && tar xJf "$BUNDLE/modules.tar.xz" -C "$WORK/node_modules"
+tar xJf "$BUNDLE/web.tar.xz" -C "$WORK/node_modules"
 rm -rf "$WORK/root" && cp -r "$BUNDLE/root" "$WORK/root"
 xz -d "$WORK/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json.xz"
 # The bundles look for resize-worker.cjs beside them (image resizing on worker threads).
 cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$BUNDLE/vision-formats.cjs" \
-  "$BUNDLE/preprocess.cjs" "$BUNDLE/resize-worker.cjs" "$WORK/"
+  "$BUNDLE/preprocess.cjs" "$BUNDLE/resize-worker.cjs" "$BUNDLE/capture-probe.mjs" "$WORK/"
 for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$deb" "$WORK/vulkan"; done
 # NVIDIA's Vulkan driver (libGLX_nvidia) loads libEGL.so.1 (glvnd) and returns no vkCreateInstance
 # without it: containers with "graphics" capabilities but no libegl1 fail with "Found no drivers".
@@ -120,6 +124,14 @@ profile() { # profile PRECISION [OPTIONS]: where a decode step's time goes on We
   done
 }
 
+capture() { # WebGPU graph capture on the int4 stand-in of a decode step (an engine job wrote it)
+  local model
+  model=$(ls "$WORK"/bench-engine/int4-kernel/int4-kernel-webgpu-*.onnx 2>/dev/null | head -1)
+  echo "== graph capture probe ${model:-(no stand-in: run an engine:int4 job first)}"
+  [ -n "$model" ] || return
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/capture-probe.mjs" "$model" | tee -a "$RESULTS"
+}
+
 preprocess() { # a pasted screenshot's preprocessing on this machine's cores
   echo "== preprocessing"
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/preprocess.cjs" --json | tee -a "$RESULTS"
@@ -147,7 +159,8 @@ for job in $JOBS; do
     profile) profile "$a" "$b" ;;
     vision) vision "$a" ;;
     preprocess) preprocess ;;
-    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH, profile:PRECISION or preprocess)" >&2 ;;
+    capture) capture ;;
+    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH, profile:PRECISION, capture or preprocess)" >&2 ;;
   esac
 done
 
