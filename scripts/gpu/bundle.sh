@@ -19,7 +19,7 @@
 #   debs/            Debian's libvulkan1 (the Vulkan loader WebGPU needs there), libegl1 and
 #                    libglvnd0 (NVIDIA's Vulkan driver needs libEGL.so.1 and gives no instance
 #                    without it)
-# About 45 MB. The device tool's 64 MiB limit also counts the repository's tracked files (about
+# About 53 MB. The device tool's 64 MiB limit also counts the repository's tracked files (about
 # 32 MB, mostly test fixtures), so run.sh was run from a throwaway branch holding only
 # scripts/gpu/ (commit everything first: `git clean` removes uncommitted work):
 #   git checkout -b gpu-run && git ls-files | grep -v '^scripts/gpu/' | grep -v '^\.gitignore$' |
