@@ -2,8 +2,9 @@
  * How many tokens to draft before each decoder run, from how drafts have fared so far. A
  * verification run of n tokens costs more than a step by an amount that depends on the device
  * (run-cost.ts: a fifth of a step per token on the CPU; on WebGPU 2-3 tokens cost about 1.25
- * steps, 4 to 17 about 3.5-4 and 33 about 5.3), so drafts that mostly fail make decoding slower than plain steps, while
- * drafts that mostly pass (a refinement copying its previous answer) are worth drafting long.
+ * steps, 4 to 17 about 3.5-4 and 33 about 5.3), so drafts that mostly fail make decoding slower
+ * than plain steps, while drafts that mostly pass (a refinement copying its previous answer)
+ * are worth drafting long.
  *
  * Drafted positions are taken as accepted with one probability a, estimated from recent runs:
  * d drafts then yield 1 + a + ... + a^d tokens for cost(1 + d) steps of time, and the planner

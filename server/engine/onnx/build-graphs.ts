@@ -75,11 +75,11 @@ interface PartPlan {
  * MatMulNBits runs a 1280x800 screenshot's 4,000 patches on a faster tiled kernel than its fp16
  * MatMul (the tower 268 -> 196 ms on an H200, features at cosine 0.9998 to fp16's;
  * docs/bench/2026-11-27-h200), where 4-bit blocks were no faster and drifted to 0.984. On the
- * CPU 8-bit channels with activations
- * quantised per patch (layers.ts matMulInt8). Its linears are compute-bound there, and
- * onnxruntime's integer GEMM runs them about four times faster than fp32 MatMul, in a quarter
- * of the memory (the whole tower 1.8x faster at 1280x800, attention being the rest); MLAS has
- * no fast x86 fp16 path, and its int4 kernel is no faster than fp32 at that many rows.
+ * CPU 8-bit channels with activations quantised per patch (layers.ts matMulInt8). Its linears
+ * are compute-bound there, and onnxruntime's integer GEMM runs them about four times faster
+ * than fp32 MatMul, in a quarter of the memory (the whole tower 1.8x faster at 1280x800,
+ * attention being the rest); MLAS has no fast x86 fp16 path, and its int4 kernel is no faster
+ * than fp32 at that many rows.
  *
  * For the same reason the CPU int4 build has a second decoder for prompts (`prefill`): its
  * layers' linears in 8 bits like the vision tower's, its embedding table and LM head as in the
