@@ -62,6 +62,8 @@ describe('commands, history and embedded diagrams', function () {
       { requestId: requestId(), image: fixtureImage(), target: 'react', instruction: 'a card' },
       () => undefined,
     );
+    // A formatting failure leaves the code as the model wrote it and says why here.
+    assert.deepEqual(result.warnings, []);
     const entry = extension.api.history().find((candidate) => candidate.id === result.historyId);
     assert.ok(entry);
     assert.equal(entry.summary, 'Card');
