@@ -139,14 +139,11 @@ async function runSizeTimes(
   sizes: number[],
 ): Promise<RunSizeTimes[]> {
   await prefillText(model, length);
-  const stepped = await steppedLogits(
-    model,
-    length,
-    Array.from({ length: Math.max(...sizes) }, (_, i) => 1000 + i),
-  );
+  const longest = Array.from({ length: Math.max(...sizes) }, (_, i) => 1000 + i);
+  const stepped = await steppedLogits(model, length, longest);
   const rows: RunSizeTimes[] = [];
   for (const size of sizes) {
-    const ids = Array.from({ length: size }, (_, i) => 1000 + i);
+    const ids = longest.slice(0, size);
     const [full, picks, top]: number[][] = [[], [], []];
     let maxDiffVsSteps = 0;
     for (let i = 0; i < 12; i++) {

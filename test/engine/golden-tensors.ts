@@ -1,6 +1,7 @@
 /** Shared access to the golden Qwen3-VL fixtures (test/fixtures/qwen3vl-tiny, see GOLDEN.md). */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readModelConfig } from '../../server/engine/checkpoint/config';
 
 export const TINY_DIR = join(__dirname, '..', 'fixtures', 'qwen3vl-tiny');
 export const TINY_MODEL = join(TINY_DIR, 'model');
@@ -45,8 +46,8 @@ export function readF32(ref: TensorRef): Float32Array {
 
 /**
  * A golden case's pixel_values as the engine takes them, one frame per patch: transformers
- * repeats a still image over the temporal patch (2 frames in the tiny config), which this checks
- * before keeping the first frame of each channel.
+ * repeats a still image over the temporal patch (the tiny config's temporal_patch_size frames),
+ * which this checks before keeping the first frame of each channel.
  */
 export function goldenPixels(
   c: Pick<GoldenCase, 'name' | 'pixel_values' | 'image_grid_thw'>,
@@ -54,15 +55,15 @@ export function goldenPixels(
   const full = readF32(c.pixel_values!);
   const [t, h, w] = c.image_grid_thw![0];
   const patches = t * h * w;
-  const frames = 2;
-  const slice = full.length / patches / 3 / frames;
+  const { temporalPatchSize: frames, inChannels: channels } = readModelConfig(TINY_MODEL).vision;
+  const slice = full.length / patches / channels / frames;
   const frame = new Float32Array(full.length / frames);
-  for (let run = 0; run < patches * 3; run++) {
+  for (let run = 0; run < patches * channels; run++) {
     const first = full.subarray(run * frames * slice, (run * frames + 1) * slice);
     for (let f = 1; f < frames; f++) {
       const other = full.subarray((run * frames + f) * slice, (run * frames + f + 1) * slice);
       if (other.some((value, i) => value !== first[i])) {
-        throw new Error(`${c.name}: frame ${f} of patch ${Math.floor(run / 3)} differs`);
+        throw new Error(`${c.name}: frame ${f} of patch ${Math.floor(run / channels)} differs`);
       }
     }
     frame.set(first, run * slice);

@@ -356,7 +356,6 @@ export function addRmsNorm(
   return [normed, sum];
 }
 
-/** x*cos + rotate_half(x)*sin, rotate_half(x) = [-x2, x1] over the last axis (NeoX pairing). */
 export function reshape(g: GraphBuilder, x: string, dims: number[]): string {
   return g.op('Reshape', [x, g.constInt64(dims)]);
 }
