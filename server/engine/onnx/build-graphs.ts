@@ -4,7 +4,7 @@
  * layout to prove every tensor is present, correctly shaped and consumed.
  */
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import {
   type WeightSource,
@@ -162,14 +162,7 @@ export function buildGraphs(
       : new DryRunSink();
     try {
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
-      const ctx: LayerContext = {
-        g,
-        weights: tracker,
-        ...partPlan(precision, part, target),
-        int4AccuracyLevel: options.int4AccuracyLevel,
-        // GPU builds: no zero points, so onnxruntime's WebGPU fusions take the projections.
-        int4Symmetric: target === 'gpu',
-      };
+      const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
       if (part === 'vision') buildVisionGraph(ctx, config);
       else {
         buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
@@ -197,4 +190,46 @@ export function buildGraphs(
     );
   }
   return summary;
+}
+
+function layerContext(
+  g: GraphBuilder,
+  weights: WeightTracker,
+  precision: Precision,
+  part: GraphPart,
+  target: GraphTarget,
+  int4AccuracyLevel?: number,
+): LayerContext {
+  return {
+    g,
+    weights,
+    ...partPlan(precision, part, target),
+    int4AccuracyLevel,
+    // GPU builds: no zero points, so onnxruntime's WebGPU fusions take the projections.
+    int4Symmetric: target === 'gpu',
+  };
+}
+
+/**
+ * Writes the GPU build's decoder as a static decode step (decoder-graph.ts `staticStep`) to
+ * `path` (weights beside it in `path`.data): the graph WebGPU graph capture can replay,
+ * for scripts/bench/capture-decode.ts. Not part of a model's build.
+ */
+export function buildStaticStepDecoder(
+  config: Qwen3VLConfig,
+  source: WeightSource,
+  precision: Precision,
+  path: string,
+  capacity: number,
+): void {
+  validateWeights(config, source.shapes, 'checkpoint');
+  const sink = new FileDataSink(`${path}.data`, `${basename(path)}.data`);
+  try {
+    const g = new GraphBuilder('qwen3vl_decode_step', sink);
+    const ctx = layerContext(g, new WeightTracker(source), precision, 'decoder', 'gpu');
+    buildDecoderGraph(ctx, config, 'device', { staticStep: { capacity } });
+    writeFileSync(path, g.encode(OPSETS));
+  } finally {
+    sink.close();
+  }
 }

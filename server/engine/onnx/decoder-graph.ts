@@ -100,6 +100,16 @@ export function buildDecoderGraph(
     rotaryInAttention?: boolean;
     /** Host cache: a run with an empty cache skips the cache's share of attention (see hostCacheAttention). */
     emptyCacheBranch?: boolean;
+    /**
+     * One generated token per run, every shape fixed, for WebGPU graph capture (a captured run
+     * replays the recorded dispatches, so nothing may change size or live on the host): input_ids
+     * [1, 1]; no visual or DeepStack inputs (generated tokens have none); rope_cos/rope_sin the
+     * whole [capacity, headDim/2] table, row r for cache position r (GroupQueryAttention looks
+     * the new token's row up there); past and present [1, kvHeads, capacity, headDim], meant to
+     * be one buffer (appended in place); logits [1, vocab]; no num_logits, returned_logits or
+     * rotary_pads. Device cache with rotary inside attention only.
+     */
+    staticStep?: { capacity: number };
   } = {},
 ): void {
   const { g, weights } = ctx;
@@ -113,11 +123,21 @@ export function buildDecoderGraph(
   const P = (name: string) => TEXT_PREFIX + name;
   const toActivation = (x: string) => (act === F ? x : g.op('Cast', [x], { to: attr.int(act) }));
 
-  const ids = g.input(DECODER_INPUTS.ids, DataType.INT64, [1, 'sequence']);
-  const visual = toActivation(g.input(DECODER_INPUTS.visual, F, [1, 'sequence', d]));
-  const deepstack = toActivation(g.input(DECODER_INPUTS.deepstack, F, [taps, 1, 'sequence', d]));
-  const cos = toActivation(g.input(DECODER_INPUTS.cos, F, ['sequence', hd / 2]));
-  const sin = toActivation(g.input(DECODER_INPUTS.sin, F, ['sequence', hd / 2]));
+  const step = options.staticStep;
+  if (
+    step &&
+    (kv !== 'device' || !attentionRotaryFits(hd) || options.rotaryInAttention === false)
+  ) {
+    throw new Error('a static decode step needs the device cache and rotary inside attention');
+  }
+  const ids = g.input(DECODER_INPUTS.ids, DataType.INT64, [1, step ? 1 : 'sequence']);
+  const visual = step ? '' : toActivation(g.input(DECODER_INPUTS.visual, F, [1, 'sequence', d]));
+  const deepstack = step
+    ? ''
+    : toActivation(g.input(DECODER_INPUTS.deepstack, F, [taps, 1, 'sequence', d]));
+  const tableRows = step ? step.capacity : 'sequence';
+  const cos = toActivation(g.input(DECODER_INPUTS.cos, F, [tableRows, hd / 2]));
+  const sin = toActivation(g.input(DECODER_INPUTS.sin, F, [tableRows, hd / 2]));
   const seqlens = kv === 'device' ? g.input(DECODER_INPUTS.seqlens, DataType.INT32, [1]) : '';
   const total = kv === 'device' ? g.input(DECODER_INPUTS.total, DataType.INT32, []) : '';
   // [G, S, C+S] additive: 0 where a query may attend (valid cached rows, causal new rows).
@@ -129,20 +149,21 @@ export function buildDecoderGraph(
     kv === 'device' && (options.rotaryInAttention ?? attentionRotaryFits(hd));
   // The run's S table rows placed at the rows of their cache positions (zeros elsewhere, never
   // read): attention's rotary looks rows up by position in the KV cache.
-  const rotaryPads = rotaryInAttention
-    ? g.input(DECODER_INPUTS.rotaryPads, DataType.INT64, [4])
-    : '';
-  const [cosCache, sinCache] = rotaryInAttention
-    ? [g.op('Pad', [cos, rotaryPads]), g.op('Pad', [sin, rotaryPads])]
-    : ['', ''];
+  const rotaryPads =
+    rotaryInAttention && !step ? g.input(DECODER_INPUTS.rotaryPads, DataType.INT64, [4]) : '';
+  const [cosCache, sinCache] = step
+    ? [cos, sin]
+    : rotaryInAttention
+      ? [g.op('Pad', [cos, rotaryPads]), g.op('Pad', [sin, rotaryPads])]
+      : ['', ''];
   // onnxruntime's WebGPU fusions want the projections as separate int4 matrix multiplies.
   const separateProjections = rotaryInAttention && ctx.linearFormat === 'int4';
   const projections = (x: string, prefixes: string[]) =>
     separateProjections
       ? prefixes.map((prefix) => linear(ctx, x, prefix))
       : fusedLinear(ctx, x, prefixes);
-  const numLogits = g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
-  const returnedLogits = g.input(DECODER_INPUTS.returnedLogits, DataType.INT64, [1]);
+  const numLogits = step ? '' : g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
+  const returnedLogits = step ? '' : g.input(DECODER_INPUTS.returnedLogits, DataType.INT64, [1]);
 
   // Embedding gather; int4 builds keep the table in fp16 (gathered rows are cast up).
   const headFormat = ctx.headFormat ?? ctx.linearFormat;
@@ -154,8 +175,11 @@ export function buildDecoderGraph(
   );
   let gathered = g.op('Gather', [embed, ids], { axis: attr.int(0) });
   if (embedType !== act) gathered = g.op('Cast', [gathered], { to: attr.int(act) });
-  const isImage = g.op('Equal', [ids, g.constInt64([config.imageTokenId], [])]);
-  let h = g.op('Where', [g.op('Unsqueeze', [isImage, g.constInt64([2])]), visual, gathered]);
+  let h = gathered;
+  if (!step) {
+    const isImage = g.op('Equal', [ids, g.constInt64([config.imageTokenId], [])]);
+    h = g.op('Where', [g.op('Unsqueeze', [isImage, g.constInt64([2])]), visual, gathered]);
+  }
 
   // Row i of the tables belongs to token i of this run: RotaryEmbedding's positions start at 0.
   const firstRow = rotaryInAttention ? '' : g.constInt64([0]);
@@ -189,8 +213,9 @@ export function buildDecoderGraph(
     if (kv === 'host') {
       attn = hostCacheAttention(ctx, config, l, q, k, v, bias, options.emptyCacheBranch ?? false);
     } else {
-      const pastK = g.input(DECODER_INPUTS.pastKey(l), act, [1, t.numKvHeads, 'past', hd]);
-      const pastV = g.input(DECODER_INPUTS.pastValue(l), act, [1, t.numKvHeads, 'past', hd]);
+      const cacheRows = step ? step.capacity : 'past';
+      const pastK = g.input(DECODER_INPUTS.pastKey(l), act, [1, t.numKvHeads, cacheRows, hd]);
+      const pastV = g.input(DECODER_INPUTS.pastValue(l), act, [1, t.numKvHeads, cacheRows, hd]);
       const rotary = rotaryInAttention ? [cosCache, sinCache] : [];
       [attn] = g.node('GroupQueryAttention', [q, k, v, pastK, pastV, seqlens, total, ...rotary], {
         outputs: [g.fresh('attn'), DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)],
@@ -204,7 +229,7 @@ export function buildDecoderGraph(
         },
       });
       for (const present of [DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)]) {
-        g.output(present, act, [1, t.numKvHeads, 'total', hd]);
+        g.output(present, act, [1, t.numKvHeads, step ? step.capacity : 'total', hd]);
       }
     }
     const attnOut = linear(ctx, attn, `${p}self_attn.o_proj`);
@@ -212,7 +237,7 @@ export function buildDecoderGraph(
     const [gate, up] = projections(m, [`${p}mlp.gate_proj`, `${p}mlp.up_proj`]);
     const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
     let mlpOut = linear(ctx, g.op('Mul', [silu, up]), `${p}mlp.down_proj`);
-    if (l < config.vision.deepstackVisualIndexes.length) {
+    if (!step && l < config.vision.deepstackVisualIndexes.length) {
       const tap = g.op('Gather', [deepstack, g.constInt64([l], [])], { axis: attr.int(0) });
       mlpOut = g.op('Add', [mlpOut, tap]);
     }
@@ -225,11 +250,10 @@ export function buildDecoderGraph(
   }
 
   // The last num_logits positions: [1, S, D] -> [N, D], final norm, tied (or separate) LM head.
-  const last = reshape(
-    g,
-    g.op('Slice', [h, g.op('Neg', [numLogits]), g.constInt64([2 ** 62]), g.constInt64([1])]),
-    [-1, d],
-  );
+  const lastRows = step
+    ? h
+    : g.op('Slice', [h, g.op('Neg', [numLogits]), g.constInt64([2 ** 62]), g.constInt64([1])]);
+  const last = reshape(g, lastRows, [-1, d]);
   const normed = rmsNorm(ctx, last, P('norm.weight'), eps);
   let logits: string;
   const headName = t.tieWordEmbeddings ? embedName : 'lm_head.weight';
@@ -248,11 +272,15 @@ export function buildDecoderGraph(
   // the host then reads the best-logit blocks instead of the vocabulary, and does not scan it. An
   // input picks this rather than the fetched outputs, since onnxruntime-node must fetch every
   // output of a session that keeps some in GPU memory.
-  g.node('Slice', [logits, g.constInt64([0]), returnedLogits, g.constInt64([0])], {
-    outputs: [DECODER_OUTPUTS.logits],
-  });
-  g.output(DECODER_OUTPUTS.logits, F, ['returned_rows', t.vocabSize]);
-  bestLogitBlocks(g, logits, t.vocabSize);
+  if (step) {
+    g.node('Identity', [logits], { outputs: [DECODER_OUTPUTS.logits] });
+  } else {
+    g.node('Slice', [logits, g.constInt64([0]), returnedLogits, g.constInt64([0])], {
+      outputs: [DECODER_OUTPUTS.logits],
+    });
+  }
+  g.output(DECODER_OUTPUTS.logits, F, [step ? 1 : 'returned_rows', t.vocabSize]);
+  bestLogitBlocks(g, logits, t.vocabSize, step ? 1 : 'logit_rows');
 }
 
 /** Logits per block, and how many blocks with the highest maxima the decoder returns. */
@@ -272,7 +300,12 @@ export function topLogitsPerRow(vocabSize: number): number {
  * a row of up to 2,048 in one, hence the blocks; their indices come out [rows, BEST_BLOCKS, 1],
  * as GatherND takes them, so no int64 reshape is placed on the CPU mid-run.
  */
-export function bestLogitBlocks(g: GraphBuilder, logits: string, vocabSize: number): void {
+export function bestLogitBlocks(
+  g: GraphBuilder,
+  logits: string,
+  vocabSize: number,
+  rows: number | string = 'logit_rows',
+): void {
   const blocks = Math.ceil(vocabSize / LOGIT_BLOCK);
   const padding = blocks * LOGIT_BLOCK - vocabSize;
   const padded = padding
@@ -293,8 +326,8 @@ export function bestLogitBlocks(g: GraphBuilder, logits: string, vocabSize: numb
     outputs: [DECODER_OUTPUTS.bestBlockLogits],
     attrs: { batch_dims: attr.int(1) },
   });
-  g.output(DECODER_OUTPUTS.bestBlocks, DataType.INT64, ['logit_rows', kept, 1]);
-  g.output(DECODER_OUTPUTS.bestBlockLogits, DataType.FLOAT, ['logit_rows', kept, LOGIT_BLOCK]);
+  g.output(DECODER_OUTPUTS.bestBlocks, DataType.INT64, [rows, kept, 1]);
+  g.output(DECODER_OUTPUTS.bestBlockLogits, DataType.FLOAT, [rows, kept, LOGIT_BLOCK]);
 }
 
 /**

@@ -60,4 +60,26 @@ export class MropeTables {
     }
     return { cos, sin };
   }
+
+  /**
+   * cos/sin [capacity, headDim/2] with row r for the token at cache position r: the cached
+   * tokens' own positions (three streams of the same length, e.g. a prompt's), then text
+   * positions going on from `next` (what each generated token gets). A static decode step's
+   * attention looks its new row up here (decoder-graph.ts `staticStep`).
+   */
+  cacheTable(
+    cached: readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>],
+    next: number,
+    capacity: number,
+  ): { cos: Float32Array; sin: Float32Array } {
+    const n = cached[0].length;
+    if (n > capacity) throw new Error(`${n} cached positions exceed a capacity of ${capacity}`);
+    const streams = cached.map((stream) => {
+      const all = new Float64Array(capacity);
+      all.set(stream);
+      for (let r = n; r < capacity; r++) all[r] = next + r - n;
+      return all;
+    });
+    return this.compute(streams as [Float64Array, Float64Array, Float64Array]);
+  }
 }
