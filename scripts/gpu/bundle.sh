@@ -9,8 +9,9 @@
 #   vision-formats.cjs scripts/bench/vision-formats.ts bundled (the vision tower per weight format)
 #   preprocess.cjs   scripts/bench/preprocess.ts bundled (screenshot preprocessing, resize workers)
 #   resize-worker.cjs the image resize's worker threads, which the bundles look for beside them
-#   capture-probe.mjs scripts/gpu/capture-probe.mjs (WebGPU graph capture through onnxruntime-web)
-#   web.tar.xz       what it needs beyond onnxruntime-node, fetched from npm: onnxruntime-web's
+#   capture-decode.cjs scripts/bench/capture-decode.ts bundled (decode steps with WebGPU graph
+#                    capture through onnxruntime-web)
+#   web.tar.xz       what that needs beyond onnxruntime-node (dev dependencies): onnxruntime-web's
 #                    WebGPU build (its CommonJS entry and the asyncify WebAssembly) and the webgpu
 #                    package's linux-x64 dawn.node
 #   root/            what the benchmark reads from the repository: the 2B tensor layout and the
@@ -28,33 +29,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=.gpu-bundle
-# onnxruntime-web as the same release as onnxruntime-node; webgpu is Dawn's Node binding.
-ORT_WEB=$(node -p "require('onnxruntime-node/package.json').version")
-DAWN_NODE=0.6.2
 rm -rf "$OUT"
 mkdir -p "$OUT/root/test/fixtures/qwen3vl-tiny/model" "$OUT/debs"
 
-echo "bundling scripts/bench-engine.ts, scripts/bench/profile-decode.ts, vision-formats.ts, preprocess.ts, the resize worker ..."
+echo "bundling scripts/bench-engine.ts, scripts/bench/profile-decode.ts, vision-formats.ts, preprocess.ts, capture-decode.ts, the resize worker ..."
 for entry in scripts/bench-engine.ts scripts/bench/profile-decode.ts scripts/bench/vision-formats.ts \
-  scripts/bench/preprocess.ts server/engine/preprocess/resize-worker.ts; do
+  scripts/bench/preprocess.ts scripts/bench/capture-decode.ts server/engine/preprocess/resize-worker.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --target=node20 \
-    --external:onnxruntime-node --external:sharp --log-level=warning \
-    --outfile="$OUT/$(basename "$entry" .ts).cjs"
+    --external:onnxruntime-node --external:sharp --external:onnxruntime-web --external:webgpu \
+    --log-level=warning --outfile="$OUT/$(basename "$entry" .ts).cjs"
 done
 
-cp scripts/gpu/capture-probe.mjs "$OUT/"
-
-echo "fetching onnxruntime-web $ORT_WEB and webgpu $DAWN_NODE from npm for the capture probe ..."
-web=$(mktemp -d)
-(cd "$web" && npm pack --silent "onnxruntime-web@$ORT_WEB" "webgpu@$DAWN_NODE" >/dev/null &&
-  mkdir -p node_modules/onnxruntime-web node_modules/webgpu &&
-  tar xzf onnxruntime-web-*.tgz -C node_modules/onnxruntime-web --strip-components=1 \
-    package/package.json package/dist/ort.webgpu.min.js \
-    package/dist/ort-wasm-simd-threaded.asyncify.mjs package/dist/ort-wasm-simd-threaded.asyncify.wasm &&
-  tar xzf webgpu-*.tgz -C node_modules/webgpu --strip-components=1 \
-    package/package.json package/index.js package/dist/linux-x64/dawn.node)
-tar cJf "$OUT/web.tar.xz" -C "$web/node_modules" onnxruntime-web webgpu
-rm -rf "$web"
+echo "packing onnxruntime-web's WebGPU build and webgpu's linux-x64 dawn.node for capture-decode ..."
+tar cJf "$OUT/web.tar.xz" -C node_modules \
+  onnxruntime-web/package.json onnxruntime-web/dist/ort.webgpu.min.js \
+  onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.mjs \
+  onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.wasm \
+  webgpu/package.json webgpu/index.js webgpu/dist/linux-x64/dawn.node
 
 echo "compressing node ($(node --version)) ..."
 xz -T2 -6 -c "$(readlink -f "$(command -v node)")" > "$OUT/node.xz"

@@ -17,9 +17,10 @@
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts), "preprocess" (a screenshot's
 # preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
-# "capture" (the int4 stand-in an engine job wrote, every decode step's MatMulNBits, timed through
-# onnxruntime-node, onnxruntime-web, and onnxruntime-web with WebGPU graph capture, which
-# onnxruntime-node cannot turn on: scripts/gpu/capture-probe.mjs; after an engine:int4 job),
+# "capture[:PRECISION]" (greedy decoding of the 2B model three ways in one process: the engine's
+# decoder on onnxruntime-node, the static decode step on onnxruntime-web, and the same with WebGPU
+# graph capture, which onnxruntime-node cannot turn on: scripts/bench/capture-decode.ts; int4
+# unless told),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
@@ -55,7 +56,7 @@ rm -rf "$WORK/root" && cp -r "$BUNDLE/root" "$WORK/root"
 xz -d "$WORK/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json.xz"
 # The bundles look for resize-worker.cjs beside them (image resizing on worker threads).
 cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$BUNDLE/vision-formats.cjs" \
-  "$BUNDLE/preprocess.cjs" "$BUNDLE/resize-worker.cjs" "$BUNDLE/capture-probe.mjs" "$WORK/"
+  "$BUNDLE/preprocess.cjs" "$BUNDLE/resize-worker.cjs" "$BUNDLE/capture-decode.cjs" "$WORK/"
 for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$deb" "$WORK/vulkan"; done
 # NVIDIA's Vulkan driver (libGLX_nvidia) loads libEGL.so.1 (glvnd) and returns no vkCreateInstance
 # without it: containers with "graphics" capabilities but no libegl1 fail with "Found no drivers".
@@ -124,15 +125,14 @@ profile() { # profile PRECISION [OPTIONS]: where a decode step's time goes on We
   done
 }
 
-capture() { # WebGPU graph capture on the int4 stand-in of a decode step (an engine job wrote it)
-  local model
-  model=$(ls "$WORK"/bench-engine/int4-kernel/int4-kernel-webgpu-*.onnx 2>/dev/null | head -1)
-  echo "== graph capture probe ${model:-(no stand-in: run an engine:int4 job first)}"
-  [ -n "$model" ] || return
-  # Two onnxruntime-web sessions of the 2B stand-in share one 4 GB WebAssembly memory: should
-  # that not hold both, the captured one alone beside onnxruntime-node.
-  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/capture-probe.mjs" "$model" | tee -a "$RESULTS" ||
-    timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/capture-probe.mjs" "$model" --modes node,capture |
+capture() { # capture [PRECISION]: the engine's decode steps vs the static step, captured or not
+  local precision=${1:-int4}
+  local model=${BENCH_MODEL:-$WORK/bench-engine/qwen3vl-2b-random}
+  echo "== WebGPU graph capture of decode steps, $precision"
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --prepare --device webgpu \
+    --precision "$precision" ${BENCH_MODEL:+--model "$BENCH_MODEL"} || return
+  timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/capture-decode.cjs" --model "$model" \
+    --cache "$WORK/bench-engine/onnx" --precision "$precision" ${CAPTURE_ARGS:-} --json |
     tee -a "$RESULTS"
 }
 
@@ -163,8 +163,8 @@ for job in $JOBS; do
     profile) profile "$a" "$b" ;;
     vision) vision "$a" ;;
     preprocess) preprocess ;;
-    capture) capture ;;
-    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH, profile:PRECISION, capture or preprocess)" >&2 ;;
+    capture) capture "$a" ;;
+    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH, profile:PRECISION, capture[:PRECISION] or preprocess)" >&2 ;;
   esac
 done
 

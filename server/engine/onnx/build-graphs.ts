@@ -224,12 +224,15 @@ export function buildStaticStepDecoder(
 ): void {
   validateWeights(config, source.shapes, 'checkpoint');
   const sink = new FileDataSink(`${path}.data`, `${basename(path)}.data`);
+  let encoded: Uint8Array;
   try {
     const g = new GraphBuilder('qwen3vl_decode_step', sink);
     const ctx = layerContext(g, new WeightTracker(source), precision, 'decoder', 'gpu');
     buildDecoderGraph(ctx, config, 'device', { staticStep: { capacity } });
-    writeFileSync(path, g.encode(OPSETS));
+    encoded = g.encode(OPSETS);
   } finally {
     sink.close();
   }
+  // Written last, so a graph that exists has all its weights.
+  writeFileSync(path, encoded);
 }

@@ -287,6 +287,11 @@ export function buildDecoderGraph(
 export const LOGIT_BLOCK = 128;
 const BEST_BLOCKS = 32;
 
+/** How many blocks of a row the best_block_* outputs hold. */
+export function keptLogitBlocks(vocabSize: number): number {
+  return Math.min(BEST_BLOCKS, Math.ceil(vocabSize / LOGIT_BLOCK));
+}
+
 /** How many best logits of a row the best_block_* outputs are sure to hold. */
 export function topLogitsPerRow(vocabSize: number): number {
   return Math.min(BEST_BLOCKS, vocabSize);
@@ -317,7 +322,7 @@ export function bestLogitBlocks(
     : logits;
   const grid = g.op('Reshape', [padded, g.constInt64([-1, blocks, LOGIT_BLOCK])]);
   const maxima = g.op('ReduceMax', [grid, g.constInt64([2])], { keepdims: attr.int(1) });
-  const kept = Math.min(BEST_BLOCKS, blocks);
+  const kept = keptLogitBlocks(vocabSize);
   g.node('TopK', [maxima, g.constInt64([kept])], {
     outputs: [g.fresh('block_maxima'), DECODER_OUTPUTS.bestBlocks],
     attrs: { axis: attr.int(1), largest: attr.int(1), sorted: attr.int(1) },

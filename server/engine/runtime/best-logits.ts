@@ -18,11 +18,28 @@ export async function readTopLogits(
   vocabSize: number,
 ): Promise<TopLogits[]> {
   const blocks = result[DECODER_OUTPUTS.bestBlocks];
-  const [rows, kept] = blocks.dims;
-  const blockIds = (await blocks.getData()) as BigInt64Array;
-  const values = (await result[DECODER_OUTPUTS.bestBlockLogits].getData()) as Float32Array;
+  return topLogitsFromBlocks(
+    (await blocks.getData()) as BigInt64Array,
+    (await result[DECODER_OUTPUTS.bestBlockLogits].getData()) as Float32Array,
+    blocks.dims[1],
+    count,
+    vocabSize,
+  );
+}
+
+/**
+ * The same from the outputs' data: `blockIds` [rows, kept] and `values` [rows, kept, LOGIT_BLOCK]
+ * (also what a run that wrote them into GPU buffers of its own reads back).
+ */
+export function topLogitsFromBlocks(
+  blockIds: BigInt64Array,
+  values: Float32Array,
+  kept: number,
+  count: number,
+  vocabSize: number,
+): TopLogits[] {
   const perRow = kept * LOGIT_BLOCK;
-  return Array.from({ length: rows }, (_, row) => {
+  return Array.from({ length: blockIds.length / kept }, (_, row) => {
     const idOf = (i: number) =>
       Number(blockIds[row * kept + Math.floor(i / LOGIT_BLOCK)]) * LOGIT_BLOCK + (i % LOGIT_BLOCK);
     const rowValues = values.subarray(row * perRow, (row + 1) * perRow);

@@ -3,7 +3,10 @@
  * the golden fixture's (8) does not: the tiny config with wider heads and random weights
  * (deterministic), built into a directory of ONNX graphs like the engine's build cache holds.
  */
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Qwen3VLConfig } from '../../../server/engine/checkpoint/config';
+import { writeSafetensors } from '../../../server/engine/checkpoint/safetensors-writer';
 import { readModelConfig } from '../../../server/engine/checkpoint/config';
 import { type WeightSource, expectedTensors } from '../../../server/engine/checkpoint/weights';
 import { TINY_MODEL } from '../golden-tensors';
@@ -39,4 +42,22 @@ export function randomSource(config: Qwen3VLConfig): WeightSource {
       return out;
     },
   };
+}
+
+/**
+ * The model as a checkpoint directory (the tiny fixture's files, config.json with the wider
+ * heads, model.safetensors with the random weights), for what reads checkpoints from disk.
+ */
+export function writeWideHeadCheckpoint(dir: string): void {
+  cpSync(TINY_MODEL, dir, { recursive: true });
+  const json = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  const config = wideHeadConfig();
+  json.text_config.head_dim = config.text.headDim;
+  json.text_config.rope_parameters.mrope_section = config.text.mropeSection;
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(json, null, 2));
+  const source = randomSource(config);
+  const tensors = [...source.shapes].map(([name, shape]) => ({ name, shape: [...shape] }));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors, 'F32', (spec, out) =>
+    out.set(source.readFloat32(spec.name)),
+  );
 }

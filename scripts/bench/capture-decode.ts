@@ -1,0 +1,199 @@
+/**
+ * Does WebGPU graph capture make the decoder's steps faster?
+ *   tsx scripts/bench/capture-decode.ts --model DIR --cache DIR [--precision int4|fp16]
+ *     [--prompt 128] [--steps 64] [--capacity 1024] [--modes engine,web,capture] [--json]
+ *
+ * On an H200 a 2B int4 step took 10-12 ms of which the GPU was busy 4.7: the rest is the host
+ * recording and submitting ~250 kernels (docs/bench/2026-11-27-h200). Graph capture records a
+ * run once and replays it; onnxruntime-node 1.30 cannot turn it on, onnxruntime-web can
+ * (ort-web-in-node.ts). Each mode runs a text prompt of --prompt tokens and then --steps greedy
+ * steps, in one process:
+ *   engine   the engine's decoder on onnxruntime-node, as a generation runs it (the prompt in
+ *            one run; each step feeds the cache back from GPU memory and reads its best logits)
+ *   web      the static decode step (decoder-graph.ts `staticStep`) on onnxruntime-web, every
+ *            input and output in GPU buffers of its own, past and present one buffer per
+ *            layer; the prompt token by token
+ *   capture  the same with graph capture: the first run records, every later run replays
+ * and prints each mode's step time (median, best), tokens/s and how many of its tokens agree
+ * with the first mode's (web and capture run the same kernels; the engine's one-run prompt may
+ * round differently and part from them at a near tie of random weights). --cache is the engine's
+ * build cache (bench-engine's by default); the step graph is built beside its builds on first
+ * use. Web modes need onnxruntime-web and webgpu (dev dependencies; NODE_PATH in the GPU script).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { readModelConfig, type Qwen3VLConfig } from '../../server/engine/checkpoint/config';
+import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
+import { checkpointSource } from '../../server/engine/checkpoint/weights';
+import type { Precision } from '../../server/engine/contracts';
+import { argmax } from '../../server/engine/generation/sampling';
+import { buildStaticStepDecoder } from '../../server/engine/onnx/build-graphs';
+import { GRAPH_VERSION } from '../../server/engine/runtime/build-cache';
+import { loadModel } from '../../server/engine/runtime/load-model';
+import { type Decoded, decodeStaticStep } from './static-step-web';
+
+type Mode = 'engine' | 'web' | 'capture';
+
+interface Options {
+  model: string;
+  cache: string;
+  precision: Precision;
+  prompt: number;
+  steps: number;
+  capacity: number;
+  modes: Mode[];
+  json: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = {
+    model: '',
+    cache: resolve('.cache/bench-engine/onnx'),
+    precision: 'int4',
+    prompt: 128,
+    steps: 64,
+    capacity: 1024,
+    modes: ['engine', 'web', 'capture'],
+    json: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (flag === '--json') {
+      options.json = true;
+      continue;
+    }
+    const value = argv[++i];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--model') options.model = resolve(value);
+    else if (flag === '--cache') options.cache = resolve(value);
+    else if (flag === '--precision') options.precision = value as Precision;
+    else if (flag === '--prompt') options.prompt = Number(value);
+    else if (flag === '--steps') options.steps = Number(value);
+    else if (flag === '--capacity') options.capacity = Number(value);
+    else if (flag === '--modes') options.modes = value.split(',') as Mode[];
+    else throw new Error(`unknown option ${flag}`);
+  }
+  if (!options.model) throw new Error('--model DIR is required');
+  if (options.prompt + options.steps > options.capacity) {
+    throw new Error(`--prompt + --steps must fit in --capacity (${options.capacity})`);
+  }
+  return options;
+}
+
+/** The prompt: text tokens spread over the vocabulary, as profile-decode uses. */
+function promptIds(length: number): number[] {
+  return Array.from({ length }, (_, i) => 1000 + ((i * 7919) % 50000));
+}
+
+async function decodeWithEngine(options: Options): Promise<Decoded> {
+  const model = await loadModel(options.model, {
+    cacheDir: options.cache,
+    device: 'webgpu',
+    precision: options.precision,
+  });
+  const ids = promptIds(options.prompt);
+  const positions = ids.map((_, i) => i);
+  let started = performance.now();
+  const logits = await model.decoder.prefill({
+    inputIds: ids,
+    positionIds: [positions, positions, positions],
+  });
+  const tokens = [argmax(logits)];
+  const promptMs = performance.now() - started;
+  const stepMs: number[] = [];
+  for (let i = 0; i < options.steps; i++) {
+    started = performance.now();
+    const [best] = await model.decoder.extendTop([tokens[i]], options.prompt + i);
+    stepMs.push(performance.now() - started);
+    tokens.push(best.ids[0]);
+  }
+  await model.dispose();
+  return { tokens, promptMs, stepMs };
+}
+
+/** The static step graph for this checkpoint, precision and capacity (built on first use). */
+function stepGraph(options: Options, config: Qwen3VLConfig): string {
+  // Beside the engine's builds (build-cache.ts leaves other names alone), versioned as they are.
+  const name = `capture-step-${basename(options.model)}-${options.precision}-v${GRAPH_VERSION}`;
+  const dir = join(options.cache, name);
+  const path = join(dir, `step-${options.capacity}.onnx`);
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true });
+    const source = checkpointSource(SafetensorsCheckpoint.open(options.model));
+    buildStaticStepDecoder(config, source, options.precision, path, options.capacity);
+  }
+  return path;
+}
+
+async function decodeWithWeb(options: Options, capture: boolean): Promise<Decoded> {
+  const config = readModelConfig(options.model);
+  return decodeStaticStep({
+    path: stepGraph(options, config),
+    config,
+    capacity: options.capacity,
+    cacheType: options.precision === 'fp32' ? 'float32' : 'float16',
+    capture,
+    prompt: promptIds(options.prompt),
+    steps: options.steps,
+  });
+}
+
+function leadingAgreement(a: number[], b: number[]): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const options = parseArgs(process.argv.slice(2));
+  const results = new Map<Mode, Decoded>();
+  for (const mode of options.modes) {
+    results.set(
+      mode,
+      mode === 'engine'
+        ? await decodeWithEngine(options)
+        : await decodeWithWeb(options, mode === 'capture'),
+    );
+  }
+  const first = results.get(options.modes[0])!;
+  const rows = options.modes.map((mode) => {
+    const r = results.get(mode)!;
+    // The first steps compile shaders (and, with capture, record): the median leaves them out.
+    const steady = r.stepMs.slice(Math.min(4, r.stepMs.length - 1));
+    return {
+      probe: 'capture_decode',
+      mode,
+      precision: options.precision,
+      prompt_tokens: options.prompt,
+      steps: options.steps,
+      capacity: options.capacity,
+      prompt_ms: +r.promptMs.toFixed(1),
+      step_ms: +median(steady).toFixed(3),
+      best_step_ms: +Math.min(...steady).toFixed(3),
+      tokens_per_s: +(1000 / median(steady)).toFixed(1),
+      tokens_agreeing_with_first_mode: leadingAgreement(r.tokens, first.tokens),
+      tokens: r.tokens.length,
+    };
+  });
+  const engine = rows.find((row) => row.mode === 'engine');
+  for (const row of rows) {
+    const ratio =
+      engine && row !== engine
+        ? { step_vs_engine: +(row.step_ms / engine.step_ms).toFixed(3) }
+        : {};
+    if (options.json) console.log(JSON.stringify({ ...row, ...ratio }));
+    else {
+      console.log(
+        `${row.mode.padEnd(8)} step ${row.step_ms} ms (best ${row.best_step_ms}), ${row.tokens_per_s} tokens/s, prompt ${row.prompt_ms} ms; ${row.tokens_agreeing_with_first_mode}/${row.tokens} tokens as ${options.modes[0]}${'step_vs_engine' in ratio ? `; ${ratio.step_vs_engine}x the engine's step` : ''}`,
+      );
+    }
+  }
+  process.exit(0);
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
