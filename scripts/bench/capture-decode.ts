@@ -1,7 +1,7 @@
 /**
  * Does WebGPU graph capture make the decoder's steps faster?
  *   tsx scripts/bench/capture-decode.ts --model DIR --cache DIR [--precision int4|fp16]
- *     [--prompt 128] [--steps 64] [--capacity 1024] [--modes engine,web,capture] [--json]
+ *     [--prompt 128] [--steps 64] [--capacity 1024] [--modes engine,web,capture,pipelined] [--json]
  *
  * On an H200 a 2B int4 step took 10-12 ms of which the GPU was busy 4.7: the rest is the host
  * recording and submitting ~250 kernels (docs/bench/2026-11-27-h200). Graph capture records a
@@ -14,12 +14,16 @@
  *            input and output in GPU buffers of its own, past and present one buffer per
  *            layer; the prompt token by token
  *   capture  the same with graph capture: the first run records, every later run replays
+ *   pipelined  capture, and each step takes the last one's greedy token (ArgMax in the graph)
+ *            on the GPU and is queued before that token reaches the host, which reads tokens
+ *            one step behind (a step's time: the gap between two tokens)
  * and prints each mode's step time (median, best), tokens/s and how many of its tokens agree
  * with the first mode's (web and capture run the same kernels; the engine's one-run prompt may
  * round differently and part from them at a near tie of random weights). --cache is the engine's
  * build cache (bench-engine's by default); the step graph is built beside its builds on first
  * use. Web modes need onnxruntime-web and webgpu (dev dependencies; NODE_PATH in the GPU script).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { readModelConfig, type Qwen3VLConfig } from '../../server/engine/checkpoint/config';
@@ -28,11 +32,10 @@ import { checkpointSource } from '../../server/engine/checkpoint/weights';
 import type { Precision } from '../../server/engine/contracts';
 import { argmax } from '../../server/engine/generation/sampling';
 import { buildStaticStepDecoder } from '../../server/engine/onnx/build-graphs';
-import { GRAPH_VERSION } from '../../server/engine/runtime/build-cache';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { type Decoded, decodeStaticStep } from './static-step-web';
 
-type Mode = 'engine' | 'web' | 'capture';
+type Mode = 'engine' | 'web' | 'capture' | 'pipelined';
 
 interface Options {
   model: string;
@@ -53,7 +56,7 @@ function parseArgs(argv: string[]): Options {
     prompt: 128,
     steps: 64,
     capacity: 1024,
-    modes: ['engine', 'web', 'capture'],
+    modes: ['engine', 'web', 'capture', 'pipelined'],
     json: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -111,28 +114,37 @@ async function decodeWithEngine(options: Options): Promise<Decoded> {
   return { tokens, promptMs, stepMs };
 }
 
-/** The static step graph for this checkpoint, precision and capacity (built on first use). */
+/**
+ * The static step graph for this checkpoint, precision and capacity, built on first use beside
+ * the engine's builds (build-cache.ts leaves other names alone), named by a hash of the graph
+ * (a dry run) so a changed graph is built anew.
+ */
 function stepGraph(options: Options, config: Qwen3VLConfig): string {
-  // Beside the engine's builds (build-cache.ts leaves other names alone), versioned as they are.
-  const name = `capture-step-${basename(options.model)}-${options.precision}-v${GRAPH_VERSION}`;
-  const dir = join(options.cache, name);
-  const path = join(dir, `step-${options.capacity}.onnx`);
+  const source = checkpointSource(SafetensorsCheckpoint.open(options.model));
+  const build = (path?: string) =>
+    buildStaticStepDecoder(config, source, options.precision, options.capacity, path);
+  const hash = createHash('sha256').update(build()).digest('hex').slice(0, 16);
+  const dir = join(options.cache, `capture-step-${basename(options.model)}`);
+  const path = join(dir, `${options.precision}-${options.capacity}-${hash}.onnx`);
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true });
-    const source = checkpointSource(SafetensorsCheckpoint.open(options.model));
-    buildStaticStepDecoder(config, source, options.precision, path, options.capacity);
+    build(path);
   }
   return path;
 }
 
-async function decodeWithWeb(options: Options, capture: boolean): Promise<Decoded> {
+async function decodeWithWeb(
+  options: Options,
+  mode: 'web' | 'capture' | 'pipelined',
+): Promise<Decoded> {
   const config = readModelConfig(options.model);
   return decodeStaticStep({
     path: stepGraph(options, config),
     config,
     capacity: options.capacity,
     cacheType: options.precision === 'fp32' ? 'float32' : 'float16',
-    capture,
+    capture: mode !== 'web',
+    pipelined: mode === 'pipelined',
     prompt: promptIds(options.prompt),
     steps: options.steps,
   });
@@ -152,9 +164,7 @@ async function main(): Promise<void> {
   for (const mode of options.modes) {
     results.set(
       mode,
-      mode === 'engine'
-        ? await decodeWithEngine(options)
-        : await decodeWithWeb(options, mode === 'capture'),
+      mode === 'engine' ? await decodeWithEngine(options) : await decodeWithWeb(options, mode),
     );
   }
   const first = results.get(options.modes[0])!;

@@ -147,9 +147,40 @@ export class GpuTensors {
 
   /** Destroys every buffer made here (after the session that used them is released). */
   destroy(): void {
-    for (const buffer of [...this.created, ...this.staging.values()]) buffer.destroy();
+    for (const buffer of [...this.created, ...this.staging.values(), ...this.spare]) {
+      buffer.destroy();
+    }
     this.created.length = 0;
     this.staging.clear();
+    this.spare.length = 0;
+  }
+
+  /** Copies `bytes` bytes between two buffers, in queue order with runs and writes. */
+  copy(from: GpuBuffer, to: GpuBuffer, bytes: number): void {
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(from, 0, to, 0, Math.ceil(bytes / 16) * 16);
+    this.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Staging buffers of `readSoon`, free for reuse. */
+  private readonly spare: GpuBuffer[] = [];
+
+  /**
+   * The first `bytes` (at most 16) bytes of `buffer` as they are once the work queued so far is
+   * done: copied at once, in queue order, so the host can queue more before the value arrives.
+   */
+  async readSoon(buffer: GpuBuffer, bytes: number): Promise<ArrayBuffer> {
+    const staging =
+      this.spare.pop() ??
+      this.device.createBuffer({ size: 16, usage: USAGE.mapRead | USAGE.copyDst });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, 16);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(MAP_READ);
+    const value = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    this.spare.push(staging);
+    return value;
   }
 
   write(buffer: GpuBuffer, data: ArrayBufferView): void {

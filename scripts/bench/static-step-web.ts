@@ -34,6 +34,12 @@ export interface StaticStepRun {
   /** Its cache's element type: float16 for fp16 and int4 builds. */
   cacheType: 'float16' | 'float32';
   capture: boolean;
+  /**
+   * Each step takes the previous step's next_token on the GPU (a buffer copy) and is queued
+   * before that token reaches the host, which reads tokens one step behind: the host's wait
+   * leaves the critical path. Otherwise each step waits for its best logits (as the engine).
+   */
+  pipelined?: boolean;
   /** Text tokens (positions 0, 1, ...). */
   prompt: number[];
   steps: number;
@@ -63,6 +69,7 @@ export async function decodeStaticStep(run: StaticStepRun): Promise<Decoded> {
       logits: gpu.create('float32', [1, t.vocabSize]),
       blocks: gpu.create('int64', [1, kept, 1]),
       blockLogits: gpu.create('float32', [1, kept, LOGIT_BLOCK]),
+      nextToken: gpu.create('int64', [1, 1]),
     };
     const feeds: Record<string, (typeof input)['ids']['tensor']> = {
       [DECODER_INPUTS.ids]: input.ids.tensor,
@@ -75,6 +82,7 @@ export async function decodeStaticStep(run: StaticStepRun): Promise<Decoded> {
       [DECODER_OUTPUTS.logits]: output.logits.tensor,
       [DECODER_OUTPUTS.bestBlocks]: output.blocks.tensor,
       [DECODER_OUTPUTS.bestBlockLogits]: output.blockLogits.tensor,
+      [DECODER_OUTPUTS.nextToken]: output.nextToken.tensor,
     };
     const buffers: GpuBuffer[] = [...Object.values(input), ...Object.values(output)].map(
       (io) => io.buffer,
@@ -100,9 +108,13 @@ export async function decodeStaticStep(run: StaticStepRun): Promise<Decoded> {
     gpu.write(input.cos.buffer, table.cos);
     gpu.write(input.sin.buffer, table.sin);
 
-    /** Runs the token at cache position `position`; reads the best next token back if asked. */
+    /**
+     * Runs the token at cache position `position` (-1: the one the last run chose, still on the
+     * GPU); reads the best next token back if asked.
+     */
     const step = async (token: number, position: number, read: boolean) => {
-      gpu.write(input.ids.buffer, BigInt64Array.of(BigInt(token)));
+      if (token < 0) gpu.copy(output.nextToken.buffer, input.ids.buffer, 8);
+      else gpu.write(input.ids.buffer, BigInt64Array.of(BigInt(token)));
       gpu.write(input.seqlens.buffer, Int32Array.of(position));
       gpu.write(input.total.buffer, Int32Array.of(position + 1));
       await session.run(feeds, fetches);
@@ -129,11 +141,32 @@ export async function decodeStaticStep(run: StaticStepRun): Promise<Decoded> {
     const tokens = [next];
     const promptMs = performance.now() - started;
     const stepMs: number[] = [];
-    for (let i = 0; i < run.steps; i++) {
-      started = performance.now();
-      tokens.push(await step(tokens[i], run.prompt.length + i, true));
-      stepMs.push(performance.now() - started);
+    if (!run.pipelined) {
+      for (let i = 0; i < run.steps; i++) {
+        started = performance.now();
+        tokens.push(await step(tokens[i], run.prompt.length + i, true));
+        stepMs.push(performance.now() - started);
+      }
+      return { tokens, promptMs, stepMs };
     }
+    // One read in flight behind the queued steps; a step's time is the gap between two tokens.
+    const readToken = async () =>
+      Number(new BigInt64Array(await gpu.readSoon(output.nextToken.buffer, 8))[0]);
+    let pending: Promise<number> | undefined;
+    let last = performance.now();
+    const arrived = (token: number) => {
+      tokens.push(token);
+      const now = performance.now();
+      stepMs.push(now - last);
+      last = now;
+    };
+    for (let i = 0; i < run.steps; i++) {
+      await step(-1, run.prompt.length + i, false);
+      const reading = readToken();
+      if (pending) arrived(await pending);
+      pending = reading;
+    }
+    if (pending) arrived(await pending);
     return { tokens, promptMs, stepMs };
   } finally {
     await session.release();

@@ -2,10 +2,11 @@
  * WebGPU graph capture of the static decode step (scripts/bench/static-step-web.ts, which the
  * GPU script's `capture` job times against the engine): on onnxruntime-web over Dawn's Node
  * binding, a captured run replayed with new tokens, positions and lengths written into its
- * buffers decodes greedily what the engine's decoder decodes on onnxruntime-node. Guards the
- * two workarounds that make the pair work (ort-web-in-node.ts), which lean on onnxruntime-web
- * 1.30's internals. A random model with 16-wide heads (the static step needs GroupQueryAttention's
- * rotary).
+ * buffers decodes greedily what the engine's decoder decodes on onnxruntime-node; so does it
+ * when each step takes the last one's token from the GPU (ArgMax in the graph) and the host
+ * reads tokens one step behind. Guards the two workarounds that make the pair work
+ * (ort-web-in-node.ts), which lean on onnxruntime-web 1.30's internals. A random model with
+ * 16-wide heads (the static step needs GroupQueryAttention's rotary).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -34,7 +35,7 @@ describe('WebGPU graph capture of the static decode step', function () {
   });
   after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
-  it("decodes, replaying one captured run, the engine's greedy tokens (int4)", async () => {
+  it("decodes, replaying one captured run, the engine's greedy tokens (int4), also pipelined", async () => {
     const model = join(dir, 'model');
     writeWideHeadCheckpoint(model);
     const config = readModelConfig(model);
@@ -61,17 +62,20 @@ describe('WebGPU graph capture of the static decode step', function () {
 
     const path = join(dir, 'step.onnx');
     const source = checkpointSource(SafetensorsCheckpoint.open(model));
-    buildStaticStepDecoder(config, source, 'int4', path, 64);
-    const got = await decodeStaticStep({
-      path,
-      config,
-      capacity: 64,
-      cacheType: 'float16',
-      capture: true,
-      prompt: PROMPT,
-      steps: STEPS,
-    });
-    assert.deepEqual(got.tokens, want);
+    buildStaticStepDecoder(config, source, 'int4', 64, path);
+    for (const pipelined of [false, true]) {
+      const got = await decodeStaticStep({
+        path,
+        config,
+        capacity: 64,
+        cacheType: 'float16',
+        capture: true,
+        pipelined,
+        prompt: PROMPT,
+        steps: STEPS,
+      });
+      assert.deepEqual(got.tokens, want, pipelined ? 'pipelined' : 'host picks each token');
+    }
     // The tokens change along the way: the replays did not return one run's result again.
     assert.ok(new Set(want).size > 1, `the model repeats ${want[0]}: the test tells nothing`);
   });

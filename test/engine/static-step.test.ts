@@ -114,7 +114,7 @@ describe('static decode step', function () {
     const source = randomSource(config);
     buildGraphs(config, source, precision, { outDir: dir, target: 'gpu' });
     const step = join(dir, 'step.onnx');
-    buildStaticStepDecoder(config, source, precision, step, CAPACITY);
+    buildStaticStepDecoder(config, source, precision, CAPACITY, step);
     return { decoder: join(dir, 'decoder.onnx'), step };
   }
 

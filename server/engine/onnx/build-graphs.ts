@@ -211,19 +211,22 @@ function layerContext(
 }
 
 /**
- * Writes the GPU build's decoder as a static decode step (decoder-graph.ts `staticStep`) to
- * `path` (weights beside it in `path`.data): the graph WebGPU graph capture can replay,
- * for scripts/bench/capture-decode.ts. Not part of a model's build.
+ * The GPU build's decoder as a static decode step (decoder-graph.ts `staticStep`): the graph
+ * WebGPU graph capture can replay, for scripts/bench/capture-decode.ts (not part of a model's
+ * build). Written to `path` (weights in `path`.data) when given; either way the encoded graph
+ * is returned (a dry run reads no weight).
  */
 export function buildStaticStepDecoder(
   config: Qwen3VLConfig,
   source: WeightSource,
   precision: Precision,
-  path: string,
   capacity: number,
-): void {
+  path?: string,
+): Uint8Array {
   validateWeights(config, source.shapes, 'checkpoint');
-  const sink = new FileDataSink(`${path}.data`, `${basename(path)}.data`);
+  const sink: ExternalDataSink = path
+    ? new FileDataSink(`${path}.data`, `${basename(path)}.data`)
+    : new DryRunSink();
   let encoded: Uint8Array;
   try {
     const g = new GraphBuilder('qwen3vl_decode_step', sink);
@@ -234,5 +237,6 @@ export function buildStaticStepDecoder(
     sink.close();
   }
   // Written last, so a graph that exists has all its weights.
-  writeFileSync(path, encoded);
+  if (path) writeFileSync(path, encoded);
+  return encoded;
 }

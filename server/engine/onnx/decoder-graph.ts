@@ -65,6 +65,7 @@ export const DECODER_OUTPUTS = {
   logits: 'logits',
   bestBlocks: 'best_blocks',
   bestBlockLogits: 'best_block_logits',
+  nextToken: 'next_token',
   presentKey: (l: number) => `present_key_${l}`,
   presentValue: (l: number) => `present_value_${l}`,
   newKey: (l: number) => `new_key_t_${l}`,
@@ -106,8 +107,9 @@ export function buildDecoderGraph(
      * [1, 1]; no visual or DeepStack inputs (generated tokens have none); rope_cos/rope_sin the
      * whole [capacity, headDim/2] table, row r for cache position r (GroupQueryAttention looks
      * the new token's row up there); past and present [1, kvHeads, capacity, headDim], meant to
-     * be one buffer (appended in place); logits [1, vocab]; no num_logits, returned_logits or
-     * rotary_pads. Device cache with rotary inside attention only.
+     * be one buffer (appended in place); logits [1, vocab] and next_token [1, 1], the greedy
+     * choice (ArgMax: the lowest id among equal best, as the host picks); no num_logits,
+     * returned_logits or rotary_pads. Device cache with rotary inside attention only.
      */
     staticStep?: { capacity: number };
   } = {},
@@ -274,6 +276,12 @@ export function buildDecoderGraph(
   // output of a session that keeps some in GPU memory.
   if (step) {
     g.node('Identity', [logits], { outputs: [DECODER_OUTPUTS.logits] });
+    // The greedy token, shaped as input_ids: the next step can take it without the host.
+    g.node('ArgMax', [logits], {
+      outputs: [DECODER_OUTPUTS.nextToken],
+      attrs: { axis: attr.int(1), keepdims: attr.int(1) },
+    });
+    g.output(DECODER_OUTPUTS.nextToken, DataType.INT64, [1, 1]);
   } else {
     g.node('Slice', [logits, g.constInt64([0]), returnedLogits, g.constInt64([0])], {
       outputs: [DECODER_OUTPUTS.logits],
