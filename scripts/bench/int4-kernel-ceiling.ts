@@ -33,8 +33,22 @@ export interface KernelCeiling {
 
 type KernelDevice = 'cpu' | 'webgpu';
 
+/** How the matrices are stored: the engine's by default (blocks of 32, zero points, level 4). */
+export interface KernelFormat {
+  blockSize: number;
+  zeroPoints: boolean;
+  /** MatMulNBits accuracy_level: 4 quantises activations to 8 bits, 0 computes in floats. */
+  accuracyLevel: number;
+}
+
+export const ENGINE_KERNEL_FORMAT: KernelFormat = {
+  blockSize: INT4_BLOCK_SIZE,
+  zeroPoints: true,
+  accuracyLevel: 4,
+};
+
 /** [N, K] of every MatMulNBits a decode step runs, in order. */
-function decodeShapes(t: TextConfig): [number, number][] {
+export function decodeShapes(t: TextConfig): [number, number][] {
   const q = t.numHeads * t.headDim;
   const kv = t.numKvHeads * t.headDim;
   const d = t.hiddenSize;
@@ -50,10 +64,20 @@ function decodeShapes(t: TextConfig): [number, number][] {
 function int4Bytes(
   [n, k]: [number, number],
   device: KernelDevice,
+  format: KernelFormat,
 ): { packed: number; scales: number; zeros: number } {
-  const blocks = k / INT4_BLOCK_SIZE;
+  const blocks = k / format.blockSize;
   const scaleBytes = device === 'webgpu' ? 2 : 4;
-  return { packed: (n * k) / 2, scales: n * blocks * scaleBytes, zeros: n * Math.ceil(blocks / 2) };
+  const zeros = format.zeroPoints ? n * Math.ceil(blocks / 2) : 0;
+  return { packed: (n * k) / 2, scales: n * blocks * scaleBytes, zeros };
+}
+
+/** Bytes of weights, scales and zero points one pass over every matrix reads. */
+export function passBytes(t: TextConfig, device: KernelDevice, format: KernelFormat): number {
+  return decodeShapes(t).reduce((total, shape) => {
+    const size = int4Bytes(shape, device, format);
+    return total + size.packed + size.scales + size.zeros;
+  }, 0);
 }
 
 /**
@@ -61,9 +85,19 @@ function int4Bytes(
  * products are summed into one output so none is pruned; on WebGPU each is an output left in GPU
  * memory, since the extra reduce dispatches would cost as much as the small matrices.
  */
-function ensureGraph(t: TextConfig, dir: string, device: KernelDevice): string {
+export function ensureGraph(
+  t: TextConfig,
+  dir: string,
+  device: KernelDevice,
+  format: KernelFormat = ENGINE_KERNEL_FORMAT,
+): string {
   const dtype = device === 'webgpu' ? DataType.FLOAT16 : DataType.FLOAT;
-  const name = `int4-kernel-${device}-${t.numLayers}x${t.hiddenSize}x${t.intermediateSize}x${t.vocabSize}`;
+  const { blockSize, zeroPoints, accuracyLevel } = format;
+  const variant =
+    format === ENGINE_KERNEL_FORMAT
+      ? ''
+      : `-b${blockSize}${zeroPoints ? '-zp' : '-sym'}-level${accuracyLevel}`;
+  const name = `int4-kernel-${device}-${t.numLayers}x${t.hiddenSize}x${t.intermediateSize}x${t.vocabSize}${variant}`;
   const path = join(dir, `${name}.onnx`);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
@@ -77,32 +111,37 @@ function ensureGraph(t: TextConfig, dir: string, device: KernelDevice): string {
   let sum: string | undefined;
   const shapes = decodeShapes(t);
   shapes.forEach(([n, k], i) => {
-    const size = int4Bytes([n, k], device);
-    const blocks = k / INT4_BLOCK_SIZE;
-    const y = g.op(
-      'MatMulNBits',
-      [
-        input(k),
-        g.initializer(`w${i}`, DataType.UINT8, [n, blocks, INT4_BLOCK_SIZE / 2], () =>
-          randomFillSync(new Uint8Array(size.packed)),
-        ),
-        g.initializer(`s${i}`, dtype, [n, blocks], () => {
-          const scales =
-            dtype === DataType.FLOAT16
-              ? new Uint16Array(n * blocks).fill(FLOAT16_1_64)
-              : new Float32Array(n * blocks).fill(1 / 64);
-          return new Uint8Array(scales.buffer);
-        }),
+    const size = int4Bytes([n, k], device, format);
+    const blocks = k / blockSize;
+    const inputs = [
+      input(k),
+      g.initializer(`w${i}`, DataType.UINT8, [n, blocks, blockSize / 2], () =>
+        randomFillSync(new Uint8Array(size.packed)),
+      ),
+      g.initializer(`s${i}`, dtype, [n, blocks], () => {
+        const scales =
+          dtype === DataType.FLOAT16
+            ? new Uint16Array(n * blocks).fill(FLOAT16_1_64)
+            : new Float32Array(n * blocks).fill(1 / 64);
+        return new Uint8Array(scales.buffer);
+      }),
+    ];
+    if (zeroPoints) {
+      inputs.push(
         g.initializer(`z${i}`, DataType.UINT8, [n, Math.ceil(blocks / 2)], () =>
           new Uint8Array(size.zeros).fill(0x88),
         ),
-      ],
+      );
+    }
+    const y = g.op(
+      'MatMulNBits',
+      inputs,
       {
         K: attr.int(k),
         N: attr.int(n),
         bits: attr.int(4),
-        block_size: attr.int(INT4_BLOCK_SIZE),
-        accuracy_level: attr.int(4),
+        block_size: attr.int(blockSize),
+        accuracy_level: attr.int(accuracyLevel),
       },
       'com.microsoft',
     );
@@ -153,10 +192,7 @@ export async function measureInt4Ceiling(
 ): Promise<KernelCeiling> {
   const path = ensureGraph(text, dir, device);
   const shapes = decodeShapes(text);
-  const bytes = shapes.reduce((total, shape) => {
-    const size = int4Bytes(shape, device);
-    return total + size.packed + size.scales + size.zeros;
-  }, 0);
+  const bytes = passBytes(text, device, ENGINE_KERNEL_FORMAT);
   const msByThreads: number[] = [];
   for (const threads of device === 'webgpu' ? [0] : [0, 1]) {
     const session = await ort.InferenceSession.create(path, {
