@@ -21,6 +21,7 @@ import {
 import { createKvPadder, type KvPadder } from '../../server/engine/runtime/kv-padder';
 import { kvCacheOnDevice } from '../../server/engine/runtime/load-model';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
+import { argmax } from '../../server/engine/generation/sampling';
 import { maxAbsDiff } from './golden-tensors';
 import { requireWebGpu } from './support/webgpu';
 import { randomSource, wideHeadConfig } from './support/wide-head-model';
@@ -50,12 +51,6 @@ async function script(decoder: TextDecoder): Promise<Float32Array[]> {
   position += 2;
   for (const token of [50, 51]) out.push(Float32Array.from(await decoder.step(token, position++)));
   return out;
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
 }
 
 describe('MRoPE inside GroupQueryAttention', function () {

@@ -23,6 +23,7 @@ import { createKvPadder, type KvPadder } from '../../server/engine/runtime/kv-pa
 import { kvCacheOnDevice } from '../../server/engine/runtime/load-model';
 import { MropeTables } from '../../server/engine/runtime/mrope';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
+import { argmax } from '../../server/engine/generation/sampling';
 import { maxAbsDiff } from './golden-tensors';
 import { requireWebGpu } from './support/webgpu';
 import { randomSource, wideHeadConfig } from './support/wide-head-model';
@@ -94,12 +95,6 @@ async function stepLogits(session: ort.InferenceSession, device: boolean): Promi
   }
   for (const tensor of Object.values(past)) if (device) tensor.dispose();
   return out;
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
 }
 
 describe('static decode step', function () {
