@@ -1,7 +1,8 @@
 /**
  * Does WebGPU graph capture make the decoder's steps faster?
  *   tsx scripts/bench/capture-decode.ts --model DIR --cache DIR [--precision int4|fp16]
- *     [--prompt 128] [--steps 64] [--capacity 1024] [--modes engine,web,capture,pipelined] [--json]
+ *     [--prompt 128] [--steps 64] [--capacity 1024] [--modes engine,web,capture,pipelined]
+ *     [--verify-rows 4,17] [--json]
  *
  * On an H200 a 2B int4 step took 10-12 ms of which the GPU was busy 4.7: the rest is the host
  * recording and submitting ~250 kernels (docs/bench/2026-11-27-h200). Graph capture records a
@@ -19,7 +20,10 @@
  *            one step behind (a step's time: the gap between two tokens)
  * and prints each mode's step time (median, best), tokens/s and how many of its tokens agree
  * with the first mode's (web and capture run the same kernels; the engine's one-run prompt may
- * round differently and part from them at a near tie of random weights). --cache is the engine's
+ * round differently and part from them at a near tie of random weights). --verify-rows then
+ * times captured static runs of that many tokens at the cache position the steps reached (a
+ * speculative verification run's shape, each waiting for its rows' best logits), in captured
+ * steps: the run-cost curve speculation would have under capture. --cache is the engine's
  * build cache (bench-engine's by default); the step graph is built beside its builds on first
  * use. Web modes need onnxruntime-web and webgpu (dev dependencies; NODE_PATH in the GPU script).
  */
@@ -33,7 +37,7 @@ import type { Precision } from '../../server/engine/contracts';
 import { argmax } from '../../server/engine/generation/sampling';
 import { buildStaticStepDecoder } from '../../server/engine/onnx/build-graphs';
 import { loadModel } from '../../server/engine/runtime/load-model';
-import { type Decoded, decodeStaticStep } from './static-step-web';
+import { type Decoded, decodeStaticStep, timeStaticRuns } from './static-step-web';
 
 type Mode = 'engine' | 'web' | 'capture' | 'pipelined';
 
@@ -45,6 +49,7 @@ interface Options {
   steps: number;
   capacity: number;
   modes: Mode[];
+  verifyRows: number[];
   json: boolean;
 }
 
@@ -57,6 +62,7 @@ function parseArgs(argv: string[]): Options {
     steps: 64,
     capacity: 1024,
     modes: ['engine', 'web', 'capture', 'pipelined'],
+    verifyRows: [],
     json: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -74,11 +80,14 @@ function parseArgs(argv: string[]): Options {
     else if (flag === '--steps') options.steps = Number(value);
     else if (flag === '--capacity') options.capacity = Number(value);
     else if (flag === '--modes') options.modes = value.split(',') as Mode[];
+    else if (flag === '--verify-rows') options.verifyRows = value.split(',').map(Number);
     else throw new Error(`unknown option ${flag}`);
   }
   if (!options.model) throw new Error('--model DIR is required');
-  if (options.prompt + options.steps > options.capacity) {
-    throw new Error(`--prompt + --steps must fit in --capacity (${options.capacity})`);
+  if (options.prompt + options.steps + Math.max(0, ...options.verifyRows) > options.capacity) {
+    throw new Error(
+      `--prompt + --steps + the longest --verify-rows must fit in --capacity (${options.capacity})`,
+    );
   }
   return options;
 }
@@ -115,39 +124,31 @@ async function decodeWithEngine(options: Options): Promise<Decoded> {
 }
 
 /**
- * The static step graph for this checkpoint, precision and capacity, built on first use beside
- * the engine's builds (build-cache.ts leaves other names alone), named by a hash of the graph
- * (a dry run) so a changed graph is built anew.
+ * The static graph of `rows` tokens a run for this checkpoint, precision and capacity, built on
+ * first use beside the engine's builds (build-cache.ts leaves other names alone), named by a
+ * hash of the graph (a dry run) so a changed graph is built anew.
  */
-function stepGraph(options: Options, config: Qwen3VLConfig): string {
+function staticGraph(options: Options, config: Qwen3VLConfig, rows: number, capture: boolean) {
   const source = checkpointSource(SafetensorsCheckpoint.open(options.model));
   const build = (path?: string) =>
-    buildStaticStepDecoder(config, source, options.precision, options.capacity, path);
+    buildStaticStepDecoder(config, source, options.precision, options.capacity, path, rows);
   const hash = createHash('sha256').update(build()).digest('hex').slice(0, 16);
   const dir = join(options.cache, `capture-step-${basename(options.model)}`);
-  const path = join(dir, `${options.precision}-${options.capacity}-${hash}.onnx`);
+  const path = join(dir, `${options.precision}-${options.capacity}-${rows}-${hash}.onnx`);
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true });
     build(path);
   }
-  return path;
+  const cacheType: 'float16' | 'float32' = options.precision === 'fp32' ? 'float32' : 'float16';
+  return { path, config, capacity: options.capacity, rows, cacheType, capture };
 }
 
 async function decodeWithWeb(
   options: Options,
   mode: 'web' | 'capture' | 'pipelined',
 ): Promise<Decoded> {
-  const config = readModelConfig(options.model);
-  return decodeStaticStep({
-    path: stepGraph(options, config),
-    config,
-    capacity: options.capacity,
-    cacheType: options.precision === 'fp32' ? 'float32' : 'float16',
-    capture: mode !== 'web',
-    pipelined: mode === 'pipelined',
-    prompt: promptIds(options.prompt),
-    steps: options.steps,
-  });
+  const graph = staticGraph(options, readModelConfig(options.model), 1, mode !== 'web');
+  return decodeStaticStep(graph, promptIds(options.prompt), options.steps, mode === 'pipelined');
 }
 
 function leadingAgreement(a: number[], b: number[]): number {
@@ -199,6 +200,27 @@ async function main(): Promise<void> {
         `${row.mode.padEnd(8)} step ${row.step_ms} ms (best ${row.best_step_ms}), ${row.tokens_per_s} tokens/s, prompt ${row.prompt_ms} ms; ${row.tokens_agreeing_with_first_mode}/${row.tokens} tokens as ${options.modes[0]}${'step_vs_engine' in ratio ? `; ${ratio.step_vs_engine}x the engine's step` : ''}`,
       );
     }
+  }
+  const config = readModelConfig(options.model);
+  const capturedStepMs = rows.find((row) => row.mode === 'capture')?.step_ms;
+  for (const size of options.verifyRows) {
+    const graph = staticGraph(options, config, size, true);
+    const times = await timeStaticRuns(graph, options.prompt + options.steps, 24);
+    const ms = median(times);
+    const row = {
+      probe: 'capture_verify_run',
+      precision: options.precision,
+      run_tokens: size,
+      cache_tokens: options.prompt + options.steps,
+      run_ms: +ms.toFixed(3),
+      best_run_ms: +Math.min(...times).toFixed(3),
+      ...(capturedStepMs && { in_captured_steps: +(ms / capturedStepMs).toFixed(3) }),
+    };
+    console.log(
+      options.json
+        ? JSON.stringify(row)
+        : `verify   ${size} tokens: ${row.run_ms} ms (best ${row.best_run_ms})${capturedStepMs ? `, ${row.in_captured_steps} captured steps` : ''}`,
+    );
   }
   process.exit(0);
 }

@@ -1,9 +1,10 @@
 /**
- * Greedy decoding with the static decode step (decoder-graph.ts `staticStep`) on onnxruntime-web
+ * The static decode step (decoder-graph.ts `staticStep`) on onnxruntime-web
  * (ort-web-in-node.ts), optionally with WebGPU graph capture: every input and output lives in a
  * GPU buffer of its own that the host writes or reads, past and present are one buffer per layer
  * and K/V (GroupQueryAttention appends in place), so every run has the same bindings and a
- * captured run can be replayed. A prompt runs token by token (the step takes one token).
+ * captured run can be replayed. Greedy decoding with it (a prompt runs token by token, the step
+ * taking one token), and the time of static runs of several tokens (verification runs).
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -25,133 +26,154 @@ export interface Decoded {
   stepMs: number[];
 }
 
-export interface StaticStepRun {
-  /** The step graph (its weights beside it in PATH.data). */
+export interface StaticGraph {
+  /** The graph (its weights beside it in PATH.data). */
   path: string;
   config: Qwen3VLConfig;
   /** The rows of its cache. */
   capacity: number;
+  /** Tokens a run takes (1: a decode step). */
+  rows: number;
   /** Its cache's element type: float16 for fp16 and int4 builds. */
   cacheType: 'float16' | 'float32';
   capture: boolean;
-  /**
-   * Each step takes the previous step's next_token on the GPU (a buffer copy) and is queued
-   * before that token reaches the host, which reads tokens one step behind: the host's wait
-   * leaves the critical path. Otherwise each step waits for its best logits (as the engine).
-   */
-  pipelined?: boolean;
-  /** Text tokens (positions 0, 1, ...). */
-  prompt: number[];
-  steps: number;
 }
 
-export async function decodeStaticStep(run: StaticStepRun): Promise<Decoded> {
-  const t = run.config.text;
+interface StaticSession {
+  /**
+   * Queues a run of `tokens` at cache positions position, position+1, ... ('chosen': the token
+   * the last run chose, still on the GPU; one-row graphs).
+   */
+  run(tokens: number[] | 'chosen', position: number): Promise<void>;
+  /** Each row's greedy token, from its best logits (waits for the run). */
+  readBest(): Promise<number[]>;
+  /** The last run's chosen token, copied now; resolves once the queued work is done. */
+  readChosenSoon(): Promise<number>;
+  release(): Promise<void>;
+}
+
+/** The session with its buffers; the rotary table holds text positions 0, 1, ... */
+async function openStatic(graph: StaticGraph): Promise<StaticSession> {
+  const t = graph.config.text;
   const ort = loadOrtWeb();
-  const session = await ort.InferenceSession.create(readFileSync(run.path), {
+  const session = await ort.InferenceSession.create(readFileSync(graph.path), {
     executionProviders: ['webgpu'],
     graphOptimizationLevel: 'all',
-    enableGraphCapture: run.capture,
+    enableGraphCapture: graph.capture,
     preferredOutputLocation: 'gpu-buffer',
-    externalData: [{ path: `${basename(run.path)}.data`, data: readFileSync(`${run.path}.data`) }],
+    externalData: [
+      { path: `${basename(graph.path)}.data`, data: readFileSync(`${graph.path}.data`) },
+    ],
   });
   const gpu = await GpuTensors.of(ort);
-  try {
-    const kept = keptLogitBlocks(t.vocabSize);
-    const input = {
-      ids: gpu.create('int64', [1, 1]),
-      cos: gpu.create('float32', [run.capacity, t.headDim / 2]),
-      sin: gpu.create('float32', [run.capacity, t.headDim / 2]),
-      seqlens: gpu.create('int32', [1]),
-      total: gpu.create('int32', []),
-    };
-    const output = {
-      logits: gpu.create('float32', [1, t.vocabSize]),
-      blocks: gpu.create('int64', [1, kept, 1]),
-      blockLogits: gpu.create('float32', [1, kept, LOGIT_BLOCK]),
-      nextToken: gpu.create('int64', [1, 1]),
-    };
-    const feeds: Record<string, (typeof input)['ids']['tensor']> = {
-      [DECODER_INPUTS.ids]: input.ids.tensor,
-      [DECODER_INPUTS.cos]: input.cos.tensor,
-      [DECODER_INPUTS.sin]: input.sin.tensor,
-      [DECODER_INPUTS.seqlens]: input.seqlens.tensor,
-      [DECODER_INPUTS.total]: input.total.tensor,
-    };
-    const fetches: typeof feeds = {
-      [DECODER_OUTPUTS.logits]: output.logits.tensor,
-      [DECODER_OUTPUTS.bestBlocks]: output.blocks.tensor,
-      [DECODER_OUTPUTS.bestBlockLogits]: output.blockLogits.tensor,
-      [DECODER_OUTPUTS.nextToken]: output.nextToken.tensor,
-    };
-    const buffers: GpuBuffer[] = [...Object.values(input), ...Object.values(output)].map(
-      (io) => io.buffer,
-    );
-    const cacheDims = [1, t.numKvHeads, run.capacity, t.headDim];
-    for (let l = 0; l < t.numLayers; l++) {
-      for (const [past, present] of [
-        [DECODER_INPUTS.pastKey(l), DECODER_OUTPUTS.presentKey(l)],
-        [DECODER_INPUTS.pastValue(l), DECODER_OUTPUTS.presentValue(l)],
-      ]) {
-        const cache = gpu.create(run.cacheType, cacheDims);
-        feeds[past] = fetches[present] = cache.tensor;
-        buffers.push(cache.buffer);
-      }
+  const { rows, capacity } = graph;
+  const kept = keptLogitBlocks(t.vocabSize);
+  const input = {
+    ids: gpu.create('int64', [1, rows]),
+    cos: gpu.create('float32', [capacity, t.headDim / 2]),
+    sin: gpu.create('float32', [capacity, t.headDim / 2]),
+    seqlens: gpu.create('int32', [1]),
+    total: gpu.create('int32', []),
+  };
+  const output = {
+    logits: gpu.create('float32', [rows, t.vocabSize]),
+    blocks: gpu.create('int64', [rows, kept, 1]),
+    blockLogits: gpu.create('float32', [rows, kept, LOGIT_BLOCK]),
+    chosen: gpu.create('int64', [rows, 1]),
+  };
+  const feeds: Record<string, (typeof input)['ids']['tensor']> = {
+    [DECODER_INPUTS.ids]: input.ids.tensor,
+    [DECODER_INPUTS.cos]: input.cos.tensor,
+    [DECODER_INPUTS.sin]: input.sin.tensor,
+    [DECODER_INPUTS.seqlens]: input.seqlens.tensor,
+    [DECODER_INPUTS.total]: input.total.tensor,
+  };
+  const fetches: typeof feeds = {
+    [DECODER_OUTPUTS.logits]: output.logits.tensor,
+    [DECODER_OUTPUTS.bestBlocks]: output.blocks.tensor,
+    [DECODER_OUTPUTS.bestBlockLogits]: output.blockLogits.tensor,
+    [DECODER_OUTPUTS.nextToken]: output.chosen.tensor,
+  };
+  const buffers: GpuBuffer[] = [...Object.values(input), ...Object.values(output)].map(
+    (io) => io.buffer,
+  );
+  const cacheDims = [1, t.numKvHeads, capacity, t.headDim];
+  for (let l = 0; l < t.numLayers; l++) {
+    for (const [past, present] of [
+      [DECODER_INPUTS.pastKey(l), DECODER_OUTPUTS.presentKey(l)],
+      [DECODER_INPUTS.pastValue(l), DECODER_OUTPUTS.presentValue(l)],
+    ]) {
+      const cache = gpu.create(graph.cacheType, cacheDims);
+      feeds[past] = fetches[present] = cache.tensor;
+      buffers.push(cache.buffer);
     }
-    if (run.capture) await keepRegistered(ort, buffers);
-    const positions = run.prompt.map((_, i) => i);
-    const table = new MropeTables(t).cacheTable(
-      [positions, positions, positions],
-      run.prompt.length,
-      run.capacity,
-    );
-    gpu.write(input.cos.buffer, table.cos);
-    gpu.write(input.sin.buffer, table.sin);
+  }
+  if (graph.capture) await keepRegistered(ort, buffers);
+  const positions = Array.from({ length: capacity }, (_, i) => i);
+  const table = new MropeTables(t).compute([positions, positions, positions]);
+  gpu.write(input.cos.buffer, table.cos);
+  gpu.write(input.sin.buffer, table.sin);
 
-    /**
-     * Runs the token at cache position `position` (-1: the one the last run chose, still on the
-     * GPU); reads the best next token back if asked.
-     */
-    const step = async (token: number, position: number, read: boolean) => {
-      if (token < 0) gpu.copy(output.nextToken.buffer, input.ids.buffer, 8);
-      else gpu.write(input.ids.buffer, BigInt64Array.of(BigInt(token)));
-      gpu.write(input.seqlens.buffer, Int32Array.of(position));
-      gpu.write(input.total.buffer, Int32Array.of(position + 1));
+  return {
+    async run(tokens, position) {
+      if (tokens === 'chosen') gpu.copy(output.chosen.buffer, input.ids.buffer, 8);
+      else gpu.write(input.ids.buffer, BigInt64Array.from(tokens, BigInt));
+      gpu.write(input.seqlens.buffer, Int32Array.of(position + rows - 1));
+      gpu.write(input.total.buffer, Int32Array.of(position + rows));
       await session.run(feeds, fetches);
-      if (!read) return -1;
+    },
+    async readBest() {
       const [blockIds, values] = await gpu.read(
         [output.blocks.buffer, output.blockLogits.buffer],
-        [kept * 8, kept * LOGIT_BLOCK * 4],
+        [rows * kept * 8, rows * kept * LOGIT_BLOCK * 4],
       );
-      const [best] = topLogitsFromBlocks(
+      return topLogitsFromBlocks(
         new BigInt64Array(blockIds),
         new Float32Array(values),
         kept,
         1,
         t.vocabSize,
-      );
-      return best.ids[0];
-    };
+      ).map((best) => best.ids[0]);
+    },
+    async readChosenSoon() {
+      return Number(new BigInt64Array(await gpu.readSoon(output.chosen.buffer, 8))[0]);
+    },
+    async release() {
+      await session.release();
+      gpu.destroy();
+    },
+  };
+}
 
+/**
+ * Greedy decoding of a text prompt (positions 0, 1, ...) with a one-row graph. `pipelined`:
+ * each step takes the previous step's chosen token on the GPU (a buffer copy) and is queued
+ * before that token reaches the host, which reads tokens one step behind, so the host's wait
+ * leaves the critical path (a step's time is then the gap between two tokens). Otherwise each
+ * step waits for its best logits, as the engine's steps do.
+ */
+export async function decodeStaticStep(
+  graph: StaticGraph,
+  prompt: number[],
+  steps: number,
+  pipelined = false,
+): Promise<Decoded> {
+  const session = await openStatic(graph);
+  try {
     let started = performance.now();
-    let next = -1;
-    for (const [position, id] of run.prompt.entries()) {
-      next = await step(id, position, position === run.prompt.length - 1);
-    }
-    const tokens = [next];
+    for (const [position, id] of prompt.entries()) await session.run([id], position);
+    const tokens = await session.readBest();
     const promptMs = performance.now() - started;
     const stepMs: number[] = [];
-    if (!run.pipelined) {
-      for (let i = 0; i < run.steps; i++) {
+    if (!pipelined) {
+      for (let i = 0; i < steps; i++) {
         started = performance.now();
-        tokens.push(await step(tokens[i], run.prompt.length + i, true));
+        await session.run([tokens[i]], prompt.length + i);
+        tokens.push(...(await session.readBest()));
         stepMs.push(performance.now() - started);
       }
       return { tokens, promptMs, stepMs };
     }
-    // One read in flight behind the queued steps; a step's time is the gap between two tokens.
-    const readToken = async () =>
-      Number(new BigInt64Array(await gpu.readSoon(output.nextToken.buffer, 8))[0]);
     let pending: Promise<number> | undefined;
     let last = performance.now();
     const arrived = (token: number) => {
@@ -160,9 +182,9 @@ export async function decodeStaticStep(run: StaticStepRun): Promise<Decoded> {
       stepMs.push(now - last);
       last = now;
     };
-    for (let i = 0; i < run.steps; i++) {
-      await step(-1, run.prompt.length + i, false);
-      const reading = readToken();
+    for (let i = 0; i < steps; i++) {
+      await session.run('chosen', prompt.length + i);
+      const reading = session.readChosenSoon();
       if (pending) arrived(await pending);
       pending = reading;
     }
@@ -170,6 +192,31 @@ export async function decodeStaticStep(run: StaticStepRun): Promise<Decoded> {
     return { tokens, promptMs, stepMs };
   } finally {
     await session.release();
-    gpu.destroy();
+  }
+}
+
+/**
+ * Times of `runs` static runs of the graph's rows at cache position `position` (the cache's
+ * contents do not matter for the time), each waiting for its rows' best logits as a
+ * verification run does; after three that compile shaders and, with capture, record.
+ */
+export async function timeStaticRuns(
+  graph: StaticGraph,
+  position: number,
+  runs: number,
+): Promise<number[]> {
+  const session = await openStatic(graph);
+  try {
+    const tokens = Array.from({ length: graph.rows }, (_, i) => 1000 + i);
+    const times: number[] = [];
+    for (let i = 0; i < runs + 3; i++) {
+      const started = performance.now();
+      await session.run(tokens, position);
+      await session.readBest();
+      if (i >= 3) times.push(performance.now() - started);
+    }
+    return times;
+  } finally {
+    await session.release();
   }
 }

@@ -18,7 +18,7 @@ import { checkpointSource } from '../../server/engine/checkpoint/weights';
 import { argmax } from '../../server/engine/generation/sampling';
 import { buildStaticStepDecoder } from '../../server/engine/onnx/build-graphs';
 import { loadModel } from '../../server/engine/runtime/load-model';
-import { decodeStaticStep } from '../../scripts/bench/static-step-web';
+import { type StaticGraph, decodeStaticStep } from '../../scripts/bench/static-step-web';
 import { requireWebGpu } from './support/webgpu';
 import { writeWideHeadCheckpoint } from './support/wide-head-model';
 
@@ -63,17 +63,16 @@ describe('WebGPU graph capture of the static decode step', function () {
     const path = join(dir, 'step.onnx');
     const source = checkpointSource(SafetensorsCheckpoint.open(model));
     buildStaticStepDecoder(config, source, 'int4', 64, path);
+    const graph: StaticGraph = {
+      path,
+      config,
+      capacity: 64,
+      rows: 1,
+      cacheType: 'float16',
+      capture: true,
+    };
     for (const pipelined of [false, true]) {
-      const got = await decodeStaticStep({
-        path,
-        config,
-        capacity: 64,
-        cacheType: 'float16',
-        capture: true,
-        pipelined,
-        prompt: PROMPT,
-        steps: STEPS,
-      });
+      const got = await decodeStaticStep(graph, PROMPT, STEPS, pipelined);
       assert.deepEqual(got.tokens, want, pipelined ? 'pipelined' : 'host picks each token');
     }
     // The tokens change along the way: the replays did not return one run's result again.

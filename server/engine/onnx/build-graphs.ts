@@ -211,8 +211,8 @@ function layerContext(
 }
 
 /**
- * The GPU build's decoder as a static decode step (decoder-graph.ts `staticStep`): the graph
- * WebGPU graph capture can replay, for scripts/bench/capture-decode.ts (not part of a model's
+ * The GPU build's decoder as a static decode step, or a static run of `rows` tokens
+ * (decoder-graph.ts `staticStep`): the graph WebGPU graph capture can replay, for scripts/bench/capture-decode.ts (not part of a model's
  * build). Written to `path` (weights in `path`.data) when given; either way the encoded graph
  * is returned (a dry run reads no weight).
  */
@@ -222,6 +222,7 @@ export function buildStaticStepDecoder(
   precision: Precision,
   capacity: number,
   path?: string,
+  rows = 1,
 ): Uint8Array {
   validateWeights(config, source.shapes, 'checkpoint');
   const sink: ExternalDataSink = path
@@ -231,7 +232,7 @@ export function buildStaticStepDecoder(
   try {
     const g = new GraphBuilder('qwen3vl_decode_step', sink);
     const ctx = layerContext(g, new WeightTracker(source), precision, 'decoder', 'gpu');
-    buildDecoderGraph(ctx, config, 'device', { staticStep: { capacity } });
+    buildDecoderGraph(ctx, config, 'device', { staticStep: { capacity, rows } });
     encoded = g.encode(OPSETS);
   } finally {
     sink.close();

@@ -102,16 +102,17 @@ export function buildDecoderGraph(
     /** Host cache: a run with an empty cache skips the cache's share of attention (see hostCacheAttention). */
     emptyCacheBranch?: boolean;
     /**
-     * One generated token per run, every shape fixed, for WebGPU graph capture (a captured run
-     * replays the recorded dispatches, so nothing may change size or live on the host): input_ids
-     * [1, 1]; no visual or DeepStack inputs (generated tokens have none); rope_cos/rope_sin the
-     * whole [capacity, headDim/2] table, row r for cache position r (GroupQueryAttention looks
-     * the new token's row up there); past and present [1, kvHeads, capacity, headDim], meant to
-     * be one buffer (appended in place); logits [1, vocab] and next_token [1, 1], the greedy
-     * choice (ArgMax: the lowest id among equal best, as the host picks); no num_logits,
+     * `rows` generated tokens per run (default 1, a decode step; more, a verification run),
+     * every shape fixed, for WebGPU graph capture (a captured run replays the recorded
+     * dispatches, so nothing may change size or live on the host): input_ids [1, rows]; no
+     * visual or DeepStack inputs (generated tokens have none); rope_cos/rope_sin the whole
+     * [capacity, headDim/2] table, row r for cache position r (GroupQueryAttention looks the new
+     * tokens' rows up there); past and present [1, kvHeads, capacity, headDim], meant to be one
+     * buffer (appended in place); logits [rows, vocab] and next_token [rows, 1], each row's
+     * greedy choice (ArgMax: the lowest id among equal best, as the host picks); no num_logits,
      * returned_logits or rotary_pads. Device cache with rotary inside attention only.
      */
-    staticStep?: { capacity: number };
+    staticStep?: { capacity: number; rows?: number };
   } = {},
 ): void {
   const { g, weights } = ctx;
@@ -132,7 +133,9 @@ export function buildDecoderGraph(
   ) {
     throw new Error('a static decode step needs the device cache and rotary inside attention');
   }
-  const ids = g.input(DECODER_INPUTS.ids, DataType.INT64, [1, step ? 1 : 'sequence']);
+  // A static run's rows: 1 for a decode step, more for a speculative verification run.
+  const rows = step ? (step.rows ?? 1) : 'sequence';
+  const ids = g.input(DECODER_INPUTS.ids, DataType.INT64, [1, rows]);
   const visual = step ? '' : toActivation(g.input(DECODER_INPUTS.visual, F, [1, 'sequence', d]));
   const deepstack = step
     ? ''
@@ -281,14 +284,14 @@ export function buildDecoderGraph(
       outputs: [DECODER_OUTPUTS.nextToken],
       attrs: { axis: attr.int(1), keepdims: attr.int(1) },
     });
-    g.output(DECODER_OUTPUTS.nextToken, DataType.INT64, [1, 1]);
+    g.output(DECODER_OUTPUTS.nextToken, DataType.INT64, [rows, 1]);
   } else {
     g.node('Slice', [logits, g.constInt64([0]), returnedLogits, g.constInt64([0])], {
       outputs: [DECODER_OUTPUTS.logits],
     });
   }
-  g.output(DECODER_OUTPUTS.logits, F, [step ? 1 : 'returned_rows', t.vocabSize]);
-  bestLogitBlocks(g, logits, t.vocabSize, step ? 1 : 'logit_rows');
+  g.output(DECODER_OUTPUTS.logits, F, [step ? rows : 'returned_rows', t.vocabSize]);
+  bestLogitBlocks(g, logits, t.vocabSize, step ? rows : 'logit_rows');
 }
 
 /** Logits per block, and how many blocks with the highest maxima the decoder returns. */
