@@ -2,16 +2,16 @@
  * onnxruntime-web's WebGPU build in Node, for the one thing onnxruntime-node 1.30 cannot do:
  * WebGPU graph capture (its binding rejects `enableGraphCapture`). onnxruntime-web's WebGPU
  * build is the same C++ provider compiled to WebAssembly; in Node it runs on Dawn's own binding
- * (the `webgpu` package, dawn.node). Neither package is a dependency of the extension: the GPU
- * script fetches both (scripts/gpu/bundle.sh) and they are found through NODE_PATH. Two
- * workarounds make them work together, both found by scripts/bench/capture-decode.ts:
+ * (the `webgpu` package, dawn.node). Both are dev dependencies, pinned, not in the extension
+ * (scripts/gpu/bundle.sh packs them for the GPU script). Two workarounds make them work
+ * together (found probing graph capture; test/engine/graph-capture.test.ts guards both):
  * - dawn.node's queue.writeBuffer refuses views of a SharedArrayBuffer (the threaded
  *   WebAssembly memory): such writes go through a copy.
  * - onnxruntime-web registers a run's own GPU buffers at the start of the run and releases
  *   their handles at its end; a captured graph keeps the first run's handles, so a replay would
  *   bind released ones. keepRegistered holds them.
  */
-import type * as Ort from 'onnxruntime-common';
+import type * as Ort from 'onnxruntime-web';
 
 /** The parts of WebGPU's API used here (the DOM library of TypeScript 5.9 has no WebGPU types). */
 export interface GpuBuffer {
