@@ -6,7 +6,7 @@
  * captured run can be replayed. Greedy decoding with it (a prompt runs token by token, the step
  * taking one token), and the time of static runs of several tokens (verification runs).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Qwen3VLConfig } from '../../server/engine/checkpoint/config';
 import {
@@ -18,6 +18,12 @@ import {
 import { topLogitsFromBlocks } from '../../server/engine/runtime/best-logits';
 import { MropeTables } from '../../server/engine/runtime/mrope';
 import { GpuTensors, type GpuBuffer, keepRegistered, loadOrtWeb } from './ort-web-in-node';
+
+/**
+ * Weights onnxruntime-web can load: they pass through its 32-bit WebAssembly memory (4 GB, also
+ * holding the graph and the runtime) on their way to the GPU.
+ */
+const WASM_WEIGHTS_LIMIT = 3.5e9;
 
 /** A generation's tokens (the prompt's next token first) and timings. */
 export interface Decoded {
@@ -55,6 +61,12 @@ interface StaticSession {
 /** The session with its buffers; the rotary table holds text positions 0, 1, ... */
 async function openStatic(graph: StaticGraph): Promise<StaticSession> {
   const t = graph.config.text;
+  const weights = statSync(`${graph.path}.data`).size;
+  if (weights > WASM_WEIGHTS_LIMIT) {
+    throw new Error(
+      `${basename(graph.path)} has ${(weights / 1e9).toFixed(1)} GB of weights: onnxruntime-web loads them into its 4 GB WebAssembly memory, which cannot hold more than about ${WASM_WEIGHTS_LIMIT / 1e9} GB (use int4)`,
+    );
+  }
   const ort = loadOrtWeb();
   const session = await ort.InferenceSession.create(readFileSync(graph.path), {
     executionProviders: ['webgpu'],
