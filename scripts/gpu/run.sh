@@ -19,9 +19,10 @@
 # preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
 # "capture[:PRECISION]" (greedy decoding of the 2B model three ways in one process: the engine's
 # decoder on onnxruntime-node, the static decode step on onnxruntime-web, and the same with WebGPU
-# graph capture, which onnxruntime-node cannot turn on, then captured verification runs of 4
-# and 17 tokens: scripts/bench/capture-decode.ts; int4 unless told; CAPTURE_ARGS replaces
-# "--verify-rows 4,17"),
+# graph capture, which onnxruntime-node cannot turn on, then captured runs of 4, 17 and 64
+# tokens (onnxruntime's source compiles the subgroup-matrix MatMulNBits, which
+# onnxruntime-node runs for 4+ rows, out of WebAssembly builds): scripts/bench/capture-decode.ts; int4 unless told;
+# CAPTURE_ARGS replaces "--verify-rows 4,17,64"),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
@@ -133,7 +134,7 @@ capture() { # capture [PRECISION]: the engine's decode steps vs the static step,
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --prepare --device webgpu \
     --precision "$precision" ${BENCH_MODEL:+--model "$BENCH_MODEL"} || return
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/capture-decode.cjs" --model "$model" \
-    --cache "$WORK/bench-engine/onnx" --precision "$precision" ${CAPTURE_ARGS:---verify-rows 4,17} --json |
+    --cache "$WORK/bench-engine/onnx" --precision "$precision" ${CAPTURE_ARGS:---verify-rows 4,17,64} --json |
     tee -a "$RESULTS"
 }
 
