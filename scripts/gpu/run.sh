@@ -17,12 +17,13 @@
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts), "preprocess" (a screenshot's
 # preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
-# "capture[:PRECISION]" (greedy decoding of the 2B model three ways in one process: the engine's
-# decoder on onnxruntime-node, the static decode step on onnxruntime-web, and the same with WebGPU
-# graph capture, which onnxruntime-node cannot turn on, then captured runs of 4, 17 and 64
-# tokens (onnxruntime's source compiles the subgroup-matrix MatMulNBits, which
-# onnxruntime-node runs for 4+ rows, out of WebAssembly builds): scripts/bench/capture-decode.ts; int4 unless told;
-# CAPTURE_ARGS replaces "--verify-rows 4,17,64"),
+# "capture[:PRECISION]" (greedy decoding of the 2B model in one process: the engine's decoder on
+# onnxruntime-node, then the static decode step on onnxruntime-web without and with WebGPU graph
+# capture, which onnxruntime-node cannot turn on, and captured with each step taking the last
+# one's token on the GPU; then captured runs of 4, 17 and 64 tokens, since onnxruntime's source
+# compiles the subgroup-matrix MatMulNBits that onnxruntime-node runs for 4+ rows out of
+# WebAssembly builds: scripts/bench/capture-decode.ts; int4 unless told; CAPTURE_ARGS replaces
+# "--verify-rows 4,17,64"),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
