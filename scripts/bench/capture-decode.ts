@@ -11,21 +11,24 @@
  * steps, in one process:
  *   engine   the engine's decoder on onnxruntime-node, as a generation runs it (the prompt in
  *            one run; each step feeds the cache back from GPU memory and reads its best logits)
- *   web      the static decode step (decoder-graph.ts `staticStep`) on onnxruntime-web, every
- *            input and output in GPU buffers of its own, past and present one buffer per
- *            layer; the prompt token by token
+ *   web      onnxruntime-web: the prompt in one run of the decoder's prompt form, then the
+ *            static decode step (decoder-graph.ts `inPlaceCache`), both sessions bound to one
+ *            cache (a GPU buffer per layer and K/V, past and present alike, appended in
+ *            place), the step's inputs and outputs in GPU buffers of its own
  *   capture  the same with graph capture: the first run records, every later run replays
  *   pipelined  capture, and each step takes the last one's greedy token (ArgMax in the graph)
  *            on the GPU and is queued before that token reaches the host, which reads tokens
  *            one step behind (a step's time: the gap between two tokens)
- * and prints each mode's step time (median, best), tokens/s and how many of its tokens agree
- * with the first mode's (web and capture run the same kernels; the engine's one-run prompt may
- * round differently and part from them at a near tie of random weights). --verify-rows then
+ * and prints each mode's prompt time (its second run: the first compiles shaders), step time
+ * (median, best), tokens/s and how many of its tokens agree with the first mode's (the web
+ * modes run the same kernels; onnxruntime-node's may round differently, e.g. its
+ * subgroup-matrix MatMulNBits for the prompt, and part from them at a near tie of random
+ * weights). --verify-rows then
  * times captured static runs of that many tokens at the cache position the steps reached (a
  * speculative verification run's shape, each waiting for its rows' best logits), in captured
  * steps: the run-cost curve speculation would have under capture. --cache is the engine's
- * build cache (bench-engine's by default); the step graph is built beside its builds on first
- * use. Web modes need onnxruntime-web and webgpu (dev dependencies; NODE_PATH in the GPU script).
+ * build cache (bench-engine's by default); the in-place graphs are built beside its builds on
+ * first use. Web modes need onnxruntime-web and webgpu (dev dependencies; NODE_PATH in the GPU script).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -35,9 +38,14 @@ import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensor
 import { checkpointSource } from '../../server/engine/checkpoint/weights';
 import type { Precision } from '../../server/engine/contracts';
 import { argmax } from '../../server/engine/generation/sampling';
-import { buildStaticStepDecoder } from '../../server/engine/onnx/build-graphs';
+import { buildInPlaceDecoder } from '../../server/engine/onnx/build-graphs';
 import { loadModel } from '../../server/engine/runtime/load-model';
-import { type Decoded, decodeStaticStep, timeStaticRuns } from './static-step-web';
+import {
+  type Decoded,
+  type StaticGraph,
+  decodeStaticStep,
+  timeStaticRuns,
+} from './static-step-web';
 
 type Mode = 'engine' | 'web' | 'capture' | 'pipelined';
 
@@ -105,11 +113,11 @@ async function decodeWithEngine(options: Options): Promise<Decoded> {
   });
   const ids = promptIds(options.prompt);
   const positions = ids.map((_, i) => i);
+  const prefill = () =>
+    model.decoder.prefill({ inputIds: ids, positionIds: [positions, positions, positions] });
+  await prefill(); // compiles the shaders: the prompt is timed the second time
   let started = performance.now();
-  const logits = await model.decoder.prefill({
-    inputIds: ids,
-    positionIds: [positions, positions, positions],
-  });
+  const logits = await prefill();
   const tokens = [argmax(logits)];
   const promptMs = performance.now() - started;
   const stepMs: number[] = [];
@@ -124,31 +132,47 @@ async function decodeWithEngine(options: Options): Promise<Decoded> {
 }
 
 /**
- * The static graph of `rows` tokens a run for this checkpoint, precision and capacity, built on
- * first use beside the engine's builds (build-cache.ts leaves other names alone), named by a
- * hash of the graph (a dry run) so a changed graph is built anew.
+ * The decoder with its cache in place for this checkpoint, precision and capacity: a static run
+ * of `staticRows` tokens, or the prompt form. Built on first use beside the engine's builds
+ * (build-cache.ts leaves other names alone), named by a hash of the graph (a dry run) so a
+ * changed graph is built anew.
  */
-function staticGraph(options: Options, config: Qwen3VLConfig, rows: number, capture: boolean) {
+function inPlaceGraph(options: Options, config: Qwen3VLConfig, staticRows?: number): string {
   const source = checkpointSource(SafetensorsCheckpoint.open(options.model));
   const build = (path?: string) =>
-    buildStaticStepDecoder(config, source, options.precision, options.capacity, path, rows);
+    buildInPlaceDecoder(config, source, options.precision, options.capacity, { path, staticRows });
   const hash = createHash('sha256').update(build()).digest('hex').slice(0, 16);
   const dir = join(options.cache, `capture-step-${basename(options.model)}`);
-  const path = join(dir, `${options.precision}-${options.capacity}-${rows}-${hash}.onnx`);
+  const form = staticRows === undefined ? 'prompt' : `${staticRows}-rows`;
+  const path = join(dir, `${options.precision}-${options.capacity}-${form}-${hash}.onnx`);
   if (!existsSync(path)) {
     mkdirSync(dir, { recursive: true });
     build(path);
   }
-  const cacheType: 'float16' | 'float32' = options.precision === 'fp32' ? 'float32' : 'float16';
-  return { path, config, capacity: options.capacity, rows, cacheType, capture };
+  return path;
+}
+
+function staticGraph(options: Options, rows: number, capture: boolean): StaticGraph {
+  const config = readModelConfig(options.model);
+  return {
+    path: inPlaceGraph(options, config, rows),
+    config,
+    capacity: options.capacity,
+    rows,
+    cacheType: options.precision === 'fp32' ? 'float32' : 'float16',
+    capture,
+  };
 }
 
 async function decodeWithWeb(
   options: Options,
   mode: 'web' | 'capture' | 'pipelined',
 ): Promise<Decoded> {
-  const graph = staticGraph(options, readModelConfig(options.model), 1, mode !== 'web');
-  return decodeStaticStep(graph, promptIds(options.prompt), options.steps, mode === 'pipelined');
+  const graph = staticGraph(options, 1, mode !== 'web');
+  return decodeStaticStep(graph, promptIds(options.prompt), options.steps, {
+    pipelined: mode === 'pipelined',
+    promptForm: inPlaceGraph(options, graph.config),
+  });
 }
 
 function leadingAgreement(a: number[], b: number[]): number {
@@ -201,10 +225,9 @@ async function main(): Promise<void> {
       );
     }
   }
-  const config = readModelConfig(options.model);
   const capturedStepMs = rows.find((row) => row.mode === 'capture')?.step_ms;
   for (const size of options.verifyRows) {
-    const graph = staticGraph(options, config, size, true);
+    const graph = staticGraph(options, size, true);
     const times = await timeStaticRuns(graph, options.prompt + options.steps, 24);
     const ms = median(times);
     const row = {

@@ -8,6 +8,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import type * as Ort from 'onnxruntime-web';
 import type { Qwen3VLConfig } from '../../server/engine/checkpoint/config';
 import {
   DECODER_INPUTS,
@@ -55,35 +56,90 @@ interface StaticSession {
   readBest(): Promise<number[]>;
   /** The last run's chosen token, copied now; resolves once the queued work is done. */
   readChosenSoon(): Promise<number>;
-  release(): Promise<void>;
 }
 
-/** The session with its buffers; the rotary table holds text positions 0, 1, ... */
-async function openStatic(graph: StaticGraph): Promise<StaticSession> {
-  const t = graph.config.text;
-  const weights = statSync(`${graph.path}.data`).size;
+/**
+ * What every session of one decoder binds alike: the cache (one GPU buffer per layer and K/V,
+ * fed as past and fetched as present) and the rotary table (text positions 0, 1, ...).
+ */
+interface SharedBindings {
+  gpu: GpuTensors;
+  /** past_* and present_* names, and rope_cos/rope_sin, to their tensors. */
+  tensors: Record<string, Ort.Tensor>;
+  buffers: GpuBuffer[];
+}
+
+function createSession(path: string, capture: boolean): Promise<Ort.InferenceSession> {
+  const weights = statSync(`${path}.data`).size;
   if (weights > WASM_WEIGHTS_LIMIT) {
     throw new Error(
-      `${basename(graph.path)} has ${(weights / 1e9).toFixed(1)} GB of weights: onnxruntime-web loads them into its 4 GB WebAssembly memory, which cannot hold more than about ${WASM_WEIGHTS_LIMIT / 1e9} GB (use int4)`,
+      `${basename(path)} has ${(weights / 1e9).toFixed(1)} GB of weights: onnxruntime-web loads them into its 4 GB WebAssembly memory, which cannot hold more than about ${WASM_WEIGHTS_LIMIT / 1e9} GB (use int4)`,
     );
   }
-  const ort = loadOrtWeb();
-  const session = await ort.InferenceSession.create(readFileSync(graph.path), {
+  return loadOrtWeb().InferenceSession.create(readFileSync(path), {
     executionProviders: ['webgpu'],
     graphOptimizationLevel: 'all',
-    enableGraphCapture: graph.capture,
+    // The prompt form leaves shape arithmetic on the CPU, which onnxruntime warns about.
+    logSeverityLevel: 3,
+    enableGraphCapture: capture,
     preferredOutputLocation: 'gpu-buffer',
-    externalData: [
-      { path: `${basename(graph.path)}.data`, data: readFileSync(`${graph.path}.data`) },
-    ],
+    externalData: [{ path: `${basename(path)}.data`, data: readFileSync(`${path}.data`) }],
   });
-  const gpu = await GpuTensors.of(ort);
-  const { rows, capacity } = graph;
+}
+
+/** Made after a first session, which creates onnxruntime-web's GPU device. */
+async function sharedBindings(graph: StaticGraph): Promise<SharedBindings> {
+  const t = graph.config.text;
+  const gpu = await GpuTensors.of(loadOrtWeb());
+  const tensors: Record<string, Ort.Tensor> = {};
+  const buffers: GpuBuffer[] = [];
+  const cacheDims = [1, t.numKvHeads, graph.capacity, t.headDim];
+  for (let l = 0; l < t.numLayers; l++) {
+    for (const [past, present] of [
+      [DECODER_INPUTS.pastKey(l), DECODER_OUTPUTS.presentKey(l)],
+      [DECODER_INPUTS.pastValue(l), DECODER_OUTPUTS.presentValue(l)],
+    ]) {
+      const cache = gpu.create(graph.cacheType, cacheDims);
+      tensors[past] = tensors[present] = cache.tensor;
+      buffers.push(cache.buffer);
+    }
+  }
+  const positions = Array.from({ length: graph.capacity }, (_, i) => i);
+  const table = new MropeTables(t).compute([positions, positions, positions]);
+  for (const [name, values] of [
+    [DECODER_INPUTS.cos, table.cos],
+    [DECODER_INPUTS.sin, table.sin],
+  ] as const) {
+    const { tensor, buffer } = gpu.create('float32', [graph.capacity, t.headDim / 2]);
+    gpu.write(buffer, values);
+    tensors[name] = tensor;
+    buffers.push(buffer);
+  }
+  if (graph.capture) await keepRegistered(loadOrtWeb(), buffers);
+  return { gpu, tensors, buffers };
+}
+
+/** Splits the shared tensors into a session's feeds and fetches by its own names. */
+function bind(session: Ort.InferenceSession, shared: SharedBindings) {
+  const pick = (names: readonly string[]) =>
+    Object.fromEntries(
+      names.filter((name) => name in shared.tensors).map((name) => [name, shared.tensors[name]]),
+    );
+  return { feeds: pick(session.inputNames), fetches: pick(session.outputNames) };
+}
+
+/** A static-run session over the shared cache, with its own input and output buffers. */
+async function openStatic(
+  graph: StaticGraph,
+  session: Ort.InferenceSession,
+  shared: SharedBindings,
+): Promise<StaticSession> {
+  const t = graph.config.text;
+  const { gpu } = shared;
+  const { rows } = graph;
   const kept = keptLogitBlocks(t.vocabSize);
   const input = {
     ids: gpu.create('int64', [1, rows]),
-    cos: gpu.create('float32', [capacity, t.headDim / 2]),
-    sin: gpu.create('float32', [capacity, t.headDim / 2]),
     seqlens: gpu.create('int32', [1]),
     total: gpu.create('int32', []),
   };
@@ -93,39 +149,22 @@ async function openStatic(graph: StaticGraph): Promise<StaticSession> {
     blockLogits: gpu.create('float32', [rows, kept, LOGIT_BLOCK]),
     chosen: gpu.create('int64', [rows, 1]),
   };
-  const feeds: Record<string, (typeof input)['ids']['tensor']> = {
+  const { feeds, fetches } = bind(session, shared);
+  Object.assign(feeds, {
     [DECODER_INPUTS.ids]: input.ids.tensor,
-    [DECODER_INPUTS.cos]: input.cos.tensor,
-    [DECODER_INPUTS.sin]: input.sin.tensor,
     [DECODER_INPUTS.seqlens]: input.seqlens.tensor,
     [DECODER_INPUTS.total]: input.total.tensor,
-  };
-  const fetches: typeof feeds = {
+  });
+  Object.assign(fetches, {
     [DECODER_OUTPUTS.logits]: output.logits.tensor,
     [DECODER_OUTPUTS.bestBlocks]: output.blocks.tensor,
     [DECODER_OUTPUTS.bestBlockLogits]: output.blockLogits.tensor,
     [DECODER_OUTPUTS.nextToken]: output.chosen.tensor,
-  };
-  const buffers: GpuBuffer[] = [...Object.values(input), ...Object.values(output)].map(
-    (io) => io.buffer,
-  );
-  const cacheDims = [1, t.numKvHeads, capacity, t.headDim];
-  for (let l = 0; l < t.numLayers; l++) {
-    for (const [past, present] of [
-      [DECODER_INPUTS.pastKey(l), DECODER_OUTPUTS.presentKey(l)],
-      [DECODER_INPUTS.pastValue(l), DECODER_OUTPUTS.presentValue(l)],
-    ]) {
-      const cache = gpu.create(graph.cacheType, cacheDims);
-      feeds[past] = fetches[present] = cache.tensor;
-      buffers.push(cache.buffer);
-    }
+  });
+  if (graph.capture) {
+    const own = [...Object.values(input), ...Object.values(output)].map((io) => io.buffer);
+    await keepRegistered(loadOrtWeb(), own);
   }
-  if (graph.capture) await keepRegistered(ort, buffers);
-  const positions = Array.from({ length: capacity }, (_, i) => i);
-  const table = new MropeTables(t).compute([positions, positions, positions]);
-  gpu.write(input.cos.buffer, table.cos);
-  gpu.write(input.sin.buffer, table.sin);
-
   return {
     async run(tokens, position) {
       if (tokens === 'chosen') gpu.copy(output.chosen.buffer, input.ids.buffer, 8);
@@ -139,45 +178,102 @@ async function openStatic(graph: StaticGraph): Promise<StaticSession> {
         [output.blocks.buffer, output.blockLogits.buffer],
         [rows * kept * 8, rows * kept * LOGIT_BLOCK * 4],
       );
-      return topLogitsFromBlocks(
-        new BigInt64Array(blockIds),
-        new Float32Array(values),
-        kept,
-        1,
-        t.vocabSize,
-      ).map((best) => best.ids[0]);
+      return greedy(new BigInt64Array(blockIds), new Float32Array(values), t.vocabSize);
     },
     async readChosenSoon() {
       return Number(new BigInt64Array(await gpu.readSoon(output.chosen.buffer, 8))[0]);
     },
-    async release() {
-      await session.release();
-      gpu.destroy();
-    },
   };
 }
 
+/** Each row's greedy token from its best-logit blocks. */
+function greedy(blockIds: BigInt64Array, values: Float32Array, vocabSize: number): number[] {
+  const kept = keptLogitBlocks(vocabSize);
+  return topLogitsFromBlocks(blockIds, values, kept, 1, vocabSize).map((best) => best.ids[0]);
+}
+
 /**
- * Greedy decoding of a text prompt (positions 0, 1, ...) with a one-row graph. `pipelined`:
- * each step takes the previous step's chosen token on the GPU (a buffer copy) and is queued
- * before that token reaches the host, which reads tokens one step behind, so the host's wait
- * leaves the critical path (a step's time is then the gap between two tokens). Otherwise each
- * step waits for its best logits, as the engine's steps do.
+ * A text prompt (positions 0, 1, ...) in one run of the prompt form (decoder-graph.ts
+ * `inPlaceCache` without `staticRows`), written into the shared cache; the greedy next token.
+ */
+async function runPromptForm(
+  session: Ort.InferenceSession,
+  shared: SharedBindings,
+  config: Qwen3VLConfig,
+  prompt: number[],
+): Promise<number> {
+  const ort = loadOrtWeb();
+  const t = config.text;
+  const n = prompt.length;
+  const taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
+  const one = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
+  const { feeds, fetches } = bind(session, shared);
+  const result = await session.run(
+    {
+      ...feeds,
+      [DECODER_INPUTS.ids]: new ort.Tensor('int64', BigInt64Array.from(prompt, BigInt), [1, n]),
+      [DECODER_INPUTS.visual]: new ort.Tensor('float32', new Float32Array(n * t.hiddenSize), [
+        1,
+        n,
+        t.hiddenSize,
+      ]),
+      [DECODER_INPUTS.deepstack]: new ort.Tensor(
+        'float32',
+        new Float32Array(taps * n * t.hiddenSize),
+        [taps, 1, n, t.hiddenSize],
+      ),
+      [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(n - 1), [1]),
+      [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(n), []),
+      [DECODER_INPUTS.numLogits]: one,
+      [DECODER_INPUTS.returnedLogits]: one,
+    },
+    {
+      ...fetches,
+      [DECODER_OUTPUTS.logits]: null,
+      [DECODER_OUTPUTS.bestBlocks]: null,
+      [DECODER_OUTPUTS.bestBlockLogits]: null,
+    },
+  );
+  const blocks = (await result[DECODER_OUTPUTS.bestBlocks].getData(true)) as BigInt64Array;
+  const values = (await result[DECODER_OUTPUTS.bestBlockLogits].getData(true)) as Float32Array;
+  result[DECODER_OUTPUTS.logits].dispose();
+  return greedy(blocks, values, t.vocabSize)[0];
+}
+
+/**
+ * Greedy decoding of a text prompt (positions 0, 1, ...) with a one-row graph: the prompt token
+ * by token through it, or in one run through `promptForm` (the prompt form's graph, a second
+ * session bound to the same cache). `pipelined`: each step takes the previous step's chosen
+ * token on the GPU (a buffer copy) and is queued before that token reaches the host, which
+ * reads tokens one step behind, so the host's wait leaves the critical path (a step's time is
+ * then the gap between two tokens). Otherwise each step waits for its best logits, as the
+ * engine's steps do.
  */
 export async function decodeStaticStep(
   graph: StaticGraph,
   prompt: number[],
   steps: number,
-  pipelined = false,
+  options: { pipelined?: boolean; promptForm?: string } = {},
 ): Promise<Decoded> {
-  const session = await openStatic(graph);
+  const sessions = [await createSession(graph.path, graph.capture)];
+  const shared = await sharedBindings(graph);
   try {
+    const session = await openStatic(graph, sessions[0], shared);
     let started = performance.now();
-    for (const [position, id] of prompt.entries()) await session.run([id], position);
-    const tokens = await session.readBest();
+    let tokens: number[];
+    if (options.promptForm) {
+      sessions.push(await createSession(options.promptForm, false));
+      // Timed the second time, as the engine's prompt is: the first compiles the shaders.
+      await runPromptForm(sessions[1], shared, graph.config, prompt);
+      started = performance.now();
+      tokens = [await runPromptForm(sessions[1], shared, graph.config, prompt)];
+    } else {
+      for (const [position, id] of prompt.entries()) await session.run([id], position);
+      tokens = await session.readBest();
+    }
     const promptMs = performance.now() - started;
     const stepMs: number[] = [];
-    if (!pipelined) {
+    if (!options.pipelined) {
       for (let i = 0; i < steps; i++) {
         started = performance.now();
         await session.run([tokens[i]], prompt.length + i);
@@ -186,6 +282,7 @@ export async function decodeStaticStep(
       }
       return { tokens, promptMs, stepMs };
     }
+    // The first step takes the prompt's token from the host: the prompt form chose none on the GPU.
     let pending: Promise<number> | undefined;
     let last = performance.now();
     const arrived = (token: number) => {
@@ -195,7 +292,7 @@ export async function decodeStaticStep(
       last = now;
     };
     for (let i = 0; i < steps; i++) {
-      await session.run('chosen', prompt.length + i);
+      await session.run(i === 0 ? [tokens[0]] : 'chosen', prompt.length + i);
       const reading = session.readChosenSoon();
       if (pending) arrived(await pending);
       pending = reading;
@@ -203,7 +300,8 @@ export async function decodeStaticStep(
     if (pending) arrived(await pending);
     return { tokens, promptMs, stepMs };
   } finally {
-    await session.release();
+    for (const session of sessions) await session.release();
+    shared.gpu.destroy();
   }
 }
 
@@ -217,8 +315,10 @@ export async function timeStaticRuns(
   position: number,
   runs: number,
 ): Promise<number[]> {
-  const session = await openStatic(graph);
+  const created = await createSession(graph.path, graph.capture);
+  const shared = await sharedBindings(graph);
   try {
+    const session = await openStatic(graph, created, shared);
     const tokens = Array.from({ length: graph.rows }, (_, i) => 1000 + i);
     const times: number[] = [];
     for (let i = 0; i < runs + 3; i++) {
@@ -229,6 +329,7 @@ export async function timeStaticRuns(
     }
     return times;
   } finally {
-    await session.release();
+    await created.release();
+    shared.gpu.destroy();
   }
 }

@@ -1,12 +1,14 @@
 /**
  * WebGPU graph capture of the static decode step (scripts/bench/static-step-web.ts, which the
  * GPU script's `capture` job times against the engine): on onnxruntime-web over Dawn's Node
- * binding, a captured run replayed with new tokens, positions and lengths written into its
- * buffers decodes greedily what the engine's decoder decodes on onnxruntime-node; so does it
- * when each step takes the last one's token from the GPU (ArgMax in the graph) and the host
- * reads tokens one step behind. Guards the two workarounds that make the pair work
- * (ort-web-in-node.ts), which lean on onnxruntime-web 1.30's internals. A random model with
- * 16-wide heads (the static step needs GroupQueryAttention's rotary).
+ * binding, a captured step replayed with new tokens, positions and lengths written into its
+ * buffers decodes greedily what the engine's decoder decodes on onnxruntime-node: after a
+ * prompt run token by token through it, after a prompt run in one go by a second session (the
+ * decoder's prompt form) bound to the same cache buffers, and pipelined (each step taking the
+ * last one's token on the GPU, the host reading tokens one step behind). Guards the two
+ * workarounds that make the pair work (ort-web-in-node.ts), which lean on onnxruntime-web
+ * 1.30's internals. A random model with 16-wide heads (the in-place forms need
+ * GroupQueryAttention's rotary).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +18,7 @@ import { readModelConfig } from '../../server/engine/checkpoint/config';
 import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
 import { checkpointSource } from '../../server/engine/checkpoint/weights';
 import { argmax } from '../../server/engine/generation/sampling';
-import { buildStaticStepDecoder } from '../../server/engine/onnx/build-graphs';
+import { buildInPlaceDecoder } from '../../server/engine/onnx/build-graphs';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { type StaticGraph, decodeStaticStep } from '../../scripts/bench/static-step-web';
 import { requireWebGpu } from './support/webgpu';
@@ -35,7 +37,7 @@ describe('WebGPU graph capture of the static decode step', function () {
   });
   after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
-  it("decodes, replaying one captured run, the engine's greedy tokens (int4), also pipelined", async () => {
+  it("decodes, replaying one captured step, the engine's greedy tokens (int4)", async () => {
     const model = join(dir, 'model');
     writeWideHeadCheckpoint(model);
     const config = readModelConfig(model);
@@ -60,9 +62,11 @@ describe('WebGPU graph capture of the static decode step', function () {
     }
     await engine.dispose();
 
-    const path = join(dir, 'step.onnx');
     const source = checkpointSource(SafetensorsCheckpoint.open(model));
-    buildStaticStepDecoder(config, source, 'int4', 64, path);
+    const path = join(dir, 'step.onnx');
+    buildInPlaceDecoder(config, source, 'int4', 64, { path, staticRows: 1 });
+    const promptForm = join(dir, 'prompt.onnx');
+    buildInPlaceDecoder(config, source, 'int4', 64, { path: promptForm });
     const graph: StaticGraph = {
       path,
       config,
@@ -71,9 +75,13 @@ describe('WebGPU graph capture of the static decode step', function () {
       cacheType: 'float16',
       capture: true,
     };
-    for (const pipelined of [false, true]) {
-      const got = await decodeStaticStep(graph, PROMPT, STEPS, pipelined);
-      assert.deepEqual(got.tokens, want, pipelined ? 'pipelined' : 'host picks each token');
+    for (const [how, options] of [
+      ['the prompt token by token', {}],
+      ['the prompt in one run of a second session', { promptForm }],
+      ['pipelined', { promptForm, pipelined: true }],
+    ] as const) {
+      const got = await decodeStaticStep(graph, PROMPT, STEPS, options);
+      assert.deepEqual(got.tokens, want, how);
     }
     // The tokens change along the way: the replays did not return one run's result again.
     assert.ok(new Set(want).size > 1, `the model repeats ${want[0]}: the test tells nothing`);

@@ -1,5 +1,5 @@
 /**
- * The static decode step (decoder-graph.ts `staticStep`), the graph WebGPU graph capture can
+ * The static decode step (decoder-graph.ts `inPlaceCache` with `staticRows`), the graph WebGPU graph capture can
  * replay: run token by token over a cache of fixed capacity, with the whole rotary table as
  * input, it computes the logits the decoder computes for a prompt (distinct t/h/w positions, as
  * image tokens have) and the steps after it; a static run of several tokens (what speculative
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Precision } from '../../server/engine/contracts';
-import { buildGraphs, buildStaticStepDecoder } from '../../server/engine/onnx/build-graphs';
+import { buildGraphs, buildInPlaceDecoder } from '../../server/engine/onnx/build-graphs';
 import { DECODER_INPUTS, DECODER_OUTPUTS } from '../../server/engine/onnx/decoder-graph';
 import {
   HandoverKvCache,
@@ -62,14 +62,16 @@ async function decoderLogits(decoder: OnnxTextDecoder): Promise<Float32Array[]> 
 }
 
 /**
- * The static runs' logits for the same tokens: the prompt and the generated tokens one at a
- * time through `step`, then the verification run through `verify` (a static run of as many
- * rows); each run's presents become the next run's pasts. `device`: they stay in GPU memory.
+ * The in-place forms' logits for the same tokens: the prompt token by token through `step`, or
+ * in one run through `promptForm` when given; the generated tokens one at a time through
+ * `step`; then the verification run through `verify` (a static run of as many rows). Each
+ * run's presents become the next run's pasts. `device`: they stay in GPU memory.
  */
 async function staticLogits(
   step: ort.InferenceSession,
   verify: ort.InferenceSession,
   device: boolean,
+  promptForm?: ort.InferenceSession,
 ): Promise<Float32Array[]> {
   const t = config.text;
   const type = device ? 'float16' : 'float32';
@@ -87,11 +89,17 @@ async function staticLogits(
     past[DECODER_INPUTS.pastValue(l)] = zeros();
   }
   const table = new MropeTables(t).cacheTable(prompt.positionIds, nextPosition, CAPACITY);
-  /** Runs `tokens` from cache position `position` on; their logits. */
-  const run = async (session: ort.InferenceSession, tokens: number[], position: number) => {
+  /** Runs `tokens` from cache position `position` on; their logits (the last only, `extra`). */
+  const run = async (
+    session: ort.InferenceSession,
+    tokens: number[],
+    position: number,
+    extra: Record<string, ort.Tensor> = {},
+  ) => {
     const total = position + tokens.length;
     const result = await session.run({
       ...past,
+      ...extra,
       [DECODER_INPUTS.ids]: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [
         1,
         tokens.length,
@@ -108,35 +116,65 @@ async function staticLogits(
     }
     const logits = (await result[DECODER_OUTPUTS.logits].getData()) as Float32Array;
     const vocab = t.vocabSize;
-    return tokens.map((_, i) => logits.slice(i * vocab, (i + 1) * vocab));
+    return Array.from({ length: logits.length / vocab }, (_, i) =>
+      logits.slice(i * vocab, (i + 1) * vocab),
+    );
   };
-  const singles = [...prompt.inputIds, ...generated];
   const out: Float32Array[] = [];
-  for (const [position, token] of singles.entries()) {
-    const [logits] = await run(step, [token], position);
-    if (position >= prompt.inputIds.length - 1) out.push(logits);
+  const n = prompt.inputIds.length;
+  if (promptForm) {
+    const taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
+    const one = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
+    out.push(
+      ...(await run(promptForm, prompt.inputIds, 0, {
+        [DECODER_INPUTS.visual]: new ort.Tensor('float32', new Float32Array(n * t.hiddenSize), [
+          1,
+          n,
+          t.hiddenSize,
+        ]),
+        [DECODER_INPUTS.deepstack]: new ort.Tensor(
+          'float32',
+          new Float32Array(taps * n * t.hiddenSize),
+          [taps, 1, n, t.hiddenSize],
+        ),
+        [DECODER_INPUTS.numLogits]: one,
+        [DECODER_INPUTS.returnedLogits]: one,
+      })),
+    );
+  } else {
+    for (const [position, token] of prompt.inputIds.entries()) {
+      const [logits] = await run(step, [token], position);
+      if (position === n - 1) out.push(logits);
+    }
   }
+  for (const [i, token] of generated.entries()) out.push(...(await run(step, [token], n + i)));
+  const singles = [...prompt.inputIds, ...generated];
   out.push(...(await run(verify, verified, singles.length)));
   for (const tensor of Object.values(past)) if (device) tensor.dispose();
   return out;
 }
 
-describe('static decode step', function () {
+describe('decoder with its cache in place (static step, verification run, prompt form)', function () {
   this.timeout(300_000);
   const dirs: string[] = [];
   const sessions: ort.InferenceSession[] = [];
 
-  /** The GPU build's decoder, its static step and static verification run, in one directory. */
-  function build(precision: Precision): { decoder: string; step: string; verify: string } {
+  /** The GPU build's decoder and its in-place forms (step, verification run, prompt). */
+  function build(precision: Precision) {
     const dir = mkdtempSync(join(tmpdir(), 'd2c-static-step-'));
     dirs.push(dir);
     const source = randomSource(config);
     buildGraphs(config, source, precision, { outDir: dir, target: 'gpu' });
     const step = join(dir, 'step.onnx');
-    buildStaticStepDecoder(config, source, precision, CAPACITY, step);
+    buildInPlaceDecoder(config, source, precision, CAPACITY, { path: step, staticRows: 1 });
     const verify = join(dir, 'verify.onnx');
-    buildStaticStepDecoder(config, source, precision, CAPACITY, verify, verified.length);
-    return { decoder: join(dir, 'decoder.onnx'), step, verify };
+    buildInPlaceDecoder(config, source, precision, CAPACITY, {
+      path: verify,
+      staticRows: verified.length,
+    });
+    const promptForm = join(dir, 'prompt.onnx');
+    buildInPlaceDecoder(config, source, precision, CAPACITY, { path: promptForm });
+    return { decoder: join(dir, 'decoder.onnx'), step, verify, promptForm };
   }
 
   async function open(path: string, options: ort.InferenceSession.SessionOptions = {}) {
@@ -150,7 +188,7 @@ describe('static decode step', function () {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('has fixed shapes and no visual inputs', async () => {
+  it('gives the static step fixed shapes and no visual inputs', async () => {
     const session = await open(build('fp32').step);
     const metadata = [...session.inputMetadata, ...session.outputMetadata];
     for (const entry of metadata) {
@@ -168,15 +206,17 @@ describe('static decode step', function () {
     assert.deepEqual(past.shape, [1, config.text.numKvHeads, CAPACITY, config.text.headDim]);
   });
 
-  it('computes, token by token and in a verification run, the logits the decoder computes (CPU, fp32)', async () => {
-    const { decoder, step, verify } = build('fp32');
+  it('computes the logits the decoder computes, the prompt token by token or in one run (CPU, fp32)', async () => {
+    const { decoder, step, verify, promptForm } = build('fp32');
     const cache = new InPlaceKvCache(config.text, 'float32', 4);
     const want = await decoderLogits(new OnnxTextDecoder(await open(decoder), config, cache));
-    const got = await staticLogits(await open(step), await open(verify), false);
-    assert.equal(got.length, want.length);
-    for (let i = 0; i < want.length; i++) {
-      const diff = maxAbsDiff(got[i], want[i]);
-      assert.ok(diff < 1e-4, `row ${i}: ${diff}`);
+    for (const form of [undefined, await open(promptForm)]) {
+      const got = await staticLogits(await open(step), await open(verify), false, form);
+      assert.equal(got.length, want.length);
+      for (let i = 0; i < want.length; i++) {
+        const diff = maxAbsDiff(got[i], want[i]);
+        assert.ok(diff < 1e-4, `${form ? 'prompt form' : 'token by token'}, row ${i}: ${diff}`);
+      }
     }
   });
 
@@ -189,23 +229,23 @@ describe('static decode step', function () {
     after(async () => padder?.release());
 
     it('computes the logits the decoder computes, cache in GPU memory', async () => {
-      const { decoder, step, verify } = build('int4');
+      const { decoder, step, verify, promptForm } = build('int4');
       const webgpu = { executionProviders: ['webgpu'] };
       const onDevice = { preferredOutputLocation: kvCacheOnDevice(config.text.numLayers) };
       const cache: KvCache = new HandoverKvCache(config.text, 'float16', padder, 0);
       const want = await decoderLogits(
         new OnnxTextDecoder(await open(decoder, { ...webgpu, ...onDevice }), config, cache),
       );
-      const got = await staticLogits(
-        await open(step, { ...webgpu, ...onDevice }),
-        await open(verify, { ...webgpu, ...onDevice }),
-        true,
-      );
-      for (let i = 0; i < want.length; i++) {
-        const scale = want[i].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        const diff = maxAbsDiff(got[i], want[i]);
-        assert.ok(diff < 2e-2 * scale, `row ${i}: ${diff} (logits up to ${scale})`);
-        assert.equal(argmax(got[i]), argmax(want[i]), `row ${i}: best token`);
+      const session = (path: string) => open(path, { ...webgpu, ...onDevice });
+      for (const form of [undefined, await session(promptForm)]) {
+        const got = await staticLogits(await session(step), await session(verify), true, form);
+        const how = form ? 'prompt form' : 'token by token';
+        for (let i = 0; i < want.length; i++) {
+          const scale = want[i].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+          const diff = maxAbsDiff(got[i], want[i]);
+          assert.ok(diff < 2e-2 * scale, `${how}, row ${i}: ${diff} (logits up to ${scale})`);
+          assert.equal(argmax(got[i]), argmax(want[i]), `${how}, row ${i}: best token`);
+        }
       }
     });
   });

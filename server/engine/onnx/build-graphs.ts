@@ -211,28 +211,29 @@ function layerContext(
 }
 
 /**
- * The GPU build's decoder as a static decode step, or a static run of `rows` tokens
- * (decoder-graph.ts `staticStep`): the graph WebGPU graph capture can replay, for scripts/bench/capture-decode.ts (not part of a model's
- * build). Written to `path` (weights in `path`.data) when given; either way the encoded graph
- * is returned (a dry run reads no weight).
+ * The GPU build's decoder with its cache in place (decoder-graph.ts `inPlaceCache`): with
+ * `staticRows`, the static run WebGPU graph capture can replay (1 row: a decode step); without,
+ * the prompt form beside it. For scripts/bench/capture-decode.ts, not part of a model's build.
+ * Written to `path` (weights in `path`.data) when given; either way the encoded graph is
+ * returned (a dry run reads no weight).
  */
-export function buildStaticStepDecoder(
+export function buildInPlaceDecoder(
   config: Qwen3VLConfig,
   source: WeightSource,
   precision: Precision,
   capacity: number,
-  path?: string,
-  rows = 1,
+  options: { path?: string; staticRows?: number } = {},
 ): Uint8Array {
   validateWeights(config, source.shapes, 'checkpoint');
+  const { path, staticRows } = options;
   const sink: ExternalDataSink = path
     ? new FileDataSink(`${path}.data`, `${basename(path)}.data`)
     : new DryRunSink();
   let encoded: Uint8Array;
   try {
-    const g = new GraphBuilder('qwen3vl_decode_step', sink);
+    const g = new GraphBuilder('qwen3vl_decoder_in_place', sink);
     const ctx = layerContext(g, new WeightTracker(source), precision, 'decoder', 'gpu');
-    buildDecoderGraph(ctx, config, 'device', { staticStep: { capacity, rows } });
+    buildDecoderGraph(ctx, config, 'device', { inPlaceCache: { capacity, staticRows } });
     encoded = g.encode(OPSETS);
   } finally {
     sink.close();

@@ -102,17 +102,20 @@ export function buildDecoderGraph(
     /** Host cache: a run with an empty cache skips the cache's share of attention (see hostCacheAttention). */
     emptyCacheBranch?: boolean;
     /**
-     * `rows` generated tokens per run (default 1, a decode step; more, a verification run),
-     * every shape fixed, for WebGPU graph capture (a captured run replays the recorded
-     * dispatches, so nothing may change size or live on the host): input_ids [1, rows]; no
-     * visual or DeepStack inputs (generated tokens have none); rope_cos/rope_sin the whole
-     * [capacity, headDim/2] table, row r for cache position r (GroupQueryAttention looks the new
-     * tokens' rows up there); past and present [1, kvHeads, capacity, headDim], meant to be one
-     * buffer (appended in place); logits [rows, vocab] and next_token [rows, 1], each row's
-     * greedy choice (ArgMax: the lowest id among equal best, as the host picks); no num_logits,
-     * returned_logits or rotary_pads. Device cache with rotary inside attention only.
+     * The forms WebGPU graph capture needs (device cache, rotary inside attention only). The
+     * cache is one buffer of `capacity` rows per layer and K/V, past and present alike (bound
+     * to the same buffer, appended in place): past/present [1, kvHeads, capacity, headDim];
+     * rope_cos/rope_sin the whole [capacity, headDim/2] table, row r for cache position r
+     * (GroupQueryAttention looks the run's rows up there); no rotary_pads.
+     * With `staticRows`, a run of that many generated tokens with every shape fixed (a
+     * captured run replays the recorded dispatches, so nothing may change size or live on
+     * the host): input_ids [1, staticRows] (1: a decode step; more: a verification run); no
+     * visual or DeepStack inputs; no num_logits or returned_logits: logits [staticRows, vocab]
+     * and next_token [staticRows, 1], each row's greedy choice (ArgMax: the lowest id among
+     * equal best, as the host picks). Without, the prompt form: any number of tokens with the
+     * usual inputs, for prompts and runs of any length beside a captured step.
      */
-    staticStep?: { capacity: number; rows?: number };
+    inPlaceCache?: { capacity: number; staticRows?: number };
   } = {},
 ): void {
   const { g, weights } = ctx;
@@ -126,21 +129,22 @@ export function buildDecoderGraph(
   const P = (name: string) => TEXT_PREFIX + name;
   const toActivation = (x: string) => (act === F ? x : g.op('Cast', [x], { to: attr.int(act) }));
 
-  const step = options.staticStep;
+  const cache = options.inPlaceCache;
   if (
-    step &&
+    cache &&
     (kv !== 'device' || !attentionRotaryFits(hd) || options.rotaryInAttention === false)
   ) {
-    throw new Error('a static decode step needs the device cache and rotary inside attention');
+    throw new Error('an in-place cache needs the device cache and rotary inside attention');
   }
-  // A static run's rows: 1 for a decode step, more for a speculative verification run.
-  const rows = step ? (step.rows ?? 1) : 'sequence';
+  // A static run: its rows fixed, generated tokens only.
+  const fixed = cache?.staticRows !== undefined;
+  const rows = cache?.staticRows ?? 'sequence';
   const ids = g.input(DECODER_INPUTS.ids, DataType.INT64, [1, rows]);
-  const visual = step ? '' : toActivation(g.input(DECODER_INPUTS.visual, F, [1, 'sequence', d]));
-  const deepstack = step
+  const visual = fixed ? '' : toActivation(g.input(DECODER_INPUTS.visual, F, [1, 'sequence', d]));
+  const deepstack = fixed
     ? ''
     : toActivation(g.input(DECODER_INPUTS.deepstack, F, [taps, 1, 'sequence', d]));
-  const tableRows = step ? step.capacity : 'sequence';
+  const tableRows = cache ? cache.capacity : 'sequence';
   const cos = toActivation(g.input(DECODER_INPUTS.cos, F, [tableRows, hd / 2]));
   const sin = toActivation(g.input(DECODER_INPUTS.sin, F, [tableRows, hd / 2]));
   const seqlens = kv === 'device' ? g.input(DECODER_INPUTS.seqlens, DataType.INT32, [1]) : '';
@@ -155,8 +159,8 @@ export function buildDecoderGraph(
   // The run's S table rows placed at the rows of their cache positions (zeros elsewhere, never
   // read): attention's rotary looks rows up by position in the KV cache.
   const rotaryPads =
-    rotaryInAttention && !step ? g.input(DECODER_INPUTS.rotaryPads, DataType.INT64, [4]) : '';
-  const [cosCache, sinCache] = step
+    rotaryInAttention && !cache ? g.input(DECODER_INPUTS.rotaryPads, DataType.INT64, [4]) : '';
+  const [cosCache, sinCache] = cache
     ? [cos, sin]
     : rotaryInAttention
       ? [g.op('Pad', [cos, rotaryPads]), g.op('Pad', [sin, rotaryPads])]
@@ -167,8 +171,8 @@ export function buildDecoderGraph(
     separateProjections
       ? prefixes.map((prefix) => linear(ctx, x, prefix))
       : fusedLinear(ctx, x, prefixes);
-  const numLogits = step ? '' : g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
-  const returnedLogits = step ? '' : g.input(DECODER_INPUTS.returnedLogits, DataType.INT64, [1]);
+  const numLogits = fixed ? '' : g.input(DECODER_INPUTS.numLogits, DataType.INT64, [1]);
+  const returnedLogits = fixed ? '' : g.input(DECODER_INPUTS.returnedLogits, DataType.INT64, [1]);
 
   // Embedding gather; int4 builds keep the table in fp16 (gathered rows are cast up).
   const headFormat = ctx.headFormat ?? ctx.linearFormat;
@@ -181,7 +185,7 @@ export function buildDecoderGraph(
   let gathered = g.op('Gather', [embed, ids], { axis: attr.int(0) });
   if (embedType !== act) gathered = g.op('Cast', [gathered], { to: attr.int(act) });
   let h = gathered;
-  if (!step) {
+  if (!fixed) {
     const isImage = g.op('Equal', [ids, g.constInt64([config.imageTokenId], [])]);
     h = g.op('Where', [g.op('Unsqueeze', [isImage, g.constInt64([2])]), visual, gathered]);
   }
@@ -218,7 +222,7 @@ export function buildDecoderGraph(
     if (kv === 'host') {
       attn = hostCacheAttention(ctx, config, l, q, k, v, bias, options.emptyCacheBranch ?? false);
     } else {
-      const cacheRows = step ? step.capacity : 'past';
+      const cacheRows = cache ? cache.capacity : 'past';
       const pastK = g.input(DECODER_INPUTS.pastKey(l), act, [1, t.numKvHeads, cacheRows, hd]);
       const pastV = g.input(DECODER_INPUTS.pastValue(l), act, [1, t.numKvHeads, cacheRows, hd]);
       const rotary = rotaryInAttention ? [cosCache, sinCache] : [];
@@ -234,7 +238,7 @@ export function buildDecoderGraph(
         },
       });
       for (const present of [DECODER_OUTPUTS.presentKey(l), DECODER_OUTPUTS.presentValue(l)]) {
-        g.output(present, act, [1, t.numKvHeads, step ? step.capacity : 'total', hd]);
+        g.output(present, act, [1, t.numKvHeads, cache ? cache.capacity : 'total', hd]);
       }
     }
     const attnOut = linear(ctx, attn, `${p}self_attn.o_proj`);
@@ -242,7 +246,7 @@ export function buildDecoderGraph(
     const [gate, up] = projections(m, [`${p}mlp.gate_proj`, `${p}mlp.up_proj`]);
     const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
     let mlpOut = linear(ctx, g.op('Mul', [silu, up]), `${p}mlp.down_proj`);
-    if (!step && l < config.vision.deepstackVisualIndexes.length) {
+    if (!fixed && l < config.vision.deepstackVisualIndexes.length) {
       const tap = g.op('Gather', [deepstack, g.constInt64([l], [])], { axis: attr.int(0) });
       mlpOut = g.op('Add', [mlpOut, tap]);
     }
@@ -255,7 +259,7 @@ export function buildDecoderGraph(
   }
 
   // The last num_logits positions: [1, S, D] -> [N, D], final norm, tied (or separate) LM head.
-  const lastRows = step
+  const lastRows = fixed
     ? h
     : g.op('Slice', [h, g.op('Neg', [numLogits]), g.constInt64([2 ** 62]), g.constInt64([1])]);
   const last = reshape(g, lastRows, [-1, d]);
@@ -277,7 +281,7 @@ export function buildDecoderGraph(
   // the host then reads the best-logit blocks instead of the vocabulary, and does not scan it. An
   // input picks this rather than the fetched outputs, since onnxruntime-node must fetch every
   // output of a session that keeps some in GPU memory.
-  if (step) {
+  if (fixed) {
     g.node('Identity', [logits], { outputs: [DECODER_OUTPUTS.logits] });
     // The greedy token, shaped as input_ids: the next step can take it without the host.
     g.node('ArgMax', [logits], {
@@ -290,8 +294,8 @@ export function buildDecoderGraph(
       outputs: [DECODER_OUTPUTS.logits],
     });
   }
-  g.output(DECODER_OUTPUTS.logits, F, [step ? rows : 'returned_rows', t.vocabSize]);
-  bestLogitBlocks(g, logits, t.vocabSize, step ? rows : 'logit_rows');
+  g.output(DECODER_OUTPUTS.logits, F, [fixed ? rows : 'returned_rows', t.vocabSize]);
+  bestLogitBlocks(g, logits, t.vocabSize, fixed ? rows : 'logit_rows');
 }
 
 /** Logits per block, and how many blocks with the highest maxima the decoder returns. */
