@@ -1,12 +1,12 @@
 /**
- * The static decode step (decoder-graph.ts `inPlaceCache` with `staticRows`), the graph WebGPU graph capture can
- * replay: run token by token over a cache of fixed capacity, with the whole rotary table as
- * input, it computes the logits the decoder computes for a prompt (distinct t/h/w positions, as
- * image tokens have) and the steps after it; a static run of several tokens (what speculative
- * verification would replay) computes the decoder's logits for each. On the CPU in fp32, and on
- * WebGPU in int4 (fused
- * by onnxruntime as the decoder is). A random model with 16-wide heads, as in
- * attention-rotary.test.ts (the golden fixture's heads take no rotary inside attention).
+ * The decoder with its cache in place (decoder-graph.ts `inPlaceCache`), the forms WebGPU graph
+ * capture needs: over a cache of fixed capacity, with the whole rotary table as input, the
+ * static decode step run token by token computes the logits the decoder computes for a prompt
+ * (distinct t/h/w positions, as image tokens have) and the steps after it; the prompt form
+ * computes the prompt's in one run; a static run of several tokens (what speculative
+ * verification would replay) computes the decoder's for each row. On the CPU in fp32, and on
+ * WebGPU in int4 (fused by onnxruntime as the decoder is). A random model with 16-wide heads,
+ * as in attention-rotary.test.ts (the golden fixture's heads take no rotary inside attention).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
