@@ -183,37 +183,37 @@ function leadingAgreement(a: number[], b: number[]): number {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+function summary(options: Options, mode: Mode, decoded: Decoded, first: Decoded) {
+  // The first steps compile shaders (and, with capture, record): the median leaves them out.
+  const steady = decoded.stepMs.slice(Math.min(4, decoded.stepMs.length - 1));
+  return {
+    probe: 'capture_decode',
+    mode,
+    precision: options.precision,
+    prompt_tokens: options.prompt,
+    steps: options.steps,
+    capacity: options.capacity,
+    prompt_ms: +decoded.promptMs.toFixed(1),
+    step_ms: +median(steady).toFixed(3),
+    best_step_ms: +Math.min(...steady).toFixed(3),
+    tokens_per_s: +(1000 / median(steady)).toFixed(1),
+    tokens_agreeing_with_first_mode: leadingAgreement(decoded.tokens, first.tokens),
+    tokens: decoded.tokens.length,
+  };
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const results = new Map<Mode, Decoded>();
+  // Each mode's line prints as soon as it ends: a run cut off by a time limit keeps them.
+  const rows: ReturnType<typeof summary>[] = [];
+  let first: Decoded | undefined;
   for (const mode of options.modes) {
-    results.set(
-      mode,
-      mode === 'engine' ? await decodeWithEngine(options) : await decodeWithWeb(options, mode),
-    );
-  }
-  const first = results.get(options.modes[0])!;
-  const rows = options.modes.map((mode) => {
-    const r = results.get(mode)!;
-    // The first steps compile shaders (and, with capture, record): the median leaves them out.
-    const steady = r.stepMs.slice(Math.min(4, r.stepMs.length - 1));
-    return {
-      probe: 'capture_decode',
-      mode,
-      precision: options.precision,
-      prompt_tokens: options.prompt,
-      steps: options.steps,
-      capacity: options.capacity,
-      prompt_ms: +r.promptMs.toFixed(1),
-      step_ms: +median(steady).toFixed(3),
-      best_step_ms: +Math.min(...steady).toFixed(3),
-      tokens_per_s: +(1000 / median(steady)).toFixed(1),
-      tokens_agreeing_with_first_mode: leadingAgreement(r.tokens, first.tokens),
-      tokens: r.tokens.length,
-    };
-  });
-  const engine = rows.find((row) => row.mode === 'engine');
-  for (const row of rows) {
+    const decoded =
+      mode === 'engine' ? await decodeWithEngine(options) : await decodeWithWeb(options, mode);
+    first ??= decoded;
+    const row = summary(options, mode, decoded, first);
+    rows.push(row);
+    const engine = rows.find((r) => r.mode === 'engine');
     const ratio =
       engine && row !== engine
         ? { step_vs_engine: +(row.step_ms / engine.step_ms).toFixed(3) }
