@@ -1,10 +1,11 @@
 /**
- * The static decode step (decoder-graph.ts `staticStep`) on onnxruntime-web
- * (ort-web-in-node.ts), optionally with WebGPU graph capture: every input and output lives in a
- * GPU buffer of its own that the host writes or reads, past and present are one buffer per layer
- * and K/V (GroupQueryAttention appends in place), so every run has the same bindings and a
- * captured run can be replayed. Greedy decoding with it (a prompt runs token by token, the step
- * taking one token), and the time of static runs of several tokens (verification runs).
+ * The decoder's in-place forms (decoder-graph.ts `inPlaceCache`) on onnxruntime-web
+ * (ort-web-in-node.ts), the static runs optionally with WebGPU graph capture: their inputs and
+ * outputs live in GPU buffers of their own that the host writes or reads, past and present are
+ * one buffer per layer and K/V (GroupQueryAttention appends in place), shared by every session
+ * of the decoder, so every run has the same bindings and a captured run can be replayed. Greedy
+ * decoding (the prompt token by token through the step, or in one run of the prompt form), and
+ * the time of static runs of several tokens (verification runs).
  */
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -66,7 +67,6 @@ interface SharedBindings {
   gpu: GpuTensors;
   /** past_* and present_* names, and rope_cos/rope_sin, to their tensors. */
   tensors: Record<string, Ort.Tensor>;
-  buffers: GpuBuffer[];
 }
 
 function createSession(path: string, capture: boolean): Promise<Ort.InferenceSession> {
@@ -104,8 +104,8 @@ async function sharedBindings(graph: StaticGraph): Promise<SharedBindings> {
       buffers.push(cache.buffer);
     }
   }
-  const positions = Array.from({ length: graph.capacity }, (_, i) => i);
-  const table = new MropeTables(t).compute([positions, positions, positions]);
+  // Nothing cached yet: text positions from 0 on.
+  const table = new MropeTables(t).cacheTable([[], [], []], 0, graph.capacity);
   for (const [name, values] of [
     [DECODER_INPUTS.cos, table.cos],
     [DECODER_INPUTS.sin, table.sin],
@@ -116,7 +116,7 @@ async function sharedBindings(graph: StaticGraph): Promise<SharedBindings> {
     buffers.push(buffer);
   }
   if (graph.capture) await keepRegistered(loadOrtWeb(), buffers);
-  return { gpu, tensors, buffers };
+  return { gpu, tensors };
 }
 
 /** Splits the shared tensors into a session's feeds and fetches by its own names. */

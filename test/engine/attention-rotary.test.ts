@@ -7,8 +7,7 @@
  * (8) keeps the other form, so a random model with 16-wide heads stands in here.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { TextDecoder } from '../../server/engine/contracts';
@@ -23,6 +22,7 @@ import { kvCacheOnDevice } from '../../server/engine/runtime/load-model';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { argmax } from '../../server/engine/generation/sampling';
 import { maxAbsDiff } from './golden-tensors';
+import { ScratchSessions } from './support/scratch-sessions';
 import { requireWebGpu } from './support/webgpu';
 import { randomSource, wideHeadConfig } from './support/wide-head-model';
 
@@ -55,12 +55,10 @@ async function script(decoder: TextDecoder): Promise<Float32Array[]> {
 
 describe('MRoPE inside GroupQueryAttention', function () {
   this.timeout(300_000);
-  const dirs: string[] = [];
-  const sessions: ort.InferenceSession[] = [];
+  const scratch = new ScratchSessions('d2c-rotary-');
 
   function build(precision: 'fp32' | 'int4', rotaryInAttention: boolean): string {
-    const dir = mkdtempSync(join(tmpdir(), 'd2c-rotary-'));
-    dirs.push(dir);
+    const dir = scratch.dir();
     buildGraphs(config, randomSource(config), precision, {
       outDir: dir,
       target: 'gpu',
@@ -69,19 +67,10 @@ describe('MRoPE inside GroupQueryAttention', function () {
     return dir;
   }
 
-  async function open(dir: string, options: ort.InferenceSession.SessionOptions = {}) {
-    const session = await ort.InferenceSession.create(join(dir, 'decoder.onnx'), {
-      logSeverityLevel: 3,
-      ...options,
-    });
-    sessions.push(session);
-    return session;
-  }
+  const open = (dir: string, options: ort.InferenceSession.SessionOptions = {}) =>
+    scratch.open(join(dir, 'decoder.onnx'), options);
 
-  after(async () => {
-    for (const session of sessions) await session.release();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => scratch.release());
 
   it('takes the rotary_pads input only where it applies', async () => {
     const inside = await open(build('fp32', true));

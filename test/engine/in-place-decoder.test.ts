@@ -9,8 +9,6 @@
  * as in attention-rotary.test.ts (the golden fixture's heads take no rotary inside attention).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Precision } from '../../server/engine/contracts';
@@ -27,6 +25,7 @@ import { MropeTables } from '../../server/engine/runtime/mrope';
 import { OnnxTextDecoder } from '../../server/engine/runtime/text-decoder';
 import { argmax } from '../../server/engine/generation/sampling';
 import { maxAbsDiff } from './golden-tensors';
+import { ScratchSessions } from './support/scratch-sessions';
 import { requireWebGpu } from './support/webgpu';
 import { randomSource, wideHeadConfig } from './support/wide-head-model';
 
@@ -156,13 +155,12 @@ async function staticLogits(
 
 describe('decoder with its cache in place (static step, verification run, prompt form)', function () {
   this.timeout(300_000);
-  const dirs: string[] = [];
-  const sessions: ort.InferenceSession[] = [];
+  const scratch = new ScratchSessions('d2c-in-place-');
+  const open = scratch.open.bind(scratch);
 
   /** The GPU build's decoder and its in-place forms (step, verification run, prompt). */
   function build(precision: Precision) {
-    const dir = mkdtempSync(join(tmpdir(), 'd2c-static-step-'));
-    dirs.push(dir);
+    const dir = scratch.dir();
     const source = randomSource(config);
     buildGraphs(config, source, precision, { outDir: dir, target: 'gpu' });
     const step = join(dir, 'step.onnx');
@@ -177,16 +175,7 @@ describe('decoder with its cache in place (static step, verification run, prompt
     return { decoder: join(dir, 'decoder.onnx'), step, verify, promptForm };
   }
 
-  async function open(path: string, options: ort.InferenceSession.SessionOptions = {}) {
-    const session = await ort.InferenceSession.create(path, { logSeverityLevel: 3, ...options });
-    sessions.push(session);
-    return session;
-  }
-
-  after(async () => {
-    for (const session of sessions) await session.release();
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => scratch.release());
 
   it('gives the static step fixed shapes and no visual inputs', async () => {
     const session = await open(build('fp32').step);
