@@ -24,20 +24,17 @@ import { argmax } from '../../server/engine/generation/sampling';
 import { maxAbsDiff } from './golden-tensors';
 import { ScratchSessions } from './support/scratch-sessions';
 import { requireWebGpu } from './support/webgpu';
-import { randomSource, wideHeadConfig } from './support/wide-head-model';
+import {
+  GRID_PROMPT,
+  GRID_PROMPT_NEXT_POSITION,
+  randomSource,
+  wideHeadConfig,
+} from './support/wide-head-model';
 
 const config = wideHeadConfig();
 
-/** A prompt whose middle tokens sit on a 2x3 grid (h and w differ from t), as image tokens do. */
-const prompt = {
-  inputIds: [3, 17, 9, 40, 41, 42, 43, 44, 45, 8, 12, 5],
-  positionIds: [
-    [0, 1, 2, 3, 3, 3, 3, 3, 3, 6, 7, 8],
-    [0, 1, 2, 3, 3, 3, 4, 4, 4, 6, 7, 8],
-    [0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 7, 8],
-  ] as [number[], number[], number[]],
-};
-const nextPosition = 9;
+const prompt = GRID_PROMPT;
+const nextPosition = GRID_PROMPT_NEXT_POSITION;
 
 /** Every run's logits over one script: prefill, steps, a verification run, truncation, steps. */
 async function script(decoder: TextDecoder): Promise<Float32Array[]> {

@@ -61,3 +61,16 @@ export function writeWideHeadCheckpoint(dir: string): void {
     out.set(source.readFloat32(spec.name)),
   );
 }
+
+/** A prompt whose middle tokens sit on a 2x3 grid (h and w differ from t), as image tokens do. */
+export const GRID_PROMPT = {
+  inputIds: [3, 17, 9, 40, 41, 42, 43, 44, 45, 8, 12, 5],
+  positionIds: [
+    [0, 1, 2, 3, 3, 3, 3, 3, 3, 6, 7, 8],
+    [0, 1, 2, 3, 3, 3, 4, 4, 4, 6, 7, 8],
+    [0, 1, 2, 3, 4, 5, 3, 4, 5, 6, 7, 8],
+  ] as [number[], number[], number[]],
+};
+
+/** The position of the first token after GRID_PROMPT. */
+export const GRID_PROMPT_NEXT_POSITION = 9;
