@@ -107,6 +107,8 @@ export interface LoadedModel {
   readonly precision: Precision;
   readonly vision: VisionEncoder;
   readonly decoder: TextDecoder;
+  /** Most positions (prompt and answer) the decoder holds, where its cache is fixed. */
+  readonly contextLimit?: number;
   dispose(): Promise<void>;
 }
 
@@ -144,6 +146,13 @@ export interface LoadModelOptions {
    * ...), for measuring them; the first session in a process fixes the device-wide ones.
    */
   webgpuOptions?: Record<string, string>;
+  /**
+   * WebGPU: the text decoder on onnxruntime-web with graph capture (captured-decoder.ts), each
+   * decode step replayed from one recording; its KV cache fixed at `capacity` positions, prompt
+   * and answer together (longer conversations are refused). Needs the optional packages
+   * onnxruntime-web and webgpu.
+   */
+  graphCapture?: { capacity: number };
 }
 
 // ---- What the Engine (host side) exposes to the CLI and the HTTP server ----

@@ -75,6 +75,26 @@ describe('Qwen3-VL-2B layout (shapes only)', () => {
     });
   }
 
+  it('builds a graph-capture build: vision, the prompt form and the step (weights once)', () => {
+    const summary = buildGraphs(config, shapeOnlySource(layout.tensors), 'int4', {
+      sourceName: '2b-layout',
+      target: 'gpu',
+      capture: { capacity: 4096 },
+    });
+    assert.equal(summary.nodes.decoder, 0);
+    assert.ok(summary.nodes.promptForm > 0 && summary.nodes.step > 0);
+    // The step reads its weights from the prompt form's file: nothing of its own to write.
+    assert.equal(summary.dataBytes.step, 0);
+    assert.ok(summary.dataBytes.promptForm < 2.2e9, `int4 decoder ${summary.dataBytes.promptForm}`);
+    assert.throws(
+      () =>
+        buildGraphs(config, shapeOnlySource(layout.tensors), 'int4', {
+          capture: { capacity: 4096 },
+        }),
+      (error) => isEngineError(error, 'bad_request') && /GPU build/.test((error as Error).message),
+    );
+  });
+
   it('names a missing tensor', () => {
     const { ['model.language_model.layers.27.mlp.down_proj.weight']: _, ...rest } = layout.tensors;
     expectBadCheckpoint(

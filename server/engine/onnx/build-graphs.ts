@@ -15,20 +15,31 @@ import {
 } from '../checkpoint/weights';
 import type { GraphTarget, Precision } from '../contracts';
 import { EngineError } from '../errors';
-import { buildDecoderGraph } from './decoder-graph';
-import { DryRunSink, type ExternalDataSink, FileDataSink } from './external-data';
+import { attentionRotaryFits, buildDecoderGraph } from './decoder-graph';
+import {
+  DryRunSink,
+  type ExternalDataSink,
+  FileDataSink,
+  ReplayDataSink,
+  type WrittenPlace,
+} from './external-data';
 import { DataType, GraphBuilder } from './graph-builder';
 import type { LayerContext, WeightFormat } from './layers';
 import { buildVisionGraph } from './vision-graph';
 
 /**
  * The graphs of a build. `prefill` is the CPU int4 build's second decoder, for prompts (see
- * partPlan); other builds have none.
+ * partPlan); other builds have none. A graph-capture build (GPU) has, instead of `decoder`, its
+ * two in-place forms (decoder-graph.ts `inPlaceCache`): `promptForm` for prompts and
+ * verification runs, `step` the one-token run that graph capture replays. They hold the same
+ * weights in the same order, so `step` reads them from promptForm's .data file.
  */
 export const GRAPH_FILES = {
   vision: 'vision.onnx',
   decoder: 'decoder.onnx',
   prefill: 'decoder-prefill.onnx',
+  promptForm: 'decoder-prompt.onnx',
+  step: 'decoder-step.onnx',
 } as const;
 export type GraphPart = keyof typeof GRAPH_FILES;
 
@@ -37,10 +48,17 @@ export const PART_LABELS: Record<GraphPart, string> = {
   vision: 'vision',
   decoder: 'decoder',
   prefill: 'prefill decoder',
+  promptForm: 'decoder',
+  step: 'decoder step',
 };
 
-/** The parts a build has. */
-export function buildParts(precision: Precision, target: GraphTarget): GraphPart[] {
+/** The parts a build has (`captured`: a graph-capture build, see GRAPH_FILES). */
+export function buildParts(
+  precision: Precision,
+  target: GraphTarget,
+  captured = false,
+): GraphPart[] {
+  if (captured) return ['vision', 'promptForm', 'step'];
   return precision === 'int4' && target === 'cpu'
     ? ['vision', 'decoder', 'prefill']
     : ['vision', 'decoder'];
@@ -52,11 +70,24 @@ export const OPSETS = [
   { domain: 'com.microsoft', version: 1 },
 ];
 
-/** Names a build: the precision for the CPU, 'gpu-' + precision for GPUs. */
-export type BuildVariant = Precision | `gpu-${Precision}`;
+/**
+ * Names a build: the precision for the CPU, 'gpu-' + precision for GPUs, and for a
+ * graph-capture build its cache capacity too (the graphs' shapes depend on it).
+ */
+export type BuildVariant = Precision | `gpu-${Precision}` | `gpu-${Precision}-captured-${number}`;
 
-export function buildVariant(precision: Precision, target: GraphTarget): BuildVariant {
+export function buildVariant(
+  precision: Precision,
+  target: GraphTarget,
+  capture?: GraphCapture,
+): BuildVariant {
+  if (capture) return `gpu-${precision}-captured-${capture.capacity}`;
   return target === 'gpu' ? `gpu-${precision}` : precision;
+}
+
+/** A graph-capture build's KV cache: rows for this many positions, prompt and answer together. */
+export interface GraphCapture {
+  capacity: number;
 }
 
 interface PartPlan {
@@ -91,6 +122,7 @@ export function partPlan(
   part: GraphPart,
   target: GraphTarget = 'cpu',
 ): PartPlan {
+  if (part === 'promptForm' || part === 'step') part = 'decoder';
   if (precision === 'fp16') return { dtype: DataType.FLOAT16, linearFormat: 'float' };
   if (precision === 'int4') {
     if (part === 'decoder') {
@@ -130,12 +162,24 @@ export function buildGraphs(
     int4AccuracyLevel?: number;
     /** GPU builds: MRoPE inside attention (default where it fits; false for comparisons). */
     rotaryInAttention?: boolean;
+    /** A graph-capture build (target 'gpu'): the in-place decoder forms instead of `decoder`. */
+    capture?: GraphCapture;
     /** Tensors of `part` written so far, out of `total`. */
     onProgress?: (part: GraphPart, done: number, total: number) => void;
   } = {},
 ): BuildSummary {
   validateWeights(config, source.shapes, options.sourceName ?? 'checkpoint');
   const target = options.target ?? 'cpu';
+  const { capture } = options;
+  if (capture && target !== 'gpu') {
+    throw new EngineError('bad_request', 'graph capture needs the GPU build (target gpu)');
+  }
+  if (capture && !attentionRotaryFits(config.text.headDim)) {
+    throw new EngineError(
+      'bad_request',
+      `graph capture needs MRoPE inside attention, which a head size of ${config.text.headDim} does not allow`,
+    );
+  }
   const isVision = (name: string) => name.startsWith(VISION_PREFIX);
   let [visionTensors, textTensors] = [0, 0];
   for (const name of source.shapes.keys()) {
@@ -143,37 +187,53 @@ export function buildGraphs(
     if (isVision(name)) visionTensors++;
     else textTensors++;
   }
-  // Both decoders read every text tensor.
-  const totals = { vision: visionTensors, decoder: textTensors, prefill: textTensors };
-  const summary: BuildSummary = {
-    nodes: { vision: 0, decoder: 0, prefill: 0 },
-    dataBytes: { vision: 0, decoder: 0, prefill: 0 },
-    consumed: new Set(),
+  // Every decoder reads every text tensor.
+  const totals: Record<GraphPart, number> = {
+    vision: visionTensors,
+    decoder: textTensors,
+    prefill: textTensors,
+    promptForm: textTensors,
+    step: textTensors,
   };
-  for (const part of buildParts(precision, target)) {
+  const zeros = () => ({ vision: 0, decoder: 0, prefill: 0, promptForm: 0, step: 0 });
+  const summary: BuildSummary = { nodes: zeros(), dataBytes: zeros(), consumed: new Set() };
+  // The prompt form's weights as written, for the step graph to point at.
+  let promptFormData: WrittenPlace[] | undefined;
+  for (const part of buildParts(precision, target, capture !== undefined)) {
     options.onProgress?.(part, 0, totals[part]);
     let done = 0;
     const tracker = new WeightTracker(source, () =>
       options.onProgress?.(part, ++done, totals[part]),
     );
     const file = GRAPH_FILES[part];
-    const sink: ExternalDataSink = options.outDir
-      ? new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`)
-      : new DryRunSink();
+    const written: WrittenPlace[] = [];
+    const sink: ExternalDataSink = !options.outDir
+      ? new DryRunSink()
+      : part === 'step' && promptFormData
+        ? new ReplayDataSink(`${GRAPH_FILES.promptForm}.data`, promptFormData)
+        : new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`, written);
+    if (part === 'promptForm') promptFormData = written;
     try {
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
       const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
       if (part === 'vision') buildVisionGraph(ctx, config);
-      else {
+      else if (capture && (part === 'promptForm' || part === 'step')) {
+        const staticRows = part === 'step' ? 1 : undefined;
+        buildDecoderGraph(ctx, config, 'device', {
+          inPlaceCache: { capacity: capture.capacity, staticRows },
+        });
+      } else {
         buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
           rotaryInAttention: options.rotaryInAttention,
           emptyCacheBranch: part === 'prefill',
         });
       }
+      if (sink instanceof ReplayDataSink) sink.assertComplete();
       const encoded = g.encode(OPSETS);
       if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
       summary.nodes[part] = g.nodeCount;
-      summary.dataBytes[part] = sink.bytesWritten;
+      // The step's weights are the prompt form's, in its file (a dry run counts them anyway).
+      summary.dataBytes[part] = part === 'step' ? 0 : sink.bytesWritten;
       for (const name of tracker.consumed) summary.consumed.add(name);
     } finally {
       sink.close();
@@ -213,7 +273,9 @@ function layerContext(
 /**
  * The GPU build's decoder with its cache in place (decoder-graph.ts `inPlaceCache`): with
  * `staticRows`, the static run WebGPU graph capture can replay (1 row: a decode step); without,
- * the prompt form beside it. For scripts/bench/capture-decode.ts, not part of a model's build.
+ * the prompt form beside it. For scripts/bench/capture-decode.ts's static runs of any number
+ * of rows (a model's graph-capture build, buildGraphs `capture`, has the prompt form and the
+ * one-row step).
  * Written to `path` (weights in `path`.data) when given; either way the encoded graph is
  * returned (a dry run reads no weight).
  */

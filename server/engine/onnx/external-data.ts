@@ -2,11 +2,21 @@
  * Where large initializers go: a `.data` file beside the `.onnx` (ONNX external data), written
  * sequentially as the graph is built, or nowhere at all for dry runs that only check shapes.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 
 export interface DataPlace {
   offset: number;
   length: number;
+}
+
+/** A tensor as written to a .data file: where, and a digest of its bytes. */
+export interface WrittenPlace extends DataPlace {
+  digest: string;
+}
+
+function digest(bytes: Uint8Array): string {
+  return createHash('md5').update(bytes).digest('base64');
 }
 
 export interface ExternalDataSink {
@@ -34,9 +44,11 @@ export class FileDataSink implements ExternalDataSink {
   private fd: number;
   private offset = 0;
 
+  /** `written`: where each tensor went is appended there, for a ReplayDataSink. */
   constructor(
     path: string,
     readonly fileName: string,
+    private readonly written?: WrittenPlace[],
   ) {
     this.fd = openSync(path, 'w');
   }
@@ -46,6 +58,7 @@ export class FileDataSink implements ExternalDataSink {
     if (start > this.offset) writeAll(this.fd, new Uint8Array(start - this.offset));
     writeAll(this.fd, bytes);
     this.offset = start + bytes.byteLength;
+    this.written?.push({ offset: start, length: bytes.byteLength, digest: digest(bytes) });
     return { offset: start, length: bytes.byteLength };
   }
 
@@ -61,6 +74,49 @@ export class FileDataSink implements ExternalDataSink {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
+}
+
+/**
+ * Writes nothing: a second graph whose weights are a first graph's, in the same order, points
+ * at the first graph's .data file (`fileName`, its tensors in `written`). Each tensor is checked
+ * against the one written at its turn (length and digest), so a graph that differs fails its
+ * build instead of reading wrong weights.
+ */
+export class ReplayDataSink implements ExternalDataSink {
+  readonly dryRun = false;
+  readonly bytesWritten = 0;
+  private next = 0;
+
+  constructor(
+    readonly fileName: string,
+    private readonly written: readonly WrittenPlace[],
+  ) {}
+
+  write(bytes: Uint8Array): DataPlace {
+    const place = this.written[this.next];
+    if (!place || place.length !== bytes.byteLength || place.digest !== digest(bytes)) {
+      throw new Error(
+        `tensor ${this.next} (${bytes.byteLength} bytes) is not the one ${this.fileName} holds at that turn`,
+      );
+    }
+    this.next++;
+    return { offset: place.offset, length: place.length };
+  }
+
+  reserve(length: number): DataPlace {
+    return this.write(new Uint8Array(length));
+  }
+
+  /** Throws unless every tensor of the first graph was used. */
+  assertComplete(): void {
+    if (this.next !== this.written.length) {
+      throw new Error(
+        `${this.next} of the ${this.written.length} tensors in ${this.fileName} used`,
+      );
+    }
+  }
+
+  close(): void {}
 }
 
 /** Counts bytes as if they were written; used to validate a layout without any weights. */

@@ -70,6 +70,8 @@ export interface CachedBuild {
   decoder: string;
   /** The CPU int4 build's 8-bit decoder for prompts (build-graphs.ts); absent elsewhere. */
   prefill?: string;
+  /** A graph-capture build's decoder forms (build-graphs.ts GRAPH_FILES), instead of `decoder`. */
+  captured?: { promptForm: string; step: string };
   /** True when this call built it (false: reused). */
   built: boolean;
 }
@@ -99,6 +101,14 @@ export function ensureBuild(
     decoder: join(dir, GRAPH_FILES.decoder),
     ...(existsSync(join(dir, GRAPH_FILES.prefill))
       ? { prefill: join(dir, GRAPH_FILES.prefill) }
+      : {}),
+    ...(existsSync(join(dir, GRAPH_FILES.step))
+      ? {
+          captured: {
+            promptForm: join(dir, GRAPH_FILES.promptForm),
+            step: join(dir, GRAPH_FILES.step),
+          },
+        }
       : {}),
     built,
   });

@@ -19,7 +19,7 @@ export const DEFAULT_PRECISION: Precision = 'int4';
 
 export interface ModelBuildOptions extends Pick<
   LoadModelOptions,
-  'target' | 'precision' | 'cacheDir' | 'onProgress'
+  'target' | 'precision' | 'cacheDir' | 'onProgress' | 'graphCapture'
 > {
   /** The device it will run on (`auto` resolved first: see resolveDevice). Default cpu. */
   device?: Device;
@@ -63,14 +63,18 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
   }
   // A GPU build for any device but the CPU; it also runs on the CPU, slower than the CPU build.
   const target: GraphTarget = options.target ?? (device === 'cpu' ? 'cpu' : 'gpu');
-  const variant = buildVariant(precision, target);
+  const capture = options.graphCapture;
+  if (capture && target !== 'gpu') {
+    throw new EngineError('bad_request', 'graph capture needs the GPU build (target gpu)');
+  }
+  const variant = buildVariant(precision, target, capture);
   const key = buildKey(
     readFileSync(join(modelDir, 'config.json'), 'utf8'),
     checkpoint.shards,
     variant,
   );
   // A dry run sizes the build (for the free-space check) without reading any weight.
-  const dry = buildGraphs(config, source, precision, { sourceName: modelDir, target });
+  const dry = buildGraphs(config, source, precision, { sourceName: modelDir, target, capture });
   const estimated = Object.values(dry.dataBytes).reduce((a, b) => a + b, 0);
   const build = ensureBuild(
     cacheDir,
@@ -82,6 +86,7 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
         outDir: dir,
         sourceName: modelDir,
         target,
+        capture,
         // item: the graph being built; done/total: its checkpoint tensors converted so far.
         onProgress: (part, done, total) =>
           progress({ stage: 'build', item: PART_LABELS[part], done, total }),
