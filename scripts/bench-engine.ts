@@ -2,6 +2,7 @@
  * npm run bench:engine [-- --device cpu|webgpu|cuda] [--image WxH] [--precision int4|fp16|fp32]
  *                         [--tokens N] [--json] [--model DIR]
  *                         [--draft-tokens N] [--run-cost linear:X] [--prefill-decoder on|off]
+ *                         [--graph-capture N]
  *
  * Builds a Qwen3-VL-2B-sized model from random weights (the real 2B layout, generated once and
  * cached under .cache/bench-engine, or $BENCH_CACHE_DIR), with the real Qwen tokenizer and
@@ -20,6 +21,8 @@
  * `--draft-tokens 8 --run-cost linear:0.25` is the planner before the device curves.
  * --prefill-decoder off runs prompts on the int4 decoder, without the CPU int4 build's 8-bit
  * prefill decoder (on: always load it; default: where memory allows).
+ * --graph-capture N (WebGPU) runs the text decoder with graph capture on onnxruntime-web, its
+ * cache fixed at N positions (load-model.ts `graphCapture`).
  * --model DIR measures a checkpoint directory instead (e.g. the tiny test fixture, to check the
  * benchmark itself on a new device quickly, or a real Qwen3-VL download).
  *
@@ -74,6 +77,8 @@ interface Options {
   runCostPerToken?: number;
   /** CPU int4: load the 8-bit prefill decoder (default: where memory allows). */
   prefillDecoder?: boolean;
+  /** WebGPU: the graph-capture decoder with a cache of this many positions. */
+  graphCapture?: number;
 }
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..'));
@@ -112,6 +117,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--prepare') options.prepare = true;
     else if (arg === '--model') options.modelDir = resolve(value());
     else if (arg === '--draft-tokens') options.draftTokens = Number(value());
+    else if (arg === '--graph-capture') options.graphCapture = Number(value());
     else if (arg === '--prefill-decoder') {
       const v = value();
       if (v !== 'on' && v !== 'off') throw new Error('--prefill-decoder takes on or off');
@@ -167,6 +173,10 @@ function ensureCheckpoint(log: (s: string) => void): Qwen3VLConfig {
   return config;
 }
 
+function captureOption(options: Options): { capacity: number } | undefined {
+  return options.graphCapture === undefined ? undefined : { capacity: options.graphCapture };
+}
+
 /** The checkpoint measured: --model, or the 2B-sized random one (generated on first use). */
 function benchModel(options: Options, log: (s: string) => void): [string, Qwen3VLConfig] {
   if (options.modelDir) return [options.modelDir, readModelConfig(options.modelDir)];
@@ -183,6 +193,7 @@ async function prepare(options: Options): Promise<void> {
     precision: options.precision,
     // The same request as the measured run: GPU requests build int4 with fp16 activations.
     device: options.device,
+    graphCapture: captureOption(options),
     onProgress: (p) =>
       p.stage === 'build' &&
       p.done === 0 &&
@@ -216,6 +227,7 @@ async function main(): Promise<void> {
       '--device',
       options.device,
       ...(options.modelDir ? ['--model', options.modelDir] : []),
+      ...(options.graphCapture ? ['--graph-capture', String(options.graphCapture)] : []),
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
@@ -242,6 +254,7 @@ async function main(): Promise<void> {
     precision: options.precision,
     device: options.device,
     prefillDecoder: options.prefillDecoder,
+    graphCapture: captureOption(options),
     onWarning: (message) => console.error(message),
   });
   const checkpoint = loadChatCheckpoint(modelDir);
@@ -389,6 +402,7 @@ async function main(): Promise<void> {
         : `linear:${options.runCostPerToken}`),
     prefill_decoder:
       options.prefillDecoder === undefined ? 'where memory allows' : options.prefillDecoder,
+    graph_capture: options.graphCapture ?? null,
     prompt_tokens: cold.promptTokenIds.length,
     ttft_ms: Math.round(t.firstTokenMs),
     decode_tok_s: round(decodeTokS, 2),
@@ -441,9 +455,10 @@ async function main(): Promise<void> {
     return;
   }
   log(
-    options.modelDir
+    (options.modelDir
       ? `${basename(modelDir)}, ${options.precision} on ${device}`
-      : `Qwen3-VL-2B-sized model (random weights), ${options.precision} on ${device}`,
+      : `Qwen3-VL-2B-sized model (random weights), ${options.precision} on ${device}`) +
+      (options.graphCapture ? `, graph capture (cache of ${options.graphCapture})` : ''),
   );
   log(`  image ${result.image} -> grid ${cold.imageGridThw[0].join('x')}`);
   log(`  prompt tokens        ${result.prompt_tokens}`);

@@ -7,25 +7,17 @@
  * decoding (the prompt token by token through the step, or in one run of the prompt form), and
  * the time of static runs of several tokens (verification runs).
  */
-import { readFileSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
 import type * as Ort from 'onnxruntime-web';
 import type { Qwen3VLConfig } from '../../server/engine/checkpoint/config';
-import {
-  DECODER_INPUTS,
-  DECODER_OUTPUTS,
-  LOGIT_BLOCK,
-  keptLogitBlocks,
-} from '../../server/engine/onnx/decoder-graph';
+import { DECODER_INPUTS, DECODER_OUTPUTS } from '../../server/engine/onnx/decoder-graph';
 import { topLogitsFromBlocks } from '../../server/engine/runtime/best-logits';
+import {
+  InPlaceBindings,
+  StaticRun,
+  createInPlaceSession,
+} from '../../server/engine/runtime/in-place-sessions';
 import { MropeTables } from '../../server/engine/runtime/mrope';
-import { GpuTensors, type GpuBuffer, keepRegistered, loadOrtWeb } from './ort-web-in-node';
-
-/**
- * Weights onnxruntime-web can load: they pass through its 32-bit WebAssembly memory (4 GB, also
- * holding the graph and the runtime) on their way to the GPU.
- */
-const WASM_WEIGHTS_LIMIT = 3.5e9;
+import { loadOrtWeb } from '../../server/engine/runtime/ort-web-in-node';
 
 /** A generation's tokens (the prompt's next token first) and timings. */
 export interface Decoded {
@@ -47,149 +39,27 @@ export interface StaticGraph {
   capture: boolean;
 }
 
-interface StaticSession {
-  /**
-   * Queues a run of `tokens` at cache positions position, position+1, ... ('chosen': the token
-   * the last run chose, still on the GPU; one-row graphs).
-   */
-  run(tokens: number[] | 'chosen', position: number): Promise<void>;
-  /** Each row's greedy token, from its best logits (waits for the run). */
-  readBest(): Promise<number[]>;
-  /** The last run's chosen token, copied now; resolves once the queued work is done. */
-  readChosenSoon(): Promise<number>;
-}
-
-/**
- * What every session of one decoder binds alike: the cache (one GPU buffer per layer and K/V,
- * fed as past and fetched as present) and the rotary table (text positions 0, 1, ...).
- */
-interface SharedBindings {
-  gpu: GpuTensors;
-  /** past_* and present_* names, and rope_cos/rope_sin, to their tensors. */
-  tensors: Record<string, Ort.Tensor>;
-}
-
-function createSession(path: string, capture: boolean): Promise<Ort.InferenceSession> {
-  const weights = statSync(`${path}.data`).size;
-  if (weights > WASM_WEIGHTS_LIMIT) {
-    throw new Error(
-      `${basename(path)} has ${(weights / 1e9).toFixed(1)} GB of weights: onnxruntime-web loads them into its 4 GB WebAssembly memory, which cannot hold more than about ${WASM_WEIGHTS_LIMIT / 1e9} GB (use int4)`,
-    );
-  }
-  return loadOrtWeb().InferenceSession.create(readFileSync(path), {
-    executionProviders: ['webgpu'],
-    graphOptimizationLevel: 'all',
-    // The prompt form leaves shape arithmetic on the CPU, which onnxruntime warns about.
-    logSeverityLevel: 3,
-    enableGraphCapture: capture,
-    preferredOutputLocation: 'gpu-buffer',
-    externalData: [{ path: `${basename(path)}.data`, data: readFileSync(`${path}.data`) }],
-  });
-}
-
-/** Made after a first session, which creates onnxruntime-web's GPU device. */
-async function sharedBindings(graph: StaticGraph): Promise<SharedBindings> {
+/** Made after a first session; the rotary table holds text positions 0, 1, ... */
+async function sharedBindings(graph: StaticGraph): Promise<InPlaceBindings> {
   const t = graph.config.text;
-  const gpu = await GpuTensors.of(loadOrtWeb());
-  const tensors: Record<string, Ort.Tensor> = {};
-  const buffers: GpuBuffer[] = [];
-  const cacheDims = [1, t.numKvHeads, graph.capacity, t.headDim];
-  for (let l = 0; l < t.numLayers; l++) {
-    for (const [past, present] of [
-      [DECODER_INPUTS.pastKey(l), DECODER_OUTPUTS.presentKey(l)],
-      [DECODER_INPUTS.pastValue(l), DECODER_OUTPUTS.presentValue(l)],
-    ]) {
-      const cache = gpu.create(graph.cacheType, cacheDims);
-      tensors[past] = tensors[present] = cache.tensor;
-      buffers.push(cache.buffer);
-    }
-  }
-  // Nothing cached yet: text positions from 0 on.
+  const bindings = await InPlaceBindings.create(t, graph.capacity, graph.cacheType, graph.capture);
   const table = new MropeTables(t).cacheTable([[], [], []], 0, graph.capacity);
-  for (const [name, values] of [
-    [DECODER_INPUTS.cos, table.cos],
-    [DECODER_INPUTS.sin, table.sin],
-  ] as const) {
-    const { tensor, buffer } = gpu.create('float32', [graph.capacity, t.headDim / 2]);
-    gpu.write(buffer, values);
-    tensors[name] = tensor;
-    buffers.push(buffer);
-  }
-  if (graph.capture) await keepRegistered(loadOrtWeb(), buffers);
-  return { gpu, tensors };
+  bindings.writeTable(0, table.cos, table.sin);
+  return bindings;
 }
 
-/** Splits the shared tensors into a session's feeds and fetches by its own names. */
-function bind(session: Ort.InferenceSession, shared: SharedBindings) {
-  const pick = (names: readonly string[]) =>
-    Object.fromEntries(
-      names.filter((name) => name in shared.tensors).map((name) => [name, shared.tensors[name]]),
-    );
-  return { feeds: pick(session.inputNames), fetches: pick(session.outputNames) };
-}
-
-/** A static-run session over the shared cache, with its own input and output buffers. */
-async function openStatic(
+/** A static-run session over the shared cache. */
+function openStatic(
   graph: StaticGraph,
   session: Ort.InferenceSession,
-  shared: SharedBindings,
-): Promise<StaticSession> {
-  const t = graph.config.text;
-  const { gpu } = shared;
-  const { rows } = graph;
-  const kept = keptLogitBlocks(t.vocabSize);
-  const input = {
-    ids: gpu.create('int64', [1, rows]),
-    seqlens: gpu.create('int32', [1]),
-    total: gpu.create('int32', []),
-  };
-  const output = {
-    logits: gpu.create('float32', [rows, t.vocabSize]),
-    blocks: gpu.create('int64', [rows, kept, 1]),
-    blockLogits: gpu.create('float32', [rows, kept, LOGIT_BLOCK]),
-    chosen: gpu.create('int64', [rows, 1]),
-  };
-  const { feeds, fetches } = bind(session, shared);
-  Object.assign(feeds, {
-    [DECODER_INPUTS.ids]: input.ids.tensor,
-    [DECODER_INPUTS.seqlens]: input.seqlens.tensor,
-    [DECODER_INPUTS.total]: input.total.tensor,
-  });
-  Object.assign(fetches, {
-    [DECODER_OUTPUTS.logits]: output.logits.tensor,
-    [DECODER_OUTPUTS.bestBlocks]: output.blocks.tensor,
-    [DECODER_OUTPUTS.bestBlockLogits]: output.blockLogits.tensor,
-    [DECODER_OUTPUTS.nextToken]: output.chosen.tensor,
-  });
-  if (graph.capture) {
-    const own = [...Object.values(input), ...Object.values(output)].map((io) => io.buffer);
-    await keepRegistered(loadOrtWeb(), own);
-  }
-  return {
-    async run(tokens, position) {
-      if (tokens === 'chosen') gpu.copy(output.chosen.buffer, input.ids.buffer, 8);
-      else gpu.write(input.ids.buffer, BigInt64Array.from(tokens, BigInt));
-      gpu.write(input.seqlens.buffer, Int32Array.of(position + rows - 1));
-      gpu.write(input.total.buffer, Int32Array.of(position + rows));
-      await session.run(feeds, fetches);
-    },
-    async readBest() {
-      const [blockIds, values] = await gpu.read(
-        [output.blocks.buffer, output.blockLogits.buffer],
-        [rows * kept * 8, rows * kept * LOGIT_BLOCK * 4],
-      );
-      return greedy(new BigInt64Array(blockIds), new Float32Array(values), t.vocabSize);
-    },
-    async readChosenSoon() {
-      return Number(new BigInt64Array(await gpu.readSoon(output.chosen.buffer, 8))[0]);
-    },
-  };
+  shared: InPlaceBindings,
+): Promise<StaticRun> {
+  return StaticRun.open(session, shared, graph.config.text, graph.rows, graph.capture);
 }
 
-/** Each row's greedy token from its best-logit blocks. */
-function greedy(blockIds: BigInt64Array, values: Float32Array, vocabSize: number): number[] {
-  const kept = keptLogitBlocks(vocabSize);
-  return topLogitsFromBlocks(blockIds, values, kept, 1, vocabSize).map((best) => best.ids[0]);
+/** Each row's greedy token. */
+async function readBest(run: StaticRun): Promise<number[]> {
+  return (await run.readTop(1)).map((best) => best.ids[0]);
 }
 
 /**
@@ -198,7 +68,7 @@ function greedy(blockIds: BigInt64Array, values: Float32Array, vocabSize: number
  */
 async function runPromptForm(
   session: Ort.InferenceSession,
-  shared: SharedBindings,
+  shared: InPlaceBindings,
   config: Qwen3VLConfig,
   prompt: number[],
 ): Promise<number> {
@@ -207,7 +77,7 @@ async function runPromptForm(
   const n = prompt.length;
   const taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
   const one = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
-  const { feeds, fetches } = bind(session, shared);
+  const { feeds, fetches } = shared.bindingsOf(session);
   const result = await session.run(
     {
       ...feeds,
@@ -234,10 +104,15 @@ async function runPromptForm(
       [DECODER_OUTPUTS.bestBlockLogits]: null,
     },
   );
-  const blocks = (await result[DECODER_OUTPUTS.bestBlocks].getData(true)) as BigInt64Array;
-  const values = (await result[DECODER_OUTPUTS.bestBlockLogits].getData(true)) as Float32Array;
-  result[DECODER_OUTPUTS.logits].dispose();
-  return greedy(blocks, values, t.vocabSize)[0];
+  const blocks = result[DECODER_OUTPUTS.bestBlocks];
+  const values = result[DECODER_OUTPUTS.bestBlockLogits].data as Float32Array;
+  return topLogitsFromBlocks(
+    blocks.data as BigInt64Array,
+    values,
+    blocks.dims[1],
+    1,
+    t.vocabSize,
+  )[0].ids[0];
 }
 
 /**
@@ -255,21 +130,21 @@ export async function decodeStaticStep(
   steps: number,
   options: { pipelined?: boolean; promptForm?: string } = {},
 ): Promise<Decoded> {
-  const sessions = [await createSession(graph.path, graph.capture)];
+  const sessions = [await createInPlaceSession(graph.path, { capture: graph.capture })];
   const shared = await sharedBindings(graph);
   try {
     const session = await openStatic(graph, sessions[0], shared);
     let started = performance.now();
     let tokens: number[];
     if (options.promptForm) {
-      sessions.push(await createSession(options.promptForm, false));
+      sessions.push(await createInPlaceSession(options.promptForm, { capture: false }));
       // Timed the second time, as the engine's prompt is: the first compiles the shaders.
       await runPromptForm(sessions[1], shared, graph.config, prompt);
       started = performance.now();
       tokens = [await runPromptForm(sessions[1], shared, graph.config, prompt)];
     } else {
       for (const [position, id] of prompt.entries()) await session.run([id], position);
-      tokens = await session.readBest();
+      tokens = await readBest(session);
     }
     const promptMs = performance.now() - started;
     const stepMs: number[] = [];
@@ -277,7 +152,7 @@ export async function decodeStaticStep(
       for (let i = 0; i < steps; i++) {
         started = performance.now();
         await session.run([tokens[i]], prompt.length + i);
-        tokens.push(...(await session.readBest()));
+        tokens.push(...(await readBest(session)));
         stepMs.push(performance.now() - started);
       }
       return { tokens, promptMs, stepMs };
@@ -301,7 +176,7 @@ export async function decodeStaticStep(
     return { tokens, promptMs, stepMs };
   } finally {
     for (const session of sessions) await session.release();
-    shared.gpu.destroy();
+    shared.destroy();
   }
 }
 
@@ -315,7 +190,7 @@ export async function timeStaticRuns(
   position: number,
   runs: number,
 ): Promise<number[]> {
-  const created = await createSession(graph.path, graph.capture);
+  const created = await createInPlaceSession(graph.path, { capture: graph.capture });
   const shared = await sharedBindings(graph);
   try {
     const session = await openStatic(graph, created, shared);
@@ -324,12 +199,12 @@ export async function timeStaticRuns(
     for (let i = 0; i < runs + 3; i++) {
       const started = performance.now();
       await session.run(tokens, position);
-      await session.readBest();
+      await readBest(session);
       if (i >= 3) times.push(performance.now() - started);
     }
     return times;
   } finally {
     await created.release();
-    shared.gpu.destroy();
+    shared.destroy();
   }
 }

@@ -12,6 +12,7 @@ export interface ChildBuildOptions {
   modelDir: string;
   device: DeviceRequest;
   precision?: Precision;
+  graphCapture?: { capacity: number };
   signal: AbortSignal;
   onProgress: (progress: BuildProgress) => void;
   /** Told the child's pid once it runs. */
@@ -32,6 +33,7 @@ export function buildInChild(options: ChildBuildOptions): Promise<void> {
     '--device',
     options.device,
     ...(options.precision ? ['--precision', options.precision] : []),
+    ...(options.graphCapture ? ['--graph-capture', String(options.graphCapture.capacity)] : []),
   ];
   return new Promise((resolve, reject) => {
     options.signal.throwIfAborted();

@@ -4,7 +4,13 @@
  * it as a child process: the build is synchronous for minutes, and in a child it neither
  * blocks the server's event loop nor outlives a stop (the child is killed at once).
  */
-import { UsageError, parseDevice, parsePrecision } from './options';
+import {
+  UsageError,
+  graphCaptureHelp,
+  parseDevice,
+  parseGraphCapture,
+  parsePrecision,
+} from './options';
 import { writeSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,6 +28,7 @@ Builds the ONNX model of a Qwen3-VL checkpoint into the cache ($DESIGN_TO_CODE_C
 Options:
   --model DIR         Hugging Face Qwen3-VL checkpoint directory (required)
   --precision P       fp32, fp16 or int4 (default ${DEFAULT_PRECISION})
+  --graph-capture N   ${graphCaptureHelp(22)}
   --device D          the device it will run on: auto, cpu, webgpu, cuda, dml or coreml
                       (default cpu); any device but cpu gets the GPU build, and auto
                       the build of the device that loads here
@@ -35,6 +42,7 @@ interface BuildArgs {
   modelDir: string;
   device: DeviceRequest;
   precision?: Precision;
+  graphCapture?: { capacity: number };
   json: boolean;
   parent?: number;
 }
@@ -58,6 +66,7 @@ export async function runBuild(argv: string[]): Promise<number> {
     const { build } = ensureModelBuild(args.modelDir, {
       device,
       precision: args.precision,
+      graphCapture: args.graphCapture,
       onProgress: json
         ? (progress) => writeLine({ event: 'progress', ...progress })
         : printProgress(),
@@ -85,6 +94,7 @@ function parseBuildArgs(argv: string[]): BuildArgs | undefined {
         model: { type: 'string' },
         device: { type: 'string', default: 'cpu' },
         precision: { type: 'string' },
+        'graph-capture': { type: 'string' },
         json: { type: 'boolean', default: false },
         parent: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -101,10 +111,12 @@ function parseBuildArgs(argv: string[]): BuildArgs | undefined {
   }
   const device = parseDevice(values.device);
   const precision = parsePrecision(values.precision);
+  const graphCapture = parseGraphCapture(values['graph-capture']);
   return {
     modelDir: resolve(values.model),
     device,
     precision,
+    graphCapture,
     json: values.json,
     parent,
   };

@@ -2,7 +2,13 @@
  * `design-to-code generate`: runs the model once on a chat read from a JSON file and prints the
  * reply (streamed), or with --json one object with the ids, text, grids and timings.
  */
-import { UsageError, parseDevice, parsePrecision } from './options';
+import {
+  UsageError,
+  graphCaptureHelp,
+  parseDevice,
+  parseGraphCapture,
+  parsePrecision,
+} from './options';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +35,7 @@ Options:
   --greedy                always pick the most likely token (default: the checkpoint's settings)
   --device D              auto, cpu, webgpu, cuda, dml or coreml (default: cpu)
   --precision P           fp32, fp16 or int4 (default: int4)
+  --graph-capture N       ${graphCaptureHelp(26)}
   --max-image-pixels N    ${MAX_IMAGE_PIXELS_HELP}
   --json                  print one JSON object with token ids, text, image grids and timings
   -h, --help              show this help`;
@@ -40,6 +47,7 @@ interface GenerateArgs {
   greedy: boolean;
   device: DeviceRequest;
   precision: Precision;
+  graphCapture?: { capacity: number };
   maxImagePixels?: number;
   json: boolean;
 }
@@ -87,6 +95,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
       greedy: { type: 'boolean', default: false },
       device: { type: 'string', default: 'cpu' },
       precision: { type: 'string', default: 'int4' },
+      'graph-capture': { type: 'string' },
       'max-image-pixels': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -98,6 +107,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
   if (!values.messages) throw new UsageError('--messages FILE.json is required');
   const device = parseDevice(values.device);
   const precision = parsePrecision(values.precision);
+  const graphCapture = parseGraphCapture(values['graph-capture']);
   let maxNewTokens: number | undefined;
   if (values['max-new-tokens'] !== undefined) {
     maxNewTokens = Number(values['max-new-tokens']);
@@ -120,6 +130,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
     greedy: values.greedy ?? false,
     device,
     precision,
+    graphCapture,
     maxImagePixels,
     json: values.json ?? false,
   };
@@ -131,6 +142,7 @@ async function generate(args: GenerateArgs): Promise<void> {
     modelDir: args.modelDir,
     device: args.device,
     precision: args.precision,
+    graphCapture: args.graphCapture,
     maxImagePixels: args.maxImagePixels,
     // Progress redraws one line, which only makes sense on a terminal.
     onProgress: process.stderr.isTTY

@@ -4,7 +4,13 @@
  * parent process (progress, then exactly one "ready", or one "error"); logs go to stderr. The
  * server stops on SIGTERM, SIGINT, or when its stdin pipe closes because the parent died.
  */
-import { UsageError, parseDevice, parsePrecision } from './options';
+import {
+  UsageError,
+  graphCaptureHelp,
+  parseDevice,
+  parseGraphCapture,
+  parsePrecision,
+} from './options';
 import { randomBytes } from 'node:crypto';
 import { fstatSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -31,6 +37,7 @@ Options:
   --model DIR|ORG/NAME   checkpoint directory, or hub id (default ${DEFAULT_MODEL_ID})
   --device D             auto, cpu, webgpu, cuda, dml or coreml (default auto)
   --precision P          fp32, fp16 or int4 (default: the engine's)
+  --graph-capture N      ${graphCaptureHelp(25)}
   --host H               address to bind (default 127.0.0.1)
   --port N               port, 0 for any free one (default 0)
   --token-file F         bearer token file; created with a new token if missing
@@ -49,6 +56,7 @@ interface ServeArgs {
   model: string;
   device: DeviceRequest;
   precision?: Precision;
+  graphCapture?: { capacity: number };
   maxImagePixels?: number;
   host: string;
   port: number;
@@ -85,6 +93,7 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
         model: { type: 'string', default: DEFAULT_MODEL_ID },
         device: { type: 'string', default: 'auto' },
         precision: { type: 'string' },
+        'graph-capture': { type: 'string' },
         'max-image-pixels': { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '0' },
@@ -105,6 +114,7 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
   if (values.help) return undefined;
   const device = parseDevice(values.device);
   const precision = parsePrecision(values.precision);
+  const graphCapture = parseGraphCapture(values['graph-capture']);
   let maxImagePixels: number | undefined;
   try {
     maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
@@ -115,6 +125,7 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
     model: values.model,
     device,
     precision,
+    graphCapture,
     maxImagePixels,
     host: values.host,
     port: integerOption('--port', values.port, 0, 65535),
@@ -173,6 +184,7 @@ async function serve(args: ServeArgs): Promise<number> {
       modelDir: model.dir,
       device: args.device,
       precision: args.precision,
+      graphCapture: args.graphCapture,
       signal: stopping.signal,
       onProgress: (progress) => emit({ event: 'progress', ...progress }),
       onStart: (pid) => log(`building or finding the ONNX model in process ${pid}`),
@@ -183,6 +195,7 @@ async function serve(args: ServeArgs): Promise<number> {
           modelName: model.name,
           device: args.device,
           precision: args.precision,
+          graphCapture: args.graphCapture,
           maxImagePixels: args.maxImagePixels,
           onProgress: (progress) => emit({ event: 'progress', ...progress }),
           onWarning: (message) => log(`warning: ${message}`),

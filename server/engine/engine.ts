@@ -23,6 +23,7 @@ export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
     cacheDir: options.cacheDir,
     onProgress: options.onProgress,
     onWarning: options.onWarning,
+    graphCapture: options.graphCapture,
   });
   return createChatEngine(model, checkpoint, {
     modelName: options.modelName ?? basename(modelDir),

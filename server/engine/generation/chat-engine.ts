@@ -52,7 +52,11 @@ export function createChatEngine(
     model: options.modelName,
     device: model.device,
     precision: model.precision,
-    contextLength: options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
+    // The decoder's own limit (a fixed cache) bounds any other.
+    contextLength: Math.min(
+      options.contextLength ?? checkpoint.model.text.maxPositionEmbeddings,
+      model.contextLimit ?? Infinity,
+    ),
   };
   let queue: Promise<unknown> = Promise.resolve();
   const state: ReuseState = {

@@ -7,8 +7,10 @@ import { freemem } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { Device, GraphTarget, LoadModelOptions, LoadedModel, Precision } from '../contracts';
-import { isEngineError } from '../errors';
+import { EngineError, isEngineError } from '../errors';
+import { GRAPH_FILES } from '../onnx/build-graphs';
 import { DECODER_OUTPUTS } from '../onnx/decoder-graph';
+import { CapturedTextDecoder } from './captured-decoder';
 import { ensureModelBuild } from './model-build';
 import { executionProviders, providerLoadError, resolveDevice } from './providers';
 import { HandoverKvCache, HostKvCache, InPlaceKvCache, type CacheType } from './kv-cache';
@@ -28,9 +30,13 @@ export async function loadModel(
   if (device === 'cpu' && skipped.length) {
     options.onWarning?.(`no GPU provider loads here, running on the CPU (${skipped.join('; ')})`);
   }
+  if (options.graphCapture) assertCaptureOptions(device, options.graphCapture.capacity);
   const { build, config, precision, target } = ensureModelBuild(modelDir, { ...options, device });
   const progress = options.onProgress ?? (() => {});
   const cacheType = kvCacheType(precision, target);
+  if (build.captured) {
+    return loadCaptured(build.vision, build.captured, config, precision, cacheType, options);
+  }
   const load = async (on: Device) => {
     const sessions = await createSessions(on, build, config, cacheType, progress, options);
     return makeModel(on, precision, target, config, cacheType, sessions);
@@ -46,6 +52,71 @@ export async function loadModel(
     options.onWarning?.(`${(wrapped as Error).message}; running on the CPU instead`);
     return load('cpu');
   }
+}
+
+function assertCaptureOptions(device: Device, capacity: number): void {
+  if (device !== 'webgpu') {
+    throw new EngineError(
+      'bad_request',
+      `graph capture runs on WebGPU only, and the model was to load on ${device}: use --device webgpu, or leave graph capture off`,
+    );
+  }
+  if (!Number.isInteger(capacity) || capacity < 16) {
+    throw new EngineError(
+      'bad_request',
+      `the graph-capture cache capacity must be a whole number of positions, at least 16 (got ${capacity})`,
+    );
+  }
+}
+
+/**
+ * A graph-capture build: the vision tower on onnxruntime-node's WebGPU provider, the text
+ * decoder on onnxruntime-web with the step captured (captured-decoder.ts). Image features pass
+ * through the host between them, as they do in every build.
+ */
+async function loadCaptured(
+  visionPath: string,
+  graphs: { promptForm: string; step: string },
+  config: Qwen3VLConfig,
+  precision: Precision,
+  cacheType: CacheType,
+  options: LoadModelOptions,
+): Promise<LoadedModel> {
+  const progress = options.onProgress ?? (() => {});
+  const capacity = options.graphCapture!.capacity;
+  progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
+  const vision = await ort.InferenceSession.create(visionPath, {
+    executionProviders: executionProviders('webgpu', options.webgpuOptions),
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    extra: SESSION_CONFIG,
+  });
+  progress({ stage: 'load', item: 'decoder', done: 1, total: 2 });
+  let decoder: CapturedTextDecoder;
+  try {
+    decoder = await CapturedTextDecoder.open(
+      { ...graphs, dataFile: `${GRAPH_FILES.promptForm}.data` },
+      config,
+      capacity,
+      cacheType,
+    );
+  } catch (error) {
+    await vision.release();
+    throw isEngineError(error) ? error : providerLoadError('webgpu', error);
+  }
+  progress({ stage: 'load', item: 'decoder', done: 2, total: 2 });
+  return {
+    device: 'webgpu',
+    precision,
+    vision: new OnnxVisionEncoder(vision, config),
+    decoder,
+    contextLimit: capacity,
+    async dispose() {
+      decoder.reset();
+      await vision.release();
+      await decoder.dispose();
+    },
+  };
 }
 
 interface Sessions {

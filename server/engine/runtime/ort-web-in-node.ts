@@ -2,9 +2,11 @@
  * onnxruntime-web's WebGPU build in Node, for the one thing onnxruntime-node 1.30 cannot do:
  * WebGPU graph capture (its binding rejects `enableGraphCapture`). onnxruntime-web's WebGPU
  * build is the same C++ provider compiled to WebAssembly; in Node it runs on Dawn's own binding
- * (the `webgpu` package, dawn.node). Both are dev dependencies, pinned, not in the extension
- * (scripts/gpu/bundle.sh packs them for the GPU script). Two workarounds make them work
- * together (found probing graph capture; test/engine/graph-capture.test.ts guards both):
+ * (the `webgpu` package, dawn.node). Both are pinned and optional: the engine's graph-capture
+ * decoder (captured-decoder.ts) and the capture benchmark load them when asked to, and say how
+ * to install them where they are missing (the extension's package does not ship them yet).
+ * Two workarounds make them work together (found probing graph capture;
+ * test/engine/graph-capture.test.ts guards both):
  * - dawn.node's queue.writeBuffer refuses views of a SharedArrayBuffer (the threaded
  *   WebAssembly memory): such writes go through a copy.
  * - onnxruntime-web registers a run's own GPU buffers at the start of the run and releases
@@ -12,6 +14,7 @@
  *   bind released ones. keepRegistered holds them.
  */
 import type * as Ort from 'onnxruntime-web';
+import { EngineError } from '../errors';
 
 /** The parts of WebGPU's API used here (the DOM library of TypeScript 5.9 has no WebGPU types). */
 export interface GpuBuffer {
@@ -47,19 +50,38 @@ export type OrtWeb = typeof Ort;
 
 let loaded: OrtWeb | undefined;
 
+/** The pinned versions (package.json), which the workarounds here were checked against. */
+export const ORT_WEB_PACKAGES = 'onnxruntime-web@1.30.0 webgpu@0.6.2';
+
 /** onnxruntime-web on dawn.node, one WebAssembly thread, errors only in its log. */
 export function loadOrtWeb(): OrtWeb {
   if (loaded) return loaded;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { create, globals } = require('webgpu');
+  const { create, globals } = requireOptional('webgpu') as {
+    create(flags: string[]): unknown;
+    globals: object;
+  };
+  const ort = requireOptional('onnxruntime-web/webgpu') as OrtWeb;
   Object.assign(globalThis, globals);
   Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) } });
   copySharedWrites();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  loaded = require('onnxruntime-web/webgpu') as OrtWeb;
+  loaded = ort;
   loaded.env.wasm.numThreads = 1;
   loaded.env.logLevel = 'error';
   return loaded;
+}
+
+/** Required by a variable name, so that bundlers leave them to be found at run time. */
+function requireOptional(name: string): unknown {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(name);
+  } catch (error) {
+    throw new EngineError(
+      'device_unavailable',
+      `WebGPU graph capture needs ${ORT_WEB_PACKAGES}, which do not load here (${(error as Error).message.split('\n')[0]}): install them beside design-to-code (npm install ${ORT_WEB_PACKAGES}), or run without graph capture`,
+      { cause: error },
+    );
+  }
 }
 
 function copySharedWrites(): void {
@@ -183,8 +205,9 @@ export class GpuTensors {
     return value;
   }
 
-  write(buffer: GpuBuffer, data: ArrayBufferView): void {
-    this.device.queue.writeBuffer(buffer, 0, data);
+  /** Writes `data` into `buffer` at byte `offset` (a multiple of 4), in queue order. */
+  write(buffer: GpuBuffer, data: ArrayBufferView, offset = 0): void {
+    this.device.queue.writeBuffer(buffer, offset, data);
   }
 
   /** The buffers' contents (their first `bytes[i]` bytes), through one staging buffer and one map. */

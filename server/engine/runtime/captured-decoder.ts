@@ -1,0 +1,190 @@
+/**
+ * The text decoder with WebGPU graph capture, on onnxruntime-web over Dawn's Node binding
+ * (ort-web-in-node.ts): onnxruntime-node 1.30 cannot capture, and a decode step there spends
+ * most of its time recording and submitting ~250 dispatches (docs/bench/2026-11-27-h200).
+ *
+ * A graph-capture build (build-graphs.ts `capture`) has two forms of the decoder over one KV
+ * cache of `capacity` rows per layer and K/V, bound in place (in-place-sessions.ts):
+ * - the step, one token with every shape fixed, recorded on its first run and replayed after
+ *   (its token and lengths written into its own buffers, its scores read from its own);
+ * - the prompt form, any number of tokens: prompts, reused-prefix suffixes and speculative
+ *   verification runs, not captured.
+ * Rotary tables are rows of one table indexed by cache row; a run writes the rows of its
+ * positions where they differ from what the table holds (an image's rows, then text).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type * as Ort from 'onnxruntime-web';
+import type { Qwen3VLConfig } from '../checkpoint/config';
+import { EngineError } from '../errors';
+import { DECODER_INPUTS, DECODER_OUTPUTS, topLogitsPerRow } from '../onnx/decoder-graph';
+import { topLogitsFromBlocks } from './best-logits';
+import { InPlaceBindings, StaticRun, createInPlaceSession } from './in-place-sessions';
+import type { CacheType } from './kv-cache';
+import { MropeTables } from './mrope';
+import { loadOrtWeb } from './ort-web-in-node';
+import { type DecoderRun, type Positions, type RunScores, TokenDecoder } from './token-decoder';
+
+export interface CapturedDecoderGraphs {
+  promptForm: string;
+  step: string;
+  /** The .data file beside them that both read their weights from. */
+  dataFile: string;
+}
+
+export class CapturedTextDecoder extends TokenDecoder {
+  readonly topLogitsPerRow: number;
+  private readonly rope: MropeTables;
+  /** Per MRoPE stream, the position each rotary table row holds (NaN: not written yet). */
+  private readonly tableRows: Float64Array[];
+
+  private constructor(
+    config: Qwen3VLConfig,
+    readonly capacity: number,
+    private readonly promptForm: Ort.InferenceSession,
+    private readonly stepSession: Ort.InferenceSession,
+    private readonly stepRun: StaticRun,
+    private readonly bindings: InPlaceBindings,
+    prefillChunk?: number,
+  ) {
+    super(config, prefillChunk);
+    this.rope = new MropeTables(config.text);
+    this.tableRows = [0, 1, 2].map(() => new Float64Array(capacity).fill(NaN));
+    this.topLogitsPerRow = topLogitsPerRow(config.text.vocabSize);
+  }
+
+  static async open(
+    graphs: CapturedDecoderGraphs,
+    config: Qwen3VLConfig,
+    capacity: number,
+    cacheType: CacheType,
+    options: { prefillChunk?: number } = {},
+  ): Promise<CapturedTextDecoder> {
+    const { dataFile } = graphs;
+    // Read once for both sessions (each copies it into WebAssembly memory and on to the GPU).
+    let weights: Buffer | undefined = readFileSync(join(dirname(graphs.promptForm), dataFile));
+    const promptForm = await createInPlaceSession(graphs.promptForm, {
+      capture: false,
+      dataFile,
+      weights,
+    });
+    let stepSession: Ort.InferenceSession | undefined;
+    let bindings: InPlaceBindings | undefined;
+    try {
+      stepSession = await createInPlaceSession(graphs.step, { capture: true, dataFile, weights });
+      weights = undefined;
+      bindings = await InPlaceBindings.create(config.text, capacity, cacheType, true);
+      const step = await StaticRun.open(stepSession, bindings, config.text, 1, true);
+      return new CapturedTextDecoder(
+        config,
+        capacity,
+        promptForm,
+        stepSession,
+        step,
+        bindings,
+        options.prefillChunk,
+      );
+    } catch (error) {
+      await promptForm.release();
+      await stepSession?.release();
+      bindings?.destroy();
+      throw error;
+    }
+  }
+
+  async dispose(): Promise<void> {
+    await this.promptForm.release();
+    await this.stepSession.release();
+    this.bindings.destroy();
+  }
+
+  protected resetCache(): void {
+    // Rows are overwritten from the next run's position on; the rotary table stays as it is.
+  }
+
+  protected async execute(run: DecoderRun): Promise<RunScores> {
+    const end = run.past + run.ids.length;
+    if (end > this.capacity) {
+      throw new EngineError(
+        'bad_request',
+        `the conversation needs ${end} positions but the graph-captured decoder's cache holds ${this.capacity}: start a new conversation, or load the model with a larger capture capacity`,
+      );
+    }
+    this.placeRotaryRows(run.past, run.positions);
+    if (run.tokens === 'generated' && run.ids.length === 1) {
+      await this.stepRun.run(run.ids, run.past);
+      return {
+        logits: () => this.stepRun.readLogits(),
+        top: (count) => this.stepRun.readTop(count),
+      };
+    }
+    return this.runPromptForm(run);
+  }
+
+  /** Writes the table rows of cache rows past.. whose positions differ from what they hold. */
+  private placeRotaryRows(past: number, positions: Positions): void {
+    const n = positions[0].length;
+    let [first, last] = [-1, -1];
+    for (let i = 0; i < n; i++) {
+      if (positions.some((stream, k) => this.tableRows[k][past + i] !== stream[i])) {
+        if (first < 0) first = i;
+        last = i;
+      }
+    }
+    if (first < 0) return;
+    const rows = positions.map((stream) =>
+      Float64Array.from({ length: last + 1 - first }, (_, i) => stream[first + i]),
+    ) as unknown as Positions;
+    const { cos, sin } = this.rope.compute(rows);
+    this.bindings.writeTable(past + first, cos, sin);
+    rows.forEach((stream, k) => this.tableRows[k].set(stream as Float64Array, past + first));
+  }
+
+  private async runPromptForm(run: DecoderRun): Promise<RunScores> {
+    const ort = loadOrtWeb();
+    const t = this.config.text;
+    const s = run.ids.length;
+    const end = run.past + s;
+    const visual = run.visual ?? {
+      embeds: new Float32Array(s * t.hiddenSize),
+      deepstack: new Float32Array(this.taps * s * t.hiddenSize),
+    };
+    const int64 = (value: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(value)), [1]);
+    const { feeds, fetches } = this.bindings.bindingsOf(this.promptForm);
+    const result = await this.promptForm.run(
+      {
+        ...feeds,
+        [DECODER_INPUTS.ids]: new ort.Tensor('int64', BigInt64Array.from(run.ids, BigInt), [1, s]),
+        [DECODER_INPUTS.visual]: new ort.Tensor('float32', visual.embeds, [1, s, t.hiddenSize]),
+        [DECODER_INPUTS.deepstack]: new ort.Tensor('float32', visual.deepstack, [
+          this.taps,
+          1,
+          s,
+          t.hiddenSize,
+        ]),
+        [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(end - 1), [1]),
+        [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(end), []),
+        [DECODER_INPUTS.numLogits]: int64(run.numLogits),
+        [DECODER_INPUTS.returnedLogits]: int64(run.scores === 'full' ? run.numLogits : 0),
+      },
+      {
+        ...fetches,
+        [DECODER_OUTPUTS.logits]: null,
+        [DECODER_OUTPUTS.bestBlocks]: null,
+        [DECODER_OUTPUTS.bestBlockLogits]: null,
+      },
+    );
+    const blocks = result[DECODER_OUTPUTS.bestBlocks];
+    return {
+      logits: async () => result[DECODER_OUTPUTS.logits].data as Float32Array,
+      top: async (count) =>
+        topLogitsFromBlocks(
+          blocks.data as BigInt64Array,
+          result[DECODER_OUTPUTS.bestBlockLogits].data as Float32Array,
+          blocks.dims[1],
+          count,
+          t.vocabSize,
+        ),
+    };
+  }
+}

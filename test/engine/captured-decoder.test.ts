@@ -1,0 +1,204 @@
+/**
+ * The engine with WebGPU graph capture (load option graphCapture; captured-decoder.ts): the text
+ * decoder on onnxruntime-web, its one-token step replayed from a recording, prompts and
+ * verification runs on the prompt form over the same cache. On a screenshot prompt (image rows
+ * with their own MRoPE positions), with speculation, and on a refinement that reuses the cached
+ * prefix, it answers token for token what the engine's own WebGPU decoder (onnxruntime-node)
+ * answers; its fixed cache bounds the context it reports. A random model with 16-wide heads
+ * (the in-place forms need GroupQueryAttention's rotary).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseGenerateArgs } from '../../server/commands/generate';
+import { UsageError } from '../../server/commands/options';
+import { loadChatCheckpoint } from '../../server/engine/chat/chat-checkpoint';
+import type {
+  ChatMessage,
+  Engine,
+  GenerateRequest,
+  LoadedModel,
+  TextDecoder,
+} from '../../server/engine/contracts';
+import { isEngineError } from '../../server/engine/errors';
+import { createChatEngine } from '../../server/engine/generation/chat-engine';
+import { argmax } from '../../server/engine/generation/sampling';
+import { loadModel } from '../../server/engine/runtime/load-model';
+import { TINY_IMAGES_DIR } from './golden-fixture';
+import { requireWebGpu } from './support/webgpu';
+import {
+  GRID_PROMPT,
+  GRID_PROMPT_NEXT_POSITION,
+  writeWideHeadCheckpoint,
+} from './support/wide-head-model';
+
+const CAPACITY = 384;
+
+/**
+ * A decoder's logits through every kind of run: a prompt whose middle tokens have distinct
+ * t/h/w positions, steps (whole rows, then best logits only), a verification run, a step after
+ * dropping two rejected rows, and a prompt that reuses the cached prefix. Generated text token
+ * k after the prompt sits at position GRID_PROMPT_NEXT_POSITION + k.
+ */
+async function logitsOf(decoder: TextDecoder): Promise<{ rows: Float32Array[]; best: number[] }> {
+  const n = GRID_PROMPT.inputIds.length;
+  const at = (row: number) => GRID_PROMPT_NEXT_POSITION + row - n;
+  const rows = [Float32Array.from(await decoder.prefill(GRID_PROMPT))];
+  for (const token of [21, 22, 23]) {
+    rows.push(Float32Array.from(await decoder.step(token, at(decoder.pastLength))));
+  }
+  const [top] = await decoder.extendTop([24], at(decoder.pastLength));
+  rows.push(Float32Array.from(top.logits));
+  for (const row of await decoder.extend([30, 31, 32], at(decoder.pastLength))) {
+    rows.push(Float32Array.from(row));
+  }
+  decoder.truncate(decoder.pastLength - 2);
+  rows.push(Float32Array.from(await decoder.step(33, at(decoder.pastLength))));
+  const ids = [...decoder.cachedIds, 34, 35];
+  const text = ids.slice(n).map((_, i) => at(n + i));
+  const positionIds = GRID_PROMPT.positionIds.map((stream) => [...stream, ...text]);
+  const reused = await decoder.prefill({
+    inputIds: ids,
+    positionIds: positionIds as [number[], number[], number[]],
+    reuse: ids.length - 2,
+  });
+  rows.push(Float32Array.from(reused));
+  return { rows, best: top.ids };
+}
+
+describe('--graph-capture N', () => {
+  const base = ['--model', 'm', '--messages', 'x.json'];
+  it('takes the cache capacity in positions', () => {
+    assert.equal(parseGenerateArgs(base)!.graphCapture, undefined);
+    assert.deepEqual(parseGenerateArgs([...base, '--graph-capture', '4096'])!.graphCapture, {
+      capacity: 4096,
+    });
+  });
+  it('refuses what is not a capacity', () => {
+    for (const bad of ['8', '4k', '1.5', '0']) {
+      assert.throws(
+        () => parseGenerateArgs([...base, '--graph-capture', bad]),
+        (error) => error instanceof UsageError && /--graph-capture/.test(error.message),
+      );
+    }
+  });
+  it('is refused, before any build, on a device other than WebGPU', async () => {
+    await assert.rejects(
+      loadModel('no-such-model', { device: 'cpu', graphCapture: { capacity: 4096 } }),
+      (error) => isEngineError(error, 'bad_request') && /WebGPU only/.test(error.message),
+    );
+  });
+});
+
+describe('engine with WebGPU graph capture (onnxruntime-web)', function () {
+  this.timeout(900_000);
+  let dir: string;
+  let models: LoadedModel[] = [];
+  let plain: Engine;
+  let captured: Engine;
+  const mockup = new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, 'mockup_320x256.png')));
+  const ask: ChatMessage = {
+    role: 'user',
+    content: [
+      { type: 'image', image: mockup },
+      { type: 'text', text: 'Generate the HTML for this UI.' },
+    ],
+  };
+  const request = (messages: ChatMessage[]): GenerateRequest => ({
+    messages,
+    maxNewTokens: 24,
+    sampling: { greedy: true },
+  });
+
+  before(async function () {
+    await requireWebGpu(this);
+    dir = mkdtempSync(join(tmpdir(), 'd2c-captured-'));
+    const modelDir = join(dir, 'model');
+    writeWideHeadCheckpoint(modelDir);
+    const options = { cacheDir: join(dir, 'onnx'), device: 'webgpu' as const, precision: 'int4' };
+    models = [
+      await loadModel(modelDir, { ...options, precision: 'int4' }),
+      await loadModel(modelDir, {
+        ...options,
+        precision: 'int4',
+        graphCapture: { capacity: CAPACITY },
+      }),
+    ];
+    const engine = (model: LoadedModel) =>
+      createChatEngine(model, loadChatCheckpoint(modelDir), { modelName: 'wide-head' });
+    [plain, captured] = models.map(engine);
+  });
+  after(async () => {
+    for (const model of models) await model.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('builds the two in-place forms with one copy of the weights', () => {
+    const builds = readdirSync(join(dir, 'onnx')).filter((name) => name.includes('captured'));
+    assert.equal(builds.length, 1);
+    const files = readdirSync(join(dir, 'onnx', builds[0])).sort();
+    assert.deepEqual(files, [
+      'build.json',
+      'decoder-prompt.onnx',
+      'decoder-prompt.onnx.data',
+      'decoder-step.onnx',
+      'vision.onnx',
+      'vision.onnx.data',
+    ]);
+  });
+
+  it("computes the decoder's logits: prompt, steps, verification runs, truncation, reuse", async () => {
+    const [plainRuns, capturedRuns] = [
+      await logitsOf(models[0].decoder),
+      await logitsOf(models[1].decoder),
+    ];
+    assert.deepEqual(capturedRuns.best, plainRuns.best);
+    const [want, got] = [plainRuns.rows, capturedRuns.rows];
+    assert.equal(got.length, want.length);
+    for (let i = 0; i < want.length; i++) {
+      const scale = want[i].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      let diff = 0;
+      for (let j = 0; j < want[i].length; j++) {
+        diff = Math.max(diff, Math.abs(got[i][j] - want[i][j]));
+      }
+      assert.ok(diff < 2e-2 * scale, `row ${i}: ${diff} (logits up to ${scale})`);
+      assert.equal(argmax(got[i]), argmax(want[i]), `row ${i}: best token`);
+    }
+  });
+
+  it("answers a screenshot and its refinement as the engine's own WebGPU decoder does", async () => {
+    const first = request([ask]);
+    const want = await plain.generate(first);
+    const got = await captured.generate(first);
+    assert.deepEqual(got.tokenIds, want.tokenIds);
+    assert.equal(got.tokenIds.length, 24);
+
+    const refine = request([
+      ask,
+      { role: 'assistant', content: want.text },
+      { role: 'user', content: 'Make the header blue.' },
+    ]);
+    const wantRefined = await plain.generate(refine);
+    const gotRefined = await captured.generate(refine);
+    assert.ok(gotRefined.stats!.reusedTokens > 0, 'the refinement reuses the cached prefix');
+    assert.equal(gotRefined.stats!.reusedTokens, wantRefined.stats!.reusedTokens);
+    assert.deepEqual(gotRefined.tokenIds, wantRefined.tokenIds);
+  });
+
+  it('answers as plain greedy decoding with speculation on and off', async () => {
+    const messages: ChatMessage[] = [{ role: 'user', content: 'abc abc abc abc abc abc abc' }];
+    const off = await captured.generate({ ...request(messages), speculation: false });
+    const on = await captured.generate(request(messages));
+    assert.deepEqual(on.tokenIds, off.tokenIds);
+    assert.deepEqual(on.tokenIds, (await plain.generate(request(messages))).tokenIds);
+  });
+
+  it('reports its cache capacity as the context length and refuses more', async () => {
+    assert.equal(captured.info.contextLength, CAPACITY);
+    await assert.rejects(
+      captured.generate({ ...request([ask]), maxNewTokens: CAPACITY }),
+      /exceeds the context length of 384/,
+    );
+  });
+});
