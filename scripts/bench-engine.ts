@@ -2,7 +2,7 @@
  * npm run bench:engine [-- --device cpu|webgpu|cuda] [--image WxH] [--precision int4|fp16|fp32]
  *                         [--tokens N] [--json] [--model DIR]
  *                         [--draft-tokens N] [--run-cost linear:X] [--prefill-decoder on|off]
- *                         [--graph-capture N]
+ *                         [--graph-capture N] [--graph-capture-verify R]
  *
  * Builds a Qwen3-VL-2B-sized model from random weights (the real 2B layout, generated once and
  * cached under .cache/bench-engine, or $BENCH_CACHE_DIR), with the real Qwen tokenizer and
@@ -22,7 +22,8 @@
  * --prefill-decoder off runs prompts on the int4 decoder, without the CPU int4 build's 8-bit
  * prefill decoder (on: always load it; default: where memory allows).
  * --graph-capture N (WebGPU) runs the text decoder with graph capture on onnxruntime-web, its
- * cache fixed at N positions (load-model.ts `graphCapture`).
+ * cache fixed at N positions (load-model.ts `graphCapture`); --graph-capture-verify R adds a
+ * captured verification run of R tokens (speculative runs of up to R tokens, padded).
  * --model DIR measures a checkpoint directory instead (e.g. the tiny test fixture, to check the
  * benchmark itself on a new device quickly, or a real Qwen3-VL download).
  *
@@ -51,6 +52,7 @@ import type {
   ChatMessage,
   DeviceRequest,
   GenerationResult,
+  LoadModelOptions,
   Precision,
   TextDecoder,
 } from '../server/engine/contracts';
@@ -79,6 +81,7 @@ interface Options {
   prefillDecoder?: boolean;
   /** WebGPU: the graph-capture decoder with a cache of this many positions. */
   graphCapture?: number;
+  graphCaptureVerify?: number;
 }
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..'));
@@ -118,6 +121,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--model') options.modelDir = resolve(value());
     else if (arg === '--draft-tokens') options.draftTokens = Number(value());
     else if (arg === '--graph-capture') options.graphCapture = Number(value());
+    else if (arg === '--graph-capture-verify') options.graphCaptureVerify = Number(value());
     else if (arg === '--prefill-decoder') {
       const v = value();
       if (v !== 'on' && v !== 'off') throw new Error('--prefill-decoder takes on or off');
@@ -173,8 +177,9 @@ function ensureCheckpoint(log: (s: string) => void): Qwen3VLConfig {
   return config;
 }
 
-function captureOption(options: Options): { capacity: number } | undefined {
-  return options.graphCapture === undefined ? undefined : { capacity: options.graphCapture };
+function captureOption(options: Options): LoadModelOptions['graphCapture'] {
+  if (options.graphCapture === undefined) return undefined;
+  return { capacity: options.graphCapture, verifyRows: options.graphCaptureVerify };
 }
 
 /** The checkpoint measured: --model, or the 2B-sized random one (generated on first use). */
@@ -228,6 +233,9 @@ async function main(): Promise<void> {
       options.device,
       ...(options.modelDir ? ['--model', options.modelDir] : []),
       ...(options.graphCapture ? ['--graph-capture', String(options.graphCapture)] : []),
+      ...(options.graphCaptureVerify
+        ? ['--graph-capture-verify', String(options.graphCaptureVerify)]
+        : []),
     ],
     { stdio: ['ignore', 'inherit', 'inherit'] },
   );
@@ -403,6 +411,7 @@ async function main(): Promise<void> {
     prefill_decoder:
       options.prefillDecoder === undefined ? 'where memory allows' : options.prefillDecoder,
     graph_capture: options.graphCapture ?? null,
+    graph_capture_verify_rows: options.graphCaptureVerify ?? null,
     prompt_tokens: cold.promptTokenIds.length,
     ttft_ms: Math.round(t.firstTokenMs),
     decode_tok_s: round(decodeTokS, 2),

@@ -149,10 +149,12 @@ export interface LoadModelOptions {
   /**
    * WebGPU: the text decoder on onnxruntime-web with graph capture (captured-decoder.ts), each
    * decode step replayed from one recording; its KV cache fixed at `capacity` positions, prompt
-   * and answer together (longer conversations are refused). Needs the optional packages
+   * and answer together (longer conversations are refused). `verifyRows`: speculative
+   * verification runs of up to that many tokens go through a captured static run of as many
+   * rows (padded), instead of the uncaptured prompt form. Needs the optional packages
    * onnxruntime-web and webgpu.
    */
-  graphCapture?: { capacity: number };
+  graphCapture?: { capacity: number; verifyRows?: number };
 }
 
 // ---- What the Engine (host side) exposes to the CLI and the HTTP server ----

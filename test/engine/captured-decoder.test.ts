@@ -34,6 +34,8 @@ import {
 } from './support/wide-head-model';
 
 const CAPACITY = 384;
+/** Rows of the second captured model's verification run. */
+const VERIFY_ROWS = 8;
 
 /**
  * A decoder's logits through every kind of run: a prompt whose middle tokens have distinct
@@ -97,6 +99,8 @@ describe('engine with WebGPU graph capture (onnxruntime-web)', function () {
   let models: LoadedModel[] = [];
   let plain: Engine;
   let captured: Engine;
+  /** With a captured verification run of VERIFY_ROWS tokens. */
+  let capturedVerify: Engine;
   const mockup = new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, 'mockup_320x256.png')));
   const ask: ChatMessage = {
     role: 'user',
@@ -124,46 +128,59 @@ describe('engine with WebGPU graph capture (onnxruntime-web)', function () {
         precision: 'int4',
         graphCapture: { capacity: CAPACITY },
       }),
+      await loadModel(modelDir, {
+        ...options,
+        precision: 'int4',
+        graphCapture: { capacity: CAPACITY, verifyRows: VERIFY_ROWS },
+      }),
     ];
     const engine = (model: LoadedModel) =>
       createChatEngine(model, loadChatCheckpoint(modelDir), { modelName: 'wide-head' });
-    [plain, captured] = models.map(engine);
+    [plain, captured, capturedVerify] = models.map(engine);
   });
   after(async () => {
     for (const model of models) await model.dispose();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('builds the two in-place forms with one copy of the weights', () => {
-    const builds = readdirSync(join(dir, 'onnx')).filter((name) => name.includes('captured'));
-    assert.equal(builds.length, 1);
-    const files = readdirSync(join(dir, 'onnx', builds[0])).sort();
-    assert.deepEqual(files, [
-      'build.json',
-      'decoder-prompt.onnx',
-      'decoder-prompt.onnx.data',
+  it('builds the in-place forms with one copy of the weights', () => {
+    const files = (variant: string) => readdirSync(join(dir, 'onnx', build(variant))).sort();
+    const build = (variant: string) =>
+      readdirSync(join(dir, 'onnx')).find((name) => name.startsWith(`${variant}-`))!;
+    const common = ['build.json', 'decoder-prompt.onnx', 'decoder-prompt.onnx.data'];
+    const vision = ['vision.onnx', 'vision.onnx.data'];
+    assert.deepEqual(files(`gpu-int4-captured-${CAPACITY}`), [
+      ...common,
       'decoder-step.onnx',
-      'vision.onnx',
-      'vision.onnx.data',
+      ...vision,
+    ]);
+    assert.deepEqual(files(`gpu-int4-captured-${CAPACITY}-verify-${VERIFY_ROWS}`), [
+      ...common,
+      'decoder-step.onnx',
+      'decoder-verify.onnx',
+      ...vision,
     ]);
   });
 
   it("computes the decoder's logits: prompt, steps, verification runs, truncation, reuse", async () => {
-    const [plainRuns, capturedRuns] = [
-      await logitsOf(models[0].decoder),
-      await logitsOf(models[1].decoder),
-    ];
-    assert.deepEqual(capturedRuns.best, plainRuns.best);
-    const [want, got] = [plainRuns.rows, capturedRuns.rows];
-    assert.equal(got.length, want.length);
-    for (let i = 0; i < want.length; i++) {
-      const scale = want[i].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-      let diff = 0;
-      for (let j = 0; j < want[i].length; j++) {
-        diff = Math.max(diff, Math.abs(got[i][j] - want[i][j]));
+    const plainRuns = await logitsOf(models[0].decoder);
+    for (const [how, model] of [
+      ['verification on the prompt form', models[1]],
+      ['captured verification run', models[2]],
+    ] as const) {
+      const capturedRuns = await logitsOf(model.decoder);
+      assert.deepEqual(capturedRuns.best, plainRuns.best, how);
+      const [want, got] = [plainRuns.rows, capturedRuns.rows];
+      assert.equal(got.length, want.length, how);
+      for (let i = 0; i < want.length; i++) {
+        const scale = want[i].reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        let diff = 0;
+        for (let j = 0; j < want[i].length; j++) {
+          diff = Math.max(diff, Math.abs(got[i][j] - want[i][j]));
+        }
+        assert.ok(diff < 2e-2 * scale, `${how}, row ${i}: ${diff} (logits up to ${scale})`);
+        assert.equal(argmax(got[i]), argmax(want[i]), `${how}, row ${i}: best token`);
       }
-      assert.ok(diff < 2e-2 * scale, `row ${i}: ${diff} (logits up to ${scale})`);
-      assert.equal(argmax(got[i]), argmax(want[i]), `row ${i}: best token`);
     }
   });
 
@@ -189,9 +206,25 @@ describe('engine with WebGPU graph capture (onnxruntime-web)', function () {
   it('answers as plain greedy decoding with speculation on and off', async () => {
     const messages: ChatMessage[] = [{ role: 'user', content: 'abc abc abc abc abc abc abc' }];
     const off = await captured.generate({ ...request(messages), speculation: false });
-    const on = await captured.generate(request(messages));
-    assert.deepEqual(on.tokenIds, off.tokenIds);
-    assert.deepEqual(on.tokenIds, (await plain.generate(request(messages))).tokenIds);
+    assert.deepEqual(off.tokenIds, (await plain.generate(request(messages))).tokenIds);
+    for (const engine of [captured, capturedVerify]) {
+      const on = await engine.generate(request(messages));
+      assert.ok(on.stats!.draftTokens > 0, 'drafts were verified');
+      assert.deepEqual(on.tokenIds, off.tokenIds);
+    }
+  });
+
+  it('refuses a verification run of fewer than 2 or more than 64 tokens', async () => {
+    for (const verifyRows of [1, 65]) {
+      await assert.rejects(
+        loadModel(join(dir, 'model'), {
+          cacheDir: join(dir, 'onnx'),
+          device: 'webgpu',
+          graphCapture: { capacity: CAPACITY, verifyRows },
+        }),
+        (error) => isEngineError(error, 'bad_request') && /verification run/.test(error.message),
+      );
+    }
   });
 
   it('reports its cache capacity as the context length and refuses more', async () => {

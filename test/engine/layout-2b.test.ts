@@ -86,6 +86,13 @@ describe('Qwen3-VL-2B layout (shapes only)', () => {
     // The step reads its weights from the prompt form's file: nothing of its own to write.
     assert.equal(summary.dataBytes.step, 0);
     assert.ok(summary.dataBytes.promptForm < 2.2e9, `int4 decoder ${summary.dataBytes.promptForm}`);
+    assert.equal(summary.nodes.verify, 0);
+    const withVerify = buildGraphs(config, shapeOnlySource(layout.tensors), 'int4', {
+      target: 'gpu',
+      capture: { capacity: 4096, verifyRows: 17 },
+    });
+    assert.ok(withVerify.nodes.verify > 0);
+    assert.equal(withVerify.dataBytes.verify, 0);
     assert.throws(
       () =>
         buildGraphs(config, shapeOnlySource(layout.tensors), 'int4', {

@@ -31,8 +31,10 @@ import { buildVisionGraph } from './vision-graph';
  * The graphs of a build. `prefill` is the CPU int4 build's second decoder, for prompts (see
  * partPlan); other builds have none. A graph-capture build (GPU) has, instead of `decoder`, its
  * two in-place forms (decoder-graph.ts `inPlaceCache`): `promptForm` for prompts and
- * verification runs, `step` the one-token run that graph capture replays. They hold the same
- * weights in the same order, so `step` reads them from promptForm's .data file.
+ * verification runs, `step` the one-token run that graph capture replays, and optionally
+ * `verify`, a static run of a fixed number of tokens for speculative verification, captured
+ * too. They hold the same weights in the same order, so the static forms read them from
+ * promptForm's .data file.
  */
 export const GRAPH_FILES = {
   vision: 'vision.onnx',
@@ -40,6 +42,7 @@ export const GRAPH_FILES = {
   prefill: 'decoder-prefill.onnx',
   promptForm: 'decoder-prompt.onnx',
   step: 'decoder-step.onnx',
+  verify: 'decoder-verify.onnx',
 } as const;
 export type GraphPart = keyof typeof GRAPH_FILES;
 
@@ -50,15 +53,20 @@ export const PART_LABELS: Record<GraphPart, string> = {
   prefill: 'prefill decoder',
   promptForm: 'decoder',
   step: 'decoder step',
+  verify: 'decoder verification run',
 };
 
-/** The parts a build has (`captured`: a graph-capture build, see GRAPH_FILES). */
+/** The parts a build has (`capture`: a graph-capture build, see GRAPH_FILES). */
 export function buildParts(
   precision: Precision,
   target: GraphTarget,
-  captured = false,
+  capture?: GraphCapture,
 ): GraphPart[] {
-  if (captured) return ['vision', 'promptForm', 'step'];
+  if (capture) {
+    return capture.verifyRows
+      ? ['vision', 'promptForm', 'step', 'verify']
+      : ['vision', 'promptForm', 'step'];
+  }
   return precision === 'int4' && target === 'cpu'
     ? ['vision', 'decoder', 'prefill']
     : ['vision', 'decoder'];
@@ -74,20 +82,37 @@ export const OPSETS = [
  * Names a build: the precision for the CPU, 'gpu-' + precision for GPUs, and for a
  * graph-capture build its cache capacity too (the graphs' shapes depend on it).
  */
-export type BuildVariant = Precision | `gpu-${Precision}` | `gpu-${Precision}-captured-${number}`;
+export type BuildVariant = Precision | `gpu-${Precision}` | `gpu-${Precision}-captured-${string}`;
 
 export function buildVariant(
   precision: Precision,
   target: GraphTarget,
   capture?: GraphCapture,
 ): BuildVariant {
-  if (capture) return `gpu-${precision}-captured-${capture.capacity}`;
+  if (capture) {
+    const verify = capture.verifyRows ? `-verify-${capture.verifyRows}` : '';
+    return `gpu-${precision}-captured-${capture.capacity}${verify}`;
+  }
   return target === 'gpu' ? `gpu-${precision}` : precision;
 }
 
-/** A graph-capture build's KV cache: rows for this many positions, prompt and answer together. */
+/**
+ * A graph-capture build: its KV cache's rows (positions, prompt and answer together), and the
+ * tokens of its captured verification run, if it has one.
+ */
 export interface GraphCapture {
   capacity: number;
+  verifyRows?: number;
+}
+
+/** A graph-capture build's decoder forms. */
+function isInPlaceForm(part: GraphPart): boolean {
+  return part === 'promptForm' || isStaticForm(part);
+}
+
+/** The forms with fixed shapes, whose weights are the prompt form's. */
+function isStaticForm(part: GraphPart): boolean {
+  return part === 'step' || part === 'verify';
 }
 
 interface PartPlan {
@@ -122,7 +147,7 @@ export function partPlan(
   part: GraphPart,
   target: GraphTarget = 'cpu',
 ): PartPlan {
-  if (part === 'promptForm' || part === 'step') part = 'decoder';
+  if (isInPlaceForm(part)) part = 'decoder';
   if (precision === 'fp16') return { dtype: DataType.FLOAT16, linearFormat: 'float' };
   if (precision === 'int4') {
     if (part === 'decoder') {
@@ -194,12 +219,13 @@ export function buildGraphs(
     prefill: textTensors,
     promptForm: textTensors,
     step: textTensors,
+    verify: textTensors,
   };
-  const zeros = () => ({ vision: 0, decoder: 0, prefill: 0, promptForm: 0, step: 0 });
+  const zeros = () => ({ vision: 0, decoder: 0, prefill: 0, promptForm: 0, step: 0, verify: 0 });
   const summary: BuildSummary = { nodes: zeros(), dataBytes: zeros(), consumed: new Set() };
   // The prompt form's weights as written, for the step graph to point at.
   let promptFormData: WrittenPlace[] | undefined;
-  for (const part of buildParts(precision, target, capture !== undefined)) {
+  for (const part of buildParts(precision, target, capture)) {
     options.onProgress?.(part, 0, totals[part]);
     let done = 0;
     const tracker = new WeightTracker(source, () =>
@@ -209,7 +235,7 @@ export function buildGraphs(
     const written: WrittenPlace[] = [];
     const sink: ExternalDataSink = !options.outDir
       ? new DryRunSink()
-      : part === 'step' && promptFormData
+      : isStaticForm(part) && promptFormData
         ? new ReplayDataSink(`${GRAPH_FILES.promptForm}.data`, promptFormData)
         : new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`, written);
     if (part === 'promptForm') promptFormData = written;
@@ -217,8 +243,9 @@ export function buildGraphs(
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
       const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
       if (part === 'vision') buildVisionGraph(ctx, config);
-      else if (capture && (part === 'promptForm' || part === 'step')) {
-        const staticRows = part === 'step' ? 1 : undefined;
+      else if (capture && isInPlaceForm(part)) {
+        const staticRows =
+          part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
         buildDecoderGraph(ctx, config, 'device', {
           inPlaceCache: { capacity: capture.capacity, staticRows },
         });
@@ -232,8 +259,8 @@ export function buildGraphs(
       const encoded = g.encode(OPSETS);
       if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
       summary.nodes[part] = g.nodeCount;
-      // The step's weights are the prompt form's, in its file (a dry run counts them anyway).
-      summary.dataBytes[part] = part === 'step' ? 0 : sink.bytesWritten;
+      // A static form's weights are the prompt form's, in its file (a dry run counts them anyway).
+      summary.dataBytes[part] = isStaticForm(part) ? 0 : sink.bytesWritten;
       for (const name of tracker.consumed) summary.consumed.add(name);
     } finally {
       sink.close();

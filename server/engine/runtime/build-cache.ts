@@ -71,7 +71,7 @@ export interface CachedBuild {
   /** The CPU int4 build's 8-bit decoder for prompts (build-graphs.ts); absent elsewhere. */
   prefill?: string;
   /** A graph-capture build's decoder forms (build-graphs.ts GRAPH_FILES), instead of `decoder`. */
-  captured?: { promptForm: string; step: string };
+  captured?: { promptForm: string; step: string; verify?: string };
   /** True when this call built it (false: reused). */
   built: boolean;
 }
@@ -107,6 +107,9 @@ export function ensureBuild(
           captured: {
             promptForm: join(dir, GRAPH_FILES.promptForm),
             step: join(dir, GRAPH_FILES.step),
+            ...(existsSync(join(dir, GRAPH_FILES.verify))
+              ? { verify: join(dir, GRAPH_FILES.verify) }
+              : {}),
           },
         }
       : {}),

@@ -8,7 +8,10 @@
  * - the step, one token with every shape fixed, recorded on its first run and replayed after
  *   (its token and lengths written into its own buffers, its scores read from its own);
  * - the prompt form, any number of tokens: prompts, reused-prefix suffixes and speculative
- *   verification runs, not captured.
+ *   verification runs, not captured;
+ * - optionally a verification run of a fixed number of tokens, captured like the step: a
+ *   speculative run of fewer tokens is padded (attention is causal, so the padding changes no
+ *   real row; its cache rows lie beyond the cache's length and are overwritten later).
  * Rotary tables are rows of one table indexed by cache row; a run writes the rows of its
  * positions where they differ from what the table holds (an image's rows, then text).
  */
@@ -28,6 +31,8 @@ import { type DecoderRun, type Positions, type RunScores, TokenDecoder } from '.
 export interface CapturedDecoderGraphs {
   promptForm: string;
   step: string;
+  /** The captured verification run's graph, with its rows. */
+  verify?: { path: string; rows: number };
   /** The .data file beside them that both read their weights from. */
   dataFile: string;
 }
@@ -42,8 +47,10 @@ export class CapturedTextDecoder extends TokenDecoder {
     config: Qwen3VLConfig,
     readonly capacity: number,
     private readonly promptForm: Ort.InferenceSession,
-    private readonly stepSession: Ort.InferenceSession,
+    /** The step's session, and the verification run's if any. */
+    private readonly staticSessions: Ort.InferenceSession[],
     private readonly stepRun: StaticRun,
+    private readonly verifyRun: { run: StaticRun; rows: number } | undefined,
     private readonly bindings: InPlaceBindings,
     prefillChunk?: number,
   ) {
@@ -68,25 +75,39 @@ export class CapturedTextDecoder extends TokenDecoder {
       dataFile,
       weights,
     });
-    let stepSession: Ort.InferenceSession | undefined;
+    const staticSessions: Ort.InferenceSession[] = [];
     let bindings: InPlaceBindings | undefined;
     try {
-      stepSession = await createInPlaceSession(graphs.step, { capture: true, dataFile, weights });
+      const captured = (path: string) =>
+        createInPlaceSession(path, { capture: true, dataFile, weights });
+      staticSessions.push(await captured(graphs.step));
+      if (graphs.verify) staticSessions.push(await captured(graphs.verify.path));
       weights = undefined;
       bindings = await InPlaceBindings.create(config.text, capacity, cacheType, true);
-      const step = await StaticRun.open(stepSession, bindings, config.text, 1, true);
+      const step = await StaticRun.open(staticSessions[0], bindings, config.text, 1, true);
+      const verify = graphs.verify && {
+        run: await StaticRun.open(
+          staticSessions[1],
+          bindings,
+          config.text,
+          graphs.verify.rows,
+          true,
+        ),
+        rows: graphs.verify.rows,
+      };
       return new CapturedTextDecoder(
         config,
         capacity,
         promptForm,
-        stepSession,
+        staticSessions,
         step,
+        verify,
         bindings,
         options.prefillChunk,
       );
     } catch (error) {
       await promptForm.release();
-      await stepSession?.release();
+      for (const session of staticSessions) await session.release();
       bindings?.destroy();
       throw error;
     }
@@ -94,7 +115,7 @@ export class CapturedTextDecoder extends TokenDecoder {
 
   async dispose(): Promise<void> {
     await this.promptForm.release();
-    await this.stepSession.release();
+    for (const session of this.staticSessions) await session.release();
     this.bindings.destroy();
   }
 
@@ -110,15 +131,47 @@ export class CapturedTextDecoder extends TokenDecoder {
         `the conversation needs ${end} positions but the graph-captured decoder's cache holds ${this.capacity}: start a new conversation, or load the model with a larger capture capacity`,
       );
     }
-    this.placeRotaryRows(run.past, run.positions);
-    if (run.tokens === 'generated' && run.ids.length === 1) {
+    const s = run.ids.length;
+    if (run.tokens === 'generated' && s === 1) {
+      this.placeRotaryRows(run.past, run.positions);
       await this.stepRun.run(run.ids, run.past);
       return {
         logits: () => this.stepRun.readLogits(),
         top: (count) => this.stepRun.readTop(count),
       };
     }
+    const verify = this.verifyRun;
+    if (
+      run.tokens === 'generated' &&
+      verify &&
+      s <= verify.rows &&
+      run.past + verify.rows <= this.capacity
+    ) {
+      return this.runPadded(verify, run);
+    }
+    this.placeRotaryRows(run.past, run.positions);
     return this.runPromptForm(run);
+  }
+
+  /**
+   * A verification run of s tokens through the captured run of `rows`: padded with the last
+   * token at the next text positions; the scores of the first s rows.
+   */
+  private async runPadded(
+    verify: { run: StaticRun; rows: number },
+    run: DecoderRun,
+  ): Promise<RunScores> {
+    const s = run.ids.length;
+    const ids = [...run.ids, ...Array<number>(verify.rows - s).fill(run.ids[s - 1])];
+    const start = run.positions[0][0];
+    const text = Array.from({ length: verify.rows }, (_, i) => start + i);
+    this.placeRotaryRows(run.past, [text, text, text]);
+    await verify.run.run(ids, run.past);
+    const vocab = this.config.text.vocabSize;
+    return {
+      logits: async () => (await verify.run.readLogits()).subarray(0, s * vocab),
+      top: async (count) => (await verify.run.readTop(count)).slice(0, s),
+    };
   }
 
   /** Writes the table rows of cache rows past.. whose positions differ from what they hold. */

@@ -7,10 +7,11 @@ import { freemem } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { Device, GraphTarget, LoadModelOptions, LoadedModel, Precision } from '../contracts';
-import { EngineError, isEngineError } from '../errors';
+import { isEngineError } from '../errors';
 import { GRAPH_FILES } from '../onnx/build-graphs';
 import { DECODER_OUTPUTS } from '../onnx/decoder-graph';
 import { CapturedTextDecoder } from './captured-decoder';
+import type { CachedBuild } from './build-cache';
 import { ensureModelBuild } from './model-build';
 import { executionProviders, providerLoadError, resolveDevice } from './providers';
 import { HandoverKvCache, HostKvCache, InPlaceKvCache, type CacheType } from './kv-cache';
@@ -30,7 +31,6 @@ export async function loadModel(
   if (device === 'cpu' && skipped.length) {
     options.onWarning?.(`no GPU provider loads here, running on the CPU (${skipped.join('; ')})`);
   }
-  if (options.graphCapture) assertCaptureOptions(device, options.graphCapture.capacity);
   const { build, config, precision, target } = ensureModelBuild(modelDir, { ...options, device });
   const progress = options.onProgress ?? (() => {});
   const cacheType = kvCacheType(precision, target);
@@ -54,21 +54,6 @@ export async function loadModel(
   }
 }
 
-function assertCaptureOptions(device: Device, capacity: number): void {
-  if (device !== 'webgpu') {
-    throw new EngineError(
-      'bad_request',
-      `graph capture runs on WebGPU only, and the model was to load on ${device}: use --device webgpu, or leave graph capture off`,
-    );
-  }
-  if (!Number.isInteger(capacity) || capacity < 16) {
-    throw new EngineError(
-      'bad_request',
-      `the graph-capture cache capacity must be a whole number of positions, at least 16 (got ${capacity})`,
-    );
-  }
-}
-
 /**
  * A graph-capture build: the vision tower on onnxruntime-node's WebGPU provider, the text
  * decoder on onnxruntime-web with the step captured (captured-decoder.ts). Image features pass
@@ -76,14 +61,14 @@ function assertCaptureOptions(device: Device, capacity: number): void {
  */
 async function loadCaptured(
   visionPath: string,
-  graphs: { promptForm: string; step: string },
+  graphs: NonNullable<CachedBuild['captured']>,
   config: Qwen3VLConfig,
   precision: Precision,
   cacheType: CacheType,
   options: LoadModelOptions,
 ): Promise<LoadedModel> {
   const progress = options.onProgress ?? (() => {});
-  const capacity = options.graphCapture!.capacity;
+  const { capacity, verifyRows } = options.graphCapture!;
   progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
   const vision = await ort.InferenceSession.create(visionPath, {
     executionProviders: executionProviders('webgpu', options.webgpuOptions),
@@ -95,7 +80,12 @@ async function loadCaptured(
   let decoder: CapturedTextDecoder;
   try {
     decoder = await CapturedTextDecoder.open(
-      { ...graphs, dataFile: `${GRAPH_FILES.promptForm}.data` },
+      {
+        promptForm: graphs.promptForm,
+        step: graphs.step,
+        verify: graphs.verify && verifyRows ? { path: graphs.verify, rows: verifyRows } : undefined,
+        dataFile: `${GRAPH_FILES.promptForm}.data`,
+      },
       config,
       capacity,
       cacheType,

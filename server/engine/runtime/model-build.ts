@@ -10,7 +10,12 @@ import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
 import { checkpointSource } from '../checkpoint/weights';
 import type { Device, GraphTarget, LoadModelOptions, Precision } from '../contracts';
 import { EngineError } from '../errors';
-import { PART_LABELS, buildGraphs, buildVariant } from '../onnx/build-graphs';
+import {
+  type GraphCapture,
+  PART_LABELS,
+  buildGraphs,
+  buildVariant,
+} from '../onnx/build-graphs';
 import { buildKey, type CachedBuild, defaultCacheDir, ensureBuild } from './build-cache';
 import { assertDeviceAvailable } from './providers';
 
@@ -32,6 +37,35 @@ export interface ModelBuild {
   target: GraphTarget;
 }
 
+/** Graph capture: WebGPU only, the GPU build, a cache of at least 16 positions. */
+function assertCaptureOptions(
+  device: Device,
+  target: GraphTarget,
+  { capacity, verifyRows }: GraphCapture,
+): void {
+  if (device !== 'webgpu' || target !== 'gpu') {
+    throw new EngineError(
+      'bad_request',
+      `graph capture runs on WebGPU only, with the GPU build, and the model was to run on ${device}${target === 'gpu' ? '' : ' with the CPU build'}: use --device webgpu, or leave graph capture off`,
+    );
+  }
+  if (!Number.isInteger(capacity) || capacity < 16) {
+    throw new EngineError(
+      'bad_request',
+      `the graph-capture cache capacity must be a whole number of positions, at least 16 (got ${capacity})`,
+    );
+  }
+  if (
+    verifyRows !== undefined &&
+    !(Number.isInteger(verifyRows) && verifyRows >= 2 && verifyRows <= Math.min(64, capacity))
+  ) {
+    throw new EngineError(
+      'bad_request',
+      `a captured verification run takes 2 to 64 tokens, at most the cache capacity (got ${verifyRows})`,
+    );
+  }
+}
+
 /** Builds (or finds) the cached ONNX graphs of `modelDir`; synchronous for minutes on a miss. */
 export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = {}): ModelBuild {
   // int4 weights (MatMulNBits) are the default on every device: a quarter of fp16's weight
@@ -46,6 +80,10 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
   const device = options.device ?? 'cpu';
   // Fail on a device that cannot load before spending minutes on a build.
   assertDeviceAvailable(device);
+  // A GPU build for any device but the CPU; it also runs on the CPU, slower than the CPU build.
+  const target: GraphTarget = options.target ?? (device === 'cpu' ? 'cpu' : 'gpu');
+  const capture = options.graphCapture;
+  if (capture) assertCaptureOptions(device, target, capture);
   const progress = options.onProgress ?? (() => {});
   const config = readModelConfig(modelDir);
   const checkpoint = SafetensorsCheckpoint.open(modelDir);
@@ -60,12 +98,6 @@ export function ensureModelBuild(modelDir: string, options: ModelBuildOptions = 
       `Cannot create the ONNX cache directory ${cacheDir}: ${(error as Error).message}. Set DESIGN_TO_CODE_CACHE to a writable directory.`,
       { cause: error },
     );
-  }
-  // A GPU build for any device but the CPU; it also runs on the CPU, slower than the CPU build.
-  const target: GraphTarget = options.target ?? (device === 'cpu' ? 'cpu' : 'gpu');
-  const capture = options.graphCapture;
-  if (capture && target !== 'gpu') {
-    throw new EngineError('bad_request', 'graph capture needs the GPU build (target gpu)');
   }
   const variant = buildVariant(precision, target, capture);
   const key = buildKey(
