@@ -13,7 +13,8 @@
 # a run cut off by the tool's time limit still returns what it finished), else in $WORK.
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
 # figures: "engine:PRECISION:WxH[:ARGS]" (ARGS: more bench-engine arguments, comma-separated, e.g.
-# --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves),
+# --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves, or
+# --graph-capture,4096 for the decoder with WebGPU graph capture on onnxruntime-web),
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts), "preprocess" (a screenshot's
 # preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
@@ -39,7 +40,8 @@ BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
-JOBS=${JOBS:-capture engine:int4:1280x800 vision:1280x800 baseline:1280x800 profile:int4 \
+JOBS=${JOBS:-capture engine:int4:1280x800:--graph-capture,4096 engine:int4:1280x800 baseline:1280x800 \
+vision:1280x800 profile:int4 engine:int4:1920x1080:--graph-capture,4096 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080 preprocess}
 mkdir -p "$WORK"

@@ -3,7 +3,8 @@ import json
 import sys
 
 COLUMNS = [
-    ("engine", "engine"), ("mode", "mode"), ("draft_planner", "planner"), ("precision", "prec"), ("image", "image"),
+    ("engine", "engine"), ("mode", "mode"), ("graph_capture", "capture"), ("graph_capture_verify_rows", "verify rows"), ("draft_planner", "planner"),
+    ("precision", "prec"), ("image", "image"),
     ("prompt_tokens", "prompt"), ("preprocess_ms", "pre ms"), ("vision_ms", "vision ms"),
     ("prefill_ms", "prefill ms"), ("ttft_ms", "TTFT ms"), ("first_token_after_preprocess_ms", "TTFT-pre ms"),
     ("first_token_with_preprocess_ms", "TTFT+pre ms"), ("decode_tok_s", "tok/s"),
