@@ -14,7 +14,8 @@
 # JOBS lists what runs, in order, most wanted first, so a run cut short still returns the key
 # figures: "engine:PRECISION:WxH[:ARGS]" (ARGS: more bench-engine arguments, comma-separated, e.g.
 # --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves, or
-# --graph-capture,4096 for the decoder with WebGPU graph capture on onnxruntime-web),
+# --graph-capture,4096 for the decoder with WebGPU graph capture on onnxruntime-web, and
+# --graph-capture-verify,17 for its captured verification runs of up to 17 tokens),
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts), "preprocess" (a screenshot's
 # preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
@@ -40,7 +41,8 @@ BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
-JOBS=${JOBS:-capture engine:int4:1280x800:--graph-capture,4096 engine:int4:1280x800 baseline:1280x800 \
+JOBS=${JOBS:-capture engine:int4:1280x800:--graph-capture,4096 \
+engine:int4:1280x800:--graph-capture,4096,--graph-capture-verify,17 engine:int4:1280x800 baseline:1280x800 \
 vision:1280x800 profile:int4 engine:int4:1920x1080:--graph-capture,4096 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080 preprocess}
