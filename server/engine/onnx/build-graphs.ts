@@ -244,8 +244,7 @@ export function buildGraphs(
       const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
       if (part === 'vision') buildVisionGraph(ctx, config);
       else if (capture && isInPlaceForm(part)) {
-        const staticRows =
-          part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
+        const staticRows = part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
         buildDecoderGraph(ctx, config, 'device', {
           inPlaceCache: { capacity: capture.capacity, staticRows },
         });

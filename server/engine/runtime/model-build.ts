@@ -10,12 +10,7 @@ import { SafetensorsCheckpoint } from '../checkpoint/safetensors';
 import { checkpointSource } from '../checkpoint/weights';
 import type { Device, GraphTarget, LoadModelOptions, Precision } from '../contracts';
 import { EngineError } from '../errors';
-import {
-  type GraphCapture,
-  PART_LABELS,
-  buildGraphs,
-  buildVariant,
-} from '../onnx/build-graphs';
+import { type GraphCapture, PART_LABELS, buildGraphs, buildVariant } from '../onnx/build-graphs';
 import { buildKey, type CachedBuild, defaultCacheDir, ensureBuild } from './build-cache';
 import { assertDeviceAvailable } from './providers';
 
