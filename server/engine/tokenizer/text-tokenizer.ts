@@ -4,6 +4,7 @@
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 import { EngineError } from '../errors';
+import { type AddedToken, PieceCache } from './piece-cache';
 import { readCheckpointJson, type Json } from './read-json';
 
 export interface TextTokenizer {
@@ -30,9 +31,12 @@ export function loadTokenizer(modelDir: string): TextTokenizer {
       { cause: error },
     );
   }
+  const encode = (text: string) => tokenizer.encode(text, { add_special_tokens: false }).ids;
+  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as AddedToken[]) : [];
+  const pieces = PieceCache.create(added, encode);
   return {
     config,
-    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
+    encode: pieces ? (text) => pieces.encode(text) : encode,
     decode: (ids) =>
       ids.length === 0 ? '' : tokenizer.decode(ids as number[], { skip_special_tokens: true }),
     tokenId: (token) => tokenizer.token_to_id(token),
