@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { loadChatCheckpoint, type ChatCheckpoint } from '../../server/engine/chat/chat-checkpoint';
 import { ImageLayouts } from '../../server/engine/chat/image-layouts';
-import { prepareChat } from '../../server/engine/chat/prepare-chat';
+import { prepareChat, warmNextTurn } from '../../server/engine/chat/prepare-chat';
+import type { ChatMessage } from '../../server/engine/contracts';
 import { goldenCases, goldenMessages, TINY_MODEL_DIR } from './golden-fixture';
 import { goldenPixels } from './golden-tensors';
 
@@ -57,4 +58,50 @@ describe('host-side chat preparation against the transformers golden', () => {
       }
     });
   }
+});
+
+describe('a follow-up turn tokenized ahead (warmNextTurn)', () => {
+  it('tokenizes every piece of the next turn but its new message, the answer included', async () => {
+    const checkpoint = loadChatCheckpoint(TINY_MODEL_DIR);
+    const seen: string[] = [];
+    const encode = checkpoint.tokenizer.encode;
+    const tokenizer = {
+      ...checkpoint.tokenizer,
+      encode: (text: string) => (seen.push(text), encode(text)),
+    };
+    const watched = { ...checkpoint, tokenizer };
+    const first: ChatMessage[] = [
+      { role: 'system', content: 'You write HTML.' },
+      { role: 'user', content: 'A list of fifty items, please.' },
+    ];
+    const answer = Array.from({ length: 50 }, (_, i) => `<li>Item ${i}</li>`).join('\n');
+    warmNextTurn(first, answer, watched);
+    assert.equal(seen.length, 1);
+    const next = await prepareChat(
+      [
+        ...first,
+        { role: 'assistant', content: answer },
+        { role: 'user', content: 'Make it blue.' },
+      ],
+      checkpoint,
+    );
+    // Pieces between added tokens (`<|...|>`), as the tokenizer's piece cache keeps them.
+    const pieces = (text: string) => text.split(/<\|[a-z_]+\|>/).filter((p) => p.length >= 32);
+    const warmed = new Set(pieces(seen[0]));
+    const missing = pieces(next.prompt).filter((piece) => !warmed.has(piece));
+    assert.ok(pieces(next.prompt).some((piece) => piece.includes(answer)));
+    assert.deepEqual(missing, []);
+  });
+
+  it('does nothing for an empty answer and never throws', () => {
+    const checkpoint = loadChatCheckpoint(TINY_MODEL_DIR);
+    let calls = 0;
+    const watched = {
+      ...checkpoint,
+      tokenizer: { ...checkpoint.tokenizer, encode: () => (calls++, []) },
+    };
+    warmNextTurn([{ role: 'user', content: 'hi' }], '', watched);
+    assert.equal(calls, 0);
+    assert.doesNotThrow(() => warmNextTurn([] as ChatMessage[], 'answer', watched));
+  });
 });

@@ -69,6 +69,31 @@ export async function prepareChat(
   return { prompt, inputIds, images, positionIds, ropeDelta };
 }
 
+/**
+ * Tokenizes the conversation as a follow-up turn will render it, the answer appended (and an
+ * empty message after it), so that the tokenizer's piece cache (tokenizer/piece-cache.ts)
+ * holds the answer before that turn asks: a refinement's first token then waits for the new
+ * message's tokens only. Run while the user reads the answer; a failure only loses the head
+ * start.
+ */
+export function warmNextTurn(
+  messages: readonly ChatMessage[],
+  answer: string,
+  checkpoint: ChatCheckpoint,
+): void {
+  if (!answer) return;
+  try {
+    const { templateMessages } = splitMessages([
+      ...messages,
+      { role: 'assistant', content: answer },
+      { role: 'user', content: '' },
+    ]);
+    checkpoint.tokenizer.encode(checkpoint.template.render(templateMessages));
+  } catch {
+    // The turn itself will tokenize (and report any error).
+  }
+}
+
 /** The image's pixel_values: this call's, or decoded now when its layout was known. */
 export async function imagePixels(
   image: PreparedImage,

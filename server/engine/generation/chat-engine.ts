@@ -8,7 +8,7 @@
  */
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
 import { ImageLayouts } from '../chat/image-layouts';
-import { imagePixels, prepareChat } from '../chat/prepare-chat';
+import { imagePixels, prepareChat, warmNextTurn } from '../chat/prepare-chat';
 import type {
   Engine,
   EngineInfo,
@@ -194,6 +194,8 @@ async function generateWith(
     onText: callbacks.onText,
   });
   state.answers.add(loop.tokenIds);
+  // While the user reads the answer, its tokens for a follow-up turn (after this one returns).
+  setImmediate(() => warmNextTurn(request.messages, loop.text, checkpoint));
   const totalMs = performance.now() - started;
   return {
     promptTokenIds: prepared.inputIds,
