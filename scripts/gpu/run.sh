@@ -15,17 +15,18 @@
 # figures: "engine:PRECISION:WxH[:ARGS]" (ARGS: more bench-engine arguments, comma-separated, e.g.
 # --draft-tokens,8,--run-cost,linear:0.25 for the draft planner before device curves, or
 # --graph-capture,4096 for the decoder with WebGPU graph capture on onnxruntime-web, and
-# --graph-capture-verify,17 for its captured verification runs of up to 17 tokens),
+# --graph-capture-verify,32 for its captured runs of up to 32 tokens: speculative verification
+# and a refinement's new message),
 # "vision:WxH" (the vision tower in fp16 and in 8- and 4-bit MatMulNBits, timed in one process,
 # with a GPU kernel profile of each: scripts/bench/vision-formats.ts), "preprocess" (a screenshot's
 # preprocessing at four sizes, the resize on one thread and on the workers: bench:preprocess),
 # "capture[:PRECISION]" (greedy decoding of the 2B model in one process: the engine's decoder on
 # onnxruntime-node, then the static decode step on onnxruntime-web without and with WebGPU graph
 # capture, which onnxruntime-node cannot turn on, and captured with each step taking the last
-# one's token on the GPU; then captured runs of 4, 17 and 64 tokens, since onnxruntime's source
+# one's token on the GPU; then captured runs of 4, 17 and 32 tokens, since onnxruntime's source
 # compiles the subgroup-matrix MatMulNBits that onnxruntime-node runs for 4+ rows out of
 # WebAssembly builds: scripts/bench/capture-decode.ts; int4 unless told; CAPTURE_ARGS replaces
-# "--verify-rows 4,17,64"),
+# "--verify-rows 4,17,32"),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
@@ -42,7 +43,7 @@ WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
 JOBS=${JOBS:-capture engine:int4:1280x800:--graph-capture,4096 \
-engine:int4:1280x800:--graph-capture,4096,--graph-capture-verify,17 engine:int4:1280x800 baseline:1280x800 \
+engine:int4:1280x800:--graph-capture,4096,--graph-capture-verify,32 engine:int4:1280x800 baseline:1280x800 \
 vision:1280x800 profile:int4 engine:int4:1920x1080:--graph-capture,4096 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080 preprocess}
@@ -139,7 +140,7 @@ capture() { # capture [PRECISION]: the engine's decode steps vs the static step,
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/bench-engine.cjs" --prepare --device webgpu \
     --precision "$precision" ${BENCH_MODEL:+--model "$BENCH_MODEL"} || return
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/capture-decode.cjs" --model "$model" \
-    --cache "$WORK/bench-engine/onnx" --precision "$precision" ${CAPTURE_ARGS:---verify-rows 4,17,64} --json |
+    --cache "$WORK/bench-engine/onnx" --precision "$precision" ${CAPTURE_ARGS:---verify-rows 4,17,32} --json |
     tee -a "$RESULTS"
 }
 

@@ -140,12 +140,15 @@ export class CapturedTextDecoder extends TokenDecoder {
         top: (count) => this.stepRun.readTop(count),
       };
     }
+    // Speculative verification runs, and text-only prompt runs as short (a refinement's new
+    // message after the reused prefix), through the captured run where they fit.
     const verify = this.verifyRun;
     if (
-      run.tokens === 'generated' &&
       verify &&
       s <= verify.rows &&
-      run.past + verify.rows <= this.capacity
+      run.past + verify.rows <= this.capacity &&
+      !run.visual &&
+      consecutiveText(run.positions)
     ) {
       return this.runPadded(verify, run);
     }
@@ -154,8 +157,8 @@ export class CapturedTextDecoder extends TokenDecoder {
   }
 
   /**
-   * A verification run of s tokens through the captured run of `rows`: padded with the last
-   * token at the next text positions; the scores of the first s rows.
+   * A run of s text tokens through the captured run of `rows`: padded with the last token at the
+   * next text positions; the scores of the run's last numLogits real rows.
    */
   private async runPadded(
     verify: { run: StaticRun; rows: number },
@@ -168,9 +171,10 @@ export class CapturedTextDecoder extends TokenDecoder {
     this.placeRotaryRows(run.past, [text, text, text]);
     await verify.run.run(ids, run.past);
     const vocab = this.config.text.vocabSize;
+    const from = s - run.numLogits;
     return {
-      logits: async () => (await verify.run.readLogits()).subarray(0, s * vocab),
-      top: async (count) => (await verify.run.readTop(count)).slice(0, s),
+      logits: async () => (await verify.run.readLogits()).subarray(from * vocab, s * vocab),
+      top: async (count) => (await verify.run.readTop(count)).slice(from, s),
     };
   }
 
@@ -240,4 +244,13 @@ export class CapturedTextDecoder extends TokenDecoder {
         ),
     };
   }
+}
+
+/** Whether the three MRoPE streams are one run of consecutive positions (text tokens). */
+function consecutiveText(positions: Positions): boolean {
+  const start = positions[0][0];
+  for (let i = 0; i < positions[0].length; i++) {
+    if (positions.some((stream) => stream[i] !== start + i)) return false;
+  }
+  return true;
 }

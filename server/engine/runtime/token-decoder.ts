@@ -22,7 +22,10 @@ export interface DecoderRun {
   ids: number[];
   /** The three MRoPE streams of the run's tokens. */
   positions: Positions;
-  /** Prompt runs: the image's rows at their positions, zeros elsewhere ([S, hidden], [taps, S, hidden]). */
+  /**
+   * Prompt runs with image rows: those rows at their positions, zeros elsewhere ([S, hidden],
+   * [taps, S, hidden]); absent where the run has none (zeros).
+   */
   visual?: { embeds: Float32Array; deepstack: Float32Array };
   past: number;
   tokens: 'prompt' | 'generated';
@@ -136,22 +139,24 @@ export abstract class TokenDecoder implements TextDecoder {
 
   /**
    * The visual and DeepStack inputs of the prompt's tokens start..end-1: the image's rows at its
-   * `<|image_pad|>` positions (`imagePositions`, ascending), zeros elsewhere. Built per chunk,
-   * straight from the vision output: a screenshot prompt's inputs are tens of MB, and a
-   * whole-prompt copy cut into chunks afterwards wrote them twice.
+   * `<|image_pad|>` positions (`imagePositions`, ascending), zeros elsewhere; undefined when
+   * none of them is an image's. Built per chunk, straight from the vision output: a screenshot
+   * prompt's inputs are tens of MB, and a whole-prompt copy cut into chunks afterwards wrote
+   * them twice.
    */
   private scatterVisualRows(
     v: PrefillInput['visual'],
     imagePositions: readonly number[],
     start: number,
     end: number,
-  ): NonNullable<DecoderRun['visual']> {
+  ): DecoderRun['visual'] {
+    const first = lowerBound(imagePositions, start);
+    if (!v || first >= imagePositions.length || imagePositions[first] >= end) return undefined;
     const d = this.config.text.hiddenSize;
     const rows = end - start;
     const embeds = new Float32Array(rows * d);
     const deepstack = new Float32Array(this.taps * rows * d);
-    if (!v) return { embeds, deepstack };
-    for (let row = lowerBound(imagePositions, start); row < imagePositions.length; row++) {
+    for (let row = first; row < imagePositions.length; row++) {
       const at = imagePositions[row] - start;
       if (at >= rows) break;
       const source = [row * d, (row + 1) * d] as const;
