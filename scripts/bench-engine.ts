@@ -283,6 +283,11 @@ async function main(): Promise<void> {
     extend: (tokens, position) => decoder.extend(tokens, position),
     extendTop: (tokens, position) =>
       timed(tokens.length, () => decoder.extendTop(tokens, position)),
+    // Pipelined where the decoder can (graph capture): a step's time is then the gap between
+    // two tokens.
+    stepGreedy:
+      decoder.stepGreedy &&
+      ((token, position) => timed(1, () => decoder.stepGreedy!(token, position))),
     get topLogitsPerRow() {
       return decoder.topLogitsPerRow;
     },

@@ -83,6 +83,15 @@ export interface TextDecoder {
    * then neither reads nor scans the vocabulary.
    */
   extendTop(tokenIds: number[], position: number): Promise<TopLogits[]>;
+  /**
+   * Greedy decoding's next step: extendTop([tokenId], position)[0], where the decoder can also
+   * queue the step after it on the device, fed this step's argmax (ties to the lower id), before
+   * the host has read this one: a following stepGreedy with that token at the next position
+   * then takes the queued step's result, and the host's reading and bookkeeping overlap the
+   * device's work (the graph-capture decoder). Any other call drops the queued step. Only for
+   * choices that are the argmax: greedy, no repetition penalty.
+   */
+  stepGreedy?(tokenId: number, position: number): Promise<TopLogits>;
   /** How many best logits extendTop returns per row; 0 when it cannot. */
   readonly topLogitsPerRow: number;
   /** Drops cached positions from `length` on (the next run writes there). */

@@ -20,6 +20,7 @@ import type {
   GenerateRequest,
   LoadedModel,
   TextDecoder,
+  TopLogits,
 } from '../../server/engine/contracts';
 import { isEngineError } from '../../server/engine/errors';
 import { createChatEngine } from '../../server/engine/generation/chat-engine';
@@ -182,6 +183,47 @@ describe('engine with WebGPU graph capture (onnxruntime-web)', function () {
         assert.equal(argmax(got[i]), argmax(want[i]), `${how}, row ${i}: best token`);
       }
     }
+  });
+
+  it('pipelined greedy steps (stepGreedy) give what plain steps give, whatever call comes next', async () => {
+    /** Greedy steps, a step with another token than the argmax, a verification run, more steps. */
+    const run = async (decoder: TextDecoder, pipelined: boolean) => {
+      const greedy = (token: number, position: number) =>
+        pipelined
+          ? decoder.stepGreedy!(token, position)
+          : decoder.extendTop([token], position).then((rows) => rows[0]);
+      const n = GRID_PROMPT.inputIds.length;
+      const at = () => GRID_PROMPT_NEXT_POSITION + decoder.pastLength - n;
+      const rows: TopLogits[] = [];
+      let token = argmax(await decoder.prefill(GRID_PROMPT));
+      for (let i = 0; i < 6; i++) {
+        rows.push(await greedy(token, at()));
+        token = rows.at(-1)!.ids[0];
+      }
+      // Not the argmax: the queued step is not this one.
+      rows.push(await greedy(token + 1, at()));
+      token = rows.at(-1)!.ids[0];
+      rows.push(await greedy(token, at()));
+      rows.push(...(await decoder.extendTop([rows.at(-1)!.ids[0], 7, 8], at())));
+      decoder.truncate(decoder.pastLength - 1);
+      token = 9;
+      for (let i = 0; i < 4; i++) {
+        rows.push(await greedy(token, at()));
+        token = rows.at(-1)!.ids[0];
+      }
+      return rows;
+    };
+    const want = await run(models[0].decoder, false);
+    const got = await run(models[1].decoder, true);
+    assert.equal(got.length, want.length);
+    got.forEach((row, i) => {
+      // The best token; below it near-equal logits may swap places between the two runtimes.
+      assert.equal(row.ids[0], want[i].ids[0], `row ${i}`);
+      const scale = Math.abs(want[i].logits[0]);
+      row.logits.forEach((v, j) =>
+        assert.ok(Math.abs(v - want[i].logits[j]) < 2e-2 * scale, `row ${i}[${j}]`),
+      );
+    });
   });
 
   it("answers a screenshot and its refinement as the engine's own WebGPU decoder does", async () => {

@@ -123,6 +123,15 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
   };
   // Runs after prefill bring back each row's best logits only, when those pick the same token.
   const topOnly = fitsTopLogits(sampler, decoder.topLogitsPerRow);
+  // Argmax choices let the decoder queue the next step before the host reads this one
+  // (stepGreedy). A step queued when drafts turn up is wasted, so after a run with drafts the
+  // next step is not pipelined.
+  const pipelinable =
+    topOnly &&
+    decoder.stepGreedy !== undefined &&
+    (sampler.greedy || sampler.temperature <= 0) &&
+    sampler.repetitionPenalty === 1;
+  let lastRunDrafted = false;
   const penalized = (logits: RowScores): RowScores => {
     if (sampler.repetitionPenalty === 1 || !(logits instanceof Float32Array)) return logits;
     const copy = Float32Array.from(logits);
@@ -154,9 +163,13 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
       : [];
     const stepStarted = performance.now();
     if (drafts.length === 0) {
-      logits = topOnly
-        ? (await decoder.extendTop([token], position))[0]
-        : await decoder.step(token, position);
+      logits =
+        pipelinable && !lastRunDrafted
+          ? await decoder.stepGreedy!(token, position)
+          : topOnly
+            ? (await decoder.extendTop([token], position))[0]
+            : await decoder.step(token, position);
+      lastRunDrafted = false;
       decodeMs += performance.now() - stepStarted;
       decodeSteps++;
       planner?.record(0, 0);
@@ -170,6 +183,7 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
     decodeMs += performance.now() - stepStarted;
     decodeSteps++;
     drafted += drafts.length;
+    lastRunDrafted = true;
     let kept = 0;
     for (; kept < drafts.length; kept++) {
       const verdict = verifyDraft(penalized(rows[kept]), drafts[kept], sampler, random);

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type * as Ort from 'onnxruntime-web';
 import type { Qwen3VLConfig } from '../checkpoint/config';
+import type { TopLogits } from '../contracts';
 import { EngineError } from '../errors';
 import { DECODER_INPUTS, DECODER_OUTPUTS, topLogitsPerRow } from '../onnx/decoder-graph';
 import { topLogitsFromBlocks } from './best-logits';
@@ -42,6 +43,16 @@ export class CapturedTextDecoder extends TokenDecoder {
   private readonly rope: MropeTables;
   /** Per MRoPE stream, the position each rotary table row holds (NaN: not written yet). */
   private readonly tableRows: Float64Array[];
+  /** The greedy step queued ahead by the last stepGreedy (see stepAhead). */
+  private queued?: {
+    past: number;
+    position: number;
+    /** Its input: the last step's argmax. */
+    token: Promise<number>;
+    scores: Promise<TopLogits[]>;
+  };
+  /** The staging slot of the latest read (queued reads alternate between two). */
+  private slot = 0;
 
   private constructor(
     config: Qwen3VLConfig,
@@ -114,6 +125,7 @@ export class CapturedTextDecoder extends TokenDecoder {
   }
 
   async dispose(): Promise<void> {
+    await this.dropQueued();
     await this.promptForm.release();
     for (const session of this.staticSessions) await session.release();
     this.bindings.destroy();
@@ -132,6 +144,8 @@ export class CapturedTextDecoder extends TokenDecoder {
       );
     }
     const s = run.ids.length;
+    if (run.ahead && s === 1) return this.stepAhead(run);
+    await this.dropQueued();
     if (run.tokens === 'generated' && s === 1) {
       this.placeRotaryRows(run.past, run.positions);
       await this.stepRun.run(run.ids, run.past);
@@ -176,6 +190,59 @@ export class CapturedTextDecoder extends TokenDecoder {
       logits: async () => (await verify.run.readLogits()).subarray(from * vocab, s * vocab),
       top: async (count) => (await verify.run.readTop(count)).slice(from, s),
     };
+  }
+
+  /**
+   * A greedy step (TextDecoder.stepGreedy): the step queued by the last one when it is this one
+   * (same row, position and token), else run now; then the next step queued on this one's
+   * argmax, copied to its input on the GPU, before this one's scores reach the host. Each
+   * step's scores are copied out in queue order, to alternating staging buffers.
+   */
+  private async stepAhead(run: DecoderRun): Promise<RunScores> {
+    const position = run.positions[0][0];
+    const queued = this.queued;
+    this.queued = undefined;
+    let scores: Promise<TopLogits[]>;
+    if (
+      queued &&
+      queued.past === run.past &&
+      queued.position === position &&
+      (await queued.token) === run.ids[0]
+    ) {
+      scores = queued.scores;
+    } else {
+      if (queued) await queued.scores.catch(() => undefined);
+      this.placeRotaryRows(run.past, run.positions);
+      await this.stepRun.run(run.ids, run.past);
+      scores = this.stepRun.readTop(this.topLogitsPerRow, (this.slot ^= 1));
+    }
+    const next = { past: run.past + 1, position: position + 1 };
+    if (next.past < this.capacity) {
+      this.placeRotaryRows(next.past, [[next.position], [next.position], [next.position]]);
+      await this.stepRun.run('chosen', next.past);
+      this.queued = {
+        ...next,
+        token: scores.then((rows) => rows[0].ids[0]),
+        scores: this.stepRun.readTop(this.topLogitsPerRow, (this.slot ^= 1)),
+      };
+      // A step never taken is read anyway (dropQueued): its failure is not this run's.
+      this.queued.scores.catch(() => undefined);
+    }
+    return {
+      logits: () => Promise.reject(new Error('a greedy step returns its best logits only')),
+      top: async (count) =>
+        (await scores).map((row) => ({
+          ids: row.ids.slice(0, count),
+          logits: row.logits.slice(0, count),
+        })),
+    };
+  }
+
+  /** Waits for a queued step's scores to be read (their staging buffer is free again). */
+  private async dropQueued(): Promise<void> {
+    const queued = this.queued;
+    this.queued = undefined;
+    if (queued) await queued.scores.catch(() => undefined);
   }
 
   /** Writes the table rows of cache rows past.. whose positions differ from what they hold. */

@@ -199,12 +199,16 @@ export class StaticRun {
     await this.session.run(this.feeds, this.fetches);
   }
 
-  /** Each row's `count` best logits (waits for the run). */
-  async readTop(count: number): Promise<TopLogits[]> {
+  /**
+   * Each row's `count` best logits (waits for the run; copied out at once, so a run queued
+   * meanwhile does not overwrite them; reads outstanding together take different `slot`s).
+   */
+  async readTop(count: number, slot = 0): Promise<TopLogits[]> {
     const kept = keptLogitBlocks(this.vocabSize);
     const [blockIds, values] = await this.gpu.read(
       [this.io.blocks.buffer, this.io.blockLogits.buffer],
       [this.rows * kept * 8, this.rows * kept * LOGIT_BLOCK * 4],
+      slot,
     );
     return topLogitsFromBlocks(
       new BigInt64Array(blockIds),

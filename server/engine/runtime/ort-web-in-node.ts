@@ -140,7 +140,8 @@ export type GpuDataType = keyof typeof ELEMENT_BYTES;
 
 /** GPU buffers made into onnxruntime-web tensors, written and read by the host. */
 export class GpuTensors {
-  private readonly staging = new Map<number, GpuBuffer>();
+  /** Staging buffers by size and slot. */
+  private readonly staging = new Map<string, GpuBuffer>();
   private readonly created: GpuBuffer[] = [];
 
   private constructor(
@@ -210,18 +211,23 @@ export class GpuTensors {
     this.device.queue.writeBuffer(buffer, offset, data);
   }
 
-  /** The buffers' contents (their first `bytes[i]` bytes), through one staging buffer and one map. */
-  async read(buffers: GpuBuffer[], bytes: number[]): Promise<ArrayBuffer[]> {
+  /**
+   * The buffers' contents (their first `bytes[i]` bytes), through one staging buffer and one map.
+   * The copy is queued at once, in queue order with runs; reads outstanding at the same time
+   * take different `slot`s.
+   */
+  async read(buffers: GpuBuffer[], bytes: number[], slot = 0): Promise<ArrayBuffer[]> {
     const offsets: number[] = [];
     let size = 0;
     for (const length of bytes) {
       offsets.push(size);
       size += Math.ceil(length / 16) * 16;
     }
-    let staging = this.staging.get(size);
+    const key = `${size}/${slot}`;
+    let staging = this.staging.get(key);
     if (!staging) {
       staging = this.device.createBuffer({ size, usage: USAGE.mapRead | USAGE.copyDst });
-      this.staging.set(size, staging);
+      this.staging.set(key, staging);
     }
     const encoder = this.device.createCommandEncoder();
     buffers.forEach((buffer, i) =>

@@ -33,6 +33,8 @@ export interface DecoderRun {
   numLogits: number;
   /** Whether the host reads every logit or only each row's best. */
   scores: 'full' | 'top';
+  /** A greedy step whose successor the decoder may queue (TextDecoder.stepGreedy). */
+  ahead?: boolean;
 }
 
 /** A run's scores, read when wanted. */
@@ -213,6 +215,15 @@ export abstract class TokenDecoder implements TextDecoder {
     return (await this.runTokens(tokenIds, position, 'top')).top(this.topLogitsPerRow);
   }
 
+  async stepGreedy(tokenId: number, position: number): Promise<TopLogits> {
+    if (this.topLogitsPerRow === 0) {
+      throw new EngineError('bad_request', 'this decoder graph has no best_block_* outputs');
+    }
+    this.assertStarted('stepGreedy');
+    const scores = await this.runTokens([tokenId], position, 'top', true);
+    return (await scores.top(this.topLogitsPerRow))[0];
+  }
+
   async step(tokenId: number, position: number): Promise<Float32Array> {
     this.assertStarted('step');
     return (await this.runTokens([tokenId], position, 'full')).logits();
@@ -225,7 +236,7 @@ export abstract class TokenDecoder implements TextDecoder {
   }
 
   /** A decode-time run of text tokens at positions position, position+1, ... */
-  private runTokens(tokenIds: number[], position: number, scores: 'full' | 'top') {
+  private runTokens(tokenIds: number[], position: number, scores: 'full' | 'top', ahead = false) {
     const n = tokenIds.length;
     const positions = Array.from({ length: n }, (_, i) => position + i);
     return this.run({
@@ -235,6 +246,7 @@ export abstract class TokenDecoder implements TextDecoder {
       tokens: 'generated',
       numLogits: n,
       scores,
+      ahead,
     });
   }
 
