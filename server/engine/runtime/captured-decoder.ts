@@ -3,8 +3,8 @@
  * (ort-web-in-node.ts): onnxruntime-node 1.30 cannot capture, and a decode step there spends
  * most of its time recording and submitting ~250 dispatches (docs/bench/2026-11-27-h200).
  *
- * A graph-capture build (build-graphs.ts `capture`) has two forms of the decoder over one KV
- * cache of `capacity` rows per layer and K/V, bound in place (in-place-sessions.ts):
+ * A graph-capture build (build-graphs.ts `capture`) has two or three forms of the decoder over
+ * one KV cache of `capacity` rows per layer and K/V, bound in place (in-place-sessions.ts):
  * - the step, one token with every shape fixed, recorded on its first run and replayed after
  *   (its token and lengths written into its own buffers, its scores read from its own);
  * - the prompt form, any number of tokens: prompts, reused-prefix suffixes and speculative
@@ -14,6 +14,8 @@
  *   real row; its cache rows lie beyond the cache's length and are overwritten later).
  * Rotary tables are rows of one table indexed by cache row; a run writes the rows of its
  * positions where they differ from what the table holds (an image's rows, then text).
+ * Greedy steps are pipelined (stepAhead): each queues the next on its own argmax before the
+ * host has read it.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
