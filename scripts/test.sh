@@ -45,12 +45,13 @@ else
   echo 'setup-vulkan failed: the WebGPU engine tests will be skipped' >&2
 fi
 
-stage 'unit, engine and server tests'
-run_tests npx mocha
-
+# Before the unit tests: the webview suites among them drive Chromium (they skip without it).
 stage 'test environment: Chromium, Node 24, code-server (cached in .tools/)'
 env_ready=0
 if bash scripts/setup-test-env.sh; then env_ready=1; else broken 'setup-test-env'; fi
+
+stage 'unit, engine and server tests'
+run_tests npx mocha
 
 stage 'package: the linux-x64 .vsix and its contents'
 packaged=0
