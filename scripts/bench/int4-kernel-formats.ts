@@ -4,7 +4,8 @@
  * runs alternated round by round (this machine's speed drifts):
  *   tsx scripts/bench/int4-kernel-formats.ts [--formats 32:zp:4,32:sym:4,64:sym:4,128:sym:4,32:zp:0]
  *     [--threads 0,1] [--rounds 6] [--cache DIR]
- * A format is BLOCK:zp|sym:ACCURACY_LEVEL (the engine's CPU int4 is 32:zp:4); threads 0 is
+ * A format is BLOCK:zp|sym:ACCURACY_LEVEL[:lut] (the engine's CPU int4 is 32:zp:4; lut: with
+ * onnxruntime's lookup-table kernel, session config mlas.use_lut_gemm); threads 0 is
  * onnxruntime's default (one per core). Prints one JSON line per variant: median and best ms of
  * a pass over every matrix, the bytes it reads and the GB/s that makes, and its speed against
  * the first variant. Whether a variant reads faster, not only fewer bytes, says whether the
@@ -20,6 +21,8 @@ import { type KernelFormat, ensureGraph, passBytes } from './int4-kernel-ceiling
 interface Variant {
   format: KernelFormat;
   threads: number;
+  /** onnxruntime's lookup-table int4 kernel (session config mlas.use_lut_gemm). */
+  lut: boolean;
 }
 
 function parseArgs(argv: string[]) {
@@ -38,16 +41,26 @@ function parseArgs(argv: string[]) {
     else if (flag === '--cache') options.cache = resolve(value);
     else throw new Error(`unknown option ${flag}`);
   }
-  const formats = options.formats.split(',').map((spec): KernelFormat => {
-    const [block, zero, level] = spec.split(':');
-    if (!['zp', 'sym'].includes(zero) || !(Number(block) > 0) || level === undefined) {
-      throw new Error(`a format is BLOCK:zp|sym:LEVEL, e.g. 32:zp:4, not ${spec}`);
+  const formats = options.formats.split(',').map((spec) => {
+    const [block, zero, level, kernel] = spec.split(':');
+    if (
+      !['zp', 'sym'].includes(zero) ||
+      !(Number(block) > 0) ||
+      level === undefined ||
+      ![undefined, 'lut'].includes(kernel)
+    ) {
+      throw new Error(`a format is BLOCK:zp|sym:LEVEL[:lut], e.g. 32:zp:4, not ${spec}`);
     }
-    return { blockSize: Number(block), zeroPoints: zero === 'zp', accuracyLevel: Number(level) };
+    const format: KernelFormat = {
+      blockSize: Number(block),
+      zeroPoints: zero === 'zp',
+      accuracyLevel: Number(level),
+    };
+    return { format, lut: kernel === 'lut' };
   });
   const threads = options.threads.split(',').map(Number);
-  const variants: Variant[] = formats.flatMap((format) =>
-    threads.map((count) => ({ format, threads: count })),
+  const variants: Variant[] = formats.flatMap(({ format, lut }) =>
+    threads.map((count) => ({ format, lut, threads: count })),
   );
   return { variants, rounds: options.rounds, cache: options.cache };
 }
@@ -69,7 +82,9 @@ async function main(): Promise<void> {
       ensureGraph(text, cache, 'cpu', variant.format),
       {
         graphOptimizationLevel: 'all',
-        extra: SESSION_CONFIG,
+        extra: variant.lut
+          ? { session: { ...SESSION_CONFIG.session, 'mlas.use_lut_gemm': '1' } }
+          : SESSION_CONFIG,
         ...(variant.threads ? { intraOpNumThreads: variant.threads } : {}),
       },
     );
@@ -103,6 +118,7 @@ async function main(): Promise<void> {
         block_size: blockSize,
         zero_points: zeroPoints,
         accuracy_level: accuracyLevel,
+        lut_kernel: variant.lut,
         threads: variant.threads || 'default',
         median_ms: +ms.toFixed(1),
         best_ms: +Math.min(...times).toFixed(1),

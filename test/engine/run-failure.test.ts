@@ -31,7 +31,7 @@ describe('an onnxruntime failure in the middle of a generation', function () {
     const decoder = new Proxy(real, {
       get(target, prop) {
         const value = Reflect.get(target, prop, target);
-        const runs = ['step', 'extend', 'extendTop'];
+        const runs = ['step', 'stepGreedy', 'extend', 'extendTop'];
         if (!runs.includes(String(prop)) || typeof value !== 'function') {
           return typeof value === 'function' ? value.bind(target) : value;
         }
