@@ -125,6 +125,26 @@ describe('ONNX build cache', () => {
     }
   });
 
+  it('drops stale builds of its own variant only, not those whose names extend it', () => {
+    const build = (key: string, variant: 'gpu-int4' | 'gpu-int4-captured-4096') =>
+      ensureBuild(
+        cacheDir,
+        key,
+        variant,
+        1,
+        (dir) => writeFileSync(join(dir, 'decoder.onnx'), key),
+        'ckpt',
+      );
+    const captured = build('a'.repeat(32), 'gpu-int4-captured-4096');
+    build('b'.repeat(32), 'gpu-int4');
+    // A new gpu-int4 build of the same checkpoint replaces the old gpu-int4 one, nothing else.
+    build('c'.repeat(32), 'gpu-int4');
+    assert.deepEqual(builtDirs(cacheDir).sort(), [
+      basename(captured.dir),
+      `gpu-int4-${'c'.repeat(32)}`,
+    ]);
+  });
+
   it('refuses to start a build that cannot fit on the disk, leaving nothing behind', () => {
     assert.throws(
       () => ensureBuild(cacheDir, 'k', 'fp32', 1e18, () => assert.fail('must not build')),

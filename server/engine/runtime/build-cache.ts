@@ -251,7 +251,10 @@ function removeStaleBuilds(
     if (dir === keep || !entry.startsWith(`${precision}-`)) continue;
     try {
       const manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
-      if (manifest.source === source) rmSync(dir, { recursive: true, force: true });
+      // The same variant only: 'gpu-int4-captured-4096' also starts with 'gpu-int4-'.
+      if (manifest.source === source && manifest.precision === precision) {
+        rmSync(dir, { recursive: true, force: true });
+      }
     } catch {
       // not a build of ours (or unreadable): leave it alone
     }
