@@ -41,7 +41,7 @@ export async function createInPlaceSession(
   if (size > WASM_WEIGHTS_LIMIT) {
     throw new EngineError(
       'bad_request',
-      `${basename(path)} has ${(size / 1e9).toFixed(1)} GB of weights: onnxruntime-web loads them into its 4 GB WebAssembly memory, which cannot hold more than about ${WASM_WEIGHTS_LIMIT / 1e9} GB (use int4, or run without graph capture)`,
+      `${basename(path)} has ${(size / 1e9).toFixed(1)} GB of weights: onnxruntime-web loads them into its 4 GB WebAssembly memory, which cannot hold more than about ${WASM_WEIGHTS_LIMIT / 1e9} GB (a 2B or 4B model in int4 fits; otherwise run without graph capture)`,
     );
   }
   return loadOrtWeb().InferenceSession.create(readFileSync(path), {
