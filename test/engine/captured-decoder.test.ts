@@ -257,6 +257,46 @@ describe('engine with WebGPU graph capture (onnxruntime-web)', function () {
     }
   });
 
+  it('a run that fails mid-generation (a step queued ahead) leaves the next answers right', async () => {
+    // The failure is injected after a real run (onnxruntime is the party outside the project),
+    // when a pipelined step is queued on the device and the cache holds rows never accounted for.
+    const failure = 'Non-zero status code returned while running MatMulNBits';
+    const real = models[1].decoder;
+    let runsLeft = 4;
+    const failing = new Proxy(real, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (typeof value !== 'function') return value;
+        if (!['stepGreedy', 'extendTop', 'extend', 'step'].includes(String(prop))) {
+          return value.bind(target);
+        }
+        return async (...args: unknown[]) => {
+          const result = await value.apply(target, args);
+          if (--runsLeft === 0) throw new Error(failure);
+          return result;
+        };
+      },
+    }) as TextDecoder;
+    const faulty = createChatEngine(
+      { ...models[1], decoder: failing },
+      loadChatCheckpoint(join(dir, 'model')),
+      { modelName: 'wide-head' },
+    );
+    const first = request([ask]);
+    await assert.rejects(faulty.generate(first), (error: Error) => error.message === failure);
+    const want = await plain.generate(first);
+    assert.deepEqual((await faulty.generate(first)).tokenIds, want.tokenIds);
+    // And a refinement through the reused prefix.
+    const refine = request([
+      ask,
+      { role: 'assistant', content: want.text },
+      { role: 'user', content: 'Make the header blue.' },
+    ]);
+    const got = await faulty.generate(refine);
+    assert.ok(got.stats!.reusedTokens > 0);
+    assert.deepEqual(got.tokenIds, (await plain.generate(refine)).tokenIds);
+  });
+
   it('refuses a verification run of fewer than 2 or more than 64 tokens', async () => {
     for (const verifyRows of [1, 65]) {
       await assert.rejects(
