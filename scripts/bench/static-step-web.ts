@@ -9,15 +9,13 @@
  */
 import type * as Ort from 'onnxruntime-web';
 import type { Qwen3VLConfig } from '../../server/engine/checkpoint/config';
-import { DECODER_INPUTS, DECODER_OUTPUTS } from '../../server/engine/onnx/decoder-graph';
-import { topLogitsFromBlocks } from '../../server/engine/runtime/best-logits';
 import {
   InPlaceBindings,
   StaticRun,
   createInPlaceSession,
+  runPromptForm,
 } from '../../server/engine/runtime/in-place-sessions';
 import { MropeTables } from '../../server/engine/runtime/mrope';
-import { loadOrtWeb } from '../../server/engine/runtime/ort-web-in-node';
 
 /** A generation's tokens (the prompt's next token first) and timings. */
 export interface Decoded {
@@ -63,56 +61,22 @@ async function readBest(run: StaticRun): Promise<number[]> {
 }
 
 /**
- * A text prompt (positions 0, 1, ...) in one run of the prompt form (decoder-graph.ts
- * `inPlaceCache` without `staticRows`), written into the shared cache; the greedy next token.
+ * A text prompt (positions 0, 1, ...) in one run of the prompt form, written into the shared
+ * cache; the greedy next token.
  */
-async function runPromptForm(
+async function promptFormToken(
   session: Ort.InferenceSession,
   shared: InPlaceBindings,
   config: Qwen3VLConfig,
   prompt: number[],
 ): Promise<number> {
-  const ort = loadOrtWeb();
-  const t = config.text;
-  const n = prompt.length;
-  const taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
-  const one = new ort.Tensor('int64', BigInt64Array.of(1n), [1]);
-  const { feeds, fetches } = shared.bindingsOf(session);
-  const result = await session.run(
-    {
-      ...feeds,
-      [DECODER_INPUTS.ids]: new ort.Tensor('int64', BigInt64Array.from(prompt, BigInt), [1, n]),
-      [DECODER_INPUTS.visual]: new ort.Tensor('float32', new Float32Array(n * t.hiddenSize), [
-        1,
-        n,
-        t.hiddenSize,
-      ]),
-      [DECODER_INPUTS.deepstack]: new ort.Tensor(
-        'float32',
-        new Float32Array(taps * n * t.hiddenSize),
-        [taps, 1, n, t.hiddenSize],
-      ),
-      [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(n - 1), [1]),
-      [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(n), []),
-      [DECODER_INPUTS.numLogits]: one,
-      [DECODER_INPUTS.returnedLogits]: one,
-    },
-    {
-      ...fetches,
-      [DECODER_OUTPUTS.logits]: null,
-      [DECODER_OUTPUTS.bestBlocks]: null,
-      [DECODER_OUTPUTS.bestBlockLogits]: null,
-    },
-  );
-  const blocks = result[DECODER_OUTPUTS.bestBlocks];
-  const values = result[DECODER_OUTPUTS.bestBlockLogits].data as Float32Array;
-  return topLogitsFromBlocks(
-    blocks.data as BigInt64Array,
-    values,
-    blocks.dims[1],
-    1,
-    t.vocabSize,
-  )[0].ids[0];
+  const scores = await runPromptForm(session, shared, config, {
+    ids: prompt,
+    past: 0,
+    numLogits: 1,
+    returnedLogits: 1,
+  });
+  return scores.top(1)[0].ids[0];
 }
 
 /**
@@ -139,9 +103,9 @@ export async function decodeStaticStep(
     if (options.promptForm) {
       sessions.push(await createInPlaceSession(options.promptForm, { capture: false }));
       // Timed the second time, as the engine's prompt is: the first compiles the shaders.
-      await runPromptForm(sessions[1], shared, graph.config, prompt);
+      await promptFormToken(sessions[1], shared, graph.config, prompt);
       started = performance.now();
-      tokens = [await runPromptForm(sessions[1], shared, graph.config, prompt)];
+      tokens = [await promptFormToken(sessions[1], shared, graph.config, prompt)];
     } else {
       for (const [position, id] of prompt.entries()) await session.run([id], position);
       tokens = await readBest(session);

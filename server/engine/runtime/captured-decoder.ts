@@ -23,12 +23,15 @@ import type * as Ort from 'onnxruntime-web';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { TopLogits } from '../contracts';
 import { EngineError } from '../errors';
-import { DECODER_INPUTS, DECODER_OUTPUTS, topLogitsPerRow } from '../onnx/decoder-graph';
-import { topLogitsFromBlocks } from './best-logits';
-import { InPlaceBindings, StaticRun, createInPlaceSession } from './in-place-sessions';
+import { topLogitsPerRow } from '../onnx/decoder-graph';
+import {
+  InPlaceBindings,
+  StaticRun,
+  createInPlaceSession,
+  runPromptForm,
+} from './in-place-sessions';
 import type { CacheType } from './kv-cache';
 import { MropeTables } from './mrope';
-import { loadOrtWeb } from './ort-web-in-node';
 import { type DecoderRun, type Positions, type RunScores, TokenDecoder } from './token-decoder';
 
 export interface CapturedDecoderGraphs {
@@ -267,51 +270,11 @@ export class CapturedTextDecoder extends TokenDecoder {
   }
 
   private async runPromptForm(run: DecoderRun): Promise<RunScores> {
-    const ort = loadOrtWeb();
-    const t = this.config.text;
-    const s = run.ids.length;
-    const end = run.past + s;
-    const visual = run.visual ?? {
-      embeds: new Float32Array(s * t.hiddenSize),
-      deepstack: new Float32Array(this.taps * s * t.hiddenSize),
-    };
-    const int64 = (value: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(value)), [1]);
-    const { feeds, fetches } = this.bindings.bindingsOf(this.promptForm);
-    const result = await this.promptForm.run(
-      {
-        ...feeds,
-        [DECODER_INPUTS.ids]: new ort.Tensor('int64', BigInt64Array.from(run.ids, BigInt), [1, s]),
-        [DECODER_INPUTS.visual]: new ort.Tensor('float32', visual.embeds, [1, s, t.hiddenSize]),
-        [DECODER_INPUTS.deepstack]: new ort.Tensor('float32', visual.deepstack, [
-          this.taps,
-          1,
-          s,
-          t.hiddenSize,
-        ]),
-        [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(end - 1), [1]),
-        [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(end), []),
-        [DECODER_INPUTS.numLogits]: int64(run.numLogits),
-        [DECODER_INPUTS.returnedLogits]: int64(run.scores === 'full' ? run.numLogits : 0),
-      },
-      {
-        ...fetches,
-        [DECODER_OUTPUTS.logits]: null,
-        [DECODER_OUTPUTS.bestBlocks]: null,
-        [DECODER_OUTPUTS.bestBlockLogits]: null,
-      },
-    );
-    const blocks = result[DECODER_OUTPUTS.bestBlocks];
-    return {
-      logits: async () => result[DECODER_OUTPUTS.logits].data as Float32Array,
-      top: async (count) =>
-        topLogitsFromBlocks(
-          blocks.data as BigInt64Array,
-          result[DECODER_OUTPUTS.bestBlockLogits].data as Float32Array,
-          blocks.dims[1],
-          count,
-          t.vocabSize,
-        ),
-    };
+    const scores = await runPromptForm(this.promptForm, this.bindings, this.config, {
+      ...run,
+      returnedLogits: run.scores === 'full' ? run.numLogits : 0,
+    });
+    return { logits: async () => scores.logits, top: async (count) => scores.top(count) };
   }
 }
 

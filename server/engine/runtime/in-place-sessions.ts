@@ -8,7 +8,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type * as Ort from 'onnxruntime-web';
-import type { TextConfig } from '../checkpoint/config';
+import type { Qwen3VLConfig, TextConfig } from '../checkpoint/config';
 import type { TopLogits } from '../contracts';
 import { EngineError } from '../errors';
 import {
@@ -232,3 +232,73 @@ export class StaticRun {
 }
 
 type StaticIo = 'ids' | 'seqlens' | 'total' | 'logits' | 'blocks' | 'blockLogits' | 'chosen';
+
+/** A run of the prompt form (decoder-graph.ts `inPlaceCache` without `staticRows`). */
+export interface PromptFormRun {
+  ids: number[];
+  /** Cached tokens before it: the run writes the shared cache from there on. */
+  past: number;
+  /** The image rows ([S, hidden], [taps, S, hidden]); zeros when absent. */
+  visual?: { embeds: Float32Array; deepstack: Float32Array };
+  /** Rows of scores, from the last; `returnedLogits` of them with every logit (0: best only). */
+  numLogits: number;
+  returnedLogits: number;
+}
+
+/**
+ * One run of the prompt form over the shared bindings (its scores come back to the host): the
+ * last numLogits rows' logits, and each row's best logits on demand.
+ */
+export async function runPromptForm(
+  session: Ort.InferenceSession,
+  bindings: InPlaceBindings,
+  config: Qwen3VLConfig,
+  run: PromptFormRun,
+): Promise<{ logits: Float32Array; top(count: number): TopLogits[] }> {
+  const ort = loadOrtWeb();
+  const t = config.text;
+  const taps = Math.max(1, config.vision.deepstackVisualIndexes.length);
+  const s = run.ids.length;
+  const end = run.past + s;
+  const visual = run.visual ?? {
+    embeds: new Float32Array(s * t.hiddenSize),
+    deepstack: new Float32Array(taps * s * t.hiddenSize),
+  };
+  const int64 = (value: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(value)), [1]);
+  const { feeds, fetches } = bindings.bindingsOf(session);
+  const result = await session.run(
+    {
+      ...feeds,
+      [DECODER_INPUTS.ids]: new ort.Tensor('int64', BigInt64Array.from(run.ids, BigInt), [1, s]),
+      [DECODER_INPUTS.visual]: new ort.Tensor('float32', visual.embeds, [1, s, t.hiddenSize]),
+      [DECODER_INPUTS.deepstack]: new ort.Tensor('float32', visual.deepstack, [
+        taps,
+        1,
+        s,
+        t.hiddenSize,
+      ]),
+      [DECODER_INPUTS.seqlens]: new ort.Tensor('int32', Int32Array.of(end - 1), [1]),
+      [DECODER_INPUTS.total]: new ort.Tensor('int32', Int32Array.of(end), []),
+      [DECODER_INPUTS.numLogits]: int64(run.numLogits),
+      [DECODER_INPUTS.returnedLogits]: int64(run.returnedLogits),
+    },
+    {
+      ...fetches,
+      [DECODER_OUTPUTS.logits]: null,
+      [DECODER_OUTPUTS.bestBlocks]: null,
+      [DECODER_OUTPUTS.bestBlockLogits]: null,
+    },
+  );
+  const blocks = result[DECODER_OUTPUTS.bestBlocks];
+  return {
+    logits: result[DECODER_OUTPUTS.logits].data as Float32Array,
+    top: (count) =>
+      topLogitsFromBlocks(
+        blocks.data as BigInt64Array,
+        result[DECODER_OUTPUTS.bestBlockLogits].data as Float32Array,
+        blocks.dims[1],
+        count,
+        t.vocabSize,
+      ),
+  };
+}
