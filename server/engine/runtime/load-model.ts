@@ -70,12 +70,10 @@ async function loadCaptured(
   const progress = options.onProgress ?? (() => {});
   const { capacity, verifyRows } = options.graphCapture!;
   progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
-  const vision = await ort.InferenceSession.create(visionPath, {
-    executionProviders: executionProviders('webgpu', options.webgpuOptions),
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    extra: SESSION_CONFIG,
-  });
+  const vision = await ort.InferenceSession.create(
+    visionPath,
+    baseSessionOptions('webgpu', options.webgpuOptions),
+  );
   progress({ stage: 'load', item: 'decoder', done: 1, total: 2 });
   let decoder: CapturedTextDecoder;
   try {
@@ -109,6 +107,20 @@ async function loadCaptured(
   };
 }
 
+/** What every onnxruntime-node session of a model gets on `device`. */
+function baseSessionOptions(
+  device: Device,
+  webgpuOptions: LoadModelOptions['webgpuOptions'],
+): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: executionProviders(device, webgpuOptions),
+    graphOptimizationLevel: 'all',
+    // Errors only: every GPU session warns that shape operators were placed on the CPU.
+    logSeverityLevel: 3,
+    extra: SESSION_CONFIG,
+  };
+}
+
 interface Sessions {
   vision: ort.InferenceSession;
   decoder: ort.InferenceSession;
@@ -135,13 +147,7 @@ async function createSessions(
   const { vision: visionPath, decoder: decoderPath } = paths;
   const prefillPath = prefillDecoder === false ? undefined : paths.prefill;
   const total = prefillPath ? 3 : 2;
-  const base: ort.InferenceSession.SessionOptions = {
-    executionProviders: executionProviders(device, webgpuOptions),
-    graphOptimizationLevel: 'all',
-    // Errors only: every GPU session warns that shape operators were placed on the CPU.
-    logSeverityLevel: 3,
-    extra: SESSION_CONFIG,
-  };
+  const base = baseSessionOptions(device, webgpuOptions);
   progress({ stage: 'load', item: 'vision', done: 0, total });
   const vision = await ort.InferenceSession.create(visionPath, base);
   progress({ stage: 'load', item: 'decoder', done: 1, total });

@@ -207,18 +207,14 @@ export abstract class TokenDecoder implements TextDecoder {
    * sampling need no more).
    */
   async extendTop(tokenIds: number[], position: number): Promise<TopLogits[]> {
-    if (this.topLogitsPerRow === 0) {
-      throw new EngineError('bad_request', 'this decoder graph has no best_block_* outputs');
-    }
+    this.assertTopLogits();
     this.assertStarted('extendTop');
     if (tokenIds.length === 0) return [];
     return (await this.runTokens(tokenIds, position, 'top')).top(this.topLogitsPerRow);
   }
 
   async stepGreedy(tokenId: number, position: number): Promise<TopLogits> {
-    if (this.topLogitsPerRow === 0) {
-      throw new EngineError('bad_request', 'this decoder graph has no best_block_* outputs');
-    }
+    this.assertTopLogits();
     this.assertStarted('stepGreedy');
     const scores = await this.runTokens([tokenId], position, 'top', true);
     return (await scores.top(this.topLogitsPerRow))[0];
@@ -227,6 +223,12 @@ export abstract class TokenDecoder implements TextDecoder {
   async step(tokenId: number, position: number): Promise<Float32Array> {
     this.assertStarted('step');
     return (await this.runTokens([tokenId], position, 'full')).logits();
+  }
+
+  private assertTopLogits(): void {
+    if (this.topLogitsPerRow === 0) {
+      throw new EngineError('bad_request', 'this decoder graph has no best_block_* outputs');
+    }
   }
 
   private assertStarted(caller: string): void {
