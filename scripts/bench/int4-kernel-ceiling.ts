@@ -47,6 +47,15 @@ export const ENGINE_KERNEL_FORMAT: KernelFormat = {
   accuracyLevel: 4,
 };
 
+/** BLOCK:zp|sym:LEVEL, e.g. 32:zp:4 (the engine's CPU int4) or 32:sym:4 (its GPU int4). */
+export function parseKernelFormat(spec: string): KernelFormat {
+  const [block, zero, level, extra] = spec.split(':');
+  if (!['zp', 'sym'].includes(zero) || !(Number(block) > 0) || !(Number(level) >= 0) || extra) {
+    throw new Error(`a format is BLOCK:zp|sym:LEVEL, e.g. 32:zp:4, not ${spec}`);
+  }
+  return { blockSize: Number(block), zeroPoints: zero === 'zp', accuracyLevel: Number(level) };
+}
+
 /** [N, K] of every MatMulNBits a decode step runs, in order. */
 export function decodeShapes(t: TextConfig): [number, number][] {
   const q = t.numHeads * t.headDim;
@@ -84,12 +93,14 @@ export function passBytes(t: TextConfig, device: KernelDevice, format: KernelFor
  * Writes the graph once under `dir` (about the size of the model's int4 weights). On the CPU the
  * products are summed into one output so none is pruned; on WebGPU each is an output left in GPU
  * memory, since the extra reduce dispatches would cost as much as the small matrices.
+ * `anyRows`: the inputs take any number of rows (a run of several tokens), not one.
  */
 export function ensureGraph(
   t: TextConfig,
   dir: string,
   device: KernelDevice,
   format: KernelFormat = ENGINE_KERNEL_FORMAT,
+  { anyRows = false }: { anyRows?: boolean } = {},
 ): string {
   const dtype = device === 'webgpu' ? DataType.FLOAT16 : DataType.FLOAT;
   const { blockSize, zeroPoints, accuracyLevel } = format;
@@ -97,7 +108,8 @@ export function ensureGraph(
     format === ENGINE_KERNEL_FORMAT
       ? ''
       : `-b${blockSize}${zeroPoints ? '-zp' : '-sym'}-level${accuracyLevel}`;
-  const name = `int4-kernel-${device}-${t.numLayers}x${t.hiddenSize}x${t.intermediateSize}x${t.vocabSize}${variant}`;
+  const name = `int4-kernel-${device}-${t.numLayers}x${t.hiddenSize}x${t.intermediateSize}x${t.vocabSize}${variant}${anyRows ? '-rows' : ''}`;
+  const rows = anyRows ? 'rows' : 1;
   const path = join(dir, `${name}.onnx`);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
@@ -105,7 +117,7 @@ export function ensureGraph(
   const g = new GraphBuilder(name, sink);
   const inputs = new Map<number, string>();
   const input = (k: number) => {
-    if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, dtype, [1, k]));
+    if (!inputs.has(k)) inputs.set(k, g.input(`x${k}`, dtype, [rows, k]));
     return inputs.get(k)!;
   };
   let sum: string | undefined;
@@ -153,7 +165,7 @@ export function ensureGraph(
         outputs: [`y${i}`],
         ...(last ? { attrs: { to: attr.int(DataType.FLOAT) } } : {}),
       });
-      g.output(`y${i}`, last ? DataType.FLOAT : dtype, [1, n]);
+      g.output(`y${i}`, last ? DataType.FLOAT : dtype, [rows, n]);
       return;
     }
     const reduced = g.op('ReduceSum', [y], { keepdims: attr.int(1) });
@@ -174,7 +186,7 @@ export function ensureGraph(
  * to the host as the decoder's logits do. That copy is also what makes a run wait for its work:
  * with every output on the device a run returns as soon as the work is queued.
  */
-function onDeviceButLast(shapes: [number, number][]): Record<string, 'gpu-buffer' | 'cpu'> {
+export function onDeviceButLast(shapes: [number, number][]): Record<string, 'gpu-buffer' | 'cpu'> {
   return Object.fromEntries(
     shapes.map((_, i) => [`y${i}`, i === shapes.length - 1 ? 'cpu' : 'gpu-buffer']),
   );

@@ -16,7 +16,12 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { parseModelConfig } from '../../server/engine/checkpoint/config';
 import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
-import { type KernelFormat, ensureGraph, passBytes } from './int4-kernel-ceiling';
+import {
+  type KernelFormat,
+  ensureGraph,
+  parseKernelFormat,
+  passBytes,
+} from './int4-kernel-ceiling';
 
 interface Variant {
   format: KernelFormat;
@@ -42,21 +47,8 @@ function parseArgs(argv: string[]) {
     else throw new Error(`unknown option ${flag}`);
   }
   const formats = options.formats.split(',').map((spec) => {
-    const [block, zero, level, kernel] = spec.split(':');
-    if (
-      !['zp', 'sym'].includes(zero) ||
-      !(Number(block) > 0) ||
-      level === undefined ||
-      ![undefined, 'lut'].includes(kernel)
-    ) {
-      throw new Error(`a format is BLOCK:zp|sym:LEVEL[:lut], e.g. 32:zp:4, not ${spec}`);
-    }
-    const format: KernelFormat = {
-      blockSize: Number(block),
-      zeroPoints: zero === 'zp',
-      accuracyLevel: Number(level),
-    };
-    return { format, lut: kernel === 'lut' };
+    const lut = spec.endsWith(':lut');
+    return { format: parseKernelFormat(lut ? spec.slice(0, -':lut'.length) : spec), lut };
   });
   const threads = options.threads.split(',').map(Number);
   const variants: Variant[] = formats.flatMap(({ format, lut }) =>

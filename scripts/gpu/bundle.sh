@@ -11,6 +11,8 @@
 #   resize-worker.cjs the image resize's worker threads, which the bundles look for beside them
 #   capture-decode.cjs scripts/bench/capture-decode.ts bundled (decode steps with WebGPU graph
 #                    capture through onnxruntime-web)
+#   int4-kernel-rows.cjs scripts/bench/int4-kernel-rows.ts bundled (int4 matrix multiplies of a
+#                    step over 1-1,024 rows per storage format, onnxruntime-node and -web)
 #   web.tar.xz       what that needs beyond onnxruntime-node (dev dependencies): onnxruntime-web's
 #                    WebGPU build (its CommonJS entry and the asyncify WebAssembly) and the webgpu
 #                    package's linux-x64 dawn.node
@@ -32,15 +34,16 @@ OUT=.gpu-bundle
 rm -rf "$OUT"
 mkdir -p "$OUT/root/test/fixtures/qwen3vl-tiny/model" "$OUT/debs"
 
-echo "bundling scripts/bench-engine.ts, scripts/bench/profile-decode.ts, vision-formats.ts, preprocess.ts, capture-decode.ts, the resize worker ..."
+echo "bundling scripts/bench-engine.ts, scripts/bench/profile-decode.ts, vision-formats.ts, preprocess.ts, capture-decode.ts, int4-kernel-rows.ts, the resize worker ..."
 for entry in scripts/bench-engine.ts scripts/bench/profile-decode.ts scripts/bench/vision-formats.ts \
-  scripts/bench/preprocess.ts scripts/bench/capture-decode.ts server/engine/preprocess/resize-worker.ts; do
+  scripts/bench/preprocess.ts scripts/bench/capture-decode.ts scripts/bench/int4-kernel-rows.ts \
+  server/engine/preprocess/resize-worker.ts; do
   npx esbuild "$entry" --bundle --platform=node --format=cjs --target=node20 \
     --external:onnxruntime-node --external:sharp --external:onnxruntime-web --external:webgpu \
     --log-level=warning --outfile="$OUT/$(basename "$entry" .ts).cjs"
 done
 
-echo "packing onnxruntime-web's WebGPU build and webgpu's linux-x64 dawn.node for capture-decode ..."
+echo "packing onnxruntime-web's WebGPU build and webgpu's linux-x64 dawn.node for capture-decode, int4-kernel-rows ..."
 tar cJf "$OUT/web.tar.xz" -C node_modules \
   onnxruntime-web/package.json onnxruntime-web/dist/ort.webgpu.min.js \
   onnxruntime-web/dist/ort-wasm-simd-threaded.asyncify.mjs \

@@ -27,6 +27,10 @@
 # compiles the subgroup-matrix MatMulNBits that onnxruntime-node runs for 4+ rows out of
 # WebAssembly builds: scripts/bench/capture-decode.ts; int4 unless told; CAPTURE_ARGS replaces
 # "--verify-rows 4,17,32"),
+# "kernels[:FORMATS]" (a decode step's int4 matrix multiplies over 1 to 1,024 rows, per storage
+# format, on onnxruntime-node and onnxruntime-web: whether another block size than 32 keeps runs
+# of 4-64 tokens off the subgroup-matrix kernel and makes them cheaper; FORMATS like
+# 32+sym+4/64+sym+4, scripts/bench/int4-kernel-rows.ts, its four GPU formats unless told),
 # "baseline:WxH" or "profile:PRECISION[:OPTIONS]" (decode step
 # time against the cache length, verification runs of 1-33 tokens with every logit or the best
 # only, and an onnxruntime profile with GPU kernel times, summarized;
@@ -43,7 +47,7 @@ WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
 JOBS=${JOBS:-engine:int4:1280x800:--graph-capture,4096 \
-engine:int4:1280x800:--graph-capture,4096,--graph-capture-verify,32 engine:int4:1280x800 capture \
+engine:int4:1280x800:--graph-capture,4096,--graph-capture-verify,32 engine:int4:1280x800 kernels capture \
 baseline:1280x800 vision:1280x800 profile:int4 engine:int4:1920x1080:--graph-capture,4096 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080 preprocess}
@@ -64,7 +68,8 @@ rm -rf "$WORK/root" && cp -r "$BUNDLE/root" "$WORK/root"
 xz -d "$WORK/root/test/fixtures/qwen3vl-tiny/model/tokenizer.json.xz"
 # The bundles look for resize-worker.cjs beside them (image resizing on worker threads).
 cp "$BUNDLE/bench-engine.cjs" "$BUNDLE/profile-decode.cjs" "$BUNDLE/vision-formats.cjs" \
-  "$BUNDLE/preprocess.cjs" "$BUNDLE/resize-worker.cjs" "$BUNDLE/capture-decode.cjs" "$WORK/"
+  "$BUNDLE/preprocess.cjs" "$BUNDLE/resize-worker.cjs" "$BUNDLE/capture-decode.cjs" \
+  "$BUNDLE/int4-kernel-rows.cjs" "$WORK/"
 for deb in "$BUNDLE"/debs/*.deb; do dpkg -x "$deb" / 2>/dev/null || dpkg -x "$deb" "$WORK/vulkan"; done
 # NVIDIA's Vulkan driver (libGLX_nvidia) loads libEGL.so.1 (glvnd) and returns no vkCreateInstance
 # without it: containers with "graphics" capabilities but no libegl1 fail with "Found no drivers".
@@ -144,6 +149,17 @@ capture() { # capture [PRECISION]: the engine's decode steps vs the static step,
     tee -a "$RESULTS"
 }
 
+kernels() { # kernels [FORMATS]: int4 matrix multiplies by run rows and format, both runtimes
+  local formats=${1//+/:} runtime
+  for runtime in node web; do
+    echo "== int4 matrix multiplies by rows, onnxruntime-$runtime WebGPU"
+    timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/int4-kernel-rows.cjs" --runtime "$runtime" \
+      --cache "$WORK/int4-kernel" ${formats:+--formats "${formats//\//,}"} \
+      ${BENCH_MODEL:+--config "$BENCH_MODEL/config.json"} | tee -a "$RESULTS" ||
+      echo "int4-kernel-rows on onnxruntime-$runtime failed or ran past CASE_LIMIT_S=$CASE_LIMIT_S s (it prints at the end)"
+  done
+}
+
 preprocess() { # a pasted screenshot's preprocessing on this machine's cores
   echo "== preprocessing"
   timeout "$CASE_LIMIT_S" "$WORK/node" "$WORK/preprocess.cjs" --json | tee -a "$RESULTS"
@@ -172,7 +188,8 @@ for job in $JOBS; do
     vision) vision "$a" ;;
     preprocess) preprocess ;;
     capture) capture "$a" ;;
-    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH, profile:PRECISION, capture[:PRECISION] or preprocess)" >&2 ;;
+    kernels) kernels "$a" ;;
+    *) echo "unknown job $job (engine:PRECISION:WxH, vision:WxH, baseline:WxH, profile:PRECISION, capture[:PRECISION], kernels[:FORMATS] or preprocess)" >&2 ;;
   esac
 done
 

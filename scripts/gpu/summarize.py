@@ -34,12 +34,30 @@ def with_preprocessing(row):
         row["first_token_with_preprocess_ms"] = ttft
 
 
+def print_kernel_rows(lines):
+    """int4-kernel-rows.ts: a pass's ms per run rows, one line per runtime and format."""
+    passes = {}
+    for r in lines:
+        key = (r["runtime"], r["block_size"], "zp" if r["zero_points"] else "sym", r["accuracy_level"])
+        passes.setdefault(key, []).append(r)
+    print("int4 matrix multiplies of a step, ms by run rows (x one row's ms):")
+    for (runtime, block, zero, level), found in passes.items():
+        ratio = next(k for k in found[0] if k.startswith("vs_"))
+        cells = [f"{r['rows']}: {r['median_ms']} ({r[ratio]}x)" for r in found]
+        print(f"  {runtime} {block}:{zero}:{level}  " + ", ".join(cells))
+
+
 def main(path):
-    rows = []
+    rows, kernel_rows = [], []
     for line in open(path):
         line = line.strip()
-        if line and "engine" in json.loads(line):  # profile lines print on their own
-            rows.append(json.loads(line))
+        record = json.loads(line) if line else {}
+        if "engine" in record:  # profile lines print on their own
+            rows.append(record)
+        elif record.get("bench") == "int4_kernel_rows":
+            kernel_rows.append(record)
+    if kernel_rows:
+        print_kernel_rows(kernel_rows)
     for r in rows:
         with_preprocessing(r)
     if not rows:

@@ -1,5 +1,6 @@
 /**
- * The benchmark scripts themselves (scripts/bench-engine.ts, scripts/bench/vision-formats.ts),
+ * The benchmark scripts themselves (scripts/bench-engine.ts, scripts/bench/vision-formats.ts,
+ * scripts/bench/int4-kernel-rows.ts),
  * run on the tiny checkpoint so they stay runnable: the GPU run (scripts/gpu/run.sh) gets one
  * try on a lent machine, and its summary reads these JSON fields. Figures are printed, never
  * asserted.
@@ -121,6 +122,27 @@ for (const device of ['cpu', 'webgpu'] as const) {
           (line.cosine_to_first as number) > bound,
           `${line.format} ${line.cosine_to_first}`,
         );
+      }
+    });
+
+    it('int4-kernel-rows: a line per format and run rows, each row count against one row', async () => {
+      const formats = device === 'cpu' ? ['32:zp:4', '32:sym:0'] : ['32:sym:4', '32:sym:0'];
+      const lines = await runScript('scripts/bench/int4-kernel-rows.ts', [
+        ...['--device', device, '--formats', formats.join(','), '--rows', '1,4', '--rounds', '1'],
+        ...['--config', join(TINY_MODEL_DIR, 'config.json'), '--cache', cacheDir],
+      ]);
+      for (const line of lines) console.log(`      ${JSON.stringify(line)}`);
+      const tiny = readModelConfig(TINY_MODEL_DIR).text;
+      const format = (line: Record<string, unknown>) =>
+        `${line.block_size}:${line.zero_points ? 'zp' : 'sym'}:${line.accuracy_level}`;
+      assert.deepEqual(
+        lines.map((line) => [format(line), line.rows]),
+        formats.flatMap((spec) => [1, 4].map((rows) => [spec, rows])),
+      );
+      for (const line of lines) {
+        assert.equal(line.matrices, 4 * tiny.numLayers + 1);
+        assert.ok((line.median_ms as number) > 0);
+        if (line.rows === 1) assert.equal(line.vs_1_rows, 1);
       }
     });
   });
