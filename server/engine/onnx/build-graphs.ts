@@ -254,7 +254,11 @@ export function buildGraphs(
           emptyCacheBranch: part === 'prefill',
         });
       }
-      if (sink instanceof ReplayDataSink) sink.assertComplete();
+      if (sink instanceof ReplayDataSink) {
+        sink.assertComplete();
+        // Its weights were placed, not read: the form is built all the same.
+        options.onProgress?.(part, totals[part], totals[part]);
+      }
       const encoded = g.encode(OPSETS);
       if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
       summary.nodes[part] = g.nodeCount;

@@ -10,8 +10,9 @@ export interface DataPlace {
   length: number;
 }
 
-/** A tensor as written to a .data file: where, and a digest of its bytes. */
+/** A tensor as written to a .data file: which (name, type, dims), where, a digest of its bytes. */
 export interface WrittenPlace extends DataPlace {
+  tensor: string;
   digest: string;
 }
 
@@ -24,8 +25,14 @@ export interface ExternalDataSink {
   readonly fileName: string;
   /** True when no bytes are written (shape validation only). */
   readonly dryRun: boolean;
-  write(bytes: Uint8Array): DataPlace;
+  /** `tensor` names the tensor: its name, element type and dims (graph-builder.ts tensorKey). */
+  write(bytes: Uint8Array, tensor: string): DataPlace;
   reserve(length: number): DataPlace;
+  /**
+   * Where a checkpoint weight already lies, when a sink knows without its bytes (ReplayDataSink):
+   * the builder then never computes them.
+   */
+  place?(tensor: string, length: number): DataPlace;
   readonly bytesWritten: number;
   close(): void;
 }
@@ -53,17 +60,17 @@ export class FileDataSink implements ExternalDataSink {
     this.fd = openSync(path, 'w');
   }
 
-  write(bytes: Uint8Array): DataPlace {
+  write(bytes: Uint8Array, tensor: string): DataPlace {
     const start = align(this.offset, bytes.byteLength);
     if (start > this.offset) writeAll(this.fd, new Uint8Array(start - this.offset));
     writeAll(this.fd, bytes);
     this.offset = start + bytes.byteLength;
-    this.written?.push({ offset: start, length: bytes.byteLength, digest: digest(bytes) });
+    this.written?.push({ tensor, offset: start, length: bytes.byteLength, digest: digest(bytes) });
     return { offset: start, length: bytes.byteLength };
   }
 
   reserve(length: number): DataPlace {
-    return this.write(new Uint8Array(length));
+    return this.write(new Uint8Array(length), 'reserved');
   }
 
   get bytesWritten(): number {
@@ -78,9 +85,12 @@ export class FileDataSink implements ExternalDataSink {
 
 /**
  * Writes nothing: a second graph whose weights are a first graph's, in the same order, points
- * at the first graph's .data file (`fileName`, its tensors in `written`). Each tensor is checked
- * against the one written at its turn (length and digest), so a graph that differs fails its
- * build instead of reading wrong weights.
+ * at the first graph's .data file (`fileName`, its tensors in `written`). Each tensor must be the
+ * one written at its turn (name, type, dims and length), so a graph that differs fails its build
+ * instead of reading wrong weights. Checkpoint weights are placed by that alone (`place`): their
+ * bytes follow from the checkpoint and the tensor's name, and computing them again would quantise
+ * the whole model once more per graph (about 30 s for a 2B model). Generated tensors (`write`)
+ * are checked by their digest too.
  */
 export class ReplayDataSink implements ExternalDataSink {
   readonly dryRun = false;
@@ -92,19 +102,32 @@ export class ReplayDataSink implements ExternalDataSink {
     private readonly written: readonly WrittenPlace[],
   ) {}
 
-  write(bytes: Uint8Array): DataPlace {
+  write(bytes: Uint8Array, tensor: string): DataPlace {
+    return this.take(tensor, bytes.byteLength, bytes);
+  }
+
+  place(tensor: string, length: number): DataPlace {
+    return this.take(tensor, length);
+  }
+
+  reserve(length: number): DataPlace {
+    return this.write(new Uint8Array(length), 'reserved');
+  }
+
+  private take(tensor: string, length: number, bytes?: Uint8Array): DataPlace {
     const place = this.written[this.next];
-    if (!place || place.length !== bytes.byteLength || place.digest !== digest(bytes)) {
+    if (
+      !place ||
+      place.tensor !== tensor ||
+      place.length !== length ||
+      (bytes && place.digest !== digest(bytes))
+    ) {
       throw new Error(
-        `tensor ${this.next} (${bytes.byteLength} bytes) is not the one ${this.fileName} holds at that turn`,
+        `tensor ${this.next} (${tensor}, ${length} bytes) is not the one ${this.fileName} holds at that turn${place ? ` (${place.tensor}, ${place.length} bytes)` : ''}`,
       );
     }
     this.next++;
     return { offset: place.offset, length: place.length };
-  }
-
-  reserve(length: number): DataPlace {
-    return this.write(new Uint8Array(length));
   }
 
   /** Throws unless every tensor of the first graph was used. */

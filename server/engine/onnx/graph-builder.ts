@@ -150,7 +150,8 @@ export class GraphBuilder {
 
   /**
    * Adds an initializer. Its bytes are pulled from `bytes` right away (and streamed to the sink
-   * when large), so callers can free their buffers as soon as this returns.
+   * when large), so callers can free their buffers as soon as this returns; not at all when the
+   * sink already holds a large weight's bytes (`place`).
    */
   initializer(
     name: string,
@@ -168,9 +169,12 @@ export class GraphBuilder {
     if (length <= INLINE_LIMIT && (options.generated || !this.sink.dryRun)) {
       tensor.rawData = checkedBytes(bytes(), length, name);
     } else {
+      const key = tensorKey(name, type, dims);
       const place = this.sink.dryRun
         ? this.sink.reserve(length)
-        : this.sink.write(checkedBytes(bytes(), length, name));
+        : !options.generated && this.sink.place
+          ? this.sink.place(key, length)
+          : this.sink.write(checkedBytes(bytes(), length, name), key);
       tensor.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
       tensor.externalData = [
         { key: 'location', value: this.sink.fileName },
@@ -300,4 +304,9 @@ function attribute(name: string, value: AttributeValue): onnx.IAttributeProto {
     case 'graph':
       return { name, type: T.GRAPH, g: value.value };
   }
+}
+
+/** How an external data sink names a tensor: name, element type and dims. */
+function tensorKey(name: string, type: DataType, dims: number[]): string {
+  return `${name} ${DataType[type]} [${dims.join(',')}]`;
 }
