@@ -18,6 +18,9 @@ stage 'install'
 stage 'type-check'
 npm run --silent typecheck
 
+stage 'lint'
+npm run --silent lint
+
 stage 'format'
 npm run --silent format:check
 

@@ -76,7 +76,7 @@ export function activate(context: vscode.ExtensionContext): DesignToCodeExtensio
   const paste = registerImagePaste(
     api,
     () => settings.defaultTarget(),
-    (error) => showGenerationError(api, error),
+    (error) => void showGenerationError(api, error),
   );
   if (paste) track(paste);
   for (const command of registerCommands({

@@ -17,7 +17,7 @@ import { loadEngine } from '../../server/engine/engine';
 import { resolveSampler } from '../../server/engine/generation/sampler-settings';
 import { goldenCases, goldenMessages, TINY_MODEL_DIR } from './golden-fixture';
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
 
 const readJson = (path: string): Json => JSON.parse(readFileSync(path, 'utf8'));
 const writeJson = (path: string, json: unknown) => writeFileSync(path, JSON.stringify(json));

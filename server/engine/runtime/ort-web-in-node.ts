@@ -73,7 +73,6 @@ export function loadOrtWeb(): OrtWeb {
 /** Required by a variable name, so that bundlers leave them to be found at run time. */
 function requireOptional(name: string): unknown {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(name);
   } catch (error) {
     throw new EngineError(
