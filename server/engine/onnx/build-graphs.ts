@@ -232,13 +232,14 @@ export function buildGraphs(
       options.onProgress?.(part, ++done, totals[part]),
     );
     const file = GRAPH_FILES[part];
-    const written: WrittenPlace[] = [];
+    // Only the prompt form's tensors are looked up again (by the static forms).
+    const written: WrittenPlace[] | undefined = part === 'promptForm' ? [] : undefined;
     const sink: ExternalDataSink = !options.outDir
       ? new DryRunSink()
       : isStaticForm(part) && promptFormData
         ? new ReplayDataSink(`${GRAPH_FILES.promptForm}.data`, promptFormData)
         : new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`, written);
-    if (part === 'promptForm') promptFormData = written;
+    if (written) promptFormData = written;
     try {
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
       const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
