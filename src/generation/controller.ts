@@ -34,12 +34,18 @@ import { extractCode } from './extractCode';
 import { ACTION_COMMANDS, toGenerationError } from './failures';
 import { finalizeReply } from './finalize';
 import { HistoryStore } from './history';
+import { type ModelReply, conversationToRefine, modelTurn } from './conversation';
 import { FENCE_BY_TARGET, generationMessages, imageDataUrl, refinementMessages } from './prompts';
 import type { ChatMessage } from '../openai/types';
 
 interface Running {
   requestId: string;
   abort: AbortController;
+}
+
+/** A finished run: its result, the code it left, and the model's reply as it wrote it. */
+interface RunOutcome extends ModelReply {
+  result: GenerationResult;
 }
 
 interface Job {
@@ -128,6 +134,10 @@ export class GenerationController extends Disposable implements GenerationApi {
           instruction: request.instruction,
           image: request.image,
           code: outcome.code,
+          conversation: {
+            instruction: request.instruction,
+            turns: [modelTurn(outcome, FENCE_BY_TARGET[request.target])],
+          },
           languageId: TARGETS[request.target].languageId,
         });
         this.rememberSource(outcome.result.documentUri, request.image, record.id);
@@ -168,14 +178,23 @@ export class GenerationController extends Disposable implements GenerationApi {
         streamTarget.document.positionAt(streamTarget.start + streamTarget.length),
       ),
     );
-    const messages = refinementMessages(
-      generationMessages(
-        record.target,
-        imageDataUrl(image.bytes, image.mimeType),
-        record.instruction,
-      ),
+    const fence = FENCE_BY_TARGET[record.target];
+    const earlier = conversationToRefine(
+      record.conversation,
+      record.code,
       current || record.code,
-      FENCE_BY_TARGET[record.target],
+      fence,
+      record.instruction,
+    );
+    const messages = refinementMessages(
+      [
+        ...generationMessages(
+          record.target,
+          imageDataUrl(image.bytes, image.mimeType),
+          earlier.instruction,
+        ),
+        ...earlier.turns,
+      ],
       request.instruction,
     );
     const outcome = await this.run(request.requestId, onProgress, async () => ({
@@ -192,6 +211,10 @@ export class GenerationController extends Disposable implements GenerationApi {
         record.id,
         outcome.code,
         `${record.instruction}\n${request.instruction}`.trim(),
+        {
+          instruction: earlier.instruction,
+          turns: [...earlier.turns, messages.at(-1)!, modelTurn(outcome, fence)],
+        },
       );
       this.rememberSource(outcome.result.documentUri, image, record.id);
     }
@@ -229,7 +252,7 @@ export class GenerationController extends Disposable implements GenerationApi {
     requestId: string,
     onProgress: ProgressListener,
     prepare: () => Promise<Job>,
-  ): Promise<{ result: GenerationResult; code: string }> {
+  ): Promise<RunOutcome> {
     if (this.current) {
       throw new GenerationError(
         'A generation is already running. Stop it first, or wait for it to finish.',
@@ -259,7 +282,7 @@ export class GenerationController extends Disposable implements GenerationApi {
           documentUri: '',
           historyId: '',
         };
-        return { code: '', result };
+        return { code: '', reply: '', complete: false, result };
       }
       onProgress({ stage: 'readingImage' });
       const job = await prepare();
@@ -305,6 +328,8 @@ export class GenerationController extends Disposable implements GenerationApi {
         if (error instanceof ChatFailure && error.kind === 'aborted') {
           return {
             code: stream.document?.getText() ?? '',
+            reply,
+            complete: false,
             result: {
               requestId,
               outcome: 'stopped',
@@ -336,6 +361,8 @@ export class GenerationController extends Disposable implements GenerationApi {
       }
       return {
         code: final.code,
+        reply,
+        complete: finishReason !== 'length',
         result: {
           requestId,
           outcome: 'done',

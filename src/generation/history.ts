@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import type { HistoryEntry } from '../protocol/panel';
 import type { Target } from '../protocol/targets';
 import type { SourceImage } from './api';
+import type { Conversation } from './prompts';
 
 const KEY = 'designToCode.history';
 const LIMIT = 20;
@@ -18,6 +19,8 @@ export interface HistoryRecord extends HistoryEntry {
   imageFile: string;
   imageName: string;
   mimeType: string;
+  /** The conversation that produced `code` (absent in records from before it was kept). */
+  conversation?: Conversation;
 }
 
 const EXTENSIONS: Record<string, string> = {
@@ -72,6 +75,7 @@ export class HistoryStore {
     image: SourceImage;
     code: string;
     languageId: string;
+    conversation: Conversation;
   }): Promise<HistoryRecord> {
     const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     const imageFile = `${id}.${EXTENSIONS[input.image.mimeType] ?? 'img'}`;
@@ -96,6 +100,7 @@ export class HistoryStore {
       imageFile,
       imageName: input.image.name,
       mimeType: input.image.mimeType,
+      conversation: input.conversation,
     };
     const records = [record, ...this.records()];
     await this.save(records.slice(0, LIMIT));
@@ -108,9 +113,16 @@ export class HistoryStore {
     return record;
   }
 
-  async updateCode(id: string, code: string, instruction: string): Promise<void> {
+  async updateCode(
+    id: string,
+    code: string,
+    instruction: string,
+    conversation: Conversation,
+  ): Promise<void> {
     const records = this.records().map((record) =>
-      record.id === id ? { ...record, code, instruction, summary: summaryOf(code) } : record,
+      record.id === id
+        ? { ...record, code, instruction, conversation, summary: summaryOf(code) }
+        : record,
     );
     await this.save(records);
   }

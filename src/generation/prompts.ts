@@ -1,6 +1,7 @@
 /**
  * The conversation sent to the model for each target. A refinement continues the same
- * conversation: the image and first request, the code produced so far, then the new request.
+ * conversation: the image and first request, the model's replies and earlier changes (or the
+ * code as it now stands, when the user edited it), then the new request.
  */
 import type { ChatMessage } from '../openai/types';
 import type { Target } from '../protocol/targets';
@@ -78,19 +79,29 @@ export function generationMessages(
   ];
 }
 
-/** A refinement: the earlier conversation, the current code as the model's answer, the change. */
+/**
+ * What a generation said after its first request, kept with it (history.ts) for a refinement
+ * to continue (conversation.ts). The image lives in the history's own file, not here.
+ */
+export interface Conversation {
+  /** The first request's extra instruction (withInstruction's "Also:"). */
+  instruction: string;
+  /** The text turns after the first request, the model's replies as it wrote them; the last is a reply. */
+  turns: ChatMessage[];
+}
+
+/** The model's turn for code it did not write as it stands (edited, or cut off by max tokens). */
+export function codeAsReply(code: string, fence: string): ChatMessage {
+  return { role: 'assistant', content: '```' + fence + '\n' + code.replace(/\s+$/, '') + '\n```' };
+}
+
+/** A refinement: the earlier conversation (its last turn the model's code), then the change. */
 export function refinementMessages(
   conversation: ChatMessage[],
-  currentCode: string,
-  fence: string,
   instruction: string,
 ): ChatMessage[] {
   return [
     ...conversation,
-    {
-      role: 'assistant',
-      content: '```' + fence + '\n' + currentCode.replace(/\s+$/, '') + '\n```',
-    },
     {
       role: 'user',
       content:

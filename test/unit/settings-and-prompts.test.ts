@@ -6,7 +6,12 @@ import {
   readSettings,
   type Settings,
 } from '../../src/settings/schema';
-import { generationMessages, imageDataUrl, refinementMessages } from '../../src/generation/prompts';
+import {
+  codeAsReply,
+  generationMessages,
+  imageDataUrl,
+  refinementMessages,
+} from '../../src/generation/prompts';
 
 describe('settings reader', () => {
   it('gives the defaults when nothing is set', () => {
@@ -111,7 +116,7 @@ describe('prompts', () => {
 
   it('refines by continuing the conversation with the current code and the change', () => {
     const first = generationMessages('html', 'data:image/png;base64,AA==', '');
-    const next = refinementMessages(first, '<p>a</p>\n', 'html', 'make it red');
+    const next = refinementMessages([...first, codeAsReply('<p>a</p>\n', 'html')], 'make it red');
     assert.deepEqual(next.slice(0, 2), first);
     assert.deepEqual(next[2], { role: 'assistant', content: '```html\n<p>a</p>\n```' });
     assert.equal(next[3]!.role, 'user');

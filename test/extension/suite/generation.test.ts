@@ -184,8 +184,50 @@ describe('generation against an OpenAI-compatible endpoint', function () {
       messages.map((message) => message.role),
       ['system', 'user', 'assistant', 'user'],
     );
-    assert.equal(messages[2]!.content, '```html\n' + EXPECTED.trimEnd() + '\n```');
+    // The model's reply word for word (not the formatted code), so a server's cache of the
+    // conversation covers everything but the new request.
+    assert.equal(messages[2]!.content, REPLY);
     assert.match(messages[3]!.content as string, /make the title red/);
+
+    // A second refinement extends the first one's conversation exactly.
+    stub.behaviour.deltas = toDeltas(REFINED_REPLY);
+    stub.requests.length = 0;
+    await extension.api.refine(
+      { requestId: requestId(), instruction: 'and the button blue', historyId: first.historyId },
+      () => undefined,
+    );
+    const again = (stub.requests[0]!.body as { messages: { role: string; content: unknown }[] })
+      .messages;
+    assert.deepEqual(again.slice(0, 4), messages);
+    assert.deepEqual(again.slice(4, 5), [{ role: 'assistant', content: REFINED_REPLY }]);
+    assert.equal(again.length, 6);
+    assert.match(again[5]!.content as string, /and the button blue/);
+  });
+
+  it('refines code the user edited from the code as it stands', async () => {
+    const first = await extension.api.generate(
+      { requestId: requestId(), image: fixtureImage(), target: 'html', instruction: '' },
+      () => undefined,
+    );
+    const document = documentFor(first.documentUri);
+    const edit = new vscode.WorkspaceEdit();
+    edit.insert(document.uri, document.positionAt(document.getText().indexOf('<h1>')), '<p>hi</p>');
+    assert.ok(await vscode.workspace.applyEdit(edit));
+    const edited = document.getText();
+    stub.behaviour.deltas = toDeltas(REFINED_REPLY);
+    stub.requests.length = 0;
+    await extension.api.refine(
+      { requestId: requestId(), instruction: 'make the title red', historyId: first.historyId },
+      () => undefined,
+    );
+    const messages = (stub.requests[0]!.body as { messages: { role: string; content: unknown }[] })
+      .messages;
+    assert.deepEqual(
+      messages.map((message) => message.role),
+      ['system', 'user', 'assistant', 'user'],
+    );
+    assert.equal(messages[2]!.content, '```html\n' + edited.trimEnd() + '\n```');
+    assert.match(messages[2]!.content as string, /<p>hi<\/p><h1>/);
   });
 
   it('checks and wraps Draw.io XML into a .drawio document', async () => {
