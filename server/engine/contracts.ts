@@ -190,6 +190,7 @@ export interface SamplingOptions {
 
 export interface GenerateRequest {
   messages: ChatMessage[];
+  /** 0: read the prompt into the KV cache only (a request that extends it follows). */
   maxNewTokens?: number;
   sampling?: SamplingOptions;
   /** Extra stop strings; the text before the stop string is returned. */

@@ -34,8 +34,10 @@ export function parseChatRequest(body: unknown, limits: ChatRequestLimits): Pars
   const stream = optional(body, 'stream', 'boolean') ?? false;
   const n = optional(body, 'n', 'number');
   if (n !== undefined && n !== 1) throw badRequest('invalid_value', 'Only n = 1 is supported', 'n');
+  // 0 (beyond OpenAI's API): read the prompt into the KV cache and generate nothing, so that a
+  // request extending it soon after runs only its own new tokens.
   const maxTokens =
-    optionalInteger(body, 'max_completion_tokens', 1) ?? optionalInteger(body, 'max_tokens', 1);
+    optionalInteger(body, 'max_completion_tokens', 0) ?? optionalInteger(body, 'max_tokens', 0);
   const sampling = parseSampling(body);
   const stop = parseStop(body.stop);
   return {

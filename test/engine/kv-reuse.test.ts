@@ -138,6 +138,25 @@ for (const device of ['cpu', 'webgpu'] as const) {
       assert.ok(stats.prefilledTokens < reference.stats!.prefilledTokens);
     });
 
+    it('reads a prompt ahead (no new tokens): the request then runs only its last token, as a cold run answers', async () => {
+      const first = request([ask(mockup, 'Generate the HTML for this UI.')]);
+      const answer = await warm.generate(first);
+      const refine = request(
+        [
+          ...first.messages,
+          { role: 'assistant', content: answer.text },
+          { role: 'user', content: 'Make the header blue.' },
+        ],
+        16,
+      );
+      const ahead = await warm.generate({ ...refine, maxNewTokens: 0 });
+      assert.deepEqual(ahead.tokenIds, []);
+      assert.equal(ahead.finishReason, 'length');
+      const refined = await warm.generate(refine);
+      assert.equal(refined.stats!.prefilledTokens, 1);
+      assert.deepEqual(refined.tokenIds, (await coldRun(refine)).tokenIds);
+    });
+
     it('a different image falls back to a full prefill with the right answer', async () => {
       await warm.generate(request([ask(mockup, 'Generate the HTML for this UI.')]));
       const other = request([ask(diagram, 'Generate the HTML for this UI.')]);

@@ -172,6 +172,12 @@ describe('chat request validation', () => {
       /integer/,
     ],
     [
+      'a negative max_tokens',
+      { messages: [{ role: 'user', content: 'x' }], max_tokens: -1 },
+      400,
+      /max_tokens/,
+    ],
+    [
       'five stop strings',
       { messages: [{ role: 'user', content: 'x' }], stop: ['a', 'b', 'c', 'd', 'e'] },
       400,

@@ -185,6 +185,22 @@ describe('inference server with the tiny model over loopback HTTP', function () 
     });
   }
 
+  it('max_tokens 0 reads the prompt ahead: an empty answer, then the request itself as before', async () => {
+    const ahead = await callJson(main.handle, '/v1/chat/completions', {
+      ...LONG_RUN,
+      max_tokens: 0,
+    });
+    assert.equal(ahead.status, 200);
+    assert.equal(ahead.body.choices[0].message.content, '');
+    assert.equal(ahead.body.choices[0].finish_reason, 'length');
+    assert.equal(ahead.body.usage.completion_tokens, 0);
+    const answer = await callJson(main.handle, '/v1/chat/completions', {
+      ...LONG_RUN,
+      max_tokens: 24,
+    });
+    assert.equal(answer.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+  });
+
   it('ends the text before a stop string, with finish_reason "stop"', async () => {
     const reply = await callJson(main.handle, '/v1/chat/completions', {
       ...LONG_RUN,

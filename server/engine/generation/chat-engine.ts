@@ -231,10 +231,12 @@ function budget(
   contextLength: number,
   checkpoint: ChatCheckpoint,
 ): number {
-  if (requested !== undefined && (!Number.isInteger(requested) || requested < 1)) {
+  // 0: read the prompt into the KV cache only, for a request that will extend it (a
+  // refinement read while the user types it).
+  if (requested !== undefined && (!Number.isInteger(requested) || requested < 0)) {
     throw new EngineError(
       'bad_request',
-      `maxNewTokens must be a positive integer, got ${requested}`,
+      `maxNewTokens must be a whole number, 0 or more, got ${requested}`,
     );
   }
   const room = contextLength - promptTokens;

@@ -139,11 +139,11 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
     return copy;
   };
 
-  if (signal?.aborted || input.maxNewTokens <= 0) {
-    return result(signal?.aborted ? 'cancelled' : 'length');
-  }
+  if (signal?.aborted) return result('cancelled');
   let logits: RowScores = await decoder.prefill(input.prefill);
   prefillMs = performance.now() - started;
+  // No new tokens: the prompt read into the KV cache ahead of a request that extends it.
+  if (input.maxNewTokens <= 0) return result('length');
   // A token already chosen by a rejected draft's residual draw.
   let chosen: number | undefined;
   const planner =
