@@ -135,13 +135,15 @@ export async function handleChatCompletion(
 
 function recordUsage(context: ChatContext, result: GenerationResult): void {
   const { metrics } = context;
+  const reused = result.stats?.reusedTokens ?? 0;
   metrics.promptTokens.inc(result.promptTokenIds.length);
+  metrics.reusedPromptTokens.inc(reused);
   metrics.completionTokens.inc(result.tokenIds.length);
   const perTokenMs = result.timingsMs.perTokenMs;
   if (result.tokenIds.length > 1 && perTokenMs > 0)
     metrics.tokensPerSecond.observe(1000 / perTokenMs);
   context.log(
-    `generation ${result.finishReason}: ${result.promptTokenIds.length} prompt + ${result.tokenIds.length} completion tokens ` +
+    `generation ${result.finishReason}: ${result.promptTokenIds.length} prompt (${reused} reused) + ${result.tokenIds.length} completion tokens ` +
       `in ${Math.round(result.timingsMs.totalMs)} ms (first token ${Math.round(result.timingsMs.firstTokenMs)} ms)`,
   );
 }

@@ -14,6 +14,11 @@ export class ServerMetrics {
     help: 'Prompt tokens processed (image tokens included)',
     registers: [this.registry],
   });
+  readonly reusedPromptTokens = new Counter({
+    name: 'd2c_prompt_tokens_reused_total',
+    help: 'Prompt tokens whose KV cache was kept from the request before (not read again)',
+    registers: [this.registry],
+  });
   readonly completionTokens = new Counter({
     name: 'd2c_completion_tokens_total',
     help: 'Tokens generated',

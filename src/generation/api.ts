@@ -73,6 +73,12 @@ export interface GenerationApi {
   generate(request: GenerateRequest, onProgress: ProgressListener): Promise<GenerationResult>;
   /** Continues the conversation of an earlier generation and updates its document in place. */
   refine(request: RefineRequest, onProgress: ProgressListener): Promise<GenerationResult>;
+  /**
+   * While a refinement is typed: has the local server read its prompt into the KV cache, so that
+   * Refine then runs only its last token. Does nothing unless the local server is up and no
+   * generation runs; never fails (Refine works the same without).
+   */
+  readAhead(request: Omit<RefineRequest, 'requestId'>): Promise<void>;
   /** Stops the running generation (any, or only the one with this id). */
   stop(requestId?: string): void;
   readonly running: boolean;

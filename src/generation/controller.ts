@@ -33,14 +33,54 @@ import { DecodeRate } from './decodeRate';
 import { extractCode } from './extractCode';
 import { ACTION_COMMANDS, toGenerationError } from './failures';
 import { finalizeReply } from './finalize';
-import { HistoryStore } from './history';
+import { HistoryStore, type HistoryRecord } from './history';
 import { type ModelReply, conversationToRefine, modelTurn } from './conversation';
-import { FENCE_BY_TARGET, generationMessages, imageDataUrl, refinementMessages } from './prompts';
+import {
+  type Conversation,
+  FENCE_BY_TARGET,
+  generationMessages,
+  imageDataUrl,
+  refinementMessages,
+} from './prompts';
 import type { ChatMessage } from '../openai/types';
 
 interface Running {
   requestId: string;
   abort: AbortController;
+}
+
+/**
+ * Where the generated code lies in its document's `text`: where `code` is, when the document
+ * holds more; else the whole document (the code as the user left it).
+ */
+function rangeOf(text: string, code: string): { start: number; text: string } {
+  const at = text.indexOf(code);
+  return at >= 0 && text.length !== code.length ? { start: at, text: code } : { start: 0, text };
+}
+
+/**
+ * A refinement's messages for the code now in the document (`current`, '' when none is open),
+ * and the conversation they continue.
+ */
+function refinementOf(
+  record: HistoryRecord,
+  image: SourceImage,
+  current: string,
+  instruction: string,
+): { earlier: Conversation; messages: ChatMessage[] } {
+  const earlier = conversationToRefine(
+    record.conversation,
+    record.code,
+    current || record.code,
+    FENCE_BY_TARGET[record.target],
+    record.instruction,
+  );
+  const first = generationMessages(
+    record.target,
+    imageDataUrl(image.bytes, image.mimeType),
+    earlier.instruction,
+  );
+  return { earlier, messages: refinementMessages([...first, ...earlier.turns], instruction) };
 }
 
 /** A finished run: its result, the code it left, and the model's reply as it wrote it. */
@@ -61,6 +101,8 @@ interface Job {
 
 export class GenerationController extends Disposable implements GenerationApi {
   private current: Running | undefined;
+  /** The read-ahead request in flight; a newer one replaces it. */
+  private readingAhead: AbortController | undefined;
   private readonly sources = new Map<string, { image: SourceImage; historyId?: string }>();
   private readonly startEmitter = this.register(new vscode.EventEmitter<GenerationStart>());
   readonly onDidStartGeneration = this.startEmitter.event;
@@ -179,24 +221,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       ),
     );
     const fence = FENCE_BY_TARGET[record.target];
-    const earlier = conversationToRefine(
-      record.conversation,
-      record.code,
-      current || record.code,
-      fence,
-      record.instruction,
-    );
-    const messages = refinementMessages(
-      [
-        ...generationMessages(
-          record.target,
-          imageDataUrl(image.bytes, image.mimeType),
-          earlier.instruction,
-        ),
-        ...earlier.turns,
-      ],
-      request.instruction,
-    );
+    const { earlier, messages } = refinementOf(record, image, current, request.instruction);
     const outcome = await this.run(request.requestId, onProgress, async () => ({
       requestId: request.requestId,
       target: record.target,
@@ -221,26 +246,58 @@ export class GenerationController extends Disposable implements GenerationApi {
     return outcome.result;
   }
 
+  async readAhead(request: Omit<RefineRequest, 'requestId'>): Promise<void> {
+    const server = this.supervisor.info;
+    const historyId = request.historyId ?? this.lastHistoryId ?? this.history()[0]?.id;
+    const record = historyId ? this.historyStore.get(historyId) : undefined;
+    if (this.settings.read().backend !== 'local' || this.current || !server || !record) return;
+    if (this.supervisor.state !== 'ready' || !request.instruction.trim()) return;
+    this.readingAhead?.abort();
+    const abort = new AbortController();
+    this.readingAhead = abort;
+    try {
+      const image = await this.historyStore.image(record);
+      const document = this.generatedDocument(record.id);
+      const current = document ? rangeOf(document.getText(), record.code).text : '';
+      const { messages } = refinementOf(record, image, current, request.instruction);
+      await streamChatCompletion({
+        endpoint: server.endpoint,
+        apiKey: server.token,
+        local: true,
+        signal: abort.signal,
+        request: { model: server.model, messages, max_tokens: 0 },
+        onDelta: () => undefined,
+      });
+    } catch {
+      // A head start only: Refine reports its own errors.
+    } finally {
+      if (this.readingAhead === abort) this.readingAhead = undefined;
+    }
+  }
+
+  /** The open document a generation streamed into, if it is still open. */
+  private generatedDocument(historyId: string): vscode.TextDocument | undefined {
+    for (const [uri, source] of this.sources) {
+      if (source.historyId !== historyId) continue;
+      const document = vscode.workspace.textDocuments.find(
+        (candidate) => candidate.uri.toString() === uri,
+      );
+      if (document && !document.isClosed) return document;
+    }
+    return undefined;
+  }
+
   /** The document (and range) a refinement rewrites: the generated one when it is still open. */
   private async refineTarget(
     historyId: string,
     code: string,
     languageId: string,
   ): Promise<StreamTarget> {
-    for (const [uri, source] of this.sources) {
-      if (source.historyId !== historyId) continue;
-      const document = vscode.workspace.textDocuments.find(
-        (candidate) => candidate.uri.toString() === uri,
-      );
-      if (!document || document.isClosed) continue;
-      await showGeneratedDocument(document);
-      const text = document.getText();
-      const at = text.indexOf(code);
-      if (at >= 0 && text.length !== code.length)
-        return { document, start: at, length: code.length };
-      return { document, start: 0, length: text.length };
-    }
-    return openStreamTarget(languageId, 'new-document', undefined);
+    const document = this.generatedDocument(historyId);
+    if (!document) return openStreamTarget(languageId, 'new-document', undefined);
+    await showGeneratedDocument(document);
+    const { start, text } = rangeOf(document.getText(), code);
+    return { document, start, length: text.length };
   }
 
   stop(requestId?: string): void {

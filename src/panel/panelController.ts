@@ -56,6 +56,9 @@ export class PanelController {
             onProgress,
           ),
         );
+      case 'readAhead':
+        // Only ever a head start: Refine works the same without it.
+        return void this.deps.api.readAhead({ instruction: message.instruction });
       case 'stop':
         return this.deps.api.stop(message.requestId);
       case 'useEmbeddedDiagram':

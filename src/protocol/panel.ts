@@ -50,6 +50,8 @@ export type PanelToHost =
       instruction: string;
     }
   | { type: 'refine'; requestId: string; instruction: string }
+  /** The refinement being typed, for the local server to read ahead (GenerationApi.readAhead). */
+  | { type: 'readAhead'; instruction: string }
   | { type: 'stop'; requestId: string }
   | { type: 'useEmbeddedDiagram' }
   | { type: 'openHistory'; historyId: string }

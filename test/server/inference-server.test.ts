@@ -79,6 +79,11 @@ function metricValue(metrics: string, name: string): number {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
+/** Prompt tokens the server kept in its KV cache from the request before, from /metrics. */
+async function reusedTokens(handle: Started['handle']): Promise<number> {
+  return metricValue((await callJson(handle, '/metrics')).body, 'd2c_prompt_tokens_reused_total');
+}
+
 /** Completion tokens the server has produced so far, from /metrics. */
 async function completionTokens(handle: Started['handle']): Promise<number> {
   return metricValue((await callJson(handle, '/metrics')).body, 'd2c_completion_tokens_total');
@@ -139,6 +144,7 @@ describe('inference server with the tiny model over loopback HTTP', function () 
     for (const name of [
       'd2c_http_requests_total',
       'd2c_prompt_tokens_total',
+      'd2c_prompt_tokens_reused_total',
       'd2c_completion_tokens_total',
       'd2c_time_to_first_token_seconds',
       'd2c_decode_tokens_per_second',
@@ -194,11 +200,17 @@ describe('inference server with the tiny model over loopback HTTP', function () 
     assert.equal(ahead.body.choices[0].message.content, '');
     assert.equal(ahead.body.choices[0].finish_reason, 'length');
     assert.equal(ahead.body.usage.completion_tokens, 0);
+    const reusedBefore = await reusedTokens(main.handle);
     const answer = await callJson(main.handle, '/v1/chat/completions', {
       ...LONG_RUN,
       max_tokens: 24,
     });
     assert.equal(answer.body.choices[0].message.content, TEXT_ONLY.greedy_text);
+    // All of the prompt but its last token was read ahead.
+    assert.equal(
+      (await reusedTokens(main.handle)) - reusedBefore,
+      answer.body.usage.prompt_tokens - 1,
+    );
   });
 
   it('ends the text before a stop string, with finish_reason "stop"', async () => {

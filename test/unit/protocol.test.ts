@@ -12,6 +12,7 @@ const validPanelMessages: PanelToHost[] = [
   { type: 'generate', requestId: 'r1', image, target: 'html', instruction: '' },
   { type: 'generate', requestId: 'r2', image, target: 'drawio', instruction: 'use blue' },
   { type: 'refine', requestId: 'r3', instruction: 'make the header sticky' },
+  { type: 'readAhead', instruction: 'make the header sti' },
   { type: 'stop', requestId: 'r3' },
   { type: 'useEmbeddedDiagram' },
   { type: 'openHistory', historyId: 'h-42' },
@@ -57,6 +58,8 @@ describe('panel message validation', () => {
     rejected({ type: 'openHistory', historyId: 'h'.repeat(129) });
     rejected({ type: 'runAction', action: 'rm -rf /' });
     rejected({ type: 'refine', requestId: 'r', instruction: '' });
+    rejected({ type: 'readAhead', instruction: '' });
+    rejected({ type: 'readAhead', instruction: 'x', requestId: 'r' });
   });
 
   it('rejects images of another format, not base64, or over the size limit', () => {

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { MAX_IMAGE_BYTES } from '../../src/protocol/panel';
 import { imageFileProblem, imageMimeType } from '../../webview/panel/imageFile';
 import { describeDone, describeProgress } from '../../webview/panel/progressText';
+import { readAheadOnPause } from '../../webview/panel/readAhead';
 import { deviceWidth, fitScale, isDevice } from '../../webview/preview/layout';
 
 describe('panel progress wording', () => {
@@ -72,5 +73,38 @@ describe('preview scaling', () => {
     assert.equal(deviceWidth('fit', 612.7), 612);
     assert.equal(isDevice('fit'), true);
     assert.equal(isDevice('watch'), false);
+  });
+});
+
+describe('reading a refinement ahead while it is typed', () => {
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('sends the text once typing pauses, once per text, never while a refinement cannot start', async () => {
+    const sent: string[] = [];
+    const readAhead = readAheadOnPause((text) => sent.push(text), 20);
+    readAhead.typed('make', true);
+    readAhead.typed('make it red ', true);
+    await pause(50);
+    assert.deepEqual(sent, ['make it red']);
+    readAhead.typed('make it red', true);
+    readAhead.typed('make it blue', false);
+    readAhead.typed('   ', true);
+    await pause(50);
+    assert.deepEqual(sent, ['make it red']);
+  });
+
+  it('a request starting cancels what is pending, and the same text may go again after it', async () => {
+    const sent: string[] = [];
+    const readAhead = readAheadOnPause((text) => sent.push(text), 20);
+    readAhead.typed('make it red', true);
+    readAhead.cancel();
+    await pause(50);
+    assert.deepEqual(sent, []);
+    readAhead.typed('make it red', true);
+    await pause(50);
+    readAhead.cancel();
+    readAhead.typed('make it red', true);
+    await pause(50);
+    assert.deepEqual(sent, ['make it red', 'make it red']);
   });
 });

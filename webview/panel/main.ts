@@ -16,6 +16,7 @@ import { ErrorBox } from './errorBox';
 import { HistoryList } from './historyList';
 import { ImageZone } from './imageZone';
 import { describeDone, describeProgress } from './progressText';
+import { readAheadOnPause } from './readAhead';
 
 interface SavedState {
   /** Only once the user picked one; until then the default target setting applies. */
@@ -139,7 +140,10 @@ function setStatus(text: string, percent?: number): void {
   else progressBar.value = percent;
 }
 
+const readAhead = readAheadOnPause((instruction) => host.post({ type: 'readAhead', instruction }));
+
 function startRequest(message: (requestId: string) => PanelToHost): void {
+  readAhead.cancel();
   const requestId = crypto.randomUUID();
   runningId = requestId;
   errorBox.hide();
@@ -189,6 +193,7 @@ targetSelect.addEventListener('change', () => {
 instructionBox.addEventListener('input', () => {
   updateButtons();
   save();
+  readAhead.typed(instructionBox.value, canRefine && runningId === undefined);
 });
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {

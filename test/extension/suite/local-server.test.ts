@@ -88,6 +88,30 @@ describe('the local server', function () {
     assert.ok(extension.server.info?.device);
   });
 
+  it('reads a refinement ahead while it is typed: Refine then reads only its last token', async () => {
+    const info = extension.server.info!;
+    const metric = async (name: string) => {
+      const response = await fetch(info.endpoint.replace(/\/v1$/, '/metrics'), {
+        headers: { authorization: `Bearer ${info.token}` },
+      });
+      const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
+      return Number(line?.split(' ')[1] ?? 0);
+    };
+    const counts = async () => ({
+      prompt: await metric('d2c_prompt_tokens_total'),
+      reused: await metric('d2c_prompt_tokens_reused_total'),
+    });
+    await extension.api.readAhead({ instruction: 'make the title red' });
+    const before = await counts();
+    const refined = await extension.api.refine(
+      { requestId: requestId(), instruction: 'make the title red' },
+      () => undefined,
+    );
+    assert.equal(refined.outcome, 'done');
+    const after = await counts();
+    assert.equal(after.reused - before.reused, after.prompt - before.prompt - 1);
+  });
+
   it('is restarted and reported after it is killed', async () => {
     await extension.api.generate(
       {

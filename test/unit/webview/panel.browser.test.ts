@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import type { HistoryEntry, PanelToHost } from '../../../src/protocol/panel';
+import { READ_AHEAD_PAUSE_MS } from '../../../webview/panel/readAhead';
 import { webviewSuiteHooks, type WebviewUnderTest } from './harness';
 
 const PNG = readFileSync('test/fixtures/qwen3vl-tiny/images/small_40x30.png');
@@ -133,6 +134,16 @@ describe('panel webview in Chromium', function () {
     assert.equal(posted.type, 'refine');
     assert.equal(posted.instruction, 'bigger buttons');
     assert.notEqual(posted.requestId, requestId);
+  });
+
+  it('sends a refinement being typed ahead once the typing pauses', async () => {
+    await view.send({ type: 'image', image, embeddedDiagram: false });
+    await view.page.getByRole('button', { name: 'Generate' }).click();
+    const { requestId } = (await lastPosted(view)) as { requestId: string };
+    await view.send({ type: 'done', requestId, tokens: 1, tokensPerSecond: 1, warnings: [] });
+    await view.page.fill('#instruction', 'rounder corners ');
+    await view.page.waitForTimeout(READ_AHEAD_PAUSE_MS + 300);
+    assert.deepEqual(await lastPosted(view), { type: 'readAhead', instruction: 'rounder corners' });
   });
 
   it('after a reload shows how the last generation ended, and can refine it', async () => {
