@@ -14,7 +14,9 @@
  *   tokens/s of the same prompt with speculation, as users get it by default;
  * - a refinement (the previous answer in the prompt plus a new instruction): time to first
  *   token reusing the KV cache vs cold, decode tokens/s plain vs prompt-lookup speculation,
- *   drafts accepted per decoder run, and whether both decoded the same tokens.
+ *   drafts accepted per decoder run, and whether both decoded the same tokens; and a follow-up
+ *   refinement read ahead while typed (max tokens 0, as the extension sends it): its first token
+ *   once asked for.
  * Random weights: draft acceptance is this model's, not a trained model's.
  * --draft-tokens and --run-cost set the draft planner (most drafts at once; a run's cost growing
  * by X steps per token instead of the device's measured curve), to compare planners in one call:
@@ -368,6 +370,19 @@ async function main(): Promise<void> {
       sampling: greedy,
       speculation: false,
     });
+    // 3b. A follow-up refinement read ahead while it was typed (the extension sends it with max
+    // tokens 0 once typing pauses): asked for, it runs only its last token.
+    const followUp: ChatMessage[] = [
+      ...refinement,
+      { role: 'assistant', content: refinedPlain.text },
+      { role: 'user', content: 'Make the footer grey too.' },
+    ];
+    await engine.generate({ messages: followUp, maxNewTokens: 0, sampling: greedy });
+    const readAhead = await engine.generate({
+      messages: followUp,
+      maxNewTokens: 1,
+      sampling: greedy,
+    });
     // 4. The screenshot prompt again, with speculation as users get it by default: on a first
     // answer drafts pass less often, and must not make decoding slower than plain.
     const coldSpec = await engine.generate({
@@ -382,13 +397,14 @@ async function main(): Promise<void> {
       maxNewTokens: 1,
       sampling: greedy,
     });
-    return { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold };
+    return { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold, readAhead };
   };
   // GPU providers compile their shaders on the first run of each shape (prefill, step, each
   // verification length): one unmeasured pass first, as the transformers baseline is measured
   // warm (compiled). The CPU has nothing to warm up.
   if (model.device !== 'cpu') await measure();
-  const { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold } = await measure();
+  const { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold, readAhead } =
+    await measure();
   const bestStepMs = Math.min(...coldSteps);
   const meanStepMs = coldSteps.reduce((a, b) => a + b, 0) / coldSteps.length;
   const device = model.device;
@@ -453,6 +469,8 @@ async function main(): Promise<void> {
     refine_reused_tokens: stats.reusedTokens,
     refine_ttft_ms: round(refined.timingsMs.firstTokenMs, 1),
     refine_cold_ttft_ms: round(refinedCold.timingsMs.firstTokenMs, 1),
+    refine_read_ahead_ttft_ms: round(readAhead.timingsMs.firstTokenMs, 1),
+    refine_read_ahead_prefilled: readAhead.stats!.prefilledTokens,
     refine_plain_tok_s: round(tokS(refinedPlain), 2),
     refine_spec_tok_s: round(tokS(refined), 2),
     spec_decoder_runs: stats.decoderRuns,

@@ -9,7 +9,7 @@ COLUMNS = [
     ("prefill_ms", "prefill ms"), ("ttft_ms", "TTFT ms"), ("first_token_after_preprocess_ms", "TTFT-pre ms"),
     ("first_token_with_preprocess_ms", "TTFT+pre ms"), ("decode_tok_s", "tok/s"),
     ("decode_best_step_tok_s", "best step tok/s"), ("decode_spec_tok_s", "spec first tok/s"), ("kernel_tok_s", "int4 kernel tok/s"), ("refine_ttft_ms", "refine TTFT"),
-    ("refine_cold_ttft_ms", "cold refine"), ("refine_plain_tok_s", "refine tok/s"),
+    ("refine_cold_ttft_ms", "cold refine"), ("refine_read_ahead_ttft_ms", "read-ahead refine"), ("refine_plain_tok_s", "refine tok/s"),
     ("refine_spec_tok_s", "spec tok/s"), ("lookup_decode_tok_s", "lookup tok/s"),
     ("spec_accepted_per_run", "acc/run"), ("peak_gpu_mb", "peak MB"), ("error", "error"),
 ]

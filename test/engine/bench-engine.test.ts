@@ -69,6 +69,9 @@ for (const device of ['cpu', 'webgpu'] as const) {
         assert.ok(typeof result[key] === 'number' && result[key] > 0, key);
       }
       assert.equal(typeof result.refine_spec_tok_s, 'number');
+      // A refinement read ahead runs only its last token once asked for.
+      assert.equal(result.refine_read_ahead_prefilled, 1);
+      assert.ok((result.refine_read_ahead_ttft_ms as number) > 0);
       // The refinement reuses the first conversation's cache and speculation changes nothing.
       assert.ok((result.refine_reused_tokens as number) > (result.prompt_tokens as number));
       assert.equal(result.spec_same_tokens, true);
