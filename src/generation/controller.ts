@@ -33,15 +33,9 @@ import { DecodeRate } from './decodeRate';
 import { extractCode } from './extractCode';
 import { ACTION_COMMANDS, toGenerationError } from './failures';
 import { finalizeReply } from './finalize';
-import { HistoryStore, type HistoryRecord } from './history';
-import { type ModelReply, conversationToRefine, modelTurn } from './conversation';
-import {
-  type Conversation,
-  FENCE_BY_TARGET,
-  generationMessages,
-  imageDataUrl,
-  refinementMessages,
-} from './prompts';
+import { HistoryStore } from './history';
+import { type ModelReply, modelTurn, refinementOf } from './conversation';
+import { FENCE_BY_TARGET, generationMessages, imageDataUrl } from './prompts';
 import type { ChatMessage } from '../openai/types';
 
 interface Running {
@@ -56,31 +50,6 @@ interface Running {
 function rangeOf(text: string, code: string): { start: number; text: string } {
   const at = text.indexOf(code);
   return at >= 0 && text.length !== code.length ? { start: at, text: code } : { start: 0, text };
-}
-
-/**
- * A refinement's messages for the code now in the document (`current`, '' when none is open),
- * and the conversation they continue.
- */
-function refinementOf(
-  record: HistoryRecord,
-  image: SourceImage,
-  current: string,
-  instruction: string,
-): { earlier: Conversation; messages: ChatMessage[] } {
-  const earlier = conversationToRefine(
-    record.conversation,
-    record.code,
-    current || record.code,
-    FENCE_BY_TARGET[record.target],
-    record.instruction,
-  );
-  const first = generationMessages(
-    record.target,
-    imageDataUrl(image.bytes, image.mimeType),
-    earlier.instruction,
-  );
-  return { earlier, messages: refinementMessages([...first, ...earlier.turns], instruction) };
 }
 
 /** A finished run: its result, the code it left, and the model's reply as it wrote it. */

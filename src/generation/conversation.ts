@@ -8,7 +8,16 @@
  * code as it stands.
  */
 import type { ChatMessage } from '../openai/types';
-import { type Conversation, codeAsReply } from './prompts';
+import type { SourceImage } from './api';
+import type { HistoryRecord } from './history';
+import {
+  type Conversation,
+  FENCE_BY_TARGET,
+  codeAsReply,
+  generationMessages,
+  imageDataUrl,
+  refinementMessages,
+} from './prompts';
 
 /** Past this many characters of turns a refinement starts again from the code alone. */
 export const CONVERSATION_LIMIT = 48_000;
@@ -53,4 +62,29 @@ function characters(conversation: Conversation): number {
     count += typeof turn.content === 'string' ? turn.content.length : 0;
   }
   return count;
+}
+
+/**
+ * A refinement's messages for the code now in the document (`current`, '' when none is open),
+ * and the conversation they continue.
+ */
+export function refinementOf(
+  record: HistoryRecord,
+  image: SourceImage,
+  current: string,
+  instruction: string,
+): { earlier: Conversation; messages: ChatMessage[] } {
+  const earlier = conversationToRefine(
+    record.conversation,
+    record.code,
+    current || record.code,
+    FENCE_BY_TARGET[record.target],
+    record.instruction,
+  );
+  const first = generationMessages(
+    record.target,
+    imageDataUrl(image.bytes, image.mimeType),
+    earlier.instruction,
+  );
+  return { earlier, messages: refinementMessages([...first, ...earlier.turns], instruction) };
 }
