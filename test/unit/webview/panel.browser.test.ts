@@ -141,8 +141,18 @@ describe('panel webview in Chromium', function () {
     await view.page.getByRole('button', { name: 'Generate' }).click();
     const { requestId } = (await lastPosted(view)) as { requestId: string };
     await view.send({ type: 'done', requestId, tokens: 1, tokensPerSecond: 1, warnings: [] });
+    const readAheads = async () =>
+      ((await view.posted()) as PanelToHost[]).filter((message) => message.type === 'readAhead')
+        .length;
+    const before = await readAheads();
+    const started = Date.now();
     await view.page.fill('#instruction', 'rounder corners ');
-    await view.page.waitForTimeout(READ_AHEAD_PAUSE_MS + 300);
+    // Polled from here: the panel's CSP forbids the string evaluation a page-side wait uses.
+    while ((await readAheads()) === before) {
+      assert.ok(Date.now() - started < 10_000, 'no read-ahead within 10 s');
+      await view.page.waitForTimeout(50);
+    }
+    assert.ok(Date.now() - started >= READ_AHEAD_PAUSE_MS, 'sent once the typing paused');
     assert.deepEqual(await lastPosted(view), { type: 'readAhead', instruction: 'rounder corners' });
   });
 
