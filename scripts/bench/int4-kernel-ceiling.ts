@@ -8,10 +8,10 @@
  * (4 a layer and the LM head), which is what bounds a small model's step there.
  */
 import { randomFillSync } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { TextConfig } from '../../server/engine/checkpoint/config';
+import { type TextConfig, parseModelConfig } from '../../server/engine/checkpoint/config';
 import { OPSETS } from '../../server/engine/onnx/build-graphs';
 import { FileDataSink } from '../../server/engine/onnx/external-data';
 import { float32ToFloat16Bits } from '../../server/engine/onnx/float16';
@@ -31,7 +31,7 @@ export interface KernelCeiling {
   bytes: number;
 }
 
-type KernelDevice = 'cpu' | 'webgpu';
+export type KernelDevice = 'cpu' | 'webgpu';
 
 /** How the matrices are stored: the engine's by default (blocks of 32, zero points, level 4). */
 export interface KernelFormat {
@@ -54,6 +54,30 @@ export function parseKernelFormat(spec: string): KernelFormat {
     throw new Error(`a format is BLOCK:zp|sym:LEVEL, e.g. 32:zp:4, not ${spec}`);
   }
   return { blockSize: Number(block), zeroPoints: zero === 'zp', accuracyLevel: Number(level) };
+}
+
+/** The repository, or $BENCH_ROOT (the GPU bundle's copy of its fixtures). */
+const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..', '..'));
+
+/** The text config of a checkpoint's config.json, or of the 2B layout without one. */
+export function kernelTextConfig(configPath = ''): TextConfig {
+  const layout = configPath
+    ? { config: JSON.parse(readFileSync(configPath, 'utf8')) }
+    : JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'qwen3vl_2b_layout.json'), 'utf8'));
+  return parseModelConfig({ model_type: 'qwen3_vl', ...layout.config }, configPath || '2B layout')
+    .text;
+}
+
+/**
+ * The graph's input x<K> over `rows` rows (0.1 everywhere), fp16 on WebGPU and fp32 on the CPU,
+ * as either runtime's Tensor constructor takes it.
+ */
+export function kernelInput(name: string, rows: number, device: KernelDevice) {
+  const k = Number(name.slice(1));
+  const dims = [rows, k];
+  return device === 'webgpu'
+    ? { type: 'float16' as const, data: new Uint16Array(rows * k).fill(FLOAT16_0_1), dims }
+    : { type: 'float32' as const, data: new Float32Array(rows * k).fill(0.1), dims };
 }
 
 /** [N, K] of every MatMulNBits a decode step runs, in order. */
@@ -217,11 +241,8 @@ export async function measureInt4Ceiling(
     });
     const feeds: Record<string, ort.Tensor> = {};
     for (const name of session.inputNames) {
-      const k = Number(name.slice(1));
-      feeds[name] =
-        device === 'webgpu'
-          ? new ort.Tensor('float16', new Uint16Array(k).fill(FLOAT16_0_1), [1, k])
-          : new ort.Tensor('float32', new Float32Array(k).fill(0.1), [1, k]);
+      const { type, data, dims } = kernelInput(name, 1, device);
+      feeds[name] = new ort.Tensor(type, data, dims);
     }
     const run = async () => {
       const outputs = await session.run(feeds);

@@ -11,14 +11,14 @@
  * the first variant. Whether a variant reads faster, not only fewer bytes, says whether the
  * kernel or the memory bounds the decode step.
  */
-import { join, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { parseModelConfig } from '../../server/engine/checkpoint/config';
 import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
 import {
   type KernelFormat,
   ensureGraph,
+  kernelInput,
+  kernelTextConfig,
   parseKernelFormat,
   passBytes,
 } from './int4-kernel-ceiling';
@@ -61,13 +61,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main(): Promise<void> {
   const { variants, rounds, cache } = parseArgs(process.argv.slice(2));
-  const layout = JSON.parse(
-    readFileSync(join(__dirname, '..', '..', 'test', 'fixtures', 'qwen3vl_2b_layout.json'), 'utf8'),
-  );
-  const text = parseModelConfig(
-    { ...layout.config, model_type: 'qwen3_vl' },
-    'qwen3vl_2b_layout.json',
-  ).text;
+  const text = kernelTextConfig();
   const runs = [];
   for (const variant of variants) {
     const session = await ort.InferenceSession.create(
@@ -82,8 +76,8 @@ async function main(): Promise<void> {
     );
     const feeds = Object.fromEntries(
       session.inputNames.map((name) => {
-        const k = Number(name.slice(1));
-        return [name, new ort.Tensor('float32', new Float32Array(k).fill(0.1), [1, k])];
+        const { type, data, dims } = kernelInput(name, 1, 'cpu');
+        return [name, new ort.Tensor(type, data, dims)];
       }),
     );
     for (let i = 0; i < 3; i++) await session.run(feeds);

@@ -21,22 +21,22 @@
  * script's `kernels` job runs both runtimes (scripts/gpu/run.sh).
  */
 import { readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import * as ortNode from 'onnxruntime-node';
-import { parseModelConfig } from '../../server/engine/checkpoint/config';
-import { float32ToFloat16Bits } from '../../server/engine/onnx/float16';
 import { loadOrtWeb } from '../../server/engine/runtime/ort-web-in-node';
 import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
 import {
   type KernelFormat,
+  type KernelDevice,
   decodeShapes,
   ensureGraph,
+  kernelInput,
+  kernelTextConfig,
   onDeviceButLast,
   parseKernelFormat,
   passBytes,
 } from './int4-kernel-ceiling';
 
-type Device = 'webgpu' | 'cpu';
 type Runtime = 'node' | 'web';
 
 /** The calls a pass needs of either runtime's session and tensors. */
@@ -63,7 +63,7 @@ function parseArgs(argv: string[]) {
     }
     options[key] = value;
   }
-  const device = options.device as Device;
+  const device = options.device as KernelDevice;
   const runtime = options.runtime as Runtime;
   if (!['webgpu', 'cpu'].includes(device)) throw new Error('--device is webgpu or cpu');
   if (!['node', 'web'].includes(runtime)) throw new Error('--runtime is node or web');
@@ -84,30 +84,10 @@ function parseArgs(argv: string[]) {
   };
 }
 
-/** The repository, or $BENCH_ROOT (the GPU bundle's copy of its fixtures). */
-const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..', '..'));
-
-function textConfig(path: string) {
-  const layout = path
-    ? { config: JSON.parse(readFileSync(path, 'utf8')) }
-    : JSON.parse(readFileSync(join(ROOT, 'test', 'fixtures', 'qwen3vl_2b_layout.json'), 'utf8'));
-  return parseModelConfig({ model_type: 'qwen3_vl', ...layout.config }, path || '2B layout').text;
-}
-
-const FLOAT16_0_1 = float32ToFloat16Bits(0.1);
-
-/** Inputs x<K> of `rows` rows, fp16 on WebGPU and fp32 on the CPU. */
-function inputValues(name: string, rows: number, device: Device) {
-  const size = rows * Number(name.slice(1));
-  return device === 'webgpu'
-    ? { type: 'float16' as const, data: new Uint16Array(size).fill(FLOAT16_0_1) }
-    : { type: 'float32' as const, data: new Float32Array(size).fill(0.1) };
-}
-
 async function openPass(
   path: string,
   shapes: [number, number][],
-  device: Device,
+  device: KernelDevice,
   runtime: Runtime,
 ): Promise<Pass> {
   const ort = runtime === 'web' ? loadOrtWeb() : ortNode;
@@ -132,8 +112,8 @@ async function openPass(
       if (!feeds.has(rows)) {
         const byName: Record<string, unknown> = {};
         for (const name of session.inputNames) {
-          const { type, data } = inputValues(name, rows, device);
-          byName[name] = new ort.Tensor(type, data, [rows, Number(name.slice(1))]);
+          const { type, data, dims } = kernelInput(name, rows, device);
+          byName[name] = new ort.Tensor(type, data, dims);
         }
         feeds.set(rows, byName);
       }
@@ -151,7 +131,7 @@ async function main(): Promise<void> {
   const { device, runtime, formats, rows, rounds, configPath, cache } = parseArgs(
     process.argv.slice(2),
   );
-  const text = textConfig(configPath);
+  const text = kernelTextConfig(configPath);
   const shapes = decodeShapes(text);
   const passes: { format: KernelFormat; pass: Pass; times: Map<number, number[]> }[] = [];
   for (const format of formats) {
