@@ -33,7 +33,7 @@ import { DecodeRate } from './decodeRate';
 import { extractCode } from './extractCode';
 import { ACTION_COMMANDS, toGenerationError } from './failures';
 import { finalizeReply } from './finalize';
-import { HistoryStore } from './history';
+import { HistoryStore, type HistoryRecord } from './history';
 import { type ModelReply, modelTurn, refinementOf } from './conversation';
 import { FENCE_BY_TARGET, generationMessages, imageDataUrl } from './prompts';
 import type { ChatMessage } from '../openai/types';
@@ -159,8 +159,7 @@ export class GenerationController extends Disposable implements GenerationApi {
   }
 
   async refine(request: RefineRequest, onProgress: ProgressListener): Promise<GenerationResult> {
-    const historyId = request.historyId ?? this.lastHistoryId ?? this.history()[0]?.id;
-    const record = historyId ? this.historyStore.get(historyId) : undefined;
+    const record = this.recordToRefine(request.historyId);
     if (!record) {
       throw new GenerationError(
         'There is no earlier generation to refine. Generate code from an image first.',
@@ -182,7 +181,7 @@ export class GenerationController extends Disposable implements GenerationApi {
         );
       },
     );
-    const streamTarget = await this.refineTarget(historyId!, record.code, record.languageId);
+    const streamTarget = await this.refineTarget(record.id, record.code, record.languageId);
     const current = streamTarget.document.getText(
       new vscode.Range(
         streamTarget.document.positionAt(streamTarget.start),
@@ -217,8 +216,7 @@ export class GenerationController extends Disposable implements GenerationApi {
 
   async readAhead(request: Omit<RefineRequest, 'requestId'>): Promise<void> {
     const server = this.supervisor.info;
-    const historyId = request.historyId ?? this.lastHistoryId ?? this.history()[0]?.id;
-    const record = historyId ? this.historyStore.get(historyId) : undefined;
+    const record = this.recordToRefine(request.historyId);
     if (this.settings.read().backend !== 'local' || this.current || !server || !record) return;
     if (this.supervisor.state !== 'ready' || !request.instruction.trim()) return;
     this.readingAhead?.abort();
@@ -242,6 +240,12 @@ export class GenerationController extends Disposable implements GenerationApi {
     } finally {
       if (this.readingAhead === abort) this.readingAhead = undefined;
     }
+  }
+
+  /** The generation a refinement continues: the one asked for, else the latest. */
+  private recordToRefine(historyId?: string): HistoryRecord | undefined {
+    const id = historyId ?? this.lastHistoryId ?? this.history()[0]?.id;
+    return id ? this.historyStore.get(id) : undefined;
   }
 
   /** The open document a generation streamed into, if it is still open. */
