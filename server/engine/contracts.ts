@@ -60,6 +60,12 @@ export interface PrefillInput {
    * no `<|image_pad|>` token: DeepStack features are only injected by a full prefill.
    */
   reuse?: number;
+  /**
+   * Checked before each chunk of the prompt: once aborted, prefill stops after the chunk running
+   * and rejects with EngineError 'cancelled'; the cache keeps the chunks already run (a prefix
+   * of the prompt, which a later prompt may reuse like any cached sequence).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -140,6 +146,11 @@ export interface LoadModelOptions {
    * memory after the other graphs holds twice its weights; true: always; false: never.
    */
   prefillDecoder?: boolean;
+  /**
+   * The longest run of a prompt, and so the longest a Stop waits during one; default 256 on the
+   * CPU, 1,024 elsewhere (token-decoder.ts says why).
+   */
+  prefillChunk?: number;
   /** Default int4 (MatMulNBits weights); fp16 and fp32 (the reference) are options. */
   precision?: Precision;
   /** Where built ONNX models are cached; default ~/.cache/design-to-code/onnx. */

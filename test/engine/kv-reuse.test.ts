@@ -8,7 +8,13 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChatMessage, Engine, GenerateRequest } from '../../server/engine/contracts';
+import sharp from 'sharp';
+import type {
+  ChatMessage,
+  Engine,
+  GenerateRequest,
+  TextDecoder,
+} from '../../server/engine/contracts';
 import { loadChatCheckpoint } from '../../server/engine/chat/chat-checkpoint';
 import { loadEngine } from '../../server/engine/engine';
 import { createChatEngine } from '../../server/engine/generation/chat-engine';
@@ -19,6 +25,22 @@ import { TINY_IMAGES_DIR, TINY_MODEL_DIR } from './golden-fixture';
 import { requireWebGpu } from './support/webgpu';
 
 const PAD = 99;
+
+/**
+ * Aborts `stop` from the event loop, as a closed socket would, once the decoder has finished
+ * `runs` graph runs (its chunks, in a prefill): the stop is seen only if the prefill lets the
+ * event loop turn before its next chunk.
+ */
+function stopAfterRuns(decoder: TextDecoder, runs: number, stop: AbortController): void {
+  const patched = decoder as unknown as { execute: (run: unknown) => Promise<unknown> };
+  const execute = patched.execute.bind(decoder);
+  let done = 0;
+  patched.execute = async (run) => {
+    const scores = await execute(run);
+    if (++done === runs) setImmediate(() => stop.abort());
+    return scores;
+  };
+}
 
 describe('reusable prefix', () => {
   it('keeps the common prefix when every image lies in it and is the same image', () => {
@@ -177,6 +199,56 @@ for (const device of ['cpu', 'webgpu'] as const) {
       const stats = result.stats!;
       assert.ok(stats.reusedTokens > 0 && stats.reusedTokens < answer.promptTokenIds.length);
       assert.deepEqual(result.tokenIds, (await coldRun(edited)).tokenIds);
+    });
+
+    it('a generation stopped before its prefill leaves the cache as it was: a same-sized image then gets its own prefill', async () => {
+      const task = 'Generate the HTML for this UI.';
+      await warm.generate(request([ask(mockup, task)]));
+      // Same size, so the same prompt ids: only the image keys tell the two apart.
+      const negative = new Uint8Array(await sharp(mockup).negate().png().toBuffer());
+      const other = request([ask(negative, task)]);
+      const stop = new AbortController();
+      const stopped = await warm.generate(other, {
+        signal: stop.signal,
+        onPromptReady: () => stop.abort(), // before the vision tower
+      });
+      assert.equal(stopped.finishReason, 'cancelled');
+      const result = await warm.generate(other);
+      assert.equal(result.stats!.reusedTokens, 0);
+      assert.deepEqual(result.tokenIds, (await coldRun(other)).tokenIds);
+    });
+
+    it('a stop between prompt chunks keeps the chunks already run, and the same prompt goes on from them', async () => {
+      const model = await loadModel(TINY_MODEL_DIR, {
+        cacheDir,
+        device,
+        precision: 'fp32',
+        prefillChunk: 16,
+      });
+      const engine = createChatEngine(model, loadChatCheckpoint(TINY_MODEL_DIR), {
+        modelName: 'tiny',
+      });
+      try {
+        const long = request(
+          [{ role: 'user', content: `A settings page with ${'toggles and sliders, '.repeat(12)}` }],
+          8,
+        );
+        const stop = new AbortController();
+        stopAfterRuns(model.decoder, 1, stop);
+        const stopped = await engine.generate(long, { signal: stop.signal });
+        assert.equal(stopped.finishReason, 'cancelled');
+        assert.deepEqual(stopped.tokenIds, []);
+        assert.ok(stopped.promptTokenIds.length > 32, 'the prompt spans several chunks');
+        assert.equal(model.decoder.pastLength, 16, 'one chunk ran');
+        const resumed = await engine.generate(long);
+        assert.equal(resumed.stats!.reusedTokens, 16);
+        // Text-only: the cold engine shares at most the chat template's first tokens.
+        const reference = await cold.generate(long);
+        assert.ok(reference.stats!.reusedTokens < 16);
+        assert.deepEqual(resumed.tokenIds, reference.tokenIds);
+      } finally {
+        await engine.dispose();
+      }
     });
 
     it('an image seen before skips the vision tower even when the cache cannot be reused', async () => {

@@ -162,7 +162,9 @@ async function generateWith(
     }
   }
   const visionMs = performance.now() - visionStarted;
-  cachedImageKeys.set(model.decoder, imageKeys);
+  // Stopped before the prefill (which the decode loop then skips): the decoder still holds its
+  // earlier sequence, and so its images. No await lies between this check and the prefill.
+  if (!callbacks.signal?.aborted) cachedImageKeys.set(model.decoder, imageKeys);
   const speculation =
     request.speculation === false || options.speculation === false
       ? undefined

@@ -1,13 +1,15 @@
 /**
  * The token loop: prefill, then pick a token, stream its text, and feed it back until an eos
  * id, a stop string, the token budget or the caller's AbortSignal ends it. The AbortSignal is
- * checked between steps (a running ONNX step is not interrupted).
+ * checked between steps and between a long prompt's chunks (a running ONNX run is not
+ * interrupted).
  *
  * With speculation, each run appends the chosen token plus drafted tokens (prompt lookup) and
  * returns logits for all of them; drafts are kept while they pass verification, the first
  * rejection supplies the next token, and the cache is truncated behind the last kept token.
  */
 import type { PrefillInput, TextDecoder } from '../contracts';
+import { isEngineError } from '../errors';
 import { decodePosition } from '../positions/rope-index';
 import type { Random } from './prng';
 import { DraftPlanner } from './draft-planner';
@@ -140,7 +142,14 @@ export async function runDecodeLoop(input: DecodeLoopInput): Promise<DecodeLoopR
   };
 
   if (signal?.aborted) return result('cancelled');
-  let logits: RowScores = await decoder.prefill(input.prefill);
+  let logits: RowScores;
+  try {
+    logits = await decoder.prefill({ ...input.prefill, signal });
+  } catch (error) {
+    // Stopped between two chunks of a long prompt.
+    if (isEngineError(error, 'cancelled')) return result('cancelled');
+    throw error;
+  }
   prefillMs = performance.now() - started;
   // No new tokens: the prompt read into the KV cache ahead of a request that extends it.
   if (input.maxNewTokens <= 0) return result('length');

@@ -18,6 +18,7 @@ import { HandoverKvCache, HostKvCache, InPlaceKvCache, type CacheType } from './
 import { createKvPadder, type KvPadder } from './kv-padder';
 import { SESSION_CONFIG } from './session-config';
 import { OnnxTextDecoder } from './text-decoder';
+import { CPU_PREFILL_CHUNK } from './token-decoder';
 import { OnnxVisionEncoder } from './vision-encoder';
 
 export { DEFAULT_PRECISION } from './model-build';
@@ -39,7 +40,7 @@ export async function loadModel(
   }
   const load = async (on: Device) => {
     const sessions = await createSessions(on, build, config, cacheType, progress, options);
-    return makeModel(on, precision, target, config, cacheType, sessions);
+    return makeModel(on, precision, target, config, cacheType, sessions, options.prefillChunk);
   };
   try {
     return await load(device);
@@ -87,6 +88,7 @@ async function loadCaptured(
       config,
       capacity,
       cacheType,
+      { prefillChunk: options.prefillChunk },
     );
   } catch (error) {
     await vision.release();
@@ -252,6 +254,7 @@ function makeModel(
   config: Qwen3VLConfig,
   cacheType: CacheType,
   sessions: Sessions,
+  prefillChunk: number | undefined,
 ): LoadedModel {
   // CPU build: host buffers the graph only reads; the host appends each run's new rows.
   // GPU build: each run's present handed to the next (on the device with WebGPU), or host
@@ -264,6 +267,7 @@ function makeModel(
         : new HandoverKvCache(config.text, cacheType, sessions.kvPadder);
   const decoder = new OnnxTextDecoder(sessions.decoder, config, cache, {
     prefillSession: sessions.prefill,
+    prefillChunk: prefillChunk ?? (device === 'cpu' ? CPU_PREFILL_CHUNK : undefined),
   });
   return {
     device,
