@@ -34,6 +34,11 @@ export interface RefineRequest {
   historyId?: string;
 }
 
+/** A request to read ahead: Generate's without its id and output options, or Refine's. */
+export type ReadAheadRequest =
+  | ({ kind: 'generate' } & Pick<GenerateRequest, 'image' | 'target' | 'instruction'>)
+  | ({ kind: 'refine' } & Omit<RefineRequest, 'requestId'>);
+
 export interface GenerationResult {
   requestId: string;
   /** 'stopped' when stop() ended it: the text already inserted stays. */
@@ -74,11 +79,12 @@ export interface GenerationApi {
   /** Continues the conversation of an earlier generation and updates its document in place. */
   refine(request: RefineRequest, onProgress: ProgressListener): Promise<GenerationResult>;
   /**
-   * While a refinement is typed: has the local server read its prompt into the KV cache, so that
-   * Refine then runs only its last token. Does nothing unless the local server is up and no
-   * generation runs; never fails (Refine works the same without).
+   * Before Generate or Refine is pressed (an image chosen, an instruction typed): has the local
+   * server read that request's prompt into its KV cache, so that it then runs only its last
+   * token. Does nothing unless the local server is up and no generation runs; never fails (the
+   * request works the same without).
    */
-  readAhead(request: Omit<RefineRequest, 'requestId'>): Promise<void>;
+  readAhead(request: ReadAheadRequest): Promise<void>;
   /** Stops the running generation (any, or only the one with this id). */
   stop(requestId?: string): void;
   readonly running: boolean;

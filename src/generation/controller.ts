@@ -25,6 +25,7 @@ import {
   type GenerationResult,
   type GenerationStart,
   type ProgressListener,
+  type ReadAheadRequest,
   type RefineRequest,
   type SourceImage,
 } from './api';
@@ -36,6 +37,7 @@ import { finalizeReply } from './finalize';
 import { HistoryStore, type HistoryRecord } from './history';
 import { type ModelReply, modelTurn, refinementOf } from './conversation';
 import { FENCE_BY_TARGET, generationMessages, imageDataUrl } from './prompts';
+import { imageKey, ReadAheadQueue } from './readAheadQueue';
 import type { ChatMessage } from '../openai/types';
 
 interface Running {
@@ -70,8 +72,9 @@ interface Job {
 
 export class GenerationController extends Disposable implements GenerationApi {
   private current: Running | undefined;
-  /** The read-ahead request in flight; a newer one replaces it. */
-  private readingAhead: AbortController | undefined;
+  private readonly readAheads = new ReadAheadQueue((messages, signal) =>
+    this.sendReadAhead(messages, signal),
+  );
   private readonly sources = new Map<string, { image: SourceImage; historyId?: string }>();
   private readonly startEmitter = this.register(new vscode.EventEmitter<GenerationStart>());
   readonly onDidStartGeneration = this.startEmitter.event;
@@ -89,6 +92,7 @@ export class GenerationController extends Disposable implements GenerationApi {
   ) {
     super();
     this.register(historyStore);
+    this.register({ dispose: () => this.readAheads.dispose() });
     this.register(
       vscode.window.onDidChangeActiveTextEditor((editor) => {
         if (editor) this.lastEditor = editor;
@@ -214,32 +218,54 @@ export class GenerationController extends Disposable implements GenerationApi {
     return outcome.result;
   }
 
-  async readAhead(request: Omit<RefineRequest, 'requestId'>): Promise<void> {
-    const server = this.supervisor.info;
-    const record = this.recordToRefine(request.historyId);
-    if (this.settings.read().backend !== 'local' || this.current || !server || !record) return;
-    if (this.supervisor.state !== 'ready' || !request.instruction.trim()) return;
-    this.readingAhead?.abort();
-    const abort = new AbortController();
-    this.readingAhead = abort;
-    try {
-      const image = await this.historyStore.image(record);
-      const document = this.generatedDocument(record.id);
-      const current = document ? rangeOf(document.getText(), record.code).text : '';
-      const { messages } = refinementOf(record, image, current, request.instruction);
-      await streamChatCompletion({
-        endpoint: server.endpoint,
-        apiKey: server.token,
-        local: true,
-        signal: abort.signal,
-        request: { model: server.model, messages, max_tokens: 0 },
-        onDelta: () => undefined,
-      });
-    } catch {
-      // A head start only: Refine reports its own errors.
-    } finally {
-      if (this.readingAhead === abort) this.readingAhead = undefined;
+  async readAhead(request: ReadAheadRequest): Promise<void> {
+    if (!this.canReadAhead()) return;
+    const prompt = await this.readAheadPrompt(request).catch(() => undefined);
+    if (prompt && this.canReadAhead()) await this.readAheads.request(prompt.image, prompt.messages);
+  }
+
+  /** Only the local server reads a prompt without answering (max_tokens 0), and only when idle. */
+  private canReadAhead(): boolean {
+    return (
+      this.settings.read().backend === 'local' &&
+      !this.current &&
+      this.supervisor.state === 'ready' &&
+      this.supervisor.info !== undefined
+    );
+  }
+
+  /** The messages Generate or Refine would send for `request`, and their image's key. */
+  private async readAheadPrompt(
+    request: ReadAheadRequest,
+  ): Promise<{ image: string; messages: ChatMessage[] } | undefined> {
+    if (request.kind === 'generate') {
+      const { image, target, instruction } = request;
+      const url = imageDataUrl(image.bytes, image.mimeType);
+      return {
+        image: imageKey(image.bytes),
+        messages: generationMessages(target, url, instruction),
+      };
     }
+    const record = this.recordToRefine(request.historyId);
+    if (!record || !request.instruction.trim()) return undefined;
+    const image = await this.historyStore.image(record);
+    const document = this.generatedDocument(record.id);
+    const current = document ? rangeOf(document.getText(), record.code).text : '';
+    const { messages } = refinementOf(record, image, current, request.instruction);
+    return { image: imageKey(image.bytes), messages };
+  }
+
+  private async sendReadAhead(messages: ChatMessage[], signal: AbortSignal): Promise<void> {
+    const server = this.supervisor.info;
+    if (!server || !this.canReadAhead()) return;
+    await streamChatCompletion({
+      endpoint: server.endpoint,
+      apiKey: server.token,
+      local: true,
+      signal,
+      request: { model: server.model, messages, max_tokens: 0 },
+      onDelta: () => undefined,
+    });
   }
 
   /** The generation a refinement continues: the one asked for, else the latest. */
@@ -316,6 +342,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       }
       onProgress({ stage: 'readingImage' });
       const job = await prepare();
+      this.readAheads.settle(imageKey(job.image.bytes));
       let documentUri = '';
       stream = new EditorStream(job.openTarget, (document) => {
         documentUri = document.uri.toString();

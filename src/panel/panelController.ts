@@ -22,13 +22,17 @@ export class PanelController {
     private readonly log: Pick<vscode.LogOutputChannel, 'error'>,
   ) {}
 
-  /** An image that reached the extension another way (a command, the explorer). */
-  showImage(image: SourceImage): void {
+  /**
+   * An image the user chose, in the panel or another way (a command, the explorer); `chosen`
+   * false: the same image shown again to a reloaded webview.
+   */
+  showImage(image: SourceImage, chosen = true): void {
     this.image = image;
     this.post({
       type: 'image',
       image: encodeImage(image),
       embeddedDiagram: this.hasDiagram(image),
+      chosen,
     });
   }
 
@@ -56,9 +60,13 @@ export class PanelController {
             onProgress,
           ),
         );
-      case 'readAhead':
-        // Only ever a head start: Refine works the same without it.
-        return void this.deps.api.readAhead({ instruction: message.instruction });
+      case 'readAhead': {
+        // Only ever a head start: Generate and Refine work the same without it.
+        const { next } = message;
+        if (next.kind === 'refine') return void this.deps.api.readAhead(next);
+        if (this.image) return void this.deps.api.readAhead({ ...next, image: this.image });
+        return;
+      }
       case 'stop':
         return this.deps.api.stop(message.requestId);
       case 'useEmbeddedDiagram':
@@ -85,7 +93,7 @@ export class PanelController {
       history: api.history(),
       backend: settings.backendLabel(),
     });
-    if (this.image) this.showImage(this.image);
+    if (this.image) this.showImage(this.image, false);
     const running = this.running;
     if (running?.progress) {
       this.post({ type: 'progress', requestId: running.requestId, progress: running.progress });

@@ -31,6 +31,15 @@ export const IMAGE_MIME_BY_EXTENSION: Record<string, ImageMimeType> = {
 /** The longest instruction the panel sends. */
 export const MAX_INSTRUCTION_CHARS = 4000;
 
+/**
+ * The request the panel expects next, for the local server to read ahead
+ * (GenerationApi.readAhead): a generation from the panel's image, or a refinement of the last
+ * result.
+ */
+export type NextRequest =
+  | { kind: 'generate'; target: Target; instruction: string }
+  | { kind: 'refine'; instruction: string };
+
 /** An image the user pasted, dropped or picked, as base64 of the encoded file. */
 export interface ImagePayload {
   name: string;
@@ -50,8 +59,8 @@ export type PanelToHost =
       instruction: string;
     }
   | { type: 'refine'; requestId: string; instruction: string }
-  /** The refinement being typed, for the local server to read ahead (GenerationApi.readAhead). */
-  | { type: 'readAhead'; instruction: string }
+  /** What Generate or Refine would send now, for the local server to read ahead. */
+  | { type: 'readAhead'; next: NextRequest }
   | { type: 'stop'; requestId: string }
   | { type: 'useEmbeddedDiagram' }
   | { type: 'openHistory'; historyId: string }
@@ -87,7 +96,8 @@ export interface HistoryEntry {
 
 export type HostToPanel =
   | { type: 'init'; defaultTarget: Target; history: HistoryEntry[]; backend: string }
-  | { type: 'image'; image: ImagePayload; embeddedDiagram: boolean }
+  /** `chosen`: the user just chose it (not a replay to a reloaded webview). */
+  | { type: 'image'; image: ImagePayload; embeddedDiagram: boolean; chosen: boolean }
   | { type: 'progress'; requestId: string; progress: ProgressStage }
   | { type: 'done'; requestId: string; tokens: number; tokensPerSecond: number; warnings: string[] }
   | { type: 'stopped'; requestId: string }

@@ -47,7 +47,13 @@ const panelMessage = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('generate'), requestId: id, image, target, instruction }),
   // Refining without saying how would only repeat the last result.
   z.strictObject({ type: z.literal('refine'), requestId: id, instruction: instruction.min(1) }),
-  z.strictObject({ type: z.literal('readAhead'), instruction: instruction.min(1) }),
+  z.strictObject({
+    type: z.literal('readAhead'),
+    next: z.discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('generate'), target, instruction }),
+      z.strictObject({ kind: z.literal('refine'), instruction: instruction.min(1) }),
+    ]),
+  }),
   z.strictObject({ type: z.literal('stop'), requestId: id }),
   z.strictObject({ type: z.literal('useEmbeddedDiagram') }),
   z.strictObject({ type: z.literal('openHistory'), historyId: id }),

@@ -12,7 +12,8 @@ const validPanelMessages: PanelToHost[] = [
   { type: 'generate', requestId: 'r1', image, target: 'html', instruction: '' },
   { type: 'generate', requestId: 'r2', image, target: 'drawio', instruction: 'use blue' },
   { type: 'refine', requestId: 'r3', instruction: 'make the header sticky' },
-  { type: 'readAhead', instruction: 'make the header sti' },
+  { type: 'readAhead', next: { kind: 'refine', instruction: 'make the header sti' } },
+  { type: 'readAhead', next: { kind: 'generate', target: 'react', instruction: '' } },
   { type: 'stop', requestId: 'r3' },
   { type: 'useEmbeddedDiagram' },
   { type: 'openHistory', historyId: 'h-42' },
@@ -58,8 +59,11 @@ describe('panel message validation', () => {
     rejected({ type: 'openHistory', historyId: 'h'.repeat(129) });
     rejected({ type: 'runAction', action: 'rm -rf /' });
     rejected({ type: 'refine', requestId: 'r', instruction: '' });
-    rejected({ type: 'readAhead', instruction: '' });
-    rejected({ type: 'readAhead', instruction: 'x', requestId: 'r' });
+    rejected({ type: 'readAhead', next: { kind: 'refine', instruction: '' } });
+    rejected({ type: 'readAhead', next: { kind: 'refine', instruction: 'x' }, requestId: 'r' });
+    rejected({ type: 'readAhead', next: { kind: 'generate', target: 'svelte', instruction: '' } });
+    rejected({ type: 'readAhead', next: { kind: 'generate', instruction: 'x' } });
+    rejected({ type: 'readAhead', instruction: 'x' });
   });
 
   it('rejects images of another format, not base64, or over the size limit', () => {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { MAX_IMAGE_BYTES } from '../../src/protocol/panel';
+import { MAX_IMAGE_BYTES, type NextRequest } from '../../src/protocol/panel';
 import { imageFileProblem, imageMimeType } from '../../webview/panel/imageFile';
 import { describeDone, describeProgress } from '../../webview/panel/progressText';
 import { readAheadOnPause } from '../../webview/panel/readAhead';
@@ -76,35 +76,57 @@ describe('preview scaling', () => {
   });
 });
 
-describe('reading a refinement ahead while it is typed', () => {
+describe('reading the next request ahead', () => {
   const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const refine = (instruction: string): NextRequest => ({ kind: 'refine', instruction });
+  const generate = (instruction: string): NextRequest => ({
+    kind: 'generate',
+    target: 'html',
+    instruction,
+  });
 
-  it('sends the text once typing pauses, once per text, never while a refinement cannot start', async () => {
-    const sent: string[] = [];
-    const readAhead = readAheadOnPause((text) => sent.push(text), 20);
-    readAhead.typed('make', true);
-    readAhead.typed('make it red ', true);
+  it('sends typed text once typing pauses, once per request, nothing when none could start', async () => {
+    const sent: NextRequest[] = [];
+    const readAhead = readAheadOnPause((next) => sent.push(next), 20);
+    readAhead.changed(refine('make'), true);
+    readAhead.changed(refine('make it red'), true);
     await pause(50);
-    assert.deepEqual(sent, ['make it red']);
-    readAhead.typed('make it red', true);
-    readAhead.typed('make it blue', false);
-    readAhead.typed('   ', true);
+    assert.deepEqual(sent, [refine('make it red')]);
+    readAhead.changed(refine('make it red'), true);
+    readAhead.changed(refine('make it blue'), true);
+    readAhead.changed(undefined, true);
     await pause(50);
-    assert.deepEqual(sent, ['make it red']);
+    assert.deepEqual(sent, [refine('make it red')]);
+  });
+
+  it('sends a new image or target at once, and the same request again only after a cancel', async () => {
+    const sent: NextRequest[] = [];
+    const readAhead = readAheadOnPause((next) => sent.push(next), 20);
+    readAhead.changed(generate(''), false);
+    assert.deepEqual(sent, [generate('')]);
+    readAhead.changed(generate(''), false);
+    readAhead.changed({ kind: 'generate', target: 'react', instruction: '' }, false);
+    readAhead.cancel(); // another image
+    readAhead.changed(generate(''), false);
+    assert.deepEqual(sent, [
+      generate(''),
+      { kind: 'generate', target: 'react', instruction: '' },
+      generate(''),
+    ]);
   });
 
   it('a request starting cancels what is pending, and the same text may go again after it', async () => {
-    const sent: string[] = [];
-    const readAhead = readAheadOnPause((text) => sent.push(text), 20);
-    readAhead.typed('make it red', true);
+    const sent: NextRequest[] = [];
+    const readAhead = readAheadOnPause((next) => sent.push(next), 20);
+    readAhead.changed(refine('make it red'), true);
     readAhead.cancel();
     await pause(50);
     assert.deepEqual(sent, []);
-    readAhead.typed('make it red', true);
+    readAhead.changed(refine('make it red'), true);
     await pause(50);
     readAhead.cancel();
-    readAhead.typed('make it red', true);
+    readAhead.changed(refine('make it red'), true);
     await pause(50);
-    assert.deepEqual(sent, ['make it red', 'make it red']);
+    assert.deepEqual(sent, [refine('make it red'), refine('make it red')]);
   });
 });

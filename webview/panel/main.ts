@@ -6,6 +6,7 @@ import type {
   HistoryEntry,
   HostToPanel,
   ImagePayload,
+  NextRequest,
   PanelToHost,
 } from '../../src/protocol/panel';
 import { MAX_INSTRUCTION_CHARS } from '../../src/protocol/panel';
@@ -28,6 +29,8 @@ const host = connectToHost<PanelToHost, SavedState>();
 const saved = host.state();
 
 let image: ImagePayload | undefined;
+/** The image was chosen after the last result: Generate, not Refine, is what comes next. */
+let imageIsNew = false;
 let runningId: string | undefined;
 /** Whether a result exists that Refine can continue (the most recent one in the history). */
 let canRefine = false;
@@ -39,6 +42,7 @@ const imageZone = new ImageZone({
   onImage: (chosen) => {
     errorBox.hide();
     setImage(chosen);
+    // The host echoes it back as a chosen 'image' once it holds it.
     host.post({ type: 'imageChosen', image: chosen });
   },
   onProblem: (message) => errorBox.show(message),
@@ -140,7 +144,24 @@ function setStatus(text: string, percent?: number): void {
   else progressBar.value = percent;
 }
 
-const readAhead = readAheadOnPause((instruction) => host.post({ type: 'readAhead', instruction }));
+const readAhead = readAheadOnPause((next) => host.post({ type: 'readAhead', next }));
+
+/** What Generate or Refine would ask for now, if either could start. */
+function nextRequest(): NextRequest | undefined {
+  if (runningId) return undefined;
+  const instruction = instructionBox.value.trim();
+  if (image && imageIsNew) {
+    return { kind: 'generate', target: targetSelect.value as Target, instruction };
+  }
+  return canRefine && instruction ? { kind: 'refine', instruction } : undefined;
+}
+
+/** The host holds a new image the user chose (its 'image' message, chosen). */
+function newImageChosen(): void {
+  imageIsNew = true;
+  readAhead.cancel();
+  readAhead.changed(nextRequest(), false);
+}
 
 function startRequest(message: (requestId: string) => PanelToHost): void {
   readAhead.cancel();
@@ -189,11 +210,12 @@ embeddedButton.addEventListener('click', () => host.post({ type: 'useEmbeddedDia
 targetSelect.addEventListener('change', () => {
   targetChosen = true;
   save();
+  readAhead.changed(nextRequest(), false);
 });
 instructionBox.addEventListener('input', () => {
   updateButtons();
   save();
-  readAhead.typed(instructionBox.value, canRefine && runningId === undefined);
+  readAhead.changed(nextRequest(), true);
 });
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
@@ -233,6 +255,7 @@ function receive(message: HostToPanel): void {
     case 'image':
       setImage(message.image);
       embeddedNotice.hidden = !message.embeddedDiagram;
+      if (message.chosen) newImageChosen();
       break;
     case 'progress': {
       // After a reload the host resends the running request's progress: adopt it.
@@ -246,6 +269,7 @@ function receive(message: HostToPanel): void {
     case 'done':
       if (!isShown(message.requestId)) break;
       canRefine = true;
+      imageIsNew = false;
       finishRequest(describeDone(message.tokens, message.tokensPerSecond));
       warningList.replaceChildren(...message.warnings.map((warning) => h('li', {}, warning)));
       warningList.hidden = message.warnings.length === 0;

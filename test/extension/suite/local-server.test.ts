@@ -88,20 +88,42 @@ describe('the local server', function () {
     assert.ok(extension.server.info?.device);
   });
 
-  it('reads a refinement ahead while it is typed: Refine then reads only its last token', async () => {
+  /** The server's prompt tokens so far, and how many of them came from its KV cache. */
+  async function promptCounts(): Promise<{ prompt: number; reused: number }> {
     const info = extension.server.info!;
-    const metric = async (name: string) => {
-      const response = await fetch(info.endpoint.replace(/\/v1$/, '/metrics'), {
-        headers: { authorization: `Bearer ${info.token}` },
-      });
-      const line = (await response.text()).split('\n').find((l) => l.startsWith(`${name} `));
-      return Number(line?.split(' ')[1] ?? 0);
-    };
-    const counts = async () => ({
-      prompt: await metric('d2c_prompt_tokens_total'),
-      reused: await metric('d2c_prompt_tokens_reused_total'),
+    const response = await fetch(info.endpoint.replace(/\/v1$/, '/metrics'), {
+      headers: { authorization: `Bearer ${info.token}` },
     });
-    await extension.api.readAhead({ instruction: 'make the title red' });
+    const lines = (await response.text()).split('\n');
+    const metric = (name: string) =>
+      Number(lines.find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? 0);
+    return {
+      prompt: metric('d2c_prompt_tokens_total'),
+      reused: metric('d2c_prompt_tokens_reused_total'),
+    };
+  }
+
+  it('reads a chosen image ahead, then its instruction: Generate then reads only its last token', async () => {
+    const image = fixtureImage('mockup_320x256.png');
+    const ask = { kind: 'generate', image, target: 'html' } as const;
+    await extension.api.readAhead({ ...ask, instruction: '' });
+    const pasted = await promptCounts();
+    await extension.api.readAhead({ ...ask, instruction: 'use a dark theme' });
+    const typed = await promptCounts();
+    // The instruction's read-ahead kept the image's tokens and read only the task's text.
+    assert.ok(typed.reused - pasted.reused > (typed.prompt - pasted.prompt) / 2);
+    const result = await extension.api.generate(
+      { requestId: requestId(), image, target: 'html', instruction: 'use a dark theme' },
+      () => undefined,
+    );
+    assert.equal(result.outcome, 'done');
+    const after = await promptCounts();
+    assert.equal(after.reused - typed.reused, after.prompt - typed.prompt - 1);
+  });
+
+  it('reads a refinement ahead while it is typed: Refine then reads only its last token', async () => {
+    const counts = promptCounts;
+    await extension.api.readAhead({ kind: 'refine', instruction: 'make the title red' });
     const before = await counts();
     const refined = await extension.api.refine(
       { requestId: requestId(), instruction: 'make the title red' },

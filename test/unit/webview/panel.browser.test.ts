@@ -30,6 +30,19 @@ function pasteFiles(
   })()`);
 }
 
+async function readAheads(view: WebviewUnderTest): Promise<PanelToHost[]> {
+  return ((await view.posted()) as PanelToHost[]).filter((message) => message.type === 'readAhead');
+}
+
+/** Polled: the panel's CSP forbids the string evaluation a page-side wait uses. */
+async function waitForReadAheads(view: WebviewUnderTest, count: number): Promise<void> {
+  const started = Date.now();
+  while ((await readAheads(view)).length < count) {
+    assert.ok(Date.now() - started < 10_000, `no read-ahead number ${count} within 10 s`);
+    await view.page.waitForTimeout(50);
+  }
+}
+
 async function lastPosted(view: WebviewUnderTest): Promise<PanelToHost> {
   const posted = (await view.posted()) as PanelToHost[];
   return posted[posted.length - 1];
@@ -69,7 +82,7 @@ describe('panel webview in Chromium', function () {
   });
 
   it('generates, shows honest progress, stops, and reports the result', async () => {
-    await view.send({ type: 'image', image, embeddedDiagram: false });
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: false });
     await view.page.selectOption('#target', 'tailwind');
     await view.page.fill('#instruction', '  use a sticky header ');
     await view.page.getByRole('button', { name: 'Generate' }).click();
@@ -122,7 +135,7 @@ describe('panel webview in Chromium', function () {
   });
 
   it('refines the last result with the instruction', async () => {
-    await view.send({ type: 'image', image, embeddedDiagram: false });
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: false });
     await view.page.getByRole('button', { name: 'Generate' }).click();
     const { requestId } = (await lastPosted(view)) as { requestId: string };
     await view.send({ type: 'done', requestId, tokens: 1, tokensPerSecond: 1, warnings: [] });
@@ -136,24 +149,38 @@ describe('panel webview in Chromium', function () {
     assert.notEqual(posted.requestId, requestId);
   });
 
+  it('reads a chosen image ahead at once, and again after a new target or a typing pause', async () => {
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: false });
+    assert.deepEqual(await readAheads(view), [], 'an image shown again to a reloaded view');
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: true });
+    const generate = (target: string, instruction: string) => ({
+      type: 'readAhead',
+      next: { kind: 'generate', target, instruction },
+    });
+    assert.deepEqual(await readAheads(view), [generate('react', '')]);
+    await view.page.selectOption('#target', 'html');
+    assert.deepEqual(await readAheads(view), [generate('react', ''), generate('html', '')]);
+    const started = Date.now();
+    await view.page.fill('#instruction', 'dark theme ');
+    await waitForReadAheads(view, 3);
+    assert.ok(Date.now() - started >= READ_AHEAD_PAUSE_MS, 'sent once the typing paused');
+    assert.deepEqual(await lastPosted(view), generate('html', 'dark theme'));
+  });
+
   it('sends a refinement being typed ahead once the typing pauses', async () => {
-    await view.send({ type: 'image', image, embeddedDiagram: false });
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: true });
     await view.page.getByRole('button', { name: 'Generate' }).click();
     const { requestId } = (await lastPosted(view)) as { requestId: string };
     await view.send({ type: 'done', requestId, tokens: 1, tokensPerSecond: 1, warnings: [] });
-    const readAheads = async () =>
-      ((await view.posted()) as PanelToHost[]).filter((message) => message.type === 'readAhead')
-        .length;
-    const before = await readAheads();
+    const before = (await readAheads(view)).length;
     const started = Date.now();
     await view.page.fill('#instruction', 'rounder corners ');
-    // Polled from here: the panel's CSP forbids the string evaluation a page-side wait uses.
-    while ((await readAheads()) === before) {
-      assert.ok(Date.now() - started < 10_000, 'no read-ahead within 10 s');
-      await view.page.waitForTimeout(50);
-    }
+    await waitForReadAheads(view, before + 1);
     assert.ok(Date.now() - started >= READ_AHEAD_PAUSE_MS, 'sent once the typing paused');
-    assert.deepEqual(await lastPosted(view), { type: 'readAhead', instruction: 'rounder corners' });
+    assert.deepEqual(await lastPosted(view), {
+      type: 'readAhead',
+      next: { kind: 'refine', instruction: 'rounder corners' },
+    });
   });
 
   it('after a reload shows how the last generation ended, and can refine it', async () => {
@@ -188,7 +215,7 @@ describe('panel webview in Chromium', function () {
   });
 
   it('shows an error in place with buttons that run its actions', async () => {
-    await view.send({ type: 'image', image, embeddedDiagram: false });
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: false });
     await view.page.getByRole('button', { name: 'Generate' }).click();
     const { requestId } = (await lastPosted(view)) as { requestId: string };
     await view.send({
@@ -204,7 +231,7 @@ describe('panel webview in Chromium', function () {
   });
 
   it('offers the exact diagram a Draw.io export carries', async () => {
-    await view.send({ type: 'image', image, embeddedDiagram: true });
+    await view.send({ type: 'image', image, embeddedDiagram: true, chosen: false });
     await view.page.getByRole('button', { name: 'Open the exact diagram' }).click();
     assert.deepEqual(await lastPosted(view), { type: 'useEmbeddedDiagram' });
     assert.equal(await view.page.getByRole('button', { name: 'Generate' }).isEnabled(), true);

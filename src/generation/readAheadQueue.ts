@@ -1,0 +1,80 @@
+/**
+ * Prompts read into the local server's KV cache before the request that extends them is made
+ * (max_tokens 0). One is in flight at a time, and only the newest waits behind it: a prompt of
+ * the same image lets the one in flight finish (it extends the image's prefix, which is the
+ * costly part), a prompt of another image stops it. When a real request starts, nothing waiting
+ * is sent, and a read-ahead of another image is stopped rather than waited for.
+ */
+import { createHash } from 'node:crypto';
+import type { ChatMessage } from '../openai/types';
+
+/** Sends one prompt to be read ahead; resolves (or rejects) when the server has done with it. */
+export type SendReadAhead = (messages: ChatMessage[], signal: AbortSignal) => Promise<void>;
+
+interface Prompt {
+  /** The image's content hash (imageKey): prompts of one image share their costly prefix. */
+  image: string;
+  messages: ChatMessage[];
+  /** Settles request()'s promise. */
+  done: () => void;
+}
+
+export function imageKey(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export class ReadAheadQueue {
+  private inFlight: { image: string; abort: AbortController } | undefined;
+  private waiting: Prompt | undefined;
+
+  constructor(private readonly send: SendReadAhead) {}
+
+  /**
+   * Reads `messages` ahead: now, or once the read-ahead in flight is done. Resolves when the
+   * server is done with it, or when it is dropped for a newer one; never rejects.
+   */
+  request(image: string, messages: ChatMessage[]): Promise<void> {
+    this.stopUnless(image);
+    this.dropWaiting();
+    const done = new Promise<void>(
+      (resolve) => (this.waiting = { image, messages, done: resolve }),
+    );
+    if (!this.inFlight) this.sendWaiting();
+    return done;
+  }
+
+  /** A request of `image` starts: it would only wait for a read-ahead of another image. */
+  settle(image: string): void {
+    this.dropWaiting();
+    this.stopUnless(image);
+  }
+
+  dispose(): void {
+    this.dropWaiting();
+    this.inFlight?.abort.abort();
+  }
+
+  private dropWaiting(): void {
+    this.waiting?.done();
+    this.waiting = undefined;
+  }
+
+  private stopUnless(image: string): void {
+    if (this.inFlight && this.inFlight.image !== image) this.inFlight.abort.abort();
+  }
+
+  private sendWaiting(): void {
+    const prompt = this.waiting;
+    this.waiting = undefined;
+    if (!prompt) return;
+    const flight = { image: prompt.image, abort: new AbortController() };
+    this.inFlight = flight;
+    void this.send(prompt.messages, flight.abort.signal)
+      .catch(() => undefined) // a head start only: the request reports its own errors
+      .finally(() => {
+        if (this.inFlight === flight) this.inFlight = undefined;
+        prompt.done();
+        this.sendWaiting();
+      });
+  }
+}

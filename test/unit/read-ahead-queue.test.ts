@@ -1,0 +1,89 @@
+/**
+ * Which prompts the extension reads ahead, and when (src/generation/readAheadQueue.ts): one in
+ * flight, the newest waiting behind it; another image stops the one in flight, a real request
+ * drops what waits.
+ */
+import { strict as assert } from 'node:assert';
+import { imageKey, ReadAheadQueue } from '../../src/generation/readAheadQueue';
+import type { ChatMessage } from '../../src/openai/types';
+
+/** The server's side: every prompt sent, each answered when the test says so (or aborted). */
+class FakeServer {
+  readonly calls: { text: string; signal: AbortSignal; finish: () => void }[] = [];
+  readonly send = (messages: ChatMessage[], signal: AbortSignal) =>
+    new Promise<void>((resolve, reject) => {
+      signal.addEventListener('abort', () => reject(new Error('aborted')));
+      this.calls.push({ text: messages[0].content as string, signal, finish: resolve });
+    });
+  get sent(): string[] {
+    return this.calls.map((call) => call.text);
+  }
+}
+
+const prompt = (text: string): ChatMessage[] => [{ role: 'user', content: text }];
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('the read-ahead queue', () => {
+  it('lets a read-ahead of the same image finish, then sends only the newest prompt waiting', async () => {
+    const server = new FakeServer();
+    const queue = new ReadAheadQueue(server.send);
+    const first = queue.request('a', prompt('image'));
+    const dropped = queue.request('a', prompt('image + "dar"'));
+    const newest = queue.request('a', prompt('image + "dark theme"'));
+    await dropped; // replaced before it was sent
+    assert.deepEqual(server.sent, ['image']);
+    assert.equal(server.calls[0].signal.aborted, false);
+    server.calls[0].finish();
+    await first;
+    await settled();
+    assert.deepEqual(server.sent, ['image', 'image + "dark theme"']);
+    server.calls[1].finish();
+    await newest;
+  });
+
+  it('stops a read-ahead of another image and sends the new one once it has ended', async () => {
+    const server = new FakeServer();
+    const queue = new ReadAheadQueue(server.send);
+    const first = queue.request('a', prompt('image a'));
+    const second = queue.request('b', prompt('image b'));
+    assert.equal(server.calls[0].signal.aborted, true);
+    await first; // an aborted read-ahead resolves all the same
+    await settled();
+    assert.deepEqual(server.sent, ['image a', 'image b']);
+    server.calls[1].finish();
+    await second;
+  });
+
+  it('a request starting drops what waits, and stops only a read-ahead of another image', async () => {
+    const server = new FakeServer();
+    const queue = new ReadAheadQueue(server.send);
+    void queue.request('a', prompt('image a'));
+    const waiting = queue.request('a', prompt('image a + instruction'));
+    queue.settle('a');
+    await waiting;
+    assert.equal(server.calls[0].signal.aborted, false, 'the request will extend it');
+    queue.settle('b');
+    assert.equal(server.calls[0].signal.aborted, true, 'the request would only wait for it');
+    await settled();
+    assert.deepEqual(server.sent, ['image a']);
+  });
+
+  it('goes on after a read-ahead fails, and stops everything when disposed', async () => {
+    let failures = 1;
+    const server = new FakeServer();
+    const queue = new ReadAheadQueue((messages, signal) =>
+      failures-- > 0 ? Promise.reject(new Error('server gone')) : server.send(messages, signal),
+    );
+    await queue.request('a', prompt('fails'));
+    const next = queue.request('a', prompt('works'));
+    assert.deepEqual(server.sent, ['works']);
+    queue.dispose();
+    assert.equal(server.calls[0].signal.aborted, true);
+    await next;
+  });
+
+  it('keys images by their bytes', () => {
+    assert.equal(imageKey(new Uint8Array([1, 2, 3])), imageKey(Uint8Array.from([1, 2, 3])));
+    assert.notEqual(imageKey(new Uint8Array([1, 2, 3])), imageKey(new Uint8Array([1, 2, 4])));
+  });
+});
