@@ -2,7 +2,7 @@
  * npm run bench:engine [-- --device cpu|webgpu|cuda] [--image WxH] [--precision int4|fp16|fp32]
  *                         [--tokens N] [--json] [--model DIR]
  *                         [--draft-tokens N] [--run-cost linear:X] [--prefill-decoder on|off]
- *                         [--graph-capture N] [--graph-capture-verify R]
+ *                         [--graph-capture N] [--graph-capture-verify R] [--prefill-chunk N]
  *
  * Builds a Qwen3-VL-2B-sized model from random weights (the real 2B layout, generated once and
  * cached under .cache/bench-engine, or $BENCH_CACHE_DIR), with the real Qwen tokenizer and
@@ -16,7 +16,10 @@
  *   token reusing the KV cache vs cold, decode tokens/s plain vs prompt-lookup speculation,
  *   drafts accepted per decoder run, and whether both decoded the same tokens; and a follow-up
  *   refinement read ahead while typed (max tokens 0, as the extension sends it): its first token
- *   once asked for.
+ *   once asked for; and the screenshot prompt read ahead as the extension does once an image is
+ *   chosen and again once an instruction is typed: Generate's first token after that;
+ * - Stops at five points of a cold prefill: how long until the engine is free again (a stop
+ *   takes effect between prompt chunks, --prefill-chunk tokens long; default the device's).
  * Random weights: draft acceptance is this model's, not a trained model's.
  * --draft-tokens and --run-cost set the draft planner (most drafts at once; a run's cost growing
  * by X steps per token instead of the device's measured curve), to compare planners in one call:
@@ -26,6 +29,8 @@
  * --graph-capture N (WebGPU) runs the text decoder with graph capture on onnxruntime-web, its
  * cache fixed at N positions (load-model.ts `graphCapture`); --graph-capture-verify R adds a
  * captured verification run of R tokens (speculative runs of up to R tokens, padded).
+ * --prefill-chunk N runs prompts in chunks of N tokens (load-model.ts `prefillChunk`), to weigh
+ * a Stop's wait against the first token's time.
  * --model DIR measures a checkpoint directory instead (e.g. the tiny test fixture, to check the
  * benchmark itself on a new device quickly, or a real Qwen3-VL download).
  *
@@ -84,6 +89,8 @@ interface Options {
   /** WebGPU: the graph-capture decoder with a cache of this many positions. */
   graphCapture?: number;
   graphCaptureVerify?: number;
+  /** The longest prompt run (default the device's). */
+  prefillChunk?: number;
 }
 
 const ROOT = resolve(process.env.BENCH_ROOT ?? join(__dirname, '..'));
@@ -124,6 +131,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--draft-tokens') options.draftTokens = Number(value());
     else if (arg === '--graph-capture') options.graphCapture = Number(value());
     else if (arg === '--graph-capture-verify') options.graphCaptureVerify = Number(value());
+    else if (arg === '--prefill-chunk') options.prefillChunk = Number(value());
     else if (arg === '--prefill-decoder') {
       const v = value();
       if (v !== 'on' && v !== 'off') throw new Error('--prefill-decoder takes on or off');
@@ -264,6 +272,7 @@ async function main(): Promise<void> {
     precision: options.precision,
     device: options.device,
     prefillDecoder: options.prefillDecoder,
+    prefillChunk: options.prefillChunk,
     graphCapture: captureOption(options),
     onWarning: (message) => console.error(message),
   });
@@ -279,8 +288,13 @@ async function main(): Promise<void> {
     if (tokens === 1) stepMs.push(performance.now() - started);
     return result;
   };
+  /** Told when a prefill starts (the Stop measurement times its stop from there). */
+  let onPrefill: (() => void) | undefined;
   const timedDecoder: TextDecoder = {
-    prefill: (input) => decoder.prefill(input),
+    prefill: (input) => {
+      onPrefill?.();
+      return decoder.prefill(input);
+    },
     step: (token, position) => timed(1, () => decoder.step(token, position)),
     extend: (tokens, position) => decoder.extend(tokens, position),
     extendTop: (tokens, position) =>
@@ -321,18 +335,17 @@ async function main(): Promise<void> {
             ]),
     });
   const image = await screenshot(options.image);
-  const first: ChatMessage[] = [
+  const task = 'Generate a single HTML file with inline CSS that reproduces this UI.';
+  const ask = (text: string): ChatMessage[] => [
     {
       role: 'user',
       content: [
         { type: 'image', image },
-        {
-          type: 'text',
-          text: 'Generate a single HTML file with inline CSS that reproduces this UI.',
-        },
+        { type: 'text', text },
       ],
     },
   ];
+  const first = ask(task);
   const greedy = { greedy: true };
   const tokS = (r: GenerationResult) =>
     r.tokenIds.length > 1 && r.timingsMs.decodeMs > 0
@@ -397,14 +410,77 @@ async function main(): Promise<void> {
       maxNewTokens: 1,
       sampling: greedy,
     });
-    return { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold, readAhead };
+    // 6. Stops at 10, 30, 50, 70 and 90% of the screenshot prompt's prefill, from nothing (the
+    // vision tower runs once, then its output is cached): how long after a Stop the engine is
+    // free. The wait counts from when the Stop was due: onnxruntime-node runs a session on the
+    // main thread, so the timer (like a server's closed socket) is only seen between runs.
+    const stopEngine = freshEngine();
+    const stopWaits: number[] = [];
+    for (const fraction of [0.1, 0.3, 0.5, 0.7, 0.9]) {
+      model.decoder.reset();
+      const stop = new AbortController();
+      const delay = cold.timingsMs.prefillMs * fraction;
+      let stopDue = Infinity;
+      let stopTimer: NodeJS.Timeout | undefined;
+      onPrefill = () => {
+        stopDue = performance.now() + delay;
+        stopTimer = setTimeout(() => stop.abort(), delay);
+      };
+      await stopEngine.generate(
+        { messages: first, maxNewTokens: 1, sampling: greedy },
+        { signal: stop.signal },
+      );
+      onPrefill = undefined;
+      clearTimeout(stopTimer);
+      // None: the prefill ended before the stop was due (it ran faster than the first time).
+      if (performance.now() > stopDue) stopWaits.push(performance.now() - stopDue);
+    }
+    // 7. A screenshot read ahead as it is chosen, then again once an instruction is typed (the
+    // extension sends Generate's prompt with max tokens 0 at once and after typing pauses):
+    // Generate then runs only its last token. From nothing: a fresh engine, an empty cache.
+    model.decoder.reset();
+    const pasteEngine = freshEngine();
+    const typed = ask(`${task}\n\nAlso: use a dark theme.`);
+    await pasteEngine.generate({ messages: first, maxNewTokens: 0, sampling: greedy });
+    const instructionRead = await pasteEngine.generate({
+      messages: typed,
+      maxNewTokens: 0,
+      sampling: greedy,
+    });
+    const pasted = await pasteEngine.generate({
+      messages: typed,
+      maxNewTokens: 1,
+      sampling: greedy,
+    });
+    return {
+      cold,
+      coldSteps,
+      coldSpec,
+      refined,
+      refinedPlain,
+      refinedCold,
+      readAhead,
+      stopWaits,
+      instructionRead,
+      pasted,
+    };
   };
   // GPU providers compile their shaders on the first run of each shape (prefill, step, each
   // verification length): one unmeasured pass first, as the transformers baseline is measured
   // warm (compiled). The CPU has nothing to warm up.
   if (model.device !== 'cpu') await measure();
-  const { cold, coldSteps, coldSpec, refined, refinedPlain, refinedCold, readAhead } =
-    await measure();
+  const {
+    cold,
+    coldSteps,
+    coldSpec,
+    refined,
+    refinedPlain,
+    refinedCold,
+    readAhead,
+    stopWaits,
+    instructionRead,
+    pasted,
+  } = await measure();
   const bestStepMs = Math.min(...coldSteps);
   const meanStepMs = coldSteps.reduce((a, b) => a + b, 0) / coldSteps.length;
   const device = model.device;
@@ -461,6 +537,10 @@ async function main(): Promise<void> {
     preprocess_ms: round(t.preprocessMs, 1),
     vision_ms: round(t.visionMs, 1),
     prefill_ms: round(t.prefillMs, 1),
+    generate_read_ahead_ttft_ms: round(pasted.timingsMs.firstTokenMs, 1),
+    generate_read_ahead_prefilled: pasted.stats!.prefilledTokens,
+    instruction_read_ahead_ms: round(instructionRead.timingsMs.totalMs, 1),
+    instruction_read_ahead_prefilled: instructionRead.stats!.prefilledTokens,
     decode_spec_tok_s: round(tokS(coldSpec), 2),
     decode_spec_runs: coldSpecStats.decoderRuns,
     decode_spec_accepted_drafts: `${coldSpecStats.acceptedDrafts}/${coldSpecStats.draftTokens}`,
@@ -472,6 +552,12 @@ async function main(): Promise<void> {
     refine_read_ahead_ttft_ms: round(readAhead.timingsMs.firstTokenMs, 1),
     refine_read_ahead_prefilled: readAhead.stats!.prefilledTokens,
     refine_plain_tok_s: round(tokS(refinedPlain), 2),
+    prefill_chunk: options.prefillChunk ?? 'default',
+    stop_wait_mean_ms: stopWaits.length
+      ? round(stopWaits.reduce((a, b) => a + b, 0) / stopWaits.length, 1)
+      : null,
+    stop_wait_max_ms: stopWaits.length ? round(Math.max(...stopWaits), 1) : null,
+    stops_measured: stopWaits.length,
     refine_spec_tok_s: round(tokS(refined), 2),
     spec_decoder_runs: stats.decoderRuns,
     spec_draft_tokens: stats.draftTokens,
@@ -498,6 +584,9 @@ async function main(): Promise<void> {
   log(`  vision               ${result.vision_ms} ms`);
   log(`  prefill              ${result.prefill_ms} ms`);
   log(`  time to first token  ${result.ttft_ms} ms`);
+  log(
+    `    read ahead         ${result.generate_read_ahead_ttft_ms} ms once the image and then its instruction were read ahead (the instruction took ${result.instruction_read_ahead_ms} ms for ${result.instruction_read_ahead_prefilled} tokens)`,
+  );
   log(`  decode               ${result.decode_tok_s} tokens/s over ${cold.tokenIds.length} tokens`);
   log(
     `  fastest decode step  ${bestStepMs.toFixed(0)} ms (${result.decode_best_step_tok_s} tokens/s); mean ${result.decode_step_mean_ms} ms, ${(1000 / decodeTokS).toFixed(1)} ms per token with the loop`,
@@ -506,6 +595,11 @@ async function main(): Promise<void> {
     `  with speculation     ${result.decode_spec_tok_s} tokens/s (${result.decode_spec_accepted_drafts} drafts accepted in ${result.decode_spec_runs} runs; same tokens: ${result.decode_spec_same_tokens})`,
   );
   log(`  peak RSS             ${result.peak_rss_mb} MB`);
+  if (result.stop_wait_mean_ms !== null) {
+    log(
+      `  Stop during prefill  the engine was free ${result.stop_wait_mean_ms} ms later on average, at most ${result.stop_wait_max_ms} (${result.stops_measured} stops; prompt chunks: ${result.prefill_chunk})`,
+    );
+  }
   if (bandwidth && rooflineTokS) {
     log(
       `  memory bandwidth     ${result.bandwidth_gb_s} GB/s (memcpy, read + write, all cores); reads alone ${result.read_bandwidth_gb_s} GB/s`,

@@ -72,6 +72,13 @@ for (const device of ['cpu', 'webgpu'] as const) {
       // A refinement read ahead runs only its last token once asked for.
       assert.equal(result.refine_read_ahead_prefilled, 1);
       assert.ok((result.refine_read_ahead_ttft_ms as number) > 0);
+      // So does Generate after its image and instruction were read ahead.
+      assert.equal(result.generate_read_ahead_prefilled, 1);
+      assert.ok((result.instruction_read_ahead_prefilled as number) < 20);
+      // Stops during the tiny model's short prefill may come after it ended (then not counted).
+      assert.ok(result.stop_wait_mean_ms === null || (result.stop_wait_mean_ms as number) >= 0);
+      assert.ok((result.stops_measured as number) <= 5);
+      assert.equal(result.prefill_chunk, 'default');
       // The refinement reuses the first conversation's cache and speculation changes nothing.
       assert.ok((result.refine_reused_tokens as number) > (result.prompt_tokens as number));
       assert.equal(result.spec_same_tokens, true);

@@ -17,9 +17,10 @@ import { EngineError } from '../errors';
 export const DEFAULT_PREFILL_CHUNK = 1024;
 
 /**
- * On the CPU a 1,024-token chunk of a 2B model runs for about 6 s (2-core VM), and a Stop waited
- * for it; chunks of 256 bound that wait to about 1.5 s and cost the prompt 2-4% (measured on
- * the same VM, 1,024-token prompt: 5.9 s in one chunk, 6.1 s in four).
+ * On the CPU a 1,024-token chunk of a 2B model runs for about 6.5 s (2-core VM), and a Stop
+ * waited for it. In chunks of 256 a Stop waited 0.8 s on average and at most 1.45 s, against
+ * 3.2 and 5.6 s in chunks of 1,024, and the prompt took as long (6.6 s against 6.7:
+ * bench:engine --prefill-chunk, docs/bench/2026-11-27-cpu).
  */
 export const CPU_PREFILL_CHUNK = 256;
 
