@@ -226,8 +226,10 @@ export class GenerationController extends Disposable implements GenerationApi {
 
   /** Only the local server reads a prompt without answering (max_tokens 0), and only when idle. */
   private canReadAhead(): boolean {
+    const settings = this.settings.read();
     return (
-      this.settings.read().backend === 'local' &&
+      settings.readAhead &&
+      settings.backend === 'local' &&
       !this.current &&
       this.supervisor.state === 'ready' &&
       this.supervisor.info !== undefined

@@ -24,6 +24,8 @@ export interface Settings {
   insertMode: InsertMode;
   previewAutoOpen: boolean;
   previewAllowScripts: boolean;
+  /** The local server reads Generate's and Refine's prompts while they are being set up. */
+  readAhead: boolean;
 }
 
 export const DEFAULT_LOCAL_MODEL = 'Qwen/Qwen3-VL-2B-Instruct';
@@ -42,6 +44,7 @@ export const DEFAULTS: Settings = {
   insertMode: 'new-document',
   previewAutoOpen: true,
   previewAllowScripts: false,
+  readAhead: true,
 };
 
 /** Settings whose change only takes effect once the local server restarts. */
@@ -118,5 +121,6 @@ export function readSettings(get: (key: keyof Settings) => unknown): Settings {
     ),
     previewAutoOpen: flag(get('previewAutoOpen'), DEFAULTS.previewAutoOpen),
     previewAllowScripts: flag(get('previewAllowScripts'), DEFAULTS.previewAllowScripts),
+    readAhead: flag(get('readAhead'), DEFAULTS.readAhead),
   };
 }

@@ -32,6 +32,7 @@ describe('settings reader', () => {
       insertMode: 'sideways',
       device: 'cuda',
       previewAllowScripts: 'yes',
+      readAhead: false,
     };
     const settings = readSettings((key) => values[key]);
     assert.equal(settings.backend, 'openai-compatible');
@@ -43,6 +44,7 @@ describe('settings reader', () => {
     assert.equal(settings.insertMode, DEFAULTS.insertMode);
     assert.equal(settings.device, 'cuda');
     assert.equal(settings.previewAllowScripts, false);
+    assert.equal(settings.readAhead, false);
   });
 
   it('lists the settings that need a server restart', () => {

@@ -31,6 +31,8 @@ const saved = host.state();
 let image: ImagePayload | undefined;
 /** The image was chosen after the last result: Generate, not Refine, is what comes next. */
 let imageIsNew = false;
+/** A Draw.io export opens as it was drawn, without the model: nothing to read ahead. */
+let imageHasDiagram = false;
 let runningId: string | undefined;
 /** Whether a result exists that Refine can continue (the most recent one in the history). */
 let canRefine = false;
@@ -151,6 +153,7 @@ function nextRequest(): NextRequest | undefined {
   if (runningId) return undefined;
   const instruction = instructionBox.value.trim();
   if (image && imageIsNew) {
+    if (imageHasDiagram) return undefined;
     return { kind: 'generate', target: targetSelect.value as Target, instruction };
   }
   return canRefine && instruction ? { kind: 'refine', instruction } : undefined;
@@ -255,6 +258,7 @@ function receive(message: HostToPanel): void {
     case 'image':
       setImage(message.image);
       embeddedNotice.hidden = !message.embeddedDiagram;
+      imageHasDiagram = message.embeddedDiagram;
       if (message.chosen) newImageChosen();
       break;
     case 'progress': {

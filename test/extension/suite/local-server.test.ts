@@ -121,6 +121,22 @@ describe('the local server', function () {
     assert.equal(after.reused - typed.reused, after.prompt - typed.prompt - 1);
   });
 
+  it('reads nothing ahead when the readAhead setting is off', async () => {
+    const restoreReadAhead = await useSettings({ readAhead: false });
+    try {
+      const before = await promptCounts();
+      await extension.api.readAhead({
+        kind: 'generate',
+        image: fixtureImage('diagram_450x230.png'),
+        target: 'drawio',
+        instruction: '',
+      });
+      assert.deepEqual(await promptCounts(), before);
+    } finally {
+      await restoreReadAhead();
+    }
+  });
+
   it('reads a refinement ahead while it is typed: Refine then reads only its last token', async () => {
     const counts = promptCounts;
     await extension.api.readAhead({ kind: 'refine', instruction: 'make the title red' });

@@ -231,9 +231,10 @@ describe('panel webview in Chromium', function () {
   });
 
   it('offers the exact diagram a Draw.io export carries', async () => {
-    await view.send({ type: 'image', image, embeddedDiagram: true, chosen: false });
+    await view.send({ type: 'image', image, embeddedDiagram: true, chosen: true });
     await view.page.getByRole('button', { name: 'Open the exact diagram' }).click();
     assert.deepEqual(await lastPosted(view), { type: 'useEmbeddedDiagram' });
+    assert.deepEqual(await readAheads(view), [], 'no model needed: nothing read ahead');
     assert.equal(await view.page.getByRole('button', { name: 'Generate' }).isEnabled(), true);
   });
 
