@@ -182,7 +182,7 @@ export function registerCommands(deps: CommandDependencies): vscode.Disposable[]
       }
       await supervisor.ensureStarted();
     }),
-    'designToCode.stopServer': () => supervisor.stop(),
+    'designToCode.stopServer': () => supervisor.stop({ byUser: true }),
     'designToCode.restartServer': reportErrors(() => supervisor.restart()),
     'designToCode.showServerLog': () => log.show(),
     'designToCode.downloadModel': reportErrors(async () => {

@@ -219,6 +219,11 @@ export class GenerationController extends Disposable implements GenerationApi {
   }
 
   async readAhead(request: ReadAheadRequest): Promise<void> {
+    const settings = this.settings.read();
+    // The session's first image: the server starts now, while the user chooses and types.
+    if (request.kind === 'generate' && settings.readAhead && settings.backend === 'local') {
+      if (!this.current) await this.supervisor.prestart();
+    }
     if (!this.canReadAhead()) return;
     const prompt = await this.readAheadPrompt(request).catch(() => undefined);
     if (prompt && this.canReadAhead()) await this.readAheads.request(prompt.image, prompt.messages);

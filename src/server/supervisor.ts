@@ -55,6 +55,10 @@ export class ServerSupervisor extends Disposable {
   private child: ChildProcess | undefined;
   private connection: ServerConnection | undefined;
   private starting: Promise<ServerConnection> | undefined;
+  /** The start in progress is a prestart (offline, quiet). */
+  private prestarting = false;
+  /** The user stopped the server (its command): it waits for a request to start again. */
+  private stoppedByUser = false;
   private deliberateStop = false;
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly policy: RestartPolicy;
@@ -99,11 +103,15 @@ export class ServerSupervisor extends Disposable {
    */
   async ensureStarted(onProgress?: (progress: ProgressStage) => void): Promise<ServerConnection> {
     if (this.connection && this.child) return this.connection;
+    this.stoppedByUser = false;
     if (onProgress) {
       this.progressListeners.add(onProgress);
       onProgress(this.lastProgress ?? { stage: 'startingServer' });
     }
     try {
+      // A prestart that cannot finish offline gives way to this start, which may download.
+      if (this.starting && this.prestarting) await this.starting.catch(() => undefined);
+      if (this.connection && this.child) return this.connection;
       if (!this.starting) {
         clearTimeout(this.restartTimer);
         this.starting = this.startWithProgress().finally(() => (this.starting = undefined));
@@ -114,18 +122,42 @@ export class ServerSupervisor extends Disposable {
     }
   }
 
-  private startWithProgress(): Promise<ServerConnection> {
+  /**
+   * Starts the server before its first request (an image was chosen in the panel) when that
+   * needs no download (`serve --offline`) and the user has not stopped it. Progress shows in the
+   * status bar only; a start that fails (the model is not downloaded yet) is logged and leaves
+   * the server stopped, for the request to start it as usual. Resolves once it is settled.
+   */
+  async prestart(): Promise<void> {
+    if (this.currentState !== 'stopped' || this.stoppedByUser) return;
+    if (!this.starting) {
+      clearTimeout(this.restartTimer);
+      this.prestarting = true;
+      this.starting = this.startWithProgress(true).finally(() => {
+        this.starting = undefined;
+        this.prestarting = false;
+      });
+    }
+    await this.starting.then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  private startWithProgress(prestart = false): Promise<ServerConnection> {
     return Promise.resolve(
       vscode.window.withProgress(
         {
-          location: vscode.ProgressLocation.Notification,
+          location: prestart
+            ? vscode.ProgressLocation.Window
+            : vscode.ProgressLocation.Notification,
           title: 'Design to Code',
           cancellable: false,
         },
         (progress) => {
           progress.report({ message: 'Starting the local model server…' });
           let lastPercent = 0;
-          return this.spawnServer((event) => {
+          return this.spawnServer(prestart, (event) => {
             const stage = toProgressStage(event);
             this.lastProgress = stage;
             for (const listener of this.progressListeners) listener(stage);
@@ -139,8 +171,9 @@ export class ServerSupervisor extends Disposable {
     );
   }
 
-  private resolveCommand(settings: Settings): ServerCommand {
+  private resolveCommand(settings: Settings, offline: boolean): ServerCommand {
     const serveArgs = ['serve', '--model', settings.model, '--port', '0', '--host', '127.0.0.1'];
+    if (offline) serveArgs.push('--offline');
     if (settings.device !== 'auto') serveArgs.push('--device', settings.device);
     if (settings.precision !== 'auto') serveArgs.push('--precision', settings.precision);
     try {
@@ -162,7 +195,9 @@ export class ServerSupervisor extends Disposable {
     }
   }
 
+  /** `prestart`: offline, and a failure leaves the server stopped (see prestart). */
   private spawnServer(
+    prestart: boolean,
     onProgress: (event: import('./serverEvents').ProgressEvent) => void,
   ): Promise<ServerConnection> {
     const log = this.options.log;
@@ -171,9 +206,9 @@ export class ServerSupervisor extends Disposable {
     this.setState('starting');
     let command: ServerCommand;
     try {
-      command = this.resolveCommand(this.options.settings());
+      command = this.resolveCommand(this.options.settings(), prestart);
     } catch (error) {
-      this.setState('failed');
+      this.setState(prestart ? 'stopped' : 'failed');
       return Promise.reject(error);
     }
     const token = randomBytes(24).toString('hex');
@@ -188,6 +223,8 @@ export class ServerSupervisor extends Disposable {
 
     return new Promise<ServerConnection>((resolve, reject) => {
       let settled = false;
+      /** It started: a later exit is a crash (a failed start exits too, and was reported). */
+      let ready = false;
       const timeoutMs = this.options.startTimeoutMs ?? 180_000;
       let timer: NodeJS.Timeout | undefined;
       const armTimer = () => {
@@ -206,8 +243,13 @@ export class ServerSupervisor extends Disposable {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.setState('failed');
-        log.error(error.message);
+        if (prestart) {
+          this.setState('stopped');
+          log.info(`Starting ahead of the first request did not work: ${error.message}`);
+        } else {
+          this.setState('failed');
+          log.error(error.message);
+        }
         reject(error);
       };
       armTimer();
@@ -240,6 +282,7 @@ export class ServerSupervisor extends Disposable {
           }
           if (settled) continue;
           settled = true;
+          ready = true;
           clearTimeout(timer);
           this.connection = {
             endpoint: `http://127.0.0.1:${event.port}/v1`,
@@ -289,7 +332,7 @@ export class ServerSupervisor extends Disposable {
           this.setState('stopped');
           return;
         }
-        this.onCrash(code, signal);
+        if (ready) this.onCrash(code, signal);
       });
     });
   }
@@ -361,9 +404,13 @@ export class ServerSupervisor extends Disposable {
     });
   }
 
-  /** A deliberate stop: no restart follows. */
-  async stop(): Promise<void> {
+  /**
+   * A deliberate stop: no restart follows. `byUser` (the Stop Server command): nor a prestart,
+   * until a request starts it again.
+   */
+  async stop(options: { byUser?: boolean } = {}): Promise<void> {
     this.deliberateStop = true;
+    if (options.byUser) this.stoppedByUser = true;
     this.recovering = false;
     clearTimeout(this.restartTimer);
     const child = this.child;

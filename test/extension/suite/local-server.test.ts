@@ -2,7 +2,10 @@
 // started on first use with the ready handshake, restarted and reported after it is killed
 // (also in the middle of a generation), stopped on request with no restart.
 import assert from 'node:assert/strict';
+import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { ServerState } from '../../../src/server/supervisor';
@@ -241,6 +244,84 @@ describe('the local server', function () {
       assert.equal(isAlive(pid), false);
     } finally {
       await restoreBackend();
+    }
+  });
+  it('reports a start that fails once, and does not restart it as if it had crashed', async () => {
+    await extension.server.stop();
+    const restarts = extension.server.restarts;
+    let crashes = 0;
+    const subscription = extension.server.onDidCrash(() => crashes++);
+    const restoreModel = await useSettings({ model: path.join(fixturesDir(), 'no-such-model') });
+    try {
+      await assert.rejects(extension.server.ensureStarted());
+      assert.equal(extension.server.state, 'failed');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(extension.server.state, 'failed');
+      assert.equal(crashes, 0);
+      assert.equal(extension.server.restarts, restarts);
+    } finally {
+      subscription.dispose();
+      await restoreModel();
+      await extension.server.stop();
+    }
+  });
+
+  it('starts when an image is chosen and reads it ahead: Generate then reads only its last token', async () => {
+    assert.equal(extension.server.state, 'stopped');
+    const image = fixtureImage('mockup_320x256.png');
+    const ask = { image, target: 'react', instruction: '' } as const;
+    await extension.api.readAhead({ kind: 'generate', ...ask });
+    assert.equal(extension.server.state, 'ready');
+    const before = await promptCounts();
+    assert.ok(before.prompt > 0, 'the image was read ahead');
+    const result = await extension.api.generate(
+      { requestId: requestId(), ...ask },
+      () => undefined,
+    );
+    assert.equal(result.outcome, 'done');
+    const after = await promptCounts();
+    assert.equal(after.reused - before.reused, after.prompt - before.prompt - 1);
+  });
+
+  it('does not start ahead after Stop Server, nor to download a model', async () => {
+    await vscode.commands.executeCommand('designToCode.stopServer');
+    const ask = {
+      kind: 'generate',
+      image: fixtureImage(),
+      target: 'html',
+      instruction: '',
+    } as const;
+    await extension.api.readAhead(ask);
+    assert.equal(extension.server.state, 'stopped', 'the user stopped it');
+    assert.equal(extension.server.pid, undefined);
+    // A hub id that is not in the model cache: starting ahead never downloads.
+    await extension.server.ensureStarted(); // a request clears the user's stop
+    await extension.server.stop();
+    // A stand-in hub (the server's HF_ENDPOINT, inherited from this process) counts requests.
+    let hubRequests = 0;
+    const hub = http.createServer((_, response) => {
+      hubRequests++;
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => hub.listen(0, '127.0.0.1', resolve));
+    const previousEndpoint = process.env.HF_ENDPOINT;
+    process.env.HF_ENDPOINT = `http://127.0.0.1:${(hub.address() as AddressInfo).port}`;
+    const restoreModel = await useSettings({ model: 'Qwen/Not-Downloaded-VL-2B' });
+    try {
+      let crashes = 0;
+      const subscription = extension.server.onDidCrash(() => crashes++);
+      await extension.api.readAhead(ask);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      subscription.dispose();
+      assert.equal(hubRequests, 0, 'the hub was asked for the model');
+      assert.equal(extension.server.state, 'stopped');
+      assert.equal(extension.server.pid, undefined);
+      assert.equal(crashes, 0);
+    } finally {
+      await restoreModel();
+      if (previousEndpoint === undefined) delete process.env.HF_ENDPOINT;
+      else process.env.HF_ENDPOINT = previousEndpoint;
+      hub.close();
     }
   });
 });
