@@ -201,6 +201,21 @@ describe('user journey in code-server with the installed .vsix', function () {
     passed.add('image');
   });
 
+  it('starts the local server as soon as an image is chosen, offline', async function () {
+    needs(this, 'image');
+    this.timeout(60_000);
+    const started = Date.now();
+    while (serverProcesses().length === 0) {
+      assert.ok(
+        Date.now() - started < 30_000,
+        'no local server process within 30 s of pasting an image (the panel starts it, to read the image ahead)',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    const [serve] = serverProcesses();
+    assert.match(serve!.commandLine, /--offline/, 'started early, it must never download');
+  });
+
   it('generates HTML into an editor with the local server and the tiny model', async function () {
     needs(this, 'image');
     this.timeout(GENERATION_TIMEOUT_MS + 30_000);
