@@ -88,44 +88,45 @@ describe('reading the next request ahead', () => {
   it('sends typed text once typing pauses, once per request, nothing when none could start', async () => {
     const sent: NextRequest[] = [];
     const readAhead = readAheadOnPause((next) => sent.push(next), 20);
-    readAhead.changed(refine('make'), true);
-    readAhead.changed(refine('make it red'), true);
+    readAhead.changed(refine('make'));
+    readAhead.changed(refine('make it red'));
     await pause(50);
     assert.deepEqual(sent, [refine('make it red')]);
-    readAhead.changed(refine('make it red'), true);
-    readAhead.changed(refine('make it blue'), true);
-    readAhead.changed(undefined, true);
+    readAhead.changed(refine('make it red'));
+    readAhead.changed(refine('make it blue'));
+    readAhead.changed(undefined);
     await pause(50);
     assert.deepEqual(sent, [refine('make it red')]);
   });
 
-  it('sends a new image or target at once, and the same request again only after a cancel', async () => {
+  it('sends only where quick changes settle, and the same request again only after a cancel', async () => {
     const sent: NextRequest[] = [];
     const readAhead = readAheadOnPause((next) => sent.push(next), 20);
-    readAhead.changed(generate(''), false);
+    readAhead.changed(generate(''));
+    readAhead.changed({ kind: 'generate', target: 'react', instruction: '' });
+    readAhead.changed(generate(''));
+    await pause(50);
     assert.deepEqual(sent, [generate('')]);
-    readAhead.changed(generate(''), false);
-    readAhead.changed({ kind: 'generate', target: 'react', instruction: '' }, false);
+    readAhead.changed(generate(''));
+    await pause(50);
+    assert.deepEqual(sent, [generate('')], 'sent once');
     readAhead.cancel(); // another image
-    readAhead.changed(generate(''), false);
-    assert.deepEqual(sent, [
-      generate(''),
-      { kind: 'generate', target: 'react', instruction: '' },
-      generate(''),
-    ]);
+    readAhead.changed(generate(''));
+    await pause(50);
+    assert.deepEqual(sent, [generate(''), generate('')]);
   });
 
   it('a request starting cancels what is pending, and the same text may go again after it', async () => {
     const sent: NextRequest[] = [];
     const readAhead = readAheadOnPause((next) => sent.push(next), 20);
-    readAhead.changed(refine('make it red'), true);
+    readAhead.changed(refine('make it red'));
     readAhead.cancel();
     await pause(50);
     assert.deepEqual(sent, []);
-    readAhead.changed(refine('make it red'), true);
+    readAhead.changed(refine('make it red'));
     await pause(50);
     readAhead.cancel();
-    readAhead.changed(refine('make it red'), true);
+    readAhead.changed(refine('make it red'));
     await pause(50);
     assert.deepEqual(sent, [refine('make it red'), refine('make it red')]);
   });

@@ -163,7 +163,7 @@ function nextRequest(): NextRequest | undefined {
 function newImageChosen(): void {
   imageIsNew = true;
   readAhead.cancel();
-  readAhead.changed(nextRequest(), false);
+  readAhead.changed(nextRequest());
 }
 
 function startRequest(message: (requestId: string) => PanelToHost): void {
@@ -213,12 +213,12 @@ embeddedButton.addEventListener('click', () => host.post({ type: 'useEmbeddedDia
 targetSelect.addEventListener('change', () => {
   targetChosen = true;
   save();
-  readAhead.changed(nextRequest(), false);
+  readAhead.changed(nextRequest());
 });
 instructionBox.addEventListener('input', () => {
   updateButtons();
   save();
-  readAhead.changed(nextRequest(), true);
+  readAhead.changed(nextRequest());
 });
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {

@@ -1,19 +1,19 @@
 /**
  * What Generate or Refine would send, posted to the host ahead of the click for the local server
  * to read into its KV cache (GenerationApi.readAhead): when the button is pressed the server then
- * has all but the last token of the prompt. A change from typing waits for a pause; a new image
- * or target goes at once. Each request is sent once; a started request cancels what is pending.
+ * has all but the last token of the prompt. Each change waits for a short pause, so that typing,
+ * stepping through the targets or pasting again right away sends only where the user settled
+ * (a read-ahead in flight is not stopped for one of the same image, and a screenshot's vision
+ * tower on a CPU runs for seconds). Each request is sent once; a started request cancels what is
+ * pending.
  */
 import type { NextRequest } from '../../src/protocol/panel';
 
 export const READ_AHEAD_PAUSE_MS = 400;
 
 export interface ReadAhead {
-  /**
-   * The request the panel would send now changed (undefined: none could start). `typing`: wait
-   * for a pause in the typing before sending it.
-   */
-  changed(next: NextRequest | undefined, typing: boolean): void;
+  /** The request the panel would send now changed (undefined: none could start). */
+  changed(next: NextRequest | undefined): void;
   /** A request starts, or the image changed: nothing pending is sent, and anything may go again. */
   cancel(): void;
 }
@@ -35,10 +35,9 @@ export function readAheadOnPause(
     send(next);
   };
   return {
-    changed(next, typing) {
+    changed(next) {
       stopTimer();
       if (!next) return;
-      if (!typing) return sendOnce(next);
       timer = setTimeout(() => {
         timer = undefined;
         sendOnce(next);

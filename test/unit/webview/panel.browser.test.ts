@@ -149,22 +149,28 @@ describe('panel webview in Chromium', function () {
     assert.notEqual(posted.requestId, requestId);
   });
 
-  it('reads a chosen image ahead at once, and again after a new target or a typing pause', async () => {
+  it('reads a chosen image ahead after a short pause, then each new target or instruction', async () => {
     await view.send({ type: 'image', image, embeddedDiagram: false, chosen: false });
+    await view.page.waitForTimeout(READ_AHEAD_PAUSE_MS + 100);
     assert.deepEqual(await readAheads(view), [], 'an image shown again to a reloaded view');
-    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: true });
     const generate = (target: string, instruction: string) => ({
       type: 'readAhead',
       next: { kind: 'generate', target, instruction },
     });
+    const started = Date.now();
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: true });
+    await waitForReadAheads(view, 1);
+    assert.ok(Date.now() - started >= READ_AHEAD_PAUSE_MS, 'sent after the pause');
     assert.deepEqual(await readAheads(view), [generate('react', '')]);
     await view.page.selectOption('#target', 'html');
-    assert.deepEqual(await readAheads(view), [generate('react', ''), generate('html', '')]);
-    const started = Date.now();
+    await waitForReadAheads(view, 2);
     await view.page.fill('#instruction', 'dark theme ');
     await waitForReadAheads(view, 3);
-    assert.ok(Date.now() - started >= READ_AHEAD_PAUSE_MS, 'sent once the typing paused');
-    assert.deepEqual(await lastPosted(view), generate('html', 'dark theme'));
+    assert.deepEqual(await readAheads(view), [
+      generate('react', ''),
+      generate('html', ''),
+      generate('html', 'dark theme'),
+    ]);
   });
 
   it('sends a refinement being typed ahead once the typing pauses', async () => {
@@ -234,6 +240,7 @@ describe('panel webview in Chromium', function () {
     await view.send({ type: 'image', image, embeddedDiagram: true, chosen: true });
     await view.page.getByRole('button', { name: 'Open the exact diagram' }).click();
     assert.deepEqual(await lastPosted(view), { type: 'useEmbeddedDiagram' });
+    await view.page.waitForTimeout(READ_AHEAD_PAUSE_MS + 100);
     assert.deepEqual(await readAheads(view), [], 'no model needed: nothing read ahead');
     assert.equal(await view.page.getByRole('button', { name: 'Generate' }).isEnabled(), true);
   });
