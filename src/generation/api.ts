@@ -82,9 +82,10 @@ export interface GenerationApi {
    * Before Generate or Refine is pressed (an image chosen, an instruction typed): has the local
    * server read that request's prompt into its KV cache, so that it then runs only its last
    * token. Does nothing unless the local server is up and no generation runs; never fails (the
-   * request works the same without).
+   * request works the same without). `onReading`: when the prompt goes to the server. Resolves
+   * true once the server has read it.
    */
-  readAhead(request: ReadAheadRequest): Promise<void>;
+  readAhead(request: ReadAheadRequest, onReading?: () => void): Promise<boolean>;
   /** Stops the running generation (any, or only the one with this id). */
   stop(requestId?: string): void;
   readonly running: boolean;

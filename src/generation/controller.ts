@@ -218,15 +218,17 @@ export class GenerationController extends Disposable implements GenerationApi {
     return outcome.result;
   }
 
-  async readAhead(request: ReadAheadRequest): Promise<void> {
+  async readAhead(request: ReadAheadRequest, onReading?: () => void): Promise<boolean> {
     const settings = this.settings.read();
     // The session's first image: the server starts now, while the user chooses and types.
     if (request.kind === 'generate' && settings.readAhead && settings.backend === 'local') {
       if (!this.current) await this.supervisor.prestart();
     }
-    if (!this.canReadAhead()) return;
+    if (!this.canReadAhead()) return false;
     const prompt = await this.readAheadPrompt(request).catch(() => undefined);
-    if (prompt && this.canReadAhead()) await this.readAheads.request(prompt.image, prompt.messages);
+    if (!prompt || !this.canReadAhead()) return false;
+    onReading?.();
+    return this.readAheads.request(prompt.image, prompt.messages);
   }
 
   /** Only the local server reads a prompt without answering (max_tokens 0), and only when idle. */
@@ -264,7 +266,7 @@ export class GenerationController extends Disposable implements GenerationApi {
 
   private async sendReadAhead(messages: ChatMessage[], signal: AbortSignal): Promise<void> {
     const server = this.supervisor.info;
-    if (!server || !this.canReadAhead()) return;
+    if (!server || !this.canReadAhead()) throw new Error('the server cannot read ahead now');
     await streamChatCompletion({
       endpoint: server.endpoint,
       apiKey: server.token,

@@ -15,8 +15,8 @@ interface Prompt {
   /** The image's content hash (imageKey): prompts of one image share their costly prefix. */
   image: string;
   messages: ChatMessage[];
-  /** Settles request()'s promise. */
-  done: () => void;
+  /** Settles request()'s promise: whether the server read the prompt. */
+  done: (read: boolean) => void;
 }
 
 export function imageKey(bytes: Uint8Array): string {
@@ -30,13 +30,14 @@ export class ReadAheadQueue {
   constructor(private readonly send: SendReadAhead) {}
 
   /**
-   * Reads `messages` ahead: now, or once the read-ahead in flight is done. Resolves when the
-   * server is done with it, or when it is dropped for a newer one; never rejects.
+   * Reads `messages` ahead: now, or once the read-ahead in flight is done. Resolves true once the
+   * server has read it, false when it failed, was stopped or was dropped for a newer one; never
+   * rejects.
    */
-  request(image: string, messages: ChatMessage[]): Promise<void> {
+  request(image: string, messages: ChatMessage[]): Promise<boolean> {
     this.stopUnless(image);
     this.dropWaiting();
-    const done = new Promise<void>(
+    const done = new Promise<boolean>(
       (resolve) => (this.waiting = { image, messages, done: resolve }),
     );
     if (!this.inFlight) this.sendWaiting();
@@ -55,7 +56,7 @@ export class ReadAheadQueue {
   }
 
   private dropWaiting(): void {
-    this.waiting?.done();
+    this.waiting?.done(false);
     this.waiting = undefined;
   }
 
@@ -70,10 +71,13 @@ export class ReadAheadQueue {
     const flight = { image: prompt.image, abort: new AbortController() };
     this.inFlight = flight;
     void this.send(prompt.messages, flight.abort.signal)
-      .catch(() => undefined) // a head start only: the request reports its own errors
-      .finally(() => {
+      .then(
+        () => true,
+        () => false, // a head start only: the request reports its own errors
+      )
+      .then((read) => {
         if (this.inFlight === flight) this.inFlight = undefined;
-        prompt.done();
+        prompt.done(read);
         this.sendWaiting();
       });
   }

@@ -4,7 +4,12 @@
  * webview needs again (the image, the running request and its last progress).
  */
 import * as vscode from 'vscode';
-import { GenerationError, type HostDependencies, type SourceImage } from '../generation/api';
+import {
+  GenerationError,
+  type HostDependencies,
+  type ReadAheadRequest,
+  type SourceImage,
+} from '../generation/api';
 import type { HostToPanel, PanelToHost, ProgressStage } from '../protocol/panel';
 import { decodeImage, encodeImage, readImageFile, IMAGE_FILE_EXTENSIONS } from './images';
 
@@ -15,6 +20,8 @@ export class PanelController {
   private running?: { requestId: string; progress?: ProgressStage };
   /** How the last request ended, replayed once to a webview that was reloaded meanwhile. */
   private outcome?: HostToPanel;
+  /** Generation read-aheads not yet settled (the panel shows while any is being read). */
+  private readingAhead = 0;
 
   constructor(
     private readonly deps: HostDependencies,
@@ -64,7 +71,7 @@ export class PanelController {
         // Only ever a head start: Generate and Refine work the same without it.
         const { next } = message;
         if (next.kind === 'refine') return void this.deps.api.readAhead(next);
-        if (this.image) return void this.deps.api.readAhead({ ...next, image: this.image });
+        if (this.image) return this.readGenerationAhead({ ...next, image: this.image });
         return;
       }
       case 'stop':
@@ -78,6 +85,18 @@ export class PanelController {
         return this.guard(undefined, () => this.deps.api.openHistory(message.historyId));
       case 'runAction':
         return this.guard(undefined, () => this.deps.api.runAction(message.action));
+    }
+  }
+
+  /** Reads a generation ahead, telling the panel while any is being read and how the last ended. */
+  private async readGenerationAhead(request: ReadAheadRequest): Promise<void> {
+    let reading = false;
+    const read = await this.deps.api.readAhead(request, () => {
+      reading = true;
+      if (this.readingAhead++ === 0) this.post({ type: 'readAhead', state: 'reading' });
+    });
+    if (reading && --this.readingAhead === 0) {
+      this.post({ type: 'readAhead', state: read ? 'read' : 'idle' });
     }
   }
 

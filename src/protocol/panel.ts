@@ -104,4 +104,9 @@ export type HostToPanel =
   | { type: 'error'; requestId?: string; message: string; actions: ErrorAction[] }
   | { type: 'history'; history: HistoryEntry[] }
   /** Puts keyboard focus where Ctrl/Cmd+V pastes an image. */
-  | { type: 'focusPaste' };
+  | { type: 'focusPaste' }
+  /**
+   * The local server reads the generation ahead ('reading'), has read it all ('read': Generate
+   * starts at once), or stopped without it ('idle').
+   */
+  | { type: 'readAhead'; state: 'reading' | 'read' | 'idle' };

@@ -214,6 +214,11 @@ describe('user journey in code-server with the installed .vsix', function () {
     }
     const [serve] = serverProcesses();
     assert.match(serve!.commandLine, /--offline/, 'started early, it must never download');
+    await panel.watch();
+    await panel.waitFor(/Ready: Generate starts at once/, {
+      timeoutMs: 45_000,
+      doing: 'reading the pasted image ahead',
+    });
   });
 
   it('generates HTML into an editor with the local server and the tiny model', async function () {

@@ -30,15 +30,15 @@ describe('the read-ahead queue', () => {
     const first = queue.request('a', prompt('image'));
     const dropped = queue.request('a', prompt('image + "dar"'));
     const newest = queue.request('a', prompt('image + "dark theme"'));
-    await dropped; // replaced before it was sent
+    assert.equal(await dropped, false, 'replaced before it was sent');
     assert.deepEqual(server.sent, ['image']);
     assert.equal(server.calls[0].signal.aborted, false);
     server.calls[0].finish();
-    await first;
+    assert.equal(await first, true);
     await settled();
     assert.deepEqual(server.sent, ['image', 'image + "dark theme"']);
     server.calls[1].finish();
-    await newest;
+    assert.equal(await newest, true);
   });
 
   it('stops a read-ahead of another image and sends the new one once it has ended', async () => {
@@ -47,11 +47,11 @@ describe('the read-ahead queue', () => {
     const first = queue.request('a', prompt('image a'));
     const second = queue.request('b', prompt('image b'));
     assert.equal(server.calls[0].signal.aborted, true);
-    await first; // an aborted read-ahead resolves all the same
+    assert.equal(await first, false, 'an aborted read-ahead resolves all the same');
     await settled();
     assert.deepEqual(server.sent, ['image a', 'image b']);
     server.calls[1].finish();
-    await second;
+    assert.equal(await second, true);
   });
 
   it('a request starting drops what waits, and stops only a read-ahead of another image', async () => {
@@ -60,7 +60,7 @@ describe('the read-ahead queue', () => {
     void queue.request('a', prompt('image a'));
     const waiting = queue.request('a', prompt('image a + instruction'));
     queue.settle('a');
-    await waiting;
+    assert.equal(await waiting, false);
     assert.equal(server.calls[0].signal.aborted, false, 'the request will extend it');
     queue.settle('b');
     assert.equal(server.calls[0].signal.aborted, true, 'the request would only wait for it');
@@ -74,12 +74,12 @@ describe('the read-ahead queue', () => {
     const queue = new ReadAheadQueue((messages, signal) =>
       failures-- > 0 ? Promise.reject(new Error('server gone')) : server.send(messages, signal),
     );
-    await queue.request('a', prompt('fails'));
+    assert.equal(await queue.request('a', prompt('fails')), false);
     const next = queue.request('a', prompt('works'));
     assert.deepEqual(server.sent, ['works']);
     queue.dispose();
     assert.equal(server.calls[0].signal.aborted, true);
-    await next;
+    assert.equal(await next, false);
   });
 
   it('keys images by their bytes', () => {

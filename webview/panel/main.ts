@@ -147,6 +147,11 @@ function setStatus(text: string, percent?: number): void {
 }
 
 const readAhead = readAheadOnPause((next) => host.post({ type: 'readAhead', next }));
+const READ_AHEAD_STATUS = {
+  reading: 'Reading ahead…',
+  read: 'Ready: Generate starts at once.',
+  idle: '',
+} as const;
 
 /** What Generate or Refine would ask for now, if either could start. */
 function nextRequest(): NextRequest | undefined {
@@ -291,6 +296,10 @@ function receive(message: HostToPanel): void {
       break;
     case 'focusPaste':
       imageZone.focus();
+      break;
+    case 'readAhead':
+      // A request's own progress speaks for it.
+      if (runningId === undefined) setStatus(READ_AHEAD_STATUS[message.state]);
       break;
   }
 }

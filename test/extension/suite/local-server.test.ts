@@ -109,9 +109,9 @@ describe('the local server', function () {
   it('reads a chosen image ahead, then its instruction: Generate then reads only its last token', async () => {
     const image = fixtureImage('mockup_320x256.png');
     const ask = { kind: 'generate', image, target: 'html' } as const;
-    await extension.api.readAhead({ ...ask, instruction: '' });
+    assert.equal(await extension.api.readAhead({ ...ask, instruction: '' }), true);
     const pasted = await promptCounts();
-    await extension.api.readAhead({ ...ask, instruction: 'use a dark theme' });
+    assert.equal(await extension.api.readAhead({ ...ask, instruction: 'use a dark theme' }), true);
     const typed = await promptCounts();
     // The instruction's read-ahead kept the image's tokens and read only the task's text.
     assert.ok(typed.reused - pasted.reused > (typed.prompt - pasted.prompt) / 2);
@@ -128,12 +128,13 @@ describe('the local server', function () {
     const restoreReadAhead = await useSettings({ readAhead: false });
     try {
       const before = await promptCounts();
-      await extension.api.readAhead({
+      const read = await extension.api.readAhead({
         kind: 'generate',
         image: fixtureImage('diagram_450x230.png'),
         target: 'drawio',
         instruction: '',
       });
+      assert.equal(read, false);
       assert.deepEqual(await promptCounts(), before);
     } finally {
       await restoreReadAhead();

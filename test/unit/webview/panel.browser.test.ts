@@ -173,6 +173,18 @@ describe('panel webview in Chromium', function () {
     ]);
   });
 
+  it('says while the generation is read ahead and when Generate will start at once, unless a request runs', async () => {
+    const status = view.page.getByRole('status');
+    await view.send({ type: 'readAhead', state: 'reading' });
+    assert.equal(await status.textContent(), 'Reading ahead…');
+    await view.send({ type: 'readAhead', state: 'read' });
+    assert.equal(await status.textContent(), 'Ready: Generate starts at once.');
+    await view.send({ type: 'image', image, embeddedDiagram: false, chosen: false });
+    await view.page.getByRole('button', { name: 'Generate' }).click();
+    await view.send({ type: 'readAhead', state: 'idle' });
+    assert.equal(await status.textContent(), 'Starting…');
+  });
+
   it('sends a refinement being typed ahead once the typing pauses', async () => {
     await view.send({ type: 'image', image, embeddedDiagram: false, chosen: true });
     await view.page.getByRole('button', { name: 'Generate' }).click();
