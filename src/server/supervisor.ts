@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { constants, setPriority } from 'node:os';
 import * as vscode from 'vscode';
 import type { ProgressStage } from '../protocol/panel';
 import type { Settings } from '../settings/schema';
@@ -220,6 +221,7 @@ export class ServerSupervisor extends Disposable {
       windowsHide: true,
     });
     this.child = child;
+    lowerPriority(child, log);
 
     return new Promise<ServerConnection>((resolve, reject) => {
       let settled = false;
@@ -424,5 +426,20 @@ export class ServerSupervisor extends Disposable {
     await this.stop();
     this.policy.reset();
     return this.ensureStarted();
+  }
+}
+
+/**
+ * Below normal priority: on a CPU the model takes every core for seconds at a time (a
+ * screenshot's vision tower, a prompt read ahead while the user types), and the editor comes
+ * first. With nothing else to run, the server still gets every core. Set right after the spawn,
+ * before the server loads the model: the threads that run it inherit it.
+ */
+function lowerPriority(child: ChildProcess, log: vscode.LogOutputChannel): void {
+  if (child.pid === undefined) return; // the spawn failed: its error event reports it
+  try {
+    setPriority(child.pid, constants.priority.PRIORITY_BELOW_NORMAL);
+  } catch (error) {
+    log.warn(`Could not lower the server's priority: ${(error as Error).message}`);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The benchmark scripts themselves (scripts/bench-engine.ts, scripts/bench/vision-formats.ts,
- * scripts/bench/int4-kernel-rows.ts),
+ * scripts/bench/int4-kernel-rows.ts, scripts/bench/background-priority.ts),
  * run on the tiny checkpoint so they stay runnable: the GPU run (scripts/gpu/run.sh) gets one
  * try on a lent machine, and its summary reads these JSON fields. Figures are printed, never
  * asserted.
@@ -157,6 +157,32 @@ for (const device of ['cpu', 'webgpu'] as const) {
     });
   });
 }
+
+describe('background-priority on the tiny checkpoint (CPU)', function () {
+  this.timeout(300_000);
+  let cacheDir: string;
+  before(() => (cacheDir = mkdtempSync(join(tmpdir(), 'd2c-priority-'))));
+  after(() => cacheDir && rmSync(cacheDir, { recursive: true, force: true }));
+
+  it('prints the editor-like task alone and beside the server at each priority', async () => {
+    const lines = await runScript(
+      'scripts/bench/background-priority.ts',
+      ['--model', TINY_MODEL_DIR, '--seconds', '1'],
+      { BENCH_CACHE_DIR: cacheDir },
+    );
+    console.log(lines.map((line) => `      ${JSON.stringify(line)}`).join('\n'));
+    assert.deepEqual(
+      lines.map((line) => line.server_priority),
+      ['normal', 'below normal'],
+    );
+    for (const line of lines) {
+      for (const key of ['editor_work_p50_ms', 'alone_work_p50_ms', 'editor_timer_late_p95_ms']) {
+        assert.equal(typeof line[key], 'number', key);
+      }
+      assert.ok((line.server_prefills as number) > 0, 'the server prefilled while it ran');
+    }
+  });
+});
 
 describe('memory-bandwidth: the read loop behind the read-only roofline', () => {
   // Lane 0 of the XOR of every 16-byte chunk it loaded: the XOR of their first 32-bit words.

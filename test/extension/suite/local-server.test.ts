@@ -3,9 +3,10 @@
 // (also in the middle of a generation), stopped on request with no restart.
 import assert from 'node:assert/strict';
 import * as vscode from 'vscode';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { constants, getPriority } from 'node:os';
 import path from 'node:path';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { ServerState } from '../../../src/server/supervisor';
@@ -105,6 +106,20 @@ describe('the local server', function () {
       reused: metric('d2c_prompt_tokens_reused_total'),
     };
   }
+
+  it('runs below normal priority, every thread of it, so that the editor comes first', () => {
+    const pid = extension.server.pid!;
+    assert.equal(getPriority(pid), constants.priority.PRIORITY_BELOW_NORMAL);
+    if (process.platform !== 'linux') return;
+    // Linux keeps a nice value per thread: those running the model must have it too.
+    const threads = readdirSync(`/proc/${pid}/task`);
+    const nice = threads.map((tid) => {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    });
+    assert.ok(threads.length > 4, `${threads.length} threads`);
+    assert.deepEqual(new Set(nice), new Set([constants.priority.PRIORITY_BELOW_NORMAL]));
+  });
 
   it('reads a chosen image ahead, then its instruction: Generate then reads only its last token', async () => {
     const image = fixtureImage('mockup_320x256.png');
