@@ -219,10 +219,9 @@ export class GenerationController extends Disposable implements GenerationApi {
   }
 
   async readAhead(request: ReadAheadRequest, onReading?: () => void): Promise<boolean> {
-    const settings = this.settings.read();
     // The session's first image: the server starts now, while the user chooses and types.
-    if (request.kind === 'generate' && settings.readAhead && settings.backend === 'local') {
-      if (!this.current) await this.supervisor.prestart();
+    if (request.kind === 'generate' && this.readAheadOn() && !this.current) {
+      await this.supervisor.prestart();
     }
     if (!this.canReadAhead()) return false;
     const prompt = await this.readAheadPrompt(request).catch(() => undefined);
@@ -231,12 +230,16 @@ export class GenerationController extends Disposable implements GenerationApi {
     return this.readAheads.request(prompt.image, prompt.messages);
   }
 
-  /** Only the local server reads a prompt without answering (max_tokens 0), and only when idle. */
-  private canReadAhead(): boolean {
+  /** Only the local server reads a prompt without answering (max_tokens 0), when the user lets it. */
+  private readAheadOn(): boolean {
     const settings = this.settings.read();
+    return settings.readAhead && settings.backend === 'local';
+  }
+
+  /** Whether a prompt can be read ahead now: allowed, the server ready, no generation running. */
+  private canReadAhead(): boolean {
     return (
-      settings.readAhead &&
-      settings.backend === 'local' &&
+      this.readAheadOn() &&
       !this.current &&
       this.supervisor.state === 'ready' &&
       this.supervisor.info !== undefined
@@ -351,7 +354,8 @@ export class GenerationController extends Disposable implements GenerationApi {
       }
       onProgress({ stage: 'readingImage' });
       const job = await prepare();
-      this.readAheads.settle(imageKey(job.image.bytes));
+      // Hashing the image is only worth it when a read-ahead is in flight or waiting.
+      if (this.readAheads.busy) this.readAheads.settle(imageKey(job.image.bytes));
       let documentUri = '';
       stream = new EditorStream(job.openTarget, (document) => {
         documentUri = document.uri.toString();

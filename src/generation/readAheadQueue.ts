@@ -44,6 +44,11 @@ export class ReadAheadQueue {
     return done;
   }
 
+  /** Whether a read-ahead is in flight or waiting. */
+  get busy(): boolean {
+    return this.inFlight !== undefined || this.waiting !== undefined;
+  }
+
   /** A request of `image` starts: it would only wait for a read-ahead of another image. */
   settle(image: string): void {
     this.dropWaiting();

@@ -139,10 +139,7 @@ export class ServerSupervisor extends Disposable {
         this.prestarting = false;
       });
     }
-    await this.starting.then(
-      () => undefined,
-      () => undefined,
-    );
+    await this.starting.catch(() => undefined);
   }
 
   private startWithProgress(prestart = false): Promise<ServerConnection> {

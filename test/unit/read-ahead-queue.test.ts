@@ -57,7 +57,9 @@ describe('the read-ahead queue', () => {
   it('a request starting drops what waits, and stops only a read-ahead of another image', async () => {
     const server = new FakeServer();
     const queue = new ReadAheadQueue(server.send);
+    assert.equal(queue.busy, false);
     void queue.request('a', prompt('image a'));
+    assert.equal(queue.busy, true);
     const waiting = queue.request('a', prompt('image a + instruction'));
     queue.settle('a');
     assert.equal(await waiting, false);
