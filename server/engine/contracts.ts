@@ -109,12 +109,29 @@ export interface TextDecoder {
   reset(): void;
 }
 
+export interface EncodeOptions {
+  /**
+   * Checked between the tower's stages (where it has several): once aborted, encode rejects with
+   * EngineError 'cancelled' after the stage running.
+   */
+  signal?: AbortSignal;
+  /**
+   * The image's identity (its hash): a stopped encode keeps its progress under it, and the next
+   * encode with the same key goes on from there.
+   */
+  key?: string;
+}
+
 export interface VisionEncoder {
   /**
    * pixelValues: [grid_t*grid_h*grid_w, 3*patch*patch] in merge-block order, one frame per patch
    * (patchify.ts; the reference's pixel_values repeat it temporal_patch_size times).
    */
-  encode(pixelValues: Float32Array, gridThw: [number, number, number]): Promise<VisionOutput>;
+  encode(
+    pixelValues: Float32Array,
+    gridThw: [number, number, number],
+    options?: EncodeOptions,
+  ): Promise<VisionOutput>;
 }
 
 export interface LoadedModel {

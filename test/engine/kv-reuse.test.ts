@@ -8,6 +8,7 @@ import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type {
   ChatMessage,
@@ -250,6 +251,43 @@ for (const device of ['cpu', 'webgpu'] as const) {
         await engine.dispose();
       }
     });
+
+    // The CPU build's tower runs in stages (one graph on GPUs).
+    if (device === 'cpu') {
+      it('a stop during the vision tower takes effect between its stages, and the same request goes on from there', async () => {
+        const model = await loadModel(TINY_MODEL_DIR, { cacheDir, device, precision: 'fp32' });
+        const engine = createChatEngine(model, loadChatCheckpoint(TINY_MODEL_DIR), {
+          modelName: 'tiny',
+        });
+        try {
+          const stages = (model.vision as unknown as { stages: ort.InferenceSession[] }).stages;
+          assert.ok(stages.length > 2);
+          const runs = stages.map(() => 0);
+          const stop = new AbortController();
+          stages.forEach((session, i) => {
+            const run = session.run.bind(session);
+            (session as { run: unknown }).run = async (feeds: ort.InferenceSession.FeedsType) => {
+              const result = await run(feeds);
+              if (++runs[i] === 1 && i === 1) setImmediate(() => stop.abort());
+              return result;
+            };
+          });
+          const generate = request([ask(mockup, 'Generate the HTML for this UI.')]);
+          const stopped = await engine.generate(generate, { signal: stop.signal });
+          assert.equal(stopped.finishReason, 'cancelled');
+          assert.deepEqual(stopped.tokenIds, []);
+          assert.deepEqual(runs.slice(0, 3), [1, 1, 0], 'stopped after the second stage');
+          const resumed = await engine.generate(generate);
+          assert.ok(
+            runs.every((n) => n === 1),
+            `each stage ran once: ${runs}`,
+          );
+          assert.deepEqual(resumed.tokenIds, (await coldRun(generate)).tokenIds);
+        } finally {
+          await engine.dispose();
+        }
+      });
+    }
 
     it('an image seen before skips the vision tower even when the cache cannot be reused', async () => {
       const text = request([{ role: 'user', content: 'hello' }], 2);

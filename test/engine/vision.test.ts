@@ -1,14 +1,22 @@
 /**
  * The ONNX vision tower against transformers: golden pixel_values in, image embeddings and every
  * DeepStack feature out, within 1e-3 (fp32, CPU); the int4 builds' towers (8-bit linears: per
- * channel on the CPU, blocks of 32 with fp16 activations for GPUs) by cosine.
+ * channel on the CPU, blocks of 32 with fp16 activations for GPUs) by cosine. CPU builds run
+ * the tower in stages: the same features as one graph, and a stop between two stages, after
+ * which the same image goes on from where it stopped.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { readModelConfig } from '../../server/engine/checkpoint/config';
 import type { GraphTarget, LoadedModel, Precision } from '../../server/engine/contracts';
+import { isEngineError } from '../../server/engine/errors';
+import { visionStages } from '../../server/engine/onnx/vision-graph';
 import { loadModel } from '../../server/engine/runtime/load-model';
+import { ensureModelBuild } from '../../server/engine/runtime/model-build';
+import { OnnxVisionEncoder } from '../../server/engine/runtime/vision-encoder';
 import { linspaceF32, positionTaps } from '../../server/engine/runtime/vision-tables';
 import { TINY_MODEL, cosine, golden, goldenPixels, maxAbsDiff, readF32 } from './golden-tensors';
 
@@ -81,6 +89,105 @@ for (const { target, label } of [
     }
   });
 }
+
+describe('vision tower in stages (CPU builds)', () => {
+  const config = readModelConfig(TINY_MODEL);
+  const c = golden.cases.find((x) => x.pixel_values)!;
+  const grid = c.image_grid_thw![0];
+  const pixels = goldenPixels(c);
+  let cacheDir: string;
+  /** The fp32 tower's graphs: the CPU build's stages, the GPU build's one graph. */
+  let staged: string[];
+  let whole: string[];
+  const sessions: ort.InferenceSession[] = [];
+  /** Session runs, by stage, and the stage after whose run the stop comes (if any). */
+  let runs: number[];
+  let stopAfterStage: { stage: number; stop: AbortController } | undefined;
+
+  before(() => {
+    cacheDir = mkdtempSync(join(tmpdir(), 'd2c-vision-stages-'));
+    staged = ensureModelBuild(TINY_MODEL, { cacheDir, precision: 'fp32' }).build.vision;
+    whole = ensureModelBuild(TINY_MODEL, { cacheDir, precision: 'fp32', target: 'gpu' }).build
+      .vision;
+  });
+  after(async () => {
+    await Promise.all(sessions.map((session) => session.release()));
+    rmSync(cacheDir, { recursive: true, force: true });
+  });
+
+  /** An encoder over `paths` whose runs are counted, and stopped as stopAfterStage says. */
+  async function encoder(paths: string[]): Promise<OnnxVisionEncoder> {
+    const stages = await Promise.all(paths.map((path) => ort.InferenceSession.create(path)));
+    sessions.push(...stages);
+    runs = paths.map(() => 0);
+    const counted = stages.map(
+      (session, stage) =>
+        new Proxy(session, {
+          get(target, property) {
+            if (property !== 'run') return Reflect.get(target, property);
+            return async (feeds: ort.InferenceSession.FeedsType) => {
+              const result = await target.run(feeds);
+              runs[stage]++;
+              // From the event loop, as a closed socket's abort comes.
+              if (stopAfterStage?.stage === stage) setImmediate(() => stopAfterStage!.stop.abort());
+              return result;
+            };
+          },
+        }),
+    );
+    return new OnnxVisionEncoder(counted, config);
+  }
+
+  it('splits the blocks evenly, at most one stage per block', () => {
+    assert.deepEqual(visionStages(24, 8)[1], { from: 3, to: 6 });
+    assert.deepEqual(
+      visionStages(27, 8).map((s) => s.to - s.from),
+      [3, 4, 3, 4, 3, 3, 4, 3],
+    );
+    assert.equal(visionStages(4, 8).length, 4);
+    assert.deepEqual(visionStages(24, 1), [{ from: 0, to: 24 }]);
+  });
+
+  it('gives the features of the tower as one graph', async () => {
+    assert.equal(whole.length, 1);
+    assert.equal(staged.length, config.vision.depth, 'the tiny tower: a stage per block');
+    const [a, b] = [await encoder(staged), await encoder(whole)];
+    const [x, y] = [await a.encode(pixels, grid), await b.encode(pixels, grid)];
+    assert.equal(x.deepstack.length, y.deepstack.length);
+    assert.ok(maxAbsDiff(x.imageEmbeds, y.imageEmbeds) < 1e-5);
+    x.deepstack.forEach((d, i) => assert.ok(maxAbsDiff(d, y.deepstack[i]) < 1e-5, `tap ${i}`));
+  });
+
+  it('stops between two stages, and the same image goes on from there', async () => {
+    const vision = await encoder(staged);
+    const reference = await vision.encode(pixels, grid);
+    runs.fill(0);
+    const stop = new AbortController();
+    stopAfterStage = { stage: 1, stop };
+    await assert.rejects(
+      vision.encode(pixels, grid, { signal: stop.signal, key: 'mockup' }),
+      (error) => isEngineError(error, 'cancelled'),
+    );
+    stopAfterStage = undefined;
+    assert.deepEqual(runs, [1, 1, 0, 0], 'stopped after the second stage');
+    const resumed = await vision.encode(pixels, grid, { key: 'mockup' });
+    assert.deepEqual(runs, [1, 1, 1, 1], 'the rest of the stages only');
+    assert.deepEqual(resumed.imageEmbeds, reference.imageEmbeds);
+    assert.deepEqual(resumed.deepstack, reference.deepstack);
+  });
+
+  it('starts over for another image, or an image stopped before another ran', async () => {
+    const vision = await encoder(staged);
+    const stop = new AbortController();
+    stopAfterStage = { stage: 0, stop };
+    await assert.rejects(vision.encode(pixels, grid, { signal: stop.signal, key: 'mockup' }));
+    stopAfterStage = undefined;
+    await vision.encode(pixels, grid, { key: 'another' });
+    assert.deepEqual(runs, [2, 1, 1, 1]);
+    await vision.encode(pixels, grid, { key: 'mockup' });
+    assert.deepEqual(runs, [3, 2, 2, 2], 'its progress went with the other image');
+  });
+});
 
 describe('vision position tables', () => {
   it('linspace matches torch.linspace float32 (ends exact, symmetric steps)', () => {

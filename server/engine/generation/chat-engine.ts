@@ -19,7 +19,7 @@ import type {
   TextDecoder,
   VisionOutput,
 } from '../contracts';
-import { EngineError } from '../errors';
+import { EngineError, isEngineError } from '../errors';
 import type { ImageLimits } from '../preprocess/decode-image';
 import { runDecodeLoop } from './decode-loop';
 import { ImageEmbeddingCache } from './image-cache';
@@ -155,7 +155,16 @@ async function generateWith(
       else {
         // A known layout skipped the pixels; the vision tower needs them after all.
         const pixels = await imagePixels(image, checkpoint, options.imageLimits);
-        output = await model.vision.encode(pixels, image.gridThw);
+        try {
+          output = await model.vision.encode(pixels, image.gridThw, {
+            signal: callbacks.signal,
+            key: imageKeys[i],
+          });
+        } catch (error) {
+          // Stopped between two stages of the tower: the decode loop reports the stop.
+          if (isEngineError(error, 'cancelled')) break;
+          throw error;
+        }
         state.images.set(imageKeys[i], output);
       }
       outputs.push(output);

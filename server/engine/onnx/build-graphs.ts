@@ -1,5 +1,5 @@
 /**
- * Builds the two ONNX files of a model (vision.onnx, decoder.onnx, each with its .data external
+ * Builds the ONNX files of a model (the vision tower, the decoder, each with its .data external
  * weights) for one precision, or, as a dry run, only constructs the graphs against a tensor
  * layout to prove every tensor is present, correctly shaped and consumed.
  */
@@ -25,7 +25,7 @@ import {
 } from './external-data';
 import { DataType, GraphBuilder } from './graph-builder';
 import type { LayerContext, WeightFormat } from './layers';
-import { buildVisionGraph } from './vision-graph';
+import { buildVisionGraph, visionStages } from './vision-graph';
 
 /**
  * The graphs of a build. `prefill` is the CPU int4 build's second decoder, for prompts (see
@@ -45,6 +45,22 @@ export const GRAPH_FILES = {
   verify: 'decoder-verify.onnx',
 } as const;
 export type GraphPart = keyof typeof GRAPH_FILES;
+
+/**
+ * CPU builds split the vision tower into this many stages, for a Stop (or a newer image) to wait
+ * one stage at most (vision-graph.ts VisionStage): 1.9 s instead of 13 s for a 1280x800
+ * screenshot on two cores. The price: the tower takes 14.2 s instead of 12.7-13.1, as each
+ * stage's run takes fresh memory for its activations (vision-encoder.ts stageSessionOptions;
+ * scripts/bench/vision-formats.ts --stages 1,8). On GPUs the whole tower takes 0.2 s, and there
+ * it stays one graph.
+ */
+export const CPU_VISION_STAGES = 8;
+
+/** The files of a tower in `count` stages: GRAPH_FILES.vision for one, else numbered. */
+export function visionStageFiles(count: number): string[] {
+  if (count === 1) return [GRAPH_FILES.vision];
+  return Array.from({ length: count }, (_, i) => `vision-${i + 1}-of-${count}.onnx`);
+}
 
 /** How progress names each part. */
 export const PART_LABELS: Record<GraphPart, string> = {
@@ -231,44 +247,33 @@ export function buildGraphs(
     const tracker = new WeightTracker(source, () =>
       options.onProgress?.(part, ++done, totals[part]),
     );
-    const file = GRAPH_FILES[part];
-    // Only the prompt form's tensors are looked up again (by the static forms).
-    const written: WrittenPlace[] | undefined = part === 'promptForm' ? [] : undefined;
-    const sink: ExternalDataSink = !options.outDir
-      ? new DryRunSink()
-      : isStaticForm(part) && promptFormData
-        ? new ReplayDataSink(`${GRAPH_FILES.promptForm}.data`, promptFormData)
-        : new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`, written);
-    if (written) promptFormData = written;
-    try {
-      const g = new GraphBuilder(`qwen3vl_${part}`, sink);
-      const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
-      if (part === 'vision') buildVisionGraph(ctx, config);
-      else if (capture && isInPlaceForm(part)) {
-        const staticRows = part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
-        buildDecoderGraph(ctx, config, 'device', {
-          inPlaceCache: { capacity: capture.capacity, staticRows },
-        });
-      } else {
-        buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
-          rotaryInAttention: options.rotaryInAttention,
-          emptyCacheBranch: part === 'prefill',
-        });
+    for (const { file, build } of partGraphs(part, config, target, options)) {
+      // Only the prompt form's tensors are looked up again (by the static forms).
+      const written: WrittenPlace[] | undefined = part === 'promptForm' ? [] : undefined;
+      const sink: ExternalDataSink = !options.outDir
+        ? new DryRunSink()
+        : isStaticForm(part) && promptFormData
+          ? new ReplayDataSink(`${GRAPH_FILES.promptForm}.data`, promptFormData)
+          : new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`, written);
+      if (written) promptFormData = written;
+      try {
+        const g = new GraphBuilder(`qwen3vl_${part}`, sink);
+        build(layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel));
+        if (sink instanceof ReplayDataSink) {
+          sink.assertComplete();
+          // Its weights were placed, not read: the form is built all the same.
+          options.onProgress?.(part, totals[part], totals[part]);
+        }
+        const encoded = g.encode(OPSETS);
+        if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
+        summary.nodes[part] += g.nodeCount;
+        // A static form's weights are the prompt form's, in its file (a dry run counts them anyway).
+        summary.dataBytes[part] += isStaticForm(part) ? 0 : sink.bytesWritten;
+      } finally {
+        sink.close();
       }
-      if (sink instanceof ReplayDataSink) {
-        sink.assertComplete();
-        // Its weights were placed, not read: the form is built all the same.
-        options.onProgress?.(part, totals[part], totals[part]);
-      }
-      const encoded = g.encode(OPSETS);
-      if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
-      summary.nodes[part] = g.nodeCount;
-      // A static form's weights are the prompt form's, in its file (a dry run counts them anyway).
-      summary.dataBytes[part] = isStaticForm(part) ? 0 : sink.bytesWritten;
-      for (const name of tracker.consumed) summary.consumed.add(name);
-    } finally {
-      sink.close();
     }
+    for (const name of tracker.consumed) summary.consumed.add(name);
   }
   // A tied checkpoint may carry a duplicate lm_head; it is validated, not needed.
   const unused = [...source.shapes.keys()].filter(
@@ -281,6 +286,38 @@ export function buildGraphs(
     );
   }
   return summary;
+}
+
+/** The graphs of one part, each with its file: one, or the vision tower's stages. */
+function partGraphs(
+  part: GraphPart,
+  config: Qwen3VLConfig,
+  target: GraphTarget,
+  options: { rotaryInAttention?: boolean; capture?: GraphCapture },
+): { file: string; build: (ctx: LayerContext) => void }[] {
+  const { capture } = options;
+  if (part === 'vision') {
+    const stages = visionStages(config.vision.depth, target === 'cpu' ? CPU_VISION_STAGES : 1);
+    const files = visionStageFiles(stages.length);
+    return stages.map((stage, i) => ({
+      file: files[i],
+      build: (ctx) => buildVisionGraph(ctx, config, stage),
+    }));
+  }
+  const build = (ctx: LayerContext) => {
+    if (capture && isInPlaceForm(part)) {
+      const staticRows = part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
+      buildDecoderGraph(ctx, config, 'device', {
+        inPlaceCache: { capacity: capture.capacity, staticRows },
+      });
+    } else {
+      buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
+        rotaryInAttention: options.rotaryInAttention,
+        emptyCacheBranch: part === 'prefill',
+      });
+    }
+  };
+  return [{ file: GRAPH_FILES[part], build }];
 }
 
 function layerContext(

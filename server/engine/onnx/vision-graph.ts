@@ -1,10 +1,17 @@
 /**
- * The Qwen3-VL vision tower as one ONNX graph (spec §2), for one image per run:
+ * The Qwen3-VL vision tower (spec §2) as ONNX graphs, for one image per run: one graph, or a
+ * chain of stages of consecutive blocks (VisionStage), each run after the other:
  *
- * inputs   pixel_values [N, C*P*P]      one frame per patch, in 2x2 merge-block order
- *          pos_index [4, N] int64, pos_weight [4, N]   bilinear taps into the learned table
- *          rotary_cos, rotary_sin [N, headDim]         2D rotary tables
- * outputs  image_embeds [N/4, outHidden], deepstack_<i> [N/4, outHidden] per tap
+ * inputs   first stage: pixel_values [N, C*P*P]     one frame per patch, in 2x2 merge-block order
+ *            pos_index [4, N] int64, pos_weight [4, N]   bilinear taps into the learned table
+ *          later stages: hidden_states [N, hidden]   the previous stage's output
+ *          every stage: rotary_cos, rotary_sin [N, headDim]   2D rotary tables
+ * outputs  last stage: image_embeds [N/4, outHidden]; earlier stages: hidden_out [N, hidden]
+ *          deepstack_<i> [N/4, outHidden] per tap, from the stage holding its block
+ *
+ * Stages exist because a run cannot be stopped: on the CPU the tower of a 1280x800 screenshot
+ * runs 13 s on two cores, and a Stop (or a newer image) waited for all of it; between stages
+ * the encoder checks for a stop (vision-encoder.ts).
  *
  * The positional tables depend only on the grid, so the host computes them (vision-tables.ts).
  * The reference's patches hold Tp frames, all the same still image; the patch embedding is
@@ -21,10 +28,12 @@ export const VISION_INPUTS = {
   posWeight: 'pos_weight',
   cos: 'rotary_cos',
   sin: 'rotary_sin',
+  hidden: 'hidden_states',
 } as const;
 
 export const VISION_OUTPUTS = {
   embeds: 'image_embeds',
+  hidden: 'hidden_out',
   deepstack: (i: number) => `deepstack_${i}`,
 } as const;
 
@@ -51,54 +60,48 @@ export function foldFrames(kernel: Float32Array, v: VisionConfig): Float32Array 
   return folded;
 }
 
+/** The blocks [from, to) of one stage of the tower. */
+export interface VisionStage {
+  from: number;
+  to: number;
+}
+
+/** The tower's `depth` blocks in `count` stages (at most one per block) as even as they go. */
+export function visionStages(depth: number, count: number): VisionStage[] {
+  const n = Math.max(1, Math.min(count, depth));
+  return Array.from({ length: n }, (_, i) => ({
+    from: Math.round((i * depth) / n),
+    to: Math.round(((i + 1) * depth) / n),
+  }));
+}
+
 /** LayerNorm epsilon of every vision norm (nn.LayerNorm(eps=1e-6) in the reference). */
 const VISION_EPS = 1e-6;
 
-export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void {
+/** Builds one stage of the tower (default: all of it, in one graph). */
+export function buildVisionGraph(
+  ctx: LayerContext,
+  config: Qwen3VLConfig,
+  stage: VisionStage = { from: 0, to: config.vision.depth },
+): void {
   const { g } = ctx;
   const v = config.vision;
   const F = DataType.FLOAT;
   const dv = v.hiddenSize;
   const heads = v.numHeads;
   const headDim = dv / heads;
-  const patchIn = framePatchValues(v);
   const mergedIn = dv * v.spatialMergeSize ** 2;
   const P = (name: string) => VISION_PREFIX + name;
   const toActivation = (x: string) =>
     ctx.dtype === F ? x : g.op('Cast', [x], { to: attr.int(ctx.dtype) });
   const toFloat = (x: string) => (ctx.dtype === F ? x : g.op('Cast', [x], { to: attr.int(F) }));
 
-  const pixels = toActivation(g.input(VISION_INPUTS.pixels, F, ['patches', patchIn]));
-  const posIndex = g.input(VISION_INPUTS.posIndex, DataType.INT64, [4, 'patches']);
-  const posWeight = toActivation(g.input(VISION_INPUTS.posWeight, F, [4, 'patches']));
+  let x =
+    stage.from === 0
+      ? embedPatches(ctx, config, toActivation)
+      : toActivation(g.input(VISION_INPUTS.hidden, F, ['patches', dv]));
   const cos = toActivation(g.input(VISION_INPUTS.cos, F, ['patches', headDim]));
   const sin = toActivation(g.input(VISION_INPUTS.sin, F, ['patches', headDim]));
-
-  // Patch embedding: the Conv3d with kernel == stride is a MatMul over flattened patches, its
-  // kernel folded over the repeated frames.
-  const kernel = P('patch_embed.proj.weight');
-  ctx.weights.shape(kernel, [dv, v.inChannels, v.temporalPatchSize, v.patchSize, v.patchSize]);
-  let x = linearFrom(
-    ctx,
-    pixels,
-    P('patch_embed.proj'),
-    [dv, patchIn],
-    () => foldFrames(ctx.weights.read(kernel), v),
-    { bias: true, format: 'float' },
-  );
-
-  // Learned position embedding, bilinearly interpolated: sum_k table[idx_k] * w_k, in tap order.
-  const table = weight(ctx, P('pos_embed.weight'), [v.numPositionEmbeddings, dv]);
-  const taps = g.op('Mul', [
-    g.op('Gather', [table, posIndex], { axis: attr.int(0) }),
-    g.op('Unsqueeze', [posWeight, g.constInt64([2])]),
-  ]);
-  const [t0, t1, t2, t3] = g.node('Split', [taps], {
-    outputs: 4,
-    attrs: { axis: attr.int(0), num_outputs: attr.int(4) },
-  });
-  const pos = g.op('Add', [g.op('Add', [g.op('Add', [t0, t1]), t2]), t3]);
-  x = g.op('Add', [x, reshape(g, pos, [-1, dv])]);
 
   // Rotate-half rotary as one fused op per q and k (instead of split/negate/concat/multiply/
   // add: 0.55 of 15.7 s of a 1280x800 screenshot's tower on the CPU). Each table row holds its
@@ -117,7 +120,7 @@ export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void
     );
 
   const deepstack: string[] = [];
-  for (let i = 0; i < v.depth; i++) {
+  for (let i = stage.from; i < stage.to; i++) {
     const b = P(`blocks.${i}.`);
     // Attention (non-causal, one image).
     const a = layerNorm(ctx, x, `${b}norm1`, VISION_EPS);
@@ -150,17 +153,65 @@ export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig): void
     }
   }
 
-  // Final merger: LayerNorm per patch, then merge the window.
-  const normed = layerNorm(ctx, x, P('merger.norm'), VISION_EPS);
-  const embeds = mergerMlp(ctx, reshape(g, normed, [-1, mergedIn]), P('merger.'));
-
   const tokens = 'tokens';
-  g.node('Identity', [toFloat(embeds)], { outputs: [VISION_OUTPUTS.embeds] });
-  g.output(VISION_OUTPUTS.embeds, F, [tokens, v.outHiddenSize]);
-  deepstack.forEach((d, i) => {
-    g.node('Identity', [toFloat(d)], { outputs: [VISION_OUTPUTS.deepstack(i)] });
-    g.output(VISION_OUTPUTS.deepstack(i), F, [tokens, v.outHiddenSize]);
+  const output = (value: string, name: string, shape: (string | number)[]) => {
+    g.node('Identity', [toFloat(value)], { outputs: [name] });
+    g.output(name, F, shape);
+  };
+  if (stage.to === v.depth) {
+    // Final merger: LayerNorm per patch, then merge the window.
+    const normed = layerNorm(ctx, x, P('merger.norm'), VISION_EPS);
+    const embeds = mergerMlp(ctx, reshape(g, normed, [-1, mergedIn]), P('merger.'));
+    output(embeds, VISION_OUTPUTS.embeds, [tokens, v.outHiddenSize]);
+  } else {
+    output(x, VISION_OUTPUTS.hidden, ['patches', dv]);
+  }
+  deepstack.forEach((d, i) => output(d, VISION_OUTPUTS.deepstack(i), [tokens, v.outHiddenSize]));
+}
+
+/**
+ * Patch embedding plus the learned position embedding: the first stage's start, from its
+ * pixel and position-tap inputs.
+ */
+function embedPatches(
+  ctx: LayerContext,
+  config: Qwen3VLConfig,
+  toActivation: (x: string) => string,
+): string {
+  const { g } = ctx;
+  const v = config.vision;
+  const F = DataType.FLOAT;
+  const dv = v.hiddenSize;
+  const patchIn = framePatchValues(v);
+  const P = (name: string) => VISION_PREFIX + name;
+  const pixels = toActivation(g.input(VISION_INPUTS.pixels, F, ['patches', patchIn]));
+  const posIndex = g.input(VISION_INPUTS.posIndex, DataType.INT64, [4, 'patches']);
+  const posWeight = toActivation(g.input(VISION_INPUTS.posWeight, F, [4, 'patches']));
+  // Patch embedding: the Conv3d with kernel == stride is a MatMul over flattened patches, its
+  // kernel folded over the repeated frames.
+  const kernel = P('patch_embed.proj.weight');
+  ctx.weights.shape(kernel, [dv, v.inChannels, v.temporalPatchSize, v.patchSize, v.patchSize]);
+  const x = linearFrom(
+    ctx,
+    pixels,
+    P('patch_embed.proj'),
+    [dv, patchIn],
+    () => foldFrames(ctx.weights.read(kernel), v),
+    { bias: true, format: 'float' },
+  );
+
+  // Learned position embedding, bilinearly interpolated: sum_k table[idx_k] * w_k, in tap order.
+  const table = weight(ctx, P('pos_embed.weight'), [v.numPositionEmbeddings, dv]);
+  const taps = g.op('Mul', [
+    g.op('Gather', [table, posIndex], { axis: attr.int(0) }),
+    g.op('Unsqueeze', [posWeight, g.constInt64([2])]),
+  ]);
+  const [t0, t1, t2, t3] = g.node('Split', [taps], {
+    outputs: 4,
+    attrs: { axis: attr.int(0), num_outputs: attr.int(4) },
   });
+  const pos = g.op('Add', [g.op('Add', [g.op('Add', [t0, t1]), t2]), t3]);
+  return g.op('Add', [x, reshape(g, pos, [-1, dv])]);
 }
 
 /** fc1 -> exact (erf) GELU -> fc2, shared by the final and the DeepStack mergers. */

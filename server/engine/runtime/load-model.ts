@@ -61,7 +61,7 @@ export async function loadModel(
  * through the host between them, as they do in every build.
  */
 async function loadCaptured(
-  visionPath: string,
+  visionPaths: string[],
   graphs: NonNullable<CachedBuild['captured']>,
   config: Qwen3VLConfig,
   precision: Precision,
@@ -71,9 +71,10 @@ async function loadCaptured(
   const progress = options.onProgress ?? (() => {});
   const { capacity, verifyRows } = options.graphCapture!;
   progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
-  const vision = await ort.InferenceSession.create(
-    visionPath,
+  const vision = await OnnxVisionEncoder.open(
+    visionPaths,
     baseSessionOptions('webgpu', options.webgpuOptions),
+    config,
   );
   progress({ stage: 'load', item: 'decoder', done: 1, total: 2 });
   let decoder: CapturedTextDecoder;
@@ -98,7 +99,7 @@ async function loadCaptured(
   return {
     device: 'webgpu',
     precision,
-    vision: new OnnxVisionEncoder(vision, config),
+    vision,
     decoder,
     contextLimit: capacity,
     async dispose() {
@@ -124,7 +125,7 @@ function baseSessionOptions(
 }
 
 interface Sessions {
-  vision: ort.InferenceSession;
+  vision: OnnxVisionEncoder;
   decoder: ort.InferenceSession;
   /** The CPU int4 build's 8-bit decoder for prompts, where memory allows. */
   prefill?: ort.InferenceSession;
@@ -140,18 +141,18 @@ export function kvCacheType(precision: Precision, target: GraphTarget): CacheTyp
 
 async function createSessions(
   device: Device,
-  paths: { vision: string; decoder: string; prefill?: string },
+  paths: { vision: string[]; decoder: string; prefill?: string },
   config: Qwen3VLConfig,
   cacheType: CacheType,
   progress: NonNullable<LoadModelOptions['onProgress']>,
   { profileDecoderTo, webgpuOptions, prefillDecoder, onWarning }: LoadModelOptions,
 ): Promise<Sessions> {
-  const { vision: visionPath, decoder: decoderPath } = paths;
+  const { vision: visionPaths, decoder: decoderPath } = paths;
   const prefillPath = prefillDecoder === false ? undefined : paths.prefill;
   const total = prefillPath ? 3 : 2;
   const base = baseSessionOptions(device, webgpuOptions);
   progress({ stage: 'load', item: 'vision', done: 0, total });
-  const vision = await ort.InferenceSession.create(visionPath, base);
+  const vision = await OnnxVisionEncoder.open(visionPaths, base, config);
   progress({ stage: 'load', item: 'decoder', done: 1, total });
   const decoderOptions: ort.InferenceSession.SessionOptions = { ...base };
   if (profileDecoderTo) {
@@ -272,7 +273,7 @@ function makeModel(
   return {
     device,
     precision,
-    vision: new OnnxVisionEncoder(sessions.vision, config),
+    vision: sessions.vision,
     decoder,
     async dispose() {
       decoder.reset();
