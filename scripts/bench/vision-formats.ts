@@ -1,7 +1,7 @@
 /**
  * The vision tower in each weight format, timed in one process on one device:
  *   tsx scripts/bench/vision-formats.ts --model DIR [--device cpu|webgpu] [--image WxH]
- *     [--formats float,int8] [--runs N] [--profile DIR]
+ *     [--formats float,int8] [--stages 1,8] [--runs N] [--profile DIR]
  *
  * Builds only the vision graph of the checkpoint in each format under a temporary directory
  * (fp16 activations on WebGPU, fp32 on the CPU, as the builds do), then runs a screenshot-sized
@@ -10,12 +10,15 @@
  * (the reference: float). Defaults: on the CPU float (fp32) against int8 (what CPU int4 builds
  * run), on WebGPU float (fp16, what GPU builds run) against int8-blocks (MatMulNBits 8-bit, a
  * candidate for GPU builds) and int4 (the speed of the 4-bit kernels, and what it costs in
- * agreement). --profile writes an onnxruntime profile per format (on WebGPU each
+ * agreement). --stages builds each format in that many stages, for each number listed (1: one
+ * graph; vision-graph.ts VisionStage), and prints also the slowest stage (how
+ * long a Stop waits at most) and the process's resident memory after the runs (what the stages'
+ * sessions keep between images). --profile writes an onnxruntime profile per format (on WebGPU each
  * kernel's GPU time; scripts/gpu/summarize_profile.py PROFILE.json 1 sums it).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
 import { SafetensorsCheckpoint } from '../../server/engine/checkpoint/safetensors';
@@ -26,27 +29,38 @@ import { readImageProcessorConfig } from '../../server/engine/preprocess/image-c
 import { smartResize } from '../../server/engine/preprocess/smart-resize';
 import { DataType, GraphBuilder } from '../../server/engine/onnx/graph-builder';
 import type { WeightFormat } from '../../server/engine/onnx/layers';
-import { buildVisionGraph, framePatchValues } from '../../server/engine/onnx/vision-graph';
+import {
+  buildVisionGraph,
+  framePatchValues,
+  visionStages,
+} from '../../server/engine/onnx/vision-graph';
 import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
-import { OnnxVisionEncoder } from '../../server/engine/runtime/vision-encoder';
+import { OnnxVisionEncoder, stageSessionOptions } from '../../server/engine/runtime/vision-encoder';
 
 interface Options {
   model: string;
   device: 'cpu' | 'webgpu';
   image: [number, number];
   formats?: WeightFormat[];
+  stages: number[];
   runs: number;
   profile?: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Partial<Options> = { device: 'cpu', image: [1280, 800], runs: 3 };
+  const options: Partial<Options> = {
+    device: 'cpu',
+    image: [1280, 800],
+    runs: 3,
+    stages: [1],
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`${flag} needs a value`);
     if (flag === '--model') options.model = resolve(value);
     else if (flag === '--device') options.device = value as Options['device'];
     else if (flag === '--formats') options.formats = value.split(',') as WeightFormat[];
+    else if (flag === '--stages') options.stages = value.split(',').map(Number);
     else if (flag === '--runs') options.runs = Number(value);
     else if (flag === '--profile') options.profile = resolve(value);
     else if (flag === '--image') {
@@ -104,56 +118,108 @@ async function main(): Promise<void> {
   let reference: Float32Array | undefined;
   try {
     for (const format of formats) {
-      const built = Date.now();
-      const sink = new FileDataSink(join(dir, `${format}.onnx.data`), `${format}.onnx.data`);
-      const g = new GraphBuilder(`vision_${format}`, sink);
-      const weights = new WeightTracker(source);
-      // int4 as GPU builds write it (no zero points).
-      const int4Symmetric = options.device === 'webgpu';
-      buildVisionGraph({ g, weights, dtype, linearFormat: format, int4Symmetric }, config);
-      sink.close();
-      writeFileSync(join(dir, `${format}.onnx`), g.encode(OPSETS));
-      const buildS = (Date.now() - built) / 1000;
-      const session = await ort.InferenceSession.create(join(dir, `${format}.onnx`), {
-        executionProviders: [options.device],
-        graphOptimizationLevel: 'all',
-        logSeverityLevel: 3,
-        extra: SESSION_CONFIG,
-        ...(options.profile
-          ? { enableProfiling: true, profileFilePrefix: join(options.profile, `vision-${format}`) }
-          : {}),
-      });
-      const encoder = new OnnxVisionEncoder(session, config);
-      let embeds = (await encoder.encode(pixels, grid)).imageEmbeds; // warm-up
-      const times: number[] = [];
-      for (let i = 0; i < options.runs; i++) {
-        const started = performance.now();
-        embeds = (await encoder.encode(pixels, grid)).imageEmbeds;
-        times.push(performance.now() - started);
+      for (const count of options.stages) {
+        const built = Date.now();
+        const stages = visionStages(v.depth, count);
+        const weights = new WeightTracker(source);
+        let weightBytes = 0;
+        const files = stages.map((stage, i) => {
+          const file = join(dir, `${format}-${count}-${i}.onnx`);
+          const sink = new FileDataSink(`${file}.data`, `${basename(file)}.data`);
+          const g = new GraphBuilder(`vision_${format}`, sink);
+          // int4 as GPU builds write it (no zero points).
+          const int4Symmetric = options.device === 'webgpu';
+          buildVisionGraph(
+            { g, weights, dtype, linearFormat: format, int4Symmetric },
+            config,
+            stage,
+          );
+          sink.close();
+          weightBytes += sink.bytesWritten;
+          writeFileSync(file, g.encode(OPSETS));
+          return file;
+        });
+        const buildS = (Date.now() - built) / 1000;
+        const sessions = await Promise.all(
+          files.map((file, i) =>
+            // As the engine loads them.
+            ort.InferenceSession.create(
+              file,
+              stageSessionOptions(
+                {
+                  executionProviders: [options.device],
+                  graphOptimizationLevel: 'all',
+                  logSeverityLevel: 3,
+                  extra: SESSION_CONFIG,
+                  ...(options.profile
+                    ? {
+                        enableProfiling: true,
+                        profileFilePrefix: join(options.profile, `vision-${format}-${count}-${i}`),
+                      }
+                    : {}),
+                },
+                files,
+              ),
+            ),
+          ),
+        );
+        // Each stage's time, from a wrapper around its run.
+        const stageMs: number[] = [];
+        const timed = sessions.map((session) => timedSession(session, stageMs));
+        const encoder = new OnnxVisionEncoder(timed, config);
+        let embeds = (await encoder.encode(pixels, grid)).imageEmbeds; // warm-up
+        const times: number[] = [];
+        stageMs.length = 0;
+        for (let i = 0; i < options.runs; i++) {
+          const started = performance.now();
+          embeds = (await encoder.encode(pixels, grid)).imageEmbeds;
+          times.push(performance.now() - started);
+        }
+        const rssMb = Math.round(process.memoryUsage().rss / 1e6);
+        await Promise.all(sessions.map((session) => session.release()));
+        reference ??= embeds;
+        times.sort((a, b) => a - b);
+        console.log(
+          JSON.stringify({
+            bench: 'vision_formats',
+            device: options.device,
+            format,
+            activations: dtype === DataType.FLOAT16 ? 'fp16' : 'fp32',
+            image: `${width}x${height}`,
+            patches,
+            stages: stages.length,
+            vision_ms: round1(times[Math.floor(times.length / 2)]),
+            best_ms: round1(times[0]),
+            slowest_stage_ms: round1(Math.max(...stageMs)),
+            rss_mb: rssMb,
+            weights_mb: Math.round(weightBytes / 1e6),
+            build_s: buildS,
+            cosine_to_first: Number(cosine(embeds, reference).toFixed(6)),
+          }),
+        );
+        for (const file of files) rmSync(`${file}.data`, { force: true });
       }
-      await session.release();
-      reference ??= embeds;
-      times.sort((a, b) => a - b);
-      console.log(
-        JSON.stringify({
-          bench: 'vision_formats',
-          device: options.device,
-          format,
-          activations: dtype === DataType.FLOAT16 ? 'fp16' : 'fp32',
-          image: `${width}x${height}`,
-          patches,
-          vision_ms: Math.round(times[Math.floor(times.length / 2)] * 10) / 10,
-          best_ms: Math.round(times[0] * 10) / 10,
-          weights_mb: Math.round(sink.bytesWritten / 1e6),
-          build_s: buildS,
-          cosine_to_first: Number(cosine(embeds, reference).toFixed(6)),
-        }),
-      );
-      rmSync(join(dir, `${format}.onnx.data`), { force: true });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/** `session` with each run's time pushed to `times`. */
+function timedSession(session: ort.InferenceSession, times: number[]): ort.InferenceSession {
+  return new Proxy(session, {
+    get(target, property, receiver) {
+      if (property !== 'run') return Reflect.get(target, property, receiver);
+      return async (...args: Parameters<ort.InferenceSession['run']>) => {
+        const started = performance.now();
+        const result = await target.run(...args);
+        times.push(performance.now() - started);
+        return result;
+      };
+    },
+  });
 }
 
 main().catch((error) => {
