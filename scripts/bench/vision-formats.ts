@@ -11,12 +11,11 @@
  * run), on WebGPU float (fp16, what GPU builds run) against int8-blocks (MatMulNBits 8-bit, a
  * candidate for GPU builds) and int4 (the speed of the 4-bit kernels, and what it costs in
  * agreement). --stages builds each format in that many stages, for each number listed (1: one
- * graph; vision-graph.ts VisionStage), and prints also the slowest stage (how
- * long a Stop waits at most) and the process's resident memory after the runs (what the stages'
- * sessions keep between images). --profile writes an onnxruntime profile per format (on WebGPU each
+ * run; vision-graph.ts), and prints also the slowest stage's run (how long a Stop waits at most)
+ * and the process's resident memory after the runs (what the session keeps between images). --profile writes an onnxruntime profile per format (on WebGPU each
  * kernel's GPU time; scripts/gpu/summarize_profile.py PROFILE.json 1 sums it).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -35,7 +34,7 @@ import {
   visionStages,
 } from '../../server/engine/onnx/vision-graph';
 import { SESSION_CONFIG } from '../../server/engine/runtime/session-config';
-import { OnnxVisionEncoder, stageSessionOptions } from '../../server/engine/runtime/vision-encoder';
+import { OnnxVisionEncoder } from '../../server/engine/runtime/vision-encoder';
 
 interface Options {
   model: string;
@@ -120,53 +119,31 @@ async function main(): Promise<void> {
     for (const format of formats) {
       for (const count of options.stages) {
         const built = Date.now();
-        const stages = visionStages(v.depth, count);
+        const file = join(dir, `${format}-${count}.onnx`);
+        const sink = new FileDataSink(`${file}.data`, `${basename(file)}.data`);
+        const g = new GraphBuilder(`vision_${format}`, sink);
         const weights = new WeightTracker(source);
-        let weightBytes = 0;
-        const files = stages.map((stage, i) => {
-          const file = join(dir, `${format}-${count}-${i}.onnx`);
-          const sink = new FileDataSink(`${file}.data`, `${basename(file)}.data`);
-          const g = new GraphBuilder(`vision_${format}`, sink);
-          // int4 as GPU builds write it (no zero points).
-          const int4Symmetric = options.device === 'webgpu';
-          buildVisionGraph(
-            { g, weights, dtype, linearFormat: format, int4Symmetric },
-            config,
-            stage,
-          );
-          sink.close();
-          weightBytes += sink.bytesWritten;
-          writeFileSync(file, g.encode(OPSETS));
-          return file;
-        });
+        // int4 as GPU builds write it (no zero points).
+        const int4Symmetric = options.device === 'webgpu';
+        buildVisionGraph({ g, weights, dtype, linearFormat: format, int4Symmetric }, config, count);
+        sink.close();
+        writeFileSync(file, g.encode(OPSETS));
         const buildS = (Date.now() - built) / 1000;
-        const sessions = await Promise.all(
-          files.map((file, i) =>
-            // As the engine loads them.
-            ort.InferenceSession.create(
-              file,
-              stageSessionOptions(
-                {
-                  executionProviders: [options.device],
-                  graphOptimizationLevel: 'all',
-                  logSeverityLevel: 3,
-                  extra: SESSION_CONFIG,
-                  ...(options.profile
-                    ? {
-                        enableProfiling: true,
-                        profileFilePrefix: join(options.profile, `vision-${format}-${count}-${i}`),
-                      }
-                    : {}),
-                },
-                files,
-              ),
-            ),
-          ),
-        );
+        const session = await ort.InferenceSession.create(file, {
+          executionProviders: [options.device],
+          graphOptimizationLevel: 'all',
+          logSeverityLevel: 3,
+          extra: SESSION_CONFIG,
+          ...(options.profile
+            ? {
+                enableProfiling: true,
+                profileFilePrefix: join(options.profile, `vision-${format}-${count}`),
+              }
+            : {}),
+        });
         // Each stage's time, from a wrapper around its run.
         const stageMs: number[] = [];
-        const timed = sessions.map((session) => timedSession(session, stageMs));
-        const encoder = new OnnxVisionEncoder(timed, config);
+        const encoder = new OnnxVisionEncoder(timedSession(session, stageMs), config);
         let embeds = (await encoder.encode(pixels, grid)).imageEmbeds; // warm-up
         const times: number[] = [];
         stageMs.length = 0;
@@ -176,7 +153,8 @@ async function main(): Promise<void> {
           times.push(performance.now() - started);
         }
         const rssMb = Math.round(process.memoryUsage().rss / 1e6);
-        await Promise.all(sessions.map((session) => session.release()));
+        const anonMb = anonymousRssMb();
+        await session.release();
         reference ??= embeds;
         times.sort((a, b) => a - b);
         console.log(
@@ -187,17 +165,18 @@ async function main(): Promise<void> {
             activations: dtype === DataType.FLOAT16 ? 'fp16' : 'fp32',
             image: `${width}x${height}`,
             patches,
-            stages: stages.length,
+            stages: visionStages(v.depth, count).length,
             vision_ms: round1(times[Math.floor(times.length / 2)]),
             best_ms: round1(times[0]),
             slowest_stage_ms: round1(Math.max(...stageMs)),
             rss_mb: rssMb,
-            weights_mb: Math.round(weightBytes / 1e6),
+            rss_anon_mb: anonMb,
+            weights_mb: Math.round(sink.bytesWritten / 1e6),
             build_s: buildS,
             cosine_to_first: Number(cosine(embeds, reference).toFixed(6)),
           }),
         );
-        for (const file of files) rmSync(`${file}.data`, { force: true });
+        rmSync(`${file}.data`, { force: true });
       }
     }
   } finally {
@@ -206,6 +185,19 @@ async function main(): Promise<void> {
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/**
+ * The resident memory that is not file pages (Linux; null elsewhere): onnxruntime maps external
+ * weights from their file, and those pages the system can drop and read again.
+ */
+function anonymousRssMb(): number | null {
+  try {
+    const match = /RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+    return match ? Math.round(Number(match[1]) / 1e3) : null;
+  } catch {
+    return null;
+  }
+}
 
 /** `session` with each run's time pushed to `times`. */
 function timedSession(session: ort.InferenceSession, times: number[]): ort.InferenceSession {

@@ -2,8 +2,8 @@
  * The ONNX vision tower against transformers: golden pixel_values in, image embeddings and every
  * DeepStack feature out, within 1e-3 (fp32, CPU); the int4 builds' towers (8-bit linears: per
  * channel on the CPU, blocks of 32 with fp16 activations for GPUs) by cosine. CPU builds run
- * the tower in stages: the same features as one graph, and a stop between two stages, after
- * which the same image goes on from where it stopped.
+ * the tower in stages, a run each: the same features as one run, and a stop between two
+ * stages, after which the same image goes on from where it stopped.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
 import type { GraphTarget, LoadedModel, Precision } from '../../server/engine/contracts';
 import { isEngineError } from '../../server/engine/errors';
-import { visionStages } from '../../server/engine/onnx/vision-graph';
+import { VISION_INPUTS, visionStages } from '../../server/engine/onnx/vision-graph';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { ensureModelBuild } from '../../server/engine/runtime/model-build';
 import { OnnxVisionEncoder } from '../../server/engine/runtime/vision-encoder';
@@ -96,12 +96,12 @@ describe('vision tower in stages (CPU builds)', () => {
   const grid = c.image_grid_thw![0];
   const pixels = goldenPixels(c);
   let cacheDir: string;
-  /** The fp32 tower's graphs: the CPU build's stages, the GPU build's one graph. */
-  let staged: string[];
-  let whole: string[];
+  /** The fp32 tower: the CPU build's, in stages, and the GPU build's, one run. */
+  let staged: string;
+  let whole: string;
   const sessions: ort.InferenceSession[] = [];
-  /** Session runs, by stage, and the stage after whose run the stop comes (if any). */
-  let runs: number[];
+  /** The stages run, in order, and the stage after whose run a stop comes (if any). */
+  let ran: number[];
   let stopAfterStage: { stage: number; stop: AbortController } | undefined;
 
   before(() => {
@@ -115,27 +115,25 @@ describe('vision tower in stages (CPU builds)', () => {
     rmSync(cacheDir, { recursive: true, force: true });
   });
 
-  /** An encoder over `paths` whose runs are counted, and stopped as stopAfterStage says. */
-  async function encoder(paths: string[]): Promise<OnnxVisionEncoder> {
-    const stages = await Promise.all(paths.map((path) => ort.InferenceSession.create(path)));
-    sessions.push(...stages);
-    runs = paths.map(() => 0);
-    const counted = stages.map(
-      (session, stage) =>
-        new Proxy(session, {
-          get(target, property) {
-            if (property !== 'run') return Reflect.get(target, property);
-            return async (feeds: ort.InferenceSession.FeedsType) => {
-              const result = await target.run(feeds);
-              runs[stage]++;
-              // From the event loop, as a closed socket's abort comes.
-              if (stopAfterStage?.stage === stage) setImmediate(() => stopAfterStage!.stop.abort());
-              return result;
-            };
-          },
-        }),
-    );
-    return new OnnxVisionEncoder(counted, config);
+  /** An encoder over `path` whose runs are recorded, and stopped as stopAfterStage says. */
+  async function encoder(path: string): Promise<OnnxVisionEncoder> {
+    const session = await ort.InferenceSession.create(path);
+    sessions.push(session);
+    ran = [];
+    const recorded = new Proxy(session, {
+      get(target, property) {
+        if (property !== 'run') return Reflect.get(target, property);
+        return async (feeds: ort.InferenceSession.FeedsType) => {
+          const result = await target.run(feeds);
+          const stage = Number(feeds[VISION_INPUTS.stage]?.data[0] ?? 0);
+          ran.push(stage);
+          // From the event loop, as a closed socket's abort comes.
+          if (stopAfterStage?.stage === stage) setImmediate(() => stopAfterStage!.stop.abort());
+          return result;
+        };
+      },
+    });
+    return new OnnxVisionEncoder(recorded, config);
   }
 
   it('splits the blocks evenly, at most one stage per block', () => {
@@ -148,20 +146,27 @@ describe('vision tower in stages (CPU builds)', () => {
     assert.deepEqual(visionStages(24, 1), [{ from: 0, to: 24 }]);
   });
 
-  it('gives the features of the tower as one graph', async () => {
-    assert.equal(whole.length, 1);
-    assert.equal(staged.length, config.vision.depth, 'the tiny tower: a stage per block');
+  it('gives the features of the tower in one run', async () => {
     const [a, b] = [await encoder(staged), await encoder(whole)];
-    const [x, y] = [await a.encode(pixels, grid), await b.encode(pixels, grid)];
+    const x = await a.encode(pixels, grid);
+    ran = [];
+    const y = await b.encode(pixels, grid);
+    assert.deepEqual(ran, [0], 'the GPU build: one run');
     assert.equal(x.deepstack.length, y.deepstack.length);
     assert.ok(maxAbsDiff(x.imageEmbeds, y.imageEmbeds) < 1e-5);
     x.deepstack.forEach((d, i) => assert.ok(maxAbsDiff(d, y.deepstack[i]) < 1e-5, `tap ${i}`));
   });
 
+  it('runs the tiny tower a stage per block', async () => {
+    await (await encoder(staged)).encode(pixels, grid);
+    assert.equal(config.vision.depth, 4);
+    assert.deepEqual(ran, [0, 1, 2, 3]);
+  });
+
   it('stops between two stages, and the same image goes on from there', async () => {
     const vision = await encoder(staged);
     const reference = await vision.encode(pixels, grid);
-    runs.fill(0);
+    ran = [];
     const stop = new AbortController();
     stopAfterStage = { stage: 1, stop };
     await assert.rejects(
@@ -169,9 +174,9 @@ describe('vision tower in stages (CPU builds)', () => {
       (error) => isEngineError(error, 'cancelled'),
     );
     stopAfterStage = undefined;
-    assert.deepEqual(runs, [1, 1, 0, 0], 'stopped after the second stage');
+    assert.deepEqual(ran, [0, 1], 'stopped after the second stage');
     const resumed = await vision.encode(pixels, grid, { key: 'mockup' });
-    assert.deepEqual(runs, [1, 1, 1, 1], 'the rest of the stages only');
+    assert.deepEqual(ran, [0, 1, 2, 3], 'then the rest of the stages only');
     assert.deepEqual(resumed.imageEmbeds, reference.imageEmbeds);
     assert.deepEqual(resumed.deepstack, reference.deepstack);
   });
@@ -183,9 +188,10 @@ describe('vision tower in stages (CPU builds)', () => {
     await assert.rejects(vision.encode(pixels, grid, { signal: stop.signal, key: 'mockup' }));
     stopAfterStage = undefined;
     await vision.encode(pixels, grid, { key: 'another' });
-    assert.deepEqual(runs, [2, 1, 1, 1]);
+    assert.deepEqual(ran, [0, 0, 1, 2, 3]);
+    ran = [];
     await vision.encode(pixels, grid, { key: 'mockup' });
-    assert.deepEqual(runs, [3, 2, 2, 2], 'its progress went with the other image');
+    assert.deepEqual(ran, [0, 1, 2, 3], 'its progress went with the other image');
   });
 });
 

@@ -1,5 +1,5 @@
 /**
- * Builds the ONNX files of a model (the vision tower, the decoder, each with its .data external
+ * Builds the two ONNX files of a model (vision.onnx, decoder.onnx, each with its .data external
  * weights) for one precision, or, as a dry run, only constructs the graphs against a tensor
  * layout to prove every tensor is present, correctly shaped and consumed.
  */
@@ -25,7 +25,7 @@ import {
 } from './external-data';
 import { DataType, GraphBuilder } from './graph-builder';
 import type { LayerContext, WeightFormat } from './layers';
-import { buildVisionGraph, visionStages } from './vision-graph';
+import { buildVisionGraph } from './vision-graph';
 
 /**
  * The graphs of a build. `prefill` is the CPU int4 build's second decoder, for prompts (see
@@ -47,20 +47,13 @@ export const GRAPH_FILES = {
 export type GraphPart = keyof typeof GRAPH_FILES;
 
 /**
- * CPU builds split the vision tower into this many stages, for a Stop (or a newer image) to wait
- * one stage at most (vision-graph.ts VisionStage): 1.9 s instead of 13 s for a 1280x800
- * screenshot on two cores. The price: the tower takes 14.2 s instead of 12.7-13.1, as each
- * stage's run takes fresh memory for its activations (vision-encoder.ts stageSessionOptions;
- * scripts/bench/vision-formats.ts --stages 1,8). On GPUs the whole tower takes 0.2 s, and there
- * it stays one graph.
+ * CPU builds run the vision tower in this many stages, one run each, for a Stop (or a newer
+ * image) to wait one stage at most (vision-graph.ts): 1.7 s instead of 13 s for a 1280x800
+ * screenshot on two cores, for 13.2-13.3 s of tower against 12.9-13.1 in one run
+ * (scripts/bench/vision-formats.ts --stages 1,8). On GPUs the whole tower takes 0.2 s, and
+ * there it stays one run.
  */
 export const CPU_VISION_STAGES = 8;
-
-/** The files of a tower in `count` stages: GRAPH_FILES.vision for one, else numbered. */
-export function visionStageFiles(count: number): string[] {
-  if (count === 1) return [GRAPH_FILES.vision];
-  return Array.from({ length: count }, (_, i) => `vision-${i + 1}-of-${count}.onnx`);
-}
 
 /** How progress names each part. */
 export const PART_LABELS: Record<GraphPart, string> = {
@@ -247,33 +240,45 @@ export function buildGraphs(
     const tracker = new WeightTracker(source, () =>
       options.onProgress?.(part, ++done, totals[part]),
     );
-    for (const { file, build } of partGraphs(part, config, target, options)) {
-      // Only the prompt form's tensors are looked up again (by the static forms).
-      const written: WrittenPlace[] | undefined = part === 'promptForm' ? [] : undefined;
-      const sink: ExternalDataSink = !options.outDir
-        ? new DryRunSink()
-        : isStaticForm(part) && promptFormData
-          ? new ReplayDataSink(`${GRAPH_FILES.promptForm}.data`, promptFormData)
-          : new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`, written);
-      if (written) promptFormData = written;
-      try {
-        const g = new GraphBuilder(`qwen3vl_${part}`, sink);
-        build(layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel));
-        if (sink instanceof ReplayDataSink) {
-          sink.assertComplete();
-          // Its weights were placed, not read: the form is built all the same.
-          options.onProgress?.(part, totals[part], totals[part]);
-        }
-        const encoded = g.encode(OPSETS);
-        if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
-        summary.nodes[part] += g.nodeCount;
-        // A static form's weights are the prompt form's, in its file (a dry run counts them anyway).
-        summary.dataBytes[part] += isStaticForm(part) ? 0 : sink.bytesWritten;
-      } finally {
-        sink.close();
+    const file = GRAPH_FILES[part];
+    // Only the prompt form's tensors are looked up again (by the static forms).
+    const written: WrittenPlace[] | undefined = part === 'promptForm' ? [] : undefined;
+    const sink: ExternalDataSink = !options.outDir
+      ? new DryRunSink()
+      : isStaticForm(part) && promptFormData
+        ? new ReplayDataSink(`${GRAPH_FILES.promptForm}.data`, promptFormData)
+        : new FileDataSink(join(options.outDir, `${file}.data`), `${file}.data`, written);
+    if (written) promptFormData = written;
+    try {
+      const g = new GraphBuilder(`qwen3vl_${part}`, sink);
+      const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
+      if (part === 'vision') {
+        buildVisionGraph(ctx, config, target === 'cpu' ? CPU_VISION_STAGES : 1);
+      } else if (capture && isInPlaceForm(part)) {
+        const staticRows = part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
+        buildDecoderGraph(ctx, config, 'device', {
+          inPlaceCache: { capacity: capture.capacity, staticRows },
+        });
+      } else {
+        buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
+          rotaryInAttention: options.rotaryInAttention,
+          emptyCacheBranch: part === 'prefill',
+        });
       }
+      if (sink instanceof ReplayDataSink) {
+        sink.assertComplete();
+        // Its weights were placed, not read: the form is built all the same.
+        options.onProgress?.(part, totals[part], totals[part]);
+      }
+      const encoded = g.encode(OPSETS);
+      if (options.outDir) writeFileSync(join(options.outDir, file), encoded);
+      summary.nodes[part] = g.nodeCount;
+      // A static form's weights are the prompt form's, in its file (a dry run counts them anyway).
+      summary.dataBytes[part] = isStaticForm(part) ? 0 : sink.bytesWritten;
+      for (const name of tracker.consumed) summary.consumed.add(name);
+    } finally {
+      sink.close();
     }
-    for (const name of tracker.consumed) summary.consumed.add(name);
   }
   // A tied checkpoint may carry a duplicate lm_head; it is validated, not needed.
   const unused = [...source.shapes.keys()].filter(
@@ -286,38 +291,6 @@ export function buildGraphs(
     );
   }
   return summary;
-}
-
-/** The graphs of one part, each with its file: one, or the vision tower's stages. */
-function partGraphs(
-  part: GraphPart,
-  config: Qwen3VLConfig,
-  target: GraphTarget,
-  options: { rotaryInAttention?: boolean; capture?: GraphCapture },
-): { file: string; build: (ctx: LayerContext) => void }[] {
-  const { capture } = options;
-  if (part === 'vision') {
-    const stages = visionStages(config.vision.depth, target === 'cpu' ? CPU_VISION_STAGES : 1);
-    const files = visionStageFiles(stages.length);
-    return stages.map((stage, i) => ({
-      file: files[i],
-      build: (ctx) => buildVisionGraph(ctx, config, stage),
-    }));
-  }
-  const build = (ctx: LayerContext) => {
-    if (capture && isInPlaceForm(part)) {
-      const staticRows = part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
-      buildDecoderGraph(ctx, config, 'device', {
-        inPlaceCache: { capacity: capture.capacity, staticRows },
-      });
-    } else {
-      buildDecoderGraph(ctx, config, target === 'cpu' ? 'host' : 'device', {
-        rotaryInAttention: options.rotaryInAttention,
-        emptyCacheBranch: part === 'prefill',
-      });
-    }
-  };
-  return [{ file: GRAPH_FILES[part], build }];
 }
 
 function layerContext(

@@ -1,17 +1,27 @@
 /**
- * The Qwen3-VL vision tower (spec §2) as ONNX graphs, for one image per run: one graph, or a
- * chain of stages of consecutive blocks (VisionStage), each run after the other:
+ * The Qwen3-VL vision tower (spec §2) as one ONNX graph, for one image per run:
  *
- * inputs   first stage: pixel_values [N, C*P*P]     one frame per patch, in 2x2 merge-block order
- *            pos_index [4, N] int64, pos_weight [4, N]   bilinear taps into the learned table
- *          later stages: hidden_states [N, hidden]   the previous stage's output
- *          every stage: rotary_cos, rotary_sin [N, headDim]   2D rotary tables
- * outputs  last stage: image_embeds [N/4, outHidden]; earlier stages: hidden_out [N, hidden]
- *          deepstack_<i> [N/4, outHidden] per tap, from the stage holding its block
+ * inputs   pixel_values [N, C*P*P]      one frame per patch, in 2x2 merge-block order
+ *          pos_index [4, N] int64, pos_weight [4, N]   bilinear taps into the learned table
+ *          rotary_cos, rotary_sin [N, headDim]         2D rotary tables
+ * outputs  image_embeds [N/4, outHidden], deepstack_<i> [N/4, outHidden] per tap
+ *
+ * or, built in stages (CPU builds), one run per stage of consecutive blocks (VisionStage):
+ *
+ * inputs   stage (int64 scalar): which stage runs, 0 first
+ *          pixel_values, pos_index, pos_weight: as above for stage 0, with no rows after it
+ *          hidden_states [N, hidden]: the previous stage's hidden_out, no rows for stage 0
+ *          rotary_cos, rotary_sin: as above
+ * outputs  hidden_out [N, hidden] (no rows from the last stage), image_embeds (rows from the
+ *          last stage only), deepstack_<i> (rows from the stage that holds its block)
  *
  * Stages exist because a run cannot be stopped: on the CPU the tower of a 1280x800 screenshot
  * runs 13 s on two cores, and a Stop (or a newer image) waited for all of it; between stages
- * the encoder checks for a stop (vision-encoder.ts).
+ * the encoder checks for a stop (vision-encoder.ts). They are the branches of one graph (a
+ * chain of If nodes on `stage`), each holding its own weights, rather than graphs of their own:
+ * one session has one memory arena, where sessions of their own each kept an arena as large as
+ * the whole tower's, or ran 10% slower without one; and onnxruntime prepacks the 8-bit weights
+ * of a branch only when they are the branch's own (docs/bench/2026-11-27-cpu, session 17).
  *
  * The positional tables depend only on the grid, so the host computes them (vision-tables.ts).
  * The reference's patches hold Tp frames, all the same still image; the patch embedding is
@@ -28,6 +38,7 @@ export const VISION_INPUTS = {
   posWeight: 'pos_weight',
   cos: 'rotary_cos',
   sin: 'rotary_sin',
+  stage: 'stage',
   hidden: 'hidden_states',
 } as const;
 
@@ -78,12 +89,100 @@ export function visionStages(depth: number, count: number): VisionStage[] {
 /** LayerNorm epsilon of every vision norm (nn.LayerNorm(eps=1e-6) in the reference). */
 const VISION_EPS = 1e-6;
 
-/** Builds one stage of the tower (default: all of it, in one graph). */
-export function buildVisionGraph(
+/** The tower's graph inputs, as the stages read them. */
+interface TowerInputs {
+  pixels: string;
+  posIndex: string;
+  posWeight: string;
+  cos: string;
+  sin: string;
+  /** Staged graphs: the previous stage's output. */
+  hidden?: string;
+}
+
+/** Builds the tower as one graph, in `stageCount` stages (1: one run, see the file's head). */
+export function buildVisionGraph(ctx: LayerContext, config: Qwen3VLConfig, stageCount = 1): void {
+  const { g } = ctx;
+  const v = config.vision;
+  const F = DataType.FLOAT;
+  const stages = visionStages(v.depth, stageCount);
+  const staged = stages.length > 1;
+  const headDim = v.hiddenSize / v.numHeads;
+  // Staged, the pixels and the hidden states have rows in different runs.
+  const pixelRows = staged ? 'pixel_patches' : 'patches';
+  const inputs: TowerInputs = {
+    pixels: g.input(VISION_INPUTS.pixels, F, [pixelRows, framePatchValues(v)]),
+    posIndex: g.input(VISION_INPUTS.posIndex, DataType.INT64, [4, pixelRows]),
+    posWeight: g.input(VISION_INPUTS.posWeight, F, [4, pixelRows]),
+    cos: g.input(VISION_INPUTS.cos, F, ['patches', headDim]),
+    sin: g.input(VISION_INPUTS.sin, F, ['patches', headDim]),
+  };
+  const names = [
+    VISION_OUTPUTS.embeds,
+    ...v.deepstackVisualIndexes.map((_, i) => VISION_OUTPUTS.deepstack(i)),
+  ];
+  let values: string[];
+  if (staged) {
+    inputs.hidden = g.input(VISION_INPUTS.hidden, F, ['hidden_patches', v.hiddenSize]);
+    const stage = g.input(VISION_INPUTS.stage, DataType.INT64, []);
+    values = stageChain(ctx, config, stages, 0, stage, inputs);
+    names.unshift(VISION_OUTPUTS.hidden);
+  } else {
+    values = stageOutputs(ctx, config, stages[0], inputs, false);
+  }
+  values.forEach((value, i) => {
+    const hidden = names[i] === VISION_OUTPUTS.hidden;
+    g.node('Identity', [value], { outputs: [names[i]] });
+    g.output(names[i], F, hidden ? ['patches', v.hiddenSize] : ['tokens', v.outHiddenSize]);
+  });
+}
+
+/**
+ * Stage `index` if `stage` says so, else the stages after it: a chain of If nodes, the last
+ * stage in the innermost else branch. Every branch has the staged outputs (stageOutputs).
+ */
+function stageChain(
   ctx: LayerContext,
   config: Qwen3VLConfig,
-  stage: VisionStage = { from: 0, to: config.vision.depth },
-): void {
+  stages: VisionStage[],
+  index: number,
+  stage: string,
+  inputs: TowerInputs,
+): string[] {
+  const { g } = ctx;
+  if (index === stages.length - 1) return stageOutputs(ctx, config, stages[index], inputs, true);
+  const branch = (name: string, build: (inner: LayerContext) => string[]) =>
+    attr.graph(
+      g.subgraph(name, (b) => build({ ...ctx, g: b }).map((value) => [value, DataType.FLOAT]), {
+        ownInitializers: true,
+      }),
+    );
+  return g.node('If', [g.op('Equal', [stage, g.constInt64([index], [])])], {
+    outputs: config.vision.deepstackVisualIndexes.length + 2,
+    attrs: {
+      then_branch: branch(`vision_stage_${index}`, (inner) =>
+        stageOutputs(inner, config, stages[index], inputs, true),
+      ),
+      else_branch: branch(`vision_stages_after_${index}`, (inner) =>
+        stageChain(inner, config, stages, index + 1, stage, inputs),
+      ),
+    },
+  });
+}
+
+/**
+ * The blocks of one stage, from the patches (the first stage) or the hidden states. Returns
+ * the image embeddings (the last stage) and the DeepStack features of its blocks, in tap
+ * order; `staged`, the hidden states first, and every output the stage does not make as an
+ * empty tensor (no rows), so that every branch has the same outputs.
+ */
+function stageOutputs(
+  ctx: LayerContext,
+  config: Qwen3VLConfig,
+  stage: VisionStage,
+  inputs: TowerInputs,
+  staged: boolean,
+): string[] {
   const { g } = ctx;
   const v = config.vision;
   const F = DataType.FLOAT;
@@ -95,13 +194,14 @@ export function buildVisionGraph(
   const toActivation = (x: string) =>
     ctx.dtype === F ? x : g.op('Cast', [x], { to: attr.int(ctx.dtype) });
   const toFloat = (x: string) => (ctx.dtype === F ? x : g.op('Cast', [x], { to: attr.int(F) }));
+  const empty = (columns: number) => g.op('Identity', [g.constFloat([], F, [0, columns])]);
 
   let x =
     stage.from === 0
-      ? embedPatches(ctx, config, toActivation)
-      : toActivation(g.input(VISION_INPUTS.hidden, F, ['patches', dv]));
-  const cos = toActivation(g.input(VISION_INPUTS.cos, F, ['patches', headDim]));
-  const sin = toActivation(g.input(VISION_INPUTS.sin, F, ['patches', headDim]));
+      ? embedPatches(ctx, config, inputs, toActivation)
+      : toActivation(inputs.hidden as string);
+  const cos = toActivation(inputs.cos);
+  const sin = toActivation(inputs.sin);
 
   // Rotate-half rotary as one fused op per q and k (instead of split/negate/concat/multiply/
   // add: 0.55 of 15.7 s of a 1280x800 screenshot's tower on the CPU). Each table row holds its
@@ -153,20 +253,18 @@ export function buildVisionGraph(
     }
   }
 
-  const tokens = 'tokens';
-  const output = (value: string, name: string, shape: (string | number)[]) => {
-    g.node('Identity', [toFloat(value)], { outputs: [name] });
-    g.output(name, F, shape);
-  };
-  if (stage.to === v.depth) {
+  const taps = v.deepstackVisualIndexes.map((_, i) =>
+    deepstack[i] ? toFloat(deepstack[i]) : empty(v.outHiddenSize),
+  );
+  const last = stage.to === v.depth;
+  let embeds: string | undefined;
+  if (last) {
     // Final merger: LayerNorm per patch, then merge the window.
     const normed = layerNorm(ctx, x, P('merger.norm'), VISION_EPS);
-    const embeds = mergerMlp(ctx, reshape(g, normed, [-1, mergedIn]), P('merger.'));
-    output(embeds, VISION_OUTPUTS.embeds, [tokens, v.outHiddenSize]);
-  } else {
-    output(x, VISION_OUTPUTS.hidden, ['patches', dv]);
+    embeds = toFloat(mergerMlp(ctx, reshape(g, normed, [-1, mergedIn]), P('merger.')));
   }
-  deepstack.forEach((d, i) => output(d, VISION_OUTPUTS.deepstack(i), [tokens, v.outHiddenSize]));
+  if (!staged) return [embeds as string, ...taps];
+  return [last ? empty(dv) : toFloat(x), embeds ?? empty(v.outHiddenSize), ...taps];
 }
 
 /**
@@ -176,17 +274,17 @@ export function buildVisionGraph(
 function embedPatches(
   ctx: LayerContext,
   config: Qwen3VLConfig,
+  inputs: TowerInputs,
   toActivation: (x: string) => string,
 ): string {
   const { g } = ctx;
   const v = config.vision;
-  const F = DataType.FLOAT;
   const dv = v.hiddenSize;
   const patchIn = framePatchValues(v);
   const P = (name: string) => VISION_PREFIX + name;
-  const pixels = toActivation(g.input(VISION_INPUTS.pixels, F, ['patches', patchIn]));
-  const posIndex = g.input(VISION_INPUTS.posIndex, DataType.INT64, [4, 'patches']);
-  const posWeight = toActivation(g.input(VISION_INPUTS.posWeight, F, [4, 'patches']));
+  const pixels = toActivation(inputs.pixels);
+  const { posIndex } = inputs;
+  const posWeight = toActivation(inputs.posWeight);
   // Patch embedding: the Conv3d with kernel == stride is a MatMul over flattened patches, its
   // kernel folded over the repeated frames.
   const kernel = P('patch_embed.proj.weight');

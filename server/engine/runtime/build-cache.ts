@@ -1,6 +1,5 @@
 /**
- * On-disk cache of built ONNX models: <cacheDir>/<key>/ holds the graphs (build-graphs.ts GRAPH_FILES,
- * vision stages), each with its .data file, and build.json.
+ * On-disk cache of built ONNX models: <cacheDir>/<key>/{vision,decoder}.onnx(.data) + build.json.
  *
  * The key is a sha256 over GRAPH_VERSION, the precision, config.json and, for every safetensors
  * shard, its name, size and JSON header. The header lists each tensor's dtype, shape and byte
@@ -38,7 +37,7 @@ import type { ShardHeader } from '../checkpoint/safetensors';
 import type { Precision } from '../contracts';
 import type { BuildVariant } from '../onnx/build-graphs';
 import { EngineError } from '../errors';
-import { GRAPH_FILES, visionStageFiles } from '../onnx/build-graphs';
+import { GRAPH_FILES } from '../onnx/build-graphs';
 
 /** Bump whenever the graphs change in a way that makes old builds wrong. */
 export const GRAPH_VERSION = 18;
@@ -67,8 +66,7 @@ export function buildKey(
 
 export interface CachedBuild {
   dir: string;
-  /** The vision tower's graphs, its stages in order (one on GPUs). */
-  vision: string[];
+  vision: string;
   decoder: string;
   /** The CPU int4 build's 8-bit decoder for prompts (build-graphs.ts); absent elsewhere. */
   prefill?: string;
@@ -99,7 +97,7 @@ export function ensureBuild(
   const dir = join(cacheDir, `${precision}-${key}`);
   const result = (built: boolean): CachedBuild => ({
     dir,
-    vision: visionFiles(dir),
+    vision: join(dir, GRAPH_FILES.vision),
     decoder: join(dir, GRAPH_FILES.decoder),
     ...(existsSync(join(dir, GRAPH_FILES.prefill))
       ? { prefill: join(dir, GRAPH_FILES.prefill) }
@@ -139,7 +137,11 @@ export function ensureBuild(
       checkFreeSpace(cacheDir, estimatedBytes);
       build(tmp);
       const files: Record<string, number> = {};
-      for (const name of readdirSync(tmp)) files[name] = statSync(join(tmp, name)).size;
+      for (const file of Object.values(GRAPH_FILES)) {
+        for (const name of [file, `${file}.data`]) {
+          if (existsSync(join(tmp, name))) files[name] = statSync(join(tmp, name)).size;
+        }
+      }
       const manifest: Manifest = { graphVersion: GRAPH_VERSION, precision, key, source, files };
       writeFileSync(join(tmp, MANIFEST), JSON.stringify(manifest, null, 2));
       // A stale or partial directory under the final name is replaced.
@@ -163,17 +165,6 @@ export function ensureBuild(
 }
 
 const TMP_PREFIX = '.tmp-';
-
-/** The vision graphs in `dir`: one file, or its stages (build-graphs.ts visionStageFiles). */
-function visionFiles(dir: string): string[] {
-  if (existsSync(join(dir, GRAPH_FILES.vision))) return [join(dir, GRAPH_FILES.vision)];
-  let count = 0;
-  for (const name of readdirSync(dir)) {
-    const match = /^vision-\d+-of-(\d+)\.onnx$/.exec(name);
-    if (match) count = Number(match[1]);
-  }
-  return visionStageFiles(count).map((file) => join(dir, file));
-}
 
 /**
  * Takes the lock file at `path` (it holds the owner's pid), waiting while a running process

@@ -61,7 +61,7 @@ export async function loadModel(
  * through the host between them, as they do in every build.
  */
 async function loadCaptured(
-  visionPaths: string[],
+  visionPath: string,
   graphs: NonNullable<CachedBuild['captured']>,
   config: Qwen3VLConfig,
   precision: Precision,
@@ -71,10 +71,9 @@ async function loadCaptured(
   const progress = options.onProgress ?? (() => {});
   const { capacity, verifyRows } = options.graphCapture!;
   progress({ stage: 'load', item: 'vision', done: 0, total: 2 });
-  const vision = await OnnxVisionEncoder.open(
-    visionPaths,
+  const vision = await ort.InferenceSession.create(
+    visionPath,
     baseSessionOptions('webgpu', options.webgpuOptions),
-    config,
   );
   progress({ stage: 'load', item: 'decoder', done: 1, total: 2 });
   let decoder: CapturedTextDecoder;
@@ -99,7 +98,7 @@ async function loadCaptured(
   return {
     device: 'webgpu',
     precision,
-    vision,
+    vision: new OnnxVisionEncoder(vision, config),
     decoder,
     contextLimit: capacity,
     async dispose() {
@@ -125,7 +124,7 @@ function baseSessionOptions(
 }
 
 interface Sessions {
-  vision: OnnxVisionEncoder;
+  vision: ort.InferenceSession;
   decoder: ort.InferenceSession;
   /** The CPU int4 build's 8-bit decoder for prompts, where memory allows. */
   prefill?: ort.InferenceSession;
@@ -141,18 +140,18 @@ export function kvCacheType(precision: Precision, target: GraphTarget): CacheTyp
 
 async function createSessions(
   device: Device,
-  paths: { vision: string[]; decoder: string; prefill?: string },
+  paths: { vision: string; decoder: string; prefill?: string },
   config: Qwen3VLConfig,
   cacheType: CacheType,
   progress: NonNullable<LoadModelOptions['onProgress']>,
   { profileDecoderTo, webgpuOptions, prefillDecoder, onWarning }: LoadModelOptions,
 ): Promise<Sessions> {
-  const { vision: visionPaths, decoder: decoderPath } = paths;
+  const { vision: visionPath, decoder: decoderPath } = paths;
   const prefillPath = prefillDecoder === false ? undefined : paths.prefill;
   const total = prefillPath ? 3 : 2;
   const base = baseSessionOptions(device, webgpuOptions);
   progress({ stage: 'load', item: 'vision', done: 0, total });
-  const vision = await OnnxVisionEncoder.open(visionPaths, base, config);
+  const vision = await ort.InferenceSession.create(visionPath, base);
   progress({ stage: 'load', item: 'decoder', done: 1, total });
   const decoderOptions: ort.InferenceSession.SessionOptions = { ...base };
   if (profileDecoderTo) {
@@ -273,7 +272,7 @@ function makeModel(
   return {
     device,
     precision,
-    vision: sessions.vision,
+    vision: new OnnxVisionEncoder(sessions.vision, config),
     decoder,
     async dispose() {
       decoder.reset();

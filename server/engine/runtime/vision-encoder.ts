@@ -1,8 +1,8 @@
 /**
- * Runs the vision graph for one image: host tables in, image embeddings + DeepStack out. The
- * tower is one session or a chain of stage sessions (vision-graph.ts VisionStage), run one after
- * the other; between two stages a stop takes effect, and the image's progress is kept so that
- * the next request for the same image goes on from there instead of starting over.
+ * Runs the vision graph for one image: host tables in, image embeddings + DeepStack out. A tower
+ * built in stages (vision-graph.ts, CPU builds) takes one run per stage; between two a stop
+ * takes effect, and the image's progress is kept, so that the next request for the same image
+ * goes on from there instead of starting over.
  */
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
@@ -20,39 +20,15 @@ interface Paused {
 }
 
 export class OnnxVisionEncoder implements VisionEncoder {
-  private readonly stages: ort.InferenceSession[];
+  private readonly staged: boolean;
   /** One image's progress at most: the one stopped last. */
   private paused?: Paused;
 
   constructor(
-    stages: ort.InferenceSession | ort.InferenceSession[],
+    private readonly session: ort.InferenceSession,
     private readonly config: Qwen3VLConfig,
   ) {
-    this.stages = Array.isArray(stages) ? stages : [stages];
-  }
-
-  /** Loads the tower's graphs (its stages in order) with `options`, see stageSessionOptions. */
-  static async open(
-    paths: string[],
-    options: ort.InferenceSession.SessionOptions,
-    config: Qwen3VLConfig,
-  ): Promise<OnnxVisionEncoder> {
-    if (paths.length === 0) throw new EngineError('internal', 'the build has no vision graph');
-    const sessions: ort.InferenceSession[] = [];
-    try {
-      for (const path of paths) {
-        sessions.push(await ort.InferenceSession.create(path, stageSessionOptions(options, paths)));
-      }
-    } catch (error) {
-      await Promise.all(sessions.map((session) => session.release()));
-      throw error;
-    }
-    return new OnnxVisionEncoder(sessions, config);
-  }
-
-  async release(): Promise<void> {
-    this.paused = undefined;
-    await Promise.all(this.stages.map((session) => session.release()));
+    this.staged = session.inputNames.includes(VISION_INPUTS.stage);
   }
 
   async encode(
@@ -83,13 +59,18 @@ export class OnnxVisionEncoder implements VisionEncoder {
       [VISION_INPUTS.cos]: new ort.Tensor('float32', rotary.cos, [patches, headDim]),
       [VISION_INPUTS.sin]: new ort.Tensor('float32', rotary.sin, [patches, headDim]),
     };
+    const taps = positionTaps(gridThw, v.numPositionEmbeddings, merge);
+    const image = {
+      [VISION_INPUTS.pixels]: new ort.Tensor('float32', pixelValues, [patches, patchIn]),
+      [VISION_INPUTS.posIndex]: new ort.Tensor('int64', taps.index, [4, patches]),
+      [VISION_INPUTS.posWeight]: new ort.Tensor('float32', taps.weight, [4, patches]),
+    };
     const { key, signal } = options;
     const resumed = key !== undefined && this.paused?.key === key ? this.paused : undefined;
     this.paused = undefined;
     const deepstack = resumed?.deepstack ?? new Map<number, Float32Array>();
     let hidden = resumed?.hidden;
-    let embeds: Float32Array | undefined;
-    for (let stage = resumed?.nextStage ?? 0; stage < this.stages.length; stage++) {
+    for (let stage = resumed?.nextStage ?? 0; ; stage++) {
       if (stage > 0 && signal) {
         // onnxruntime-node runs on this thread: let a closed socket or a Stop be seen.
         await new Promise((resolve) => setImmediate(resolve));
@@ -100,43 +81,50 @@ export class OnnxVisionEncoder implements VisionEncoder {
           throw new EngineError('cancelled', 'the vision tower was stopped');
         }
       }
-      const inputs: Record<string, ort.Tensor> = { ...tables };
-      if (stage === 0) {
-        const taps = positionTaps(gridThw, v.numPositionEmbeddings, merge);
-        inputs[VISION_INPUTS.pixels] = new ort.Tensor('float32', pixelValues, [patches, patchIn]);
-        inputs[VISION_INPUTS.posIndex] = new ort.Tensor('int64', taps.index, [4, patches]);
-        inputs[VISION_INPUTS.posWeight] = new ort.Tensor('float32', taps.weight, [4, patches]);
-      } else {
-        inputs[VISION_INPUTS.hidden] = hidden as ort.Tensor;
+      const feeds = this.staged
+        ? {
+            ...tables,
+            ...(stage === 0 ? image : noImage(patchIn)),
+            [VISION_INPUTS.hidden]:
+              hidden ?? new ort.Tensor('float32', new Float32Array(0), [0, v.hiddenSize]),
+            [VISION_INPUTS.stage]: new ort.Tensor('int64', BigInt64Array.of(BigInt(stage)), []),
+          }
+        : { ...tables, ...image };
+      const result = await this.session.run(feeds);
+      // Outputs a stage does not make have no rows.
+      const rows = (name: string) => result[name]?.dims[0] ?? 0;
+      v.deepstackVisualIndexes.forEach((_, i) => {
+        const name = VISION_OUTPUTS.deepstack(i);
+        if (rows(name) > 0) deepstack.set(i, copyOut(result[name]));
+        else result[name].dispose();
+      });
+      if (rows(VISION_OUTPUTS.embeds) > 0) {
+        result[VISION_OUTPUTS.hidden]?.dispose();
+        return {
+          tokens: patches / merge ** 2,
+          imageEmbeds: copyOut(result[VISION_OUTPUTS.embeds]),
+          deepstack: v.deepstackVisualIndexes.map((_, i) => deepstack.get(i) as Float32Array),
+        };
       }
-      const result = await this.stages[stage].run(inputs);
-      for (const [name, tensor] of Object.entries(result)) {
-        if (name === VISION_OUTPUTS.hidden) hidden = tensor;
-        else if (name === VISION_OUTPUTS.embeds) embeds = copyOut(tensor);
-        else deepstack.set(deepstackIndex(name), copyOut(tensor));
+      result[VISION_OUTPUTS.embeds].dispose();
+      hidden = result[VISION_OUTPUTS.hidden];
+      if (!hidden || rows(VISION_OUTPUTS.hidden) === 0) {
+        throw new EngineError(
+          'internal',
+          `vision stage ${stage} returned neither features nor hidden states`,
+        );
       }
     }
-    return {
-      tokens: patches / merge ** 2,
-      imageEmbeds: embeds as Float32Array,
-      deepstack: v.deepstackVisualIndexes.map((_, i) => deepstack.get(i) as Float32Array),
-    };
   }
 }
 
-/**
- * A stage's session options. Each session keeps its own CPU arena, sized for its largest run,
- * which for a stage is about the whole tower's: with arenas, six stages of a 2B tower kept
- * 3.7 GB resident after a 1280x800 screenshot against 1.2 GB for one graph
- * (scripts/bench/vision-formats.ts --stages). Without, 1.0 GB; but each run takes fresh pages
- * for its activations, about 0.15 s a stage there (the elementwise ops that touch them first
- * take three times as long in a profile).
- */
-export function stageSessionOptions(
-  options: ort.InferenceSession.SessionOptions,
-  stages: unknown[],
-): ort.InferenceSession.SessionOptions {
-  return stages.length > 1 ? { ...options, enableCpuMemArena: false } : options;
+/** A later stage's image inputs: no rows. */
+function noImage(patchIn: number): Record<string, ort.Tensor> {
+  return {
+    [VISION_INPUTS.pixels]: new ort.Tensor('float32', new Float32Array(0), [0, patchIn]),
+    [VISION_INPUTS.posIndex]: new ort.Tensor('int64', new BigInt64Array(0), [4, 0]),
+    [VISION_INPUTS.posWeight]: new ort.Tensor('float32', new Float32Array(0), [4, 0]),
+  };
 }
 
 /** Copies an output out of onnxruntime's buffer and frees that. */
@@ -144,10 +132,4 @@ function copyOut(tensor: ort.Tensor): Float32Array {
   const data = (tensor.data as Float32Array).slice();
   tensor.dispose();
   return data;
-}
-
-function deepstackIndex(name: string): number {
-  const index = Number(name.slice(VISION_OUTPUTS.deepstack(0).length - 1));
-  if (!Number.isInteger(index)) throw new EngineError('internal', `unknown vision output ${name}`);
-  return index;
 }
