@@ -181,6 +181,23 @@ describe('vision tower in stages (CPU builds)', () => {
     assert.deepEqual(resumed.deepstack, reference.deepstack);
   });
 
+  it('starts over for the same image at another size', async () => {
+    const small = golden.cases.find(
+      (x) => x.pixel_values && x.image_grid_thw![0].join() !== grid.join(),
+    )!;
+    const vision = await encoder(staged);
+    const stop = new AbortController();
+    stopAfterStage = { stage: 1, stop };
+    await assert.rejects(vision.encode(pixels, grid, { signal: stop.signal, key: 'mockup' }));
+    stopAfterStage = undefined;
+    ran = [];
+    const other = await vision.encode(goldenPixels(small), small.image_grid_thw![0], {
+      key: 'mockup',
+    });
+    assert.deepEqual(ran, [0, 1, 2, 3]);
+    assert.equal(other.tokens, small.image_embeds!.shape[0]);
+  });
+
   it('starts over for another image, or an image stopped before another ran', async () => {
     const vision = await encoder(staged);
     const stop = new AbortController();

@@ -14,6 +14,8 @@ import { positionTaps, visionRotary } from './vision-tables';
 /** An image's tower stopped between stages: where it goes on from. */
 interface Paused {
   key: string;
+  /** The grid it was resized to: the same image under other limits starts over. */
+  grid: string;
   nextStage: number;
   hidden: ort.Tensor;
   deepstack: Map<number, Float32Array>;
@@ -66,7 +68,10 @@ export class OnnxVisionEncoder implements VisionEncoder {
       [VISION_INPUTS.posWeight]: new ort.Tensor('float32', taps.weight, [4, patches]),
     };
     const { key, signal } = options;
-    const resumed = key !== undefined && this.paused?.key === key ? this.paused : undefined;
+    const grid = gridThw.join('x');
+    const paused = this.paused;
+    const resumed =
+      key !== undefined && paused?.key === key && paused.grid === grid ? paused : undefined;
     this.paused = undefined;
     const deepstack = resumed?.deepstack ?? new Map<number, Float32Array>();
     let hidden = resumed?.hidden;
@@ -76,7 +81,7 @@ export class OnnxVisionEncoder implements VisionEncoder {
         await new Promise((resolve) => setImmediate(resolve));
         if (signal.aborted) {
           if (key !== undefined && hidden) {
-            this.paused = { key, nextStage: stage, hidden, deepstack };
+            this.paused = { key, grid, nextStage: stage, hidden, deepstack };
           }
           throw new EngineError('cancelled', 'the vision tower was stopped');
         }
