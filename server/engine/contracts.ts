@@ -66,6 +66,8 @@ export interface PrefillInput {
    * of the prompt, which a later prompt may reuse like any cached sequence).
    */
   signal?: AbortSignal;
+  /** After each chunk: the prompt tokens run so far, of those this prefill runs. */
+  onChunk?: (done: number, total: number) => void;
 }
 
 /**
@@ -120,6 +122,8 @@ export interface EncodeOptions {
    * encode with the same key goes on from there.
    */
   key?: string;
+  /** After each run: the tower's stages done so far (a resumed encode starts past 0). */
+  onStage?: (done: number, total: number) => void;
 }
 
 export interface VisionEncoder {
@@ -237,6 +241,17 @@ export interface GenerateCallbacks {
   onText?: (delta: string) => void;
   /** Fired once after the prompt is prepared (before the vision tower), with its size. */
   onPromptReady?: (info: { promptTokens: number; images: number }) => void;
+  /**
+   * How far the prompt has been read before the first token: each image's vision tower, stage
+   * by stage (several on the CPU), then the prompt's tokens, chunk by chunk.
+   */
+  onPromptProgress?: (progress: PromptProgress) => void;
+}
+
+export interface PromptProgress {
+  stage: 'image' | 'prompt';
+  done: number;
+  total: number;
 }
 
 export interface GenerationTimings {

@@ -19,7 +19,7 @@ import {
 import type { GenerationQueue } from './generation-queue';
 import type { ServerMetrics } from './metrics';
 import { readJsonBody } from './read-body';
-import { DONE_EVENT, encodeEvent, startEventStream } from './sse';
+import { DONE_EVENT, encodeEvent, encodeProgress, startEventStream } from './sse';
 
 export interface ChatContext {
   engine: Engine;
@@ -90,6 +90,9 @@ export async function handleChatCompletion(
           signal: controller.signal,
           // Headers wait until the prompt is accepted, so refusals still get their status.
           onPromptReady: startStream,
+          onPromptProgress: (progress) => {
+            if (streaming && !response.destroyed) response.write(encodeProgress(progress));
+          },
           onText: (delta) => {
             if (firstToken) {
               firstToken = false;

@@ -1,5 +1,6 @@
 /** Server-sent events as OpenAI streams them: `data: <json>` blocks ending in `data: [DONE]`. */
 import type { ServerResponse } from 'node:http';
+import type { PromptProgress } from '../engine/contracts';
 
 export function startEventStream(response: ServerResponse): void {
   response.writeHead(200, {
@@ -16,3 +17,12 @@ export function encodeEvent(data: unknown): string {
 }
 
 export const DONE_EVENT = 'data: [DONE]\n\n';
+
+/**
+ * How far the prompt has been read, as a comment line (`: progress {"stage":"image","done":3,
+ * "total":8}`): server-sent event clients skip comments, so OpenAI clients see the stream they
+ * expect, and the extension shows the progress (src/openai/client.ts).
+ */
+export function encodeProgress(progress: PromptProgress): string {
+  return `: progress ${JSON.stringify(progress)}\n\n`;
+}

@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import type { Engine } from '../../server/engine/contracts';
 import { loadEngine } from '../../server/engine/engine';
 import { InferenceServer, type ServerLimits } from '../../server/http/inference-server';
@@ -190,6 +191,53 @@ describe('inference server with the tiny model over loopback HTTP', function () 
       assert.equal(ids.size, 1, 'every chunk carries the same completion id');
     });
   }
+
+  it('streams how far the prompt has been read as comments: the vision tower by stage, then the prompt', async () => {
+    // An image this server has not seen (a seen one skips the tower).
+    const png = await sharp({
+      create: { width: 96, height: 64, channels: 3, background: { r: 40, g: 120, b: 200 } },
+    })
+      .png()
+      .toBuffer();
+    const streamed = await streamChat(main.handle, {
+      messages: [
+        {
+          role: 'user',
+          content: [
+            {
+              type: 'image_url',
+              image_url: { url: `data:image/png;base64,${png.toString('base64')}` },
+            },
+            { type: 'text', text: 'Generate the HTML for this UI.' },
+          ],
+        },
+      ],
+      temperature: 0,
+      max_tokens: 1,
+    });
+    assert.equal(streamed.status, 200);
+    const progress = streamed.comments
+      .filter((comment) => comment.startsWith('progress '))
+      .map((comment) => JSON.parse(comment.slice('progress '.length)));
+    const image = progress.filter((p) => p.stage === 'image');
+    const prompt = progress.filter((p) => p.stage === 'prompt');
+    // The tiny CPU build's tower: a stage per block.
+    assert.deepEqual(
+      image.map((p) => [p.done, p.total]),
+      [
+        [1, 4],
+        [2, 4],
+        [3, 4],
+        [4, 4],
+      ],
+    );
+    assert.ok(prompt.length > 0, 'the prompt');
+    const last = prompt.at(-1);
+    assert.equal(last.done, last.total);
+    assert.equal(progress.length, image.length + prompt.length, 'nothing else');
+    // Every progress comment comes before the first token.
+    assert.equal(streamed.events[0].choices[0].delta.role, 'assistant');
+  });
 
   it('max_tokens 0 reads the prompt ahead: an empty answer, then the request itself as before', async () => {
     const ahead = await callJson(main.handle, '/v1/chat/completions', {

@@ -159,6 +159,7 @@ async function generateWith(
           output = await model.vision.encode(pixels, image.gridThw, {
             signal: callbacks.signal,
             key: imageKeys[i],
+            onStage: (done, total) => callbacks.onPromptProgress?.({ stage: 'image', done, total }),
           });
         } catch (error) {
           // Stopped between two stages of the tower: the decode loop reports the stop.
@@ -187,6 +188,7 @@ async function generateWith(
       positionIds: prepared.positionIds,
       visual: reuse === 0 && outputs.length > 0 ? concatVision(outputs) : undefined,
       reuse,
+      onChunk: (done, total) => callbacks.onPromptProgress?.({ stage: 'prompt', done, total }),
     },
     speculation,
     // Drafts change which random draws a sampled token takes, so a seeded sampled request,

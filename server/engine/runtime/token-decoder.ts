@@ -148,6 +148,7 @@ export abstract class TokenDecoder implements TextDecoder {
         numLogits: 1,
         scores: 'full',
       });
+      input.onChunk?.(end - from, ids.length - from);
     }
     return scores!.logits();
   }

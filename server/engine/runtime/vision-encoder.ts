@@ -8,7 +8,13 @@ import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { EncodeOptions, VisionEncoder, VisionOutput } from '../contracts';
 import { EngineError } from '../errors';
-import { VISION_INPUTS, VISION_OUTPUTS, framePatchValues } from '../onnx/vision-graph';
+import { CPU_VISION_STAGES } from '../onnx/build-graphs';
+import {
+  VISION_INPUTS,
+  VISION_OUTPUTS,
+  framePatchValues,
+  visionStages,
+} from '../onnx/vision-graph';
 import { positionTaps, visionRotary } from './vision-tables';
 
 /** An image's tower stopped between stages: where it goes on from. */
@@ -23,6 +29,8 @@ interface Paused {
 
 export class OnnxVisionEncoder implements VisionEncoder {
   private readonly staged: boolean;
+  /** Runs per image: the stages of a CPU build (build-graphs.ts), else one. */
+  private readonly stageCount: number;
   /** One image's progress at most: the one stopped last. */
   private paused?: Paused;
 
@@ -31,6 +39,7 @@ export class OnnxVisionEncoder implements VisionEncoder {
     private readonly config: Qwen3VLConfig,
   ) {
     this.staged = session.inputNames.includes(VISION_INPUTS.stage);
+    this.stageCount = this.staged ? visionStages(config.vision.depth, CPU_VISION_STAGES).length : 1;
   }
 
   async encode(
@@ -67,7 +76,7 @@ export class OnnxVisionEncoder implements VisionEncoder {
       [VISION_INPUTS.posIndex]: new ort.Tensor('int64', taps.index, [4, patches]),
       [VISION_INPUTS.posWeight]: new ort.Tensor('float32', taps.weight, [4, patches]),
     };
-    const { key, signal } = options;
+    const { key, signal, onStage } = options;
     const grid = gridThw.join('x');
     const paused = this.paused;
     const resumed =
@@ -96,6 +105,7 @@ export class OnnxVisionEncoder implements VisionEncoder {
           }
         : { ...tables, ...image };
       const result = await this.session.run(feeds);
+      onStage?.(Math.min(stage + 1, this.stageCount), this.stageCount);
       // Outputs a stage does not make have no rows.
       const rows = (name: string) => result[name]?.dims[0] ?? 0;
       v.deepstackVisualIndexes.forEach((_, i) => {

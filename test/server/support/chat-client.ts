@@ -43,6 +43,8 @@ export interface StreamEvents {
   status: number;
   /** Parsed `data:` payloads in order, `[DONE]` kept as the string. */
   events: any[];
+  /** Comment lines (`: ...`), which OpenAI clients skip. */
+  comments: string[];
   text: string;
 }
 
@@ -62,12 +64,19 @@ export async function streamChat(
     body: JSON.stringify({ ...body, stream: true }),
     signal: controller.signal,
   });
-  const result = { status: response.status, events: [] as unknown[], text: '', aborted: false };
+  const result = {
+    status: response.status,
+    events: [] as unknown[],
+    comments: [] as string[],
+    text: '',
+    aborted: false,
+  };
   if (!response.ok || !response.body) {
     result.events.push(await response.json());
     return result;
   }
   const parser = createParser({
+    onComment: (comment) => result.comments.push(comment.trim()),
     onEvent: (message) => {
       const event = message.data === '[DONE]' ? '[DONE]' : JSON.parse(message.data);
       result.events.push(event);
