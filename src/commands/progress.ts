@@ -12,7 +12,9 @@ export function describeStage(progress: ProgressStage): string {
     case 'building':
       return `Building the model ${progress.percent.toFixed(0)}%${progress.item ? ` (${progress.item})` : ''}`;
     case 'readingImage':
-      return 'Reading the image…';
+      return progress.percent === undefined
+        ? 'Reading the image…'
+        : `Reading the ${progress.reading ?? 'image'} ${progress.percent.toFixed(0)}%`;
     case 'generating':
       return `Generating: ${progress.tokens} tokens at ${progress.tokensPerSecond.toFixed(1)} tok/s`;
   }

@@ -381,6 +381,12 @@ export class GenerationController extends Disposable implements GenerationApi {
             temperature: settings.temperature,
             top_p: settings.topP,
           },
+          onPromptProgress: ({ stage, done, total }) =>
+            job.onProgress({
+              stage: 'readingImage',
+              reading: stage,
+              percent: (100 * done) / total,
+            }),
           onDelta: (delta, progress) => {
             reply += delta;
             tokens = progress.tokens;

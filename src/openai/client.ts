@@ -13,7 +13,7 @@ import {
   type FailureContext,
 } from './errors';
 import { apiBaseUrl } from './endpointUrl';
-import type { ChatRequest, StreamStats } from './types';
+import type { ChatRequest, PromptProgress, StreamStats } from './types';
 
 export interface StreamOptions {
   /** Base URL, e.g. http://127.0.0.1:8080/v1 (see apiBaseUrl for what else is accepted). */
@@ -24,6 +24,11 @@ export interface StreamOptions {
   /** Whether this is the local server (changes the actions offered on failure). */
   local: boolean;
   onDelta: (delta: string, stats: { tokens: number; elapsedMs: number }) => void;
+  /**
+   * How far the server has read the prompt before the first token: the local server streams it
+   * as comment lines (`: progress {"stage":"image","done":3,"total":8}`); others send none.
+   */
+  onPromptProgress?: (progress: PromptProgress) => void;
   fetchImpl?: typeof fetch;
   /** Longest silence allowed once the reply has started (default STREAM_STALL_MS). */
   stallMs?: number;
@@ -149,7 +154,11 @@ export async function streamChatCompletion(options: StreamOptions): Promise<Stre
       options.onDelta(delta, { tokens: usageTokens ?? chunks, elapsedMs: Date.now() - started });
     }
   };
-  const parser = createParser({ onEvent });
+  const onComment = (comment: string): void => {
+    const progress = parsePromptProgress(comment);
+    if (progress && !done && !failure && chunks === 0) options.onPromptProgress?.(progress);
+  };
+  const parser = createParser({ onEvent, onComment });
 
   const decoder = new TextDecoder();
   const reader = response.body.getReader();
@@ -191,4 +200,18 @@ export async function streamChatCompletion(options: StreamOptions): Promise<Stre
     throw malformedStream('the stream ended before [DONE]', context);
   }
   return { text, tokens: usageTokens ?? chunks, finishReason, elapsedMs: Date.now() - started };
+}
+
+/** A `progress {...}` comment of the local server, or undefined for any other comment. */
+export function parsePromptProgress(comment: string): PromptProgress | undefined {
+  const match = /^\s*progress (\{.*\})\s*$/.exec(comment);
+  if (!match) return undefined;
+  try {
+    const { stage, done, total } = JSON.parse(match[1]) as Record<string, unknown>;
+    if (stage !== 'image' && stage !== 'prompt') return undefined;
+    if (typeof done !== 'number' || typeof total !== 'number' || !(total > 0)) return undefined;
+    return { stage, done: Math.min(Math.max(done, 0), total), total };
+  } catch {
+    return undefined;
+  }
 }

@@ -23,3 +23,10 @@ export interface StreamStats {
   finishReason?: string;
   elapsedMs: number;
 }
+
+/** How far the server has read the prompt: an image's vision tower, then the prompt's tokens. */
+export interface PromptProgress {
+  stage: 'image' | 'prompt';
+  done: number;
+  total: number;
+}

@@ -80,7 +80,11 @@ export type ProgressStage =
   | { stage: 'startingServer' }
   | { stage: 'downloading'; file?: string; percent: number }
   | { stage: 'building'; item?: string; percent: number }
-  | { stage: 'readingImage' }
+  /**
+   * Before the first token. The local server says how far it is (`reading`, `percent`): the
+   * image's vision tower, then the prompt's tokens.
+   */
+  | { stage: 'readingImage'; reading?: 'image' | 'prompt'; percent?: number }
   | { stage: 'generating'; tokens: number; tokensPerSecond: number };
 
 export interface HistoryEntry {

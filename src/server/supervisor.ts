@@ -159,7 +159,7 @@ export class ServerSupervisor extends Disposable {
             const stage = toProgressStage(event);
             this.lastProgress = stage;
             for (const listener of this.progressListeners) listener(stage);
-            const percent = 'percent' in stage ? stage.percent : 0;
+            const percent = ('percent' in stage ? stage.percent : undefined) ?? 0;
             const increment = percent >= lastPercent ? percent - lastPercent : undefined;
             lastPercent = percent;
             progress.report({ message: describeProgress(event), increment });

@@ -29,6 +29,8 @@ export interface StubBehaviour {
   refuses?: Record<string, string>;
   /** Events sent before the first delta (e.g. Azure's prompt_filter_results with no choices). */
   preamble?: unknown[];
+  /** Comment lines sent before the first delta (the local server's prompt progress). */
+  comments?: string[];
   /** Milliseconds before GET /v1/models answers (an endpoint that hangs). */
   modelsDelayMs?: number;
   /** The finish_reason of the last choice ('stop' unless set; 'length' when cut off). */
@@ -130,6 +132,7 @@ export async function startOpenAiStub(behaviour: StubBehaviour): Promise<OpenAiS
       response.write(`data: ${JSON.stringify(payload)}\n\n`);
     };
     for (const payload of b.preamble ?? []) event(payload);
+    for (const comment of b.comments ?? []) response.write(`: ${comment}\n\n`);
     if (b.startDelayMs) await new Promise((resolve) => setTimeout(resolve, b.startDelayMs));
     for (const [index, delta] of b.deltas.entries()) {
       if (response.destroyed) return;

@@ -168,6 +168,33 @@ describe('streamChatCompletion', () => {
     assert.equal((await run()).text, REPLY);
   });
 
+  it("reports the local server's prompt progress comments, and skips any other comment", async () => {
+    stub.behaviour.comments = [
+      'keep-alive',
+      'progress {"stage":"image","done":1,"total":8}',
+      'progress {"stage":"image","done":8,"total":8}',
+      'progress {"stage":"prompt","done":256,"total":1024}',
+      'progress {"stage":"sideways","done":1,"total":2}',
+      'progress {"stage":"prompt","done":1}',
+      'progress not json',
+    ];
+    const seen: unknown[] = [];
+    const stats = await streamChatCompletion({
+      endpoint: stub.url,
+      apiKey: 'sk-test',
+      request: { model: 'qwen', messages: [{ role: 'user', content: 'hi' }] },
+      local: true,
+      onDelta: () => undefined,
+      onPromptProgress: (progress) => seen.push(progress),
+    });
+    assert.equal(stats.text, REPLY);
+    assert.deepEqual(seen, [
+      { stage: 'image', done: 1, total: 8 },
+      { stage: 'image', done: 8, total: 8 },
+      { stage: 'prompt', done: 256, total: 1024 },
+    ]);
+  });
+
   it('reports a reply cut off by the token limit', async () => {
     stub.behaviour.finishReason = 'length';
     const stats = await run();

@@ -19,6 +19,14 @@ describe('panel progress wording', () => {
       percent: 5,
     });
     assert.equal(describeProgress({ stage: 'readingImage' }).text, 'Reading the image…');
+    assert.deepEqual(describeProgress({ stage: 'readingImage', reading: 'image', percent: 37.5 }), {
+      text: 'Reading the image: 37%',
+      percent: 37.5,
+    });
+    assert.equal(
+      describeProgress({ stage: 'readingImage', reading: 'prompt', percent: 100 }).text,
+      'Reading the prompt: 100%',
+    );
     assert.equal(
       describeProgress({ stage: 'generating', tokens: 0, tokensPerSecond: 0 }).text,
       'Generating…',

@@ -30,7 +30,11 @@ export function describeProgress(progress: ProgressStage): ProgressView {
       };
     }
     case 'readingImage':
-      return { text: 'Reading the image…' };
+      if (progress.percent === undefined) return { text: 'Reading the image…' };
+      return {
+        text: `Reading the ${progress.reading ?? 'image'}: ${Math.floor(progress.percent)}%`,
+        percent: progress.percent,
+      };
     case 'generating':
       return {
         text:

@@ -88,6 +88,19 @@ describe('the local server', function () {
     assert.ok(result.tokens > 0 && result.tokens <= 8, `tokens: ${result.tokens}`);
     assert.equal(extension.server.state, 'ready');
     assert.equal(progress.events[0]!.stage, 'startingServer');
+    // The server said how far it read, before the first token: the tiny CPU build's tower has a
+    // stage per block, then the prompt (one chunk).
+    const reading = progress.events.flatMap((event) =>
+      event.stage === 'readingImage' && event.percent !== undefined
+        ? [`${event.reading} ${event.percent}`]
+        : [],
+    );
+    assert.deepEqual(reading, ['image 25', 'image 50', 'image 75', 'image 100', 'prompt 100']);
+    const firstToken = progress.events.findIndex((event) => event.stage === 'generating');
+    assert.ok(
+      progress.events.slice(firstToken).every((event) => event.stage === 'generating'),
+      'nothing read after the first token',
+    );
     assert.ok(extension.server.info?.endpoint.startsWith('http://127.0.0.1:'));
     assert.ok(extension.server.info?.device);
   });
