@@ -6,6 +6,7 @@
 import type * as vscode from 'vscode';
 import type { ErrorAction, HistoryEntry, ProgressStage } from '../protocol/panel';
 import type { Target } from '../protocol/targets';
+import type { PromptProgress } from '../openai/types';
 
 /** The source image as decoded bytes (the panel decodes ImagePayload.base64). */
 export interface SourceImage {
@@ -82,10 +83,14 @@ export interface GenerationApi {
    * Before Generate or Refine is pressed (an image chosen, an instruction typed): has the local
    * server read that request's prompt into its KV cache, so that it then runs only its last
    * token. Does nothing unless the local server is up and no generation runs; never fails (the
-   * request works the same without). `onReading`: when the prompt goes to the server. Resolves
-   * true once the server has read it.
+   * request works the same without). `onReading`: when the prompt goes to the server;
+   * `onProgress`: how far the server has read it. Resolves true once the server has read it.
    */
-  readAhead(request: ReadAheadRequest, onReading?: () => void): Promise<boolean>;
+  readAhead(
+    request: ReadAheadRequest,
+    onReading?: () => void,
+    onProgress?: (progress: PromptProgress) => void,
+  ): Promise<boolean>;
   /** Stops the running generation (any, or only the one with this id). */
   stop(requestId?: string): void;
   readonly running: boolean;

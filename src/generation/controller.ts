@@ -38,7 +38,7 @@ import { HistoryStore, type HistoryRecord } from './history';
 import { type ModelReply, modelTurn, refinementOf } from './conversation';
 import { FENCE_BY_TARGET, generationMessages, imageDataUrl } from './prompts';
 import { imageKey, ReadAheadQueue } from './readAheadQueue';
-import type { ChatMessage } from '../openai/types';
+import type { ChatMessage, PromptProgress } from '../openai/types';
 
 interface Running {
   requestId: string;
@@ -72,8 +72,8 @@ interface Job {
 
 export class GenerationController extends Disposable implements GenerationApi {
   private current: Running | undefined;
-  private readonly readAheads = new ReadAheadQueue((messages, signal) =>
-    this.sendReadAhead(messages, signal),
+  private readonly readAheads = new ReadAheadQueue((messages, signal, onProgress) =>
+    this.sendReadAhead(messages, signal, onProgress),
   );
   private readonly sources = new Map<string, { image: SourceImage; historyId?: string }>();
   private readonly startEmitter = this.register(new vscode.EventEmitter<GenerationStart>());
@@ -218,7 +218,11 @@ export class GenerationController extends Disposable implements GenerationApi {
     return outcome.result;
   }
 
-  async readAhead(request: ReadAheadRequest, onReading?: () => void): Promise<boolean> {
+  async readAhead(
+    request: ReadAheadRequest,
+    onReading?: () => void,
+    onProgress?: (progress: PromptProgress) => void,
+  ): Promise<boolean> {
     // The session's first image: the server starts now, while the user chooses and types.
     if (request.kind === 'generate' && this.readAheadOn() && !this.current) {
       await this.supervisor.prestart();
@@ -227,7 +231,7 @@ export class GenerationController extends Disposable implements GenerationApi {
     const prompt = await this.readAheadPrompt(request).catch(() => undefined);
     if (!prompt || !this.canReadAhead()) return false;
     onReading?.();
-    return this.readAheads.request(prompt.image, prompt.messages);
+    return this.readAheads.request(prompt.image, prompt.messages, onProgress);
   }
 
   /** Only the local server reads a prompt without answering (max_tokens 0), when the user lets it. */
@@ -267,7 +271,11 @@ export class GenerationController extends Disposable implements GenerationApi {
     return { image: imageKey(image.bytes), messages };
   }
 
-  private async sendReadAhead(messages: ChatMessage[], signal: AbortSignal): Promise<void> {
+  private async sendReadAhead(
+    messages: ChatMessage[],
+    signal: AbortSignal,
+    onProgress?: (progress: PromptProgress) => void,
+  ): Promise<void> {
     const server = this.supervisor.info;
     if (!server || !this.canReadAhead()) throw new Error('the server cannot read ahead now');
     await streamChatCompletion({
@@ -277,6 +285,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       signal,
       request: { model: server.model, messages, max_tokens: 0 },
       onDelta: () => undefined,
+      onPromptProgress: onProgress,
     });
   }
 

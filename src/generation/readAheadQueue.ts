@@ -6,15 +6,23 @@
  * is sent, and a read-ahead of another image is stopped rather than waited for.
  */
 import { createHash } from 'node:crypto';
-import type { ChatMessage } from '../openai/types';
+import type { ChatMessage, PromptProgress } from '../openai/types';
 
-/** Sends one prompt to be read ahead; resolves (or rejects) when the server has done with it. */
-export type SendReadAhead = (messages: ChatMessage[], signal: AbortSignal) => Promise<void>;
+/**
+ * Sends one prompt to be read ahead; resolves (or rejects) when the server has done with it,
+ * telling `onProgress` how far it has read.
+ */
+export type SendReadAhead = (
+  messages: ChatMessage[],
+  signal: AbortSignal,
+  onProgress?: (progress: PromptProgress) => void,
+) => Promise<void>;
 
 interface Prompt {
   /** The image's content hash (imageKey): prompts of one image share their costly prefix. */
   image: string;
   messages: ChatMessage[];
+  onProgress?: (progress: PromptProgress) => void;
   /** Settles request()'s promise: whether the server read the prompt. */
   done: (read: boolean) => void;
 }
@@ -32,13 +40,17 @@ export class ReadAheadQueue {
   /**
    * Reads `messages` ahead: now, or once the read-ahead in flight is done. Resolves true once the
    * server has read it, false when it failed, was stopped or was dropped for a newer one; never
-   * rejects.
+   * rejects. `onProgress`: how far the server has read it, once it is sent.
    */
-  request(image: string, messages: ChatMessage[]): Promise<boolean> {
+  request(
+    image: string,
+    messages: ChatMessage[],
+    onProgress?: (progress: PromptProgress) => void,
+  ): Promise<boolean> {
     this.stopUnless(image);
     this.dropWaiting();
     const done = new Promise<boolean>(
-      (resolve) => (this.waiting = { image, messages, done: resolve }),
+      (resolve) => (this.waiting = { image, messages, onProgress, done: resolve }),
     );
     if (!this.inFlight) this.sendWaiting();
     return done;
@@ -75,7 +87,7 @@ export class ReadAheadQueue {
     if (!prompt) return;
     const flight = { image: prompt.image, abort: new AbortController() };
     this.inFlight = flight;
-    void this.send(prompt.messages, flight.abort.signal)
+    void this.send(prompt.messages, flight.abort.signal, prompt.onProgress)
       .then(
         () => true,
         () => false, // a head start only: the request reports its own errors

@@ -91,10 +91,20 @@ export class PanelController {
   /** Reads a generation ahead, telling the panel while any is being read and how the last ended. */
   private async readGenerationAhead(request: ReadAheadRequest): Promise<void> {
     let reading = false;
-    const read = await this.deps.api.readAhead(request, () => {
-      reading = true;
-      if (this.readingAhead++ === 0) this.post({ type: 'readAhead', state: 'reading' });
-    });
+    const read = await this.deps.api.readAhead(
+      request,
+      () => {
+        reading = true;
+        if (this.readingAhead++ === 0) this.post({ type: 'readAhead', state: 'reading' });
+      },
+      ({ stage, done, total }) =>
+        this.post({
+          type: 'readAhead',
+          state: 'reading',
+          reading: stage,
+          percent: (100 * done) / total,
+        }),
+    );
     if (reading && --this.readingAhead === 0) {
       this.post({ type: 'readAhead', state: read ? 'read' : 'idle' });
     }

@@ -113,4 +113,10 @@ export type HostToPanel =
    * The local server reads the generation ahead ('reading'), has read it all ('read': Generate
    * starts at once), or stopped without it ('idle').
    */
-  | { type: 'readAhead'; state: 'reading' | 'read' | 'idle' };
+  /** While reading: how far the server has read the image, then the prompt (`percent`). */
+  | {
+      type: 'readAhead';
+      state: 'reading' | 'read' | 'idle';
+      reading?: 'image' | 'prompt';
+      percent?: number;
+    };

@@ -84,6 +84,19 @@ describe('the read-ahead queue', () => {
     assert.equal(await next, false);
   });
 
+  it("tells each prompt's own listener how far the server has read it", async () => {
+    const progress: string[] = [];
+    const queue = new ReadAheadQueue(async (messages, _signal, onProgress) => {
+      onProgress?.({ stage: 'image', done: 1, total: 2 });
+      onProgress?.({ stage: 'prompt', done: 4, total: 4 });
+    });
+    const listener = (name: string) => (p: { stage: string; done: number; total: number }) =>
+      progress.push(`${name} ${p.stage} ${p.done}/${p.total}`);
+    assert.equal(await queue.request('a', prompt('image'), listener('first')), true);
+    assert.equal(await queue.request('b', prompt('other')), true);
+    assert.deepEqual(progress, ['first image 1/2', 'first prompt 4/4']);
+  });
+
   it('keys images by their bytes', () => {
     assert.equal(imageKey(new Uint8Array([1, 2, 3])), imageKey(Uint8Array.from([1, 2, 3])));
     assert.notEqual(imageKey(new Uint8Array([1, 2, 3])), imageKey(new Uint8Array([1, 2, 4])));

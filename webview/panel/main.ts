@@ -153,6 +153,13 @@ const READ_AHEAD_STATUS = {
   idle: '',
 } as const;
 
+function readAheadStatus(message: Extract<HostToPanel, { type: 'readAhead' }>): string {
+  if (message.state !== 'reading' || message.percent === undefined) {
+    return READ_AHEAD_STATUS[message.state];
+  }
+  return `Reading ahead: ${message.reading ?? 'image'} ${Math.floor(message.percent)}%`;
+}
+
 /** What Generate or Refine would ask for now, if either could start. */
 function nextRequest(): NextRequest | undefined {
   if (runningId) return undefined;
@@ -299,7 +306,7 @@ function receive(message: HostToPanel): void {
       break;
     case 'readAhead':
       // A request's own progress speaks for it.
-      if (runningId === undefined) setStatus(READ_AHEAD_STATUS[message.state]);
+      if (runningId === undefined) setStatus(readAheadStatus(message));
       break;
   }
 }

@@ -137,7 +137,14 @@ describe('the local server', function () {
   it('reads a chosen image ahead, then its instruction: Generate then reads only its last token', async () => {
     const image = fixtureImage('mockup_320x256.png');
     const ask = { kind: 'generate', image, target: 'html' } as const;
-    assert.equal(await extension.api.readAhead({ ...ask, instruction: '' }), true);
+    const progress: string[] = [];
+    const read = await extension.api.readAhead({ ...ask, instruction: '' }, undefined, (p) =>
+      progress.push(`${p.stage} ${p.done}/${p.total}`),
+    );
+    assert.equal(read, true);
+    // How far the server read it (a new image here: the tower's four stages, then the prompt).
+    assert.deepEqual(progress.slice(0, 4), ['image 1/4', 'image 2/4', 'image 3/4', 'image 4/4']);
+    assert.match(progress.at(-1)!, /^prompt (\d+)\/\1$/);
     const pasted = await promptCounts();
     assert.equal(await extension.api.readAhead({ ...ask, instruction: 'use a dark theme' }), true);
     const typed = await promptCounts();

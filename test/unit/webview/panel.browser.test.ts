@@ -177,6 +177,10 @@ describe('panel webview in Chromium', function () {
     const status = view.page.getByRole('status');
     await view.send({ type: 'readAhead', state: 'reading' });
     assert.equal(await status.textContent(), 'Reading ahead…');
+    await view.send({ type: 'readAhead', state: 'reading', reading: 'image', percent: 37.5 });
+    assert.equal(await status.textContent(), 'Reading ahead: image 37%');
+    await view.send({ type: 'readAhead', state: 'reading', reading: 'prompt', percent: 100 });
+    assert.equal(await status.textContent(), 'Reading ahead: prompt 100%');
     await view.send({ type: 'readAhead', state: 'read' });
     assert.equal(await status.textContent(), 'Ready: Generate starts at once.');
     await view.send({ type: 'image', image, embeddedDiagram: false, chosen: false });
