@@ -7,6 +7,7 @@
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { PrefillInput, TextDecoder, TopLogits } from '../contracts';
 import { EngineError } from '../errors';
+import { stopRequested } from './stop-point';
 
 /**
  * Long prompts are prefilled in chunks: attention scratch grows with chunk x context rather than
@@ -134,10 +135,8 @@ export abstract class TokenDecoder implements TextDecoder {
     const ids = input.inputIds;
     let scores: RunScores | undefined;
     for (let start = from; start < ids.length; start += this.prefillChunk) {
-      // onnxruntime-node runs a session on the main thread: a Stop (a closed socket, a timer)
-      // is only seen when the event loop turns, which it need not do between two runs.
-      if (start > from && input.signal) await new Promise((resolve) => setImmediate(resolve));
-      if (input.signal?.aborted) throw new EngineError('cancelled', 'the prefill was stopped');
+      const stopped = start > from ? await stopRequested(input.signal) : input.signal?.aborted;
+      if (stopped) throw new EngineError('cancelled', 'the prefill was stopped');
       const end = Math.min(ids.length, start + this.prefillChunk);
       scores = await this.run({
         ids: ids.slice(start, end),

@@ -15,6 +15,7 @@ import {
   framePatchValues,
   visionStages,
 } from '../onnx/vision-graph';
+import { stopRequested } from './stop-point';
 import { positionTaps, visionRotary } from './vision-tables';
 
 /** An image's tower stopped between stages: where it goes on from. */
@@ -85,15 +86,11 @@ export class OnnxVisionEncoder implements VisionEncoder {
     const deepstack = resumed?.deepstack ?? new Map<number, Float32Array>();
     let hidden = resumed?.hidden;
     for (let stage = resumed?.nextStage ?? 0; ; stage++) {
-      if (stage > 0 && signal) {
-        // onnxruntime-node runs on this thread: let a closed socket or a Stop be seen.
-        await new Promise((resolve) => setImmediate(resolve));
-        if (signal.aborted) {
-          if (key !== undefined && hidden) {
-            this.paused = { key, grid, nextStage: stage, hidden, deepstack };
-          }
-          throw new EngineError('cancelled', 'the vision tower was stopped');
+      if (stage > 0 && (await stopRequested(signal))) {
+        if (key !== undefined && hidden) {
+          this.paused = { key, grid, nextStage: stage, hidden, deepstack };
         }
+        throw new EngineError('cancelled', 'the vision tower was stopped');
       }
       const feeds = this.staged
         ? {
