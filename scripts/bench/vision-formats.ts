@@ -12,8 +12,10 @@
  * candidate for GPU builds) and int4 (the speed of the 4-bit kernels, and what it costs in
  * agreement). --stages builds each format in that many stages, for each number listed (1: one
  * run; vision-graph.ts), and prints also the slowest stage's run (how long a Stop waits at most)
- * and the process's resident memory after the runs (what the session keeps between images). --profile writes an onnxruntime profile per format (on WebGPU each
- * kernel's GPU time; scripts/gpu/summarize_profile.py PROFILE.json 1 sums it).
+ * and the process's resident memory after the runs (what the session keeps between images;
+ * earlier formats and stage counts in the same process count too, so compare it run alone).
+ * --profile writes an onnxruntime profile per format (on WebGPU each kernel's GPU time;
+ * scripts/gpu/summarize_profile.py PROFILE.json 1 sums it).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
