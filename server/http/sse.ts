@@ -20,7 +20,7 @@ export const DONE_EVENT = 'data: [DONE]\n\n';
 
 /**
  * How far the prompt has been read, as a comment line (`: progress {"stage":"image","done":3,
- * "total":8}`): server-sent event clients skip comments, so OpenAI clients see the stream they
+ * "total":24}`): server-sent event clients skip comments, so OpenAI clients see the stream they
  * expect, and the extension shows the progress (src/openai/client.ts).
  */
 export function encodeProgress(progress: PromptProgress): string {

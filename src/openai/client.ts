@@ -26,7 +26,7 @@ export interface StreamOptions {
   onDelta: (delta: string, stats: { tokens: number; elapsedMs: number }) => void;
   /**
    * How far the server has read the prompt before the first token: the local server streams it
-   * as comment lines (`: progress {"stage":"image","done":3,"total":8}`); others send none.
+   * as comment lines (`: progress {"stage":"image","done":3,"total":24}`); others send none.
    */
   onPromptProgress?: (progress: PromptProgress) => void;
   fetchImpl?: typeof fetch;

@@ -13,6 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { readModelConfig } from '../../server/engine/checkpoint/config';
 import type { GraphTarget, LoadedModel, Precision } from '../../server/engine/contracts';
 import { isEngineError } from '../../server/engine/errors';
+import { cpuVisionStageCount } from '../../server/engine/onnx/build-graphs';
 import { VISION_INPUTS, visionStages } from '../../server/engine/onnx/vision-graph';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { ensureModelBuild } from '../../server/engine/runtime/model-build';
@@ -136,7 +137,7 @@ describe('vision tower in stages (CPU builds)', () => {
     return new OnnxVisionEncoder(recorded, config);
   }
 
-  it('splits the blocks evenly, at most one stage per block', () => {
+  it('splits the blocks evenly, at most one stage per block (CPU builds: one)', () => {
     assert.deepEqual(visionStages(24, 8)[1], { from: 3, to: 6 });
     assert.deepEqual(
       visionStages(27, 8).map((s) => s.to - s.from),
@@ -144,6 +145,12 @@ describe('vision tower in stages (CPU builds)', () => {
     );
     assert.equal(visionStages(4, 8).length, 4);
     assert.deepEqual(visionStages(24, 1), [{ from: 0, to: 24 }]);
+    // CPU builds: a block a stage, for the 8B's depth too.
+    const cpu = visionStages(27, cpuVisionStageCount(27));
+    assert.deepEqual(
+      cpu.map((s) => s.to - s.from),
+      Array(27).fill(1),
+    );
   });
 
   it('gives the features of the tower in one run', async () => {

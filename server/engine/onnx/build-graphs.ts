@@ -47,13 +47,16 @@ export const GRAPH_FILES = {
 export type GraphPart = keyof typeof GRAPH_FILES;
 
 /**
- * CPU builds run the vision tower in this many stages, one run each, for a Stop (or a newer
- * image) to wait one stage at most (vision-graph.ts): 1.7 s instead of 13 s for a 1280x800
- * screenshot on two cores, for 13.2-13.3 s of tower against 12.9-13.1 in one run
- * (scripts/bench/vision-formats.ts --stages 1,8). On GPUs the whole tower takes 0.2 s, and
- * there it stays one run.
+ * CPU builds run the vision tower one block per stage, one run each, for a Stop (or a newer
+ * image) to wait one stage at most (vision-graph.ts). On two cores that is 0.65 s for a
+ * 1280x800 screenshot and 1.4 s at the default pixel cap (1696x960), for 2-4% more tower than
+ * in one run; in 8 stages the wait was 1.7 and 3.6 s, for 0-2% (scripts/bench/vision-formats.ts
+ * --stages 1,24,8; docs/bench/2026-11-27-cpu, session 18). On GPUs the whole tower takes
+ * 0.2 s, and there it stays one run.
  */
-export const CPU_VISION_STAGES = 8;
+export function cpuVisionStageCount(depth: number): number {
+  return depth;
+}
 
 /** How progress names each part. */
 export const PART_LABELS: Record<GraphPart, string> = {
@@ -253,7 +256,11 @@ export function buildGraphs(
       const g = new GraphBuilder(`qwen3vl_${part}`, sink);
       const ctx = layerContext(g, tracker, precision, part, target, options.int4AccuracyLevel);
       if (part === 'vision') {
-        buildVisionGraph(ctx, config, target === 'cpu' ? CPU_VISION_STAGES : 1);
+        buildVisionGraph(
+          ctx,
+          config,
+          target === 'cpu' ? cpuVisionStageCount(config.vision.depth) : 1,
+        );
       } else if (capture && isInPlaceForm(part)) {
         const staticRows = part === 'step' ? 1 : part === 'verify' ? capture.verifyRows : undefined;
         buildDecoderGraph(ctx, config, 'device', {

@@ -40,7 +40,7 @@ import { EngineError } from '../errors';
 import { GRAPH_FILES } from '../onnx/build-graphs';
 
 /** Bump whenever the graphs change in a way that makes old builds wrong. */
-export const GRAPH_VERSION = 18;
+export const GRAPH_VERSION = 19;
 
 const MANIFEST = 'build.json';
 

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { EncodeOptions, VisionEncoder, VisionOutput } from '../contracts';
 import { EngineError } from '../errors';
-import { CPU_VISION_STAGES } from '../onnx/build-graphs';
+import { cpuVisionStageCount } from '../onnx/build-graphs';
 import {
   VISION_INPUTS,
   VISION_OUTPUTS,
@@ -40,7 +40,9 @@ export class OnnxVisionEncoder implements VisionEncoder {
     private readonly config: Qwen3VLConfig,
   ) {
     this.staged = session.inputNames.includes(VISION_INPUTS.stage);
-    this.stageCount = this.staged ? visionStages(config.vision.depth, CPU_VISION_STAGES).length : 1;
+    this.stageCount = this.staged
+      ? visionStages(config.vision.depth, cpuVisionStageCount(config.vision.depth)).length
+      : 1;
   }
 
   async encode(
