@@ -63,7 +63,7 @@ export function activate(context: vscode.ExtensionContext): DesignToCodeExtensio
       } else if (reaction === 'offerRestart') {
         void vscode.window
           .showInformationMessage(
-            'Design to Code: restart the local server to use the new model, device or precision.',
+            'Design to Code: restart the local server to use the new model, device, precision or image detail.',
             'Restart Server',
           )
           .then(

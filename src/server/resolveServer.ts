@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { IMAGE_DETAIL_PIXELS, type Settings } from '../settings/schema';
 
 export interface ServerCommand {
   command: string;
@@ -46,6 +47,17 @@ function checkRunnable(path: string, isScript: boolean, source: string): void {
       throw new ServerNotFound(`The server ${source} points to ${path}, which is not executable.`);
     }
   }
+}
+
+/** The `serve` arguments the settings ask for; `offline`: no check of the hub for updates. */
+export function serveArguments(settings: Settings, offline: boolean): string[] {
+  const args = ['serve', '--model', settings.model, '--port', '0', '--host', '127.0.0.1'];
+  if (offline) args.push('--offline');
+  if (settings.device !== 'auto') args.push('--device', settings.device);
+  if (settings.precision !== 'auto') args.push('--precision', settings.precision);
+  const pixels = IMAGE_DETAIL_PIXELS[settings.imageDetail];
+  if (pixels !== undefined) args.push('--max-image-pixels', pixels);
+  return args;
 }
 
 export function resolveServerCommand(inputs: ResolveInputs, serveArgs: string[]): ServerCommand {

@@ -12,7 +12,7 @@ import type { ProgressStage } from '../protocol/panel';
 import type { Settings } from '../settings/schema';
 import { Disposable } from '../util/disposable';
 import { killTree } from './processTree';
-import { resolveServerCommand, type ServerCommand } from './resolveServer';
+import { resolveServerCommand, serveArguments, type ServerCommand } from './resolveServer';
 import { RestartPolicy, type RestartPolicyOptions } from './restartPolicy';
 import { describeProgress, LineSplitter, parseServerLine, toProgressStage } from './serverEvents';
 
@@ -170,10 +170,6 @@ export class ServerSupervisor extends Disposable {
   }
 
   private resolveCommand(settings: Settings, offline: boolean): ServerCommand {
-    const serveArgs = ['serve', '--model', settings.model, '--port', '0', '--host', '127.0.0.1'];
-    if (offline) serveArgs.push('--offline');
-    if (settings.device !== 'auto') serveArgs.push('--device', settings.device);
-    if (settings.precision !== 'auto') serveArgs.push('--precision', settings.precision);
     try {
       return resolveServerCommand(
         {
@@ -183,7 +179,7 @@ export class ServerSupervisor extends Disposable {
           workspaceFolder: this.options.workspaceFolder?.(),
           execPath: process.execPath,
         },
-        serveArgs,
+        serveArguments(settings, offline),
       );
     } catch (error) {
       throw new ServerStartError(

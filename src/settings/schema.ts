@@ -9,6 +9,20 @@ export type Backend = 'local' | 'openai-compatible';
 export type InsertMode = 'new-document' | 'cursor' | 'replace-selection';
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu' | 'dml' | 'coreml';
 export type Precision = 'auto' | 'fp32' | 'fp16' | 'int4';
+/** How many pixels the local server keeps of an image (IMAGE_DETAIL_PIXELS). */
+export type ImageDetail = 'low' | 'standard' | 'high';
+
+/**
+ * Each image detail as the local server's `--max-image-pixels` (32x32 pixels make one visual
+ * token): 640 tokens (a 1280x800 screenshot becomes 1024x640), the server's default of 1600
+ * (1280x800 stays, 1920x1080 becomes 1696x960), or the checkpoint's own bound (16.7 MP: a 4K
+ * screenshot whole, 8160 tokens). On a CPU the vision tower's time grows faster than the tokens.
+ */
+export const IMAGE_DETAIL_PIXELS: Record<ImageDetail, string | undefined> = {
+  low: String(640 * 32 * 32),
+  standard: undefined,
+  high: 'none',
+};
 
 export interface Settings {
   backend: Backend;
@@ -17,6 +31,7 @@ export interface Settings {
   serverPath: string;
   device: Device;
   precision: Precision;
+  imageDetail: ImageDetail;
   maxTokens: number;
   temperature: number;
   topP: number;
@@ -37,6 +52,7 @@ export const DEFAULTS: Settings = {
   serverPath: '',
   device: 'auto',
   precision: 'auto',
+  imageDetail: 'standard',
   maxTokens: 4096,
   temperature: 0.2,
   topP: 0.9,
@@ -53,6 +69,7 @@ export const RESTART_SETTINGS: readonly (keyof Settings)[] = [
   'serverPath',
   'device',
   'precision',
+  'imageDetail',
 ];
 
 export function needsServerRestart(changed: (key: keyof Settings) => boolean): boolean {
@@ -61,8 +78,8 @@ export function needsServerRestart(changed: (key: keyof Settings) => boolean): b
 
 /**
  * What a settings change means for a local server that runs (or is starting): switching to a
- * remote endpoint frees the model's memory by stopping it; a changed model, device or
- * precision only applies after a restart.
+ * remote endpoint frees the model's memory by stopping it; a changed model, device, precision
+ * or image detail only applies after a restart.
  */
 export type ServerReaction = 'none' | 'stop' | 'offerRestart';
 
@@ -110,6 +127,7 @@ export function readSettings(get: (key: keyof Settings) => unknown): Settings {
       DEFAULTS.device,
     ),
     precision: oneOf(get('precision'), ['auto', 'fp32', 'fp16', 'int4'], DEFAULTS.precision),
+    imageDetail: oneOf(get('imageDetail'), ['low', 'standard', 'high'], DEFAULTS.imageDetail),
     maxTokens: Math.round(numberIn(get('maxTokens'), 1, 131072, DEFAULTS.maxTokens)),
     temperature: numberIn(get('temperature'), 0, 2, DEFAULTS.temperature),
     topP: numberIn(get('topP'), 0, 1, DEFAULTS.topP),

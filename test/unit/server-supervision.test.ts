@@ -3,7 +3,12 @@ import { chmodSync, mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RestartPolicy } from '../../src/server/restartPolicy';
-import { resolveServerCommand, ServerNotFound } from '../../src/server/resolveServer';
+import {
+  resolveServerCommand,
+  serveArguments,
+  ServerNotFound,
+} from '../../src/server/resolveServer';
+import { DEFAULTS } from '../../src/settings/schema';
 import {
   LineSplitter,
   parseServerLine,
@@ -77,6 +82,26 @@ describe('restart policy', () => {
     for (let i = 0; i < 3; i++) policy.onCrash(3 * 60_000 + 20 + i);
     policy.reset();
     assert.deepEqual(policy.onCrash(3 * 60_000 + 100), { restart: true, delayMs: 500 });
+  });
+});
+
+describe('the arguments the local server runs with', () => {
+  const tail = (settings: Partial<typeof DEFAULTS>, offline = false) =>
+    serveArguments({ ...DEFAULTS, ...settings }, offline).slice(7);
+
+  it('serves the model on a free loopback port, passing only what is not automatic', () => {
+    assert.deepEqual(serveArguments(DEFAULTS, false), [
+      ...['serve', '--model', DEFAULTS.model, '--port', '0', '--host', '127.0.0.1'],
+    ]);
+    assert.deepEqual(tail({ device: 'cuda', precision: 'fp16' }, true), [
+      ...['--offline', '--device', 'cuda', '--precision', 'fp16'],
+    ]);
+  });
+
+  it('caps the image pixels as the image detail says (standard: the server default)', () => {
+    assert.deepEqual(tail({ imageDetail: 'standard' }), []);
+    assert.deepEqual(tail({ imageDetail: 'low' }), ['--max-image-pixels', '655360']);
+    assert.deepEqual(tail({ imageDetail: 'high' }), ['--max-image-pixels', 'none']);
   });
 });
 

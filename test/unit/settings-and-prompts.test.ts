@@ -1,4 +1,6 @@
 import { strict as assert } from 'node:assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   DEFAULTS,
   needsServerRestart,
@@ -33,6 +35,7 @@ describe('settings reader', () => {
       device: 'cuda',
       previewAllowScripts: 'yes',
       readAhead: false,
+      imageDetail: 'ultra',
     };
     const settings = readSettings((key) => values[key]);
     assert.equal(settings.backend, 'openai-compatible');
@@ -45,6 +48,24 @@ describe('settings reader', () => {
     assert.equal(settings.device, 'cuda');
     assert.equal(settings.previewAllowScripts, false);
     assert.equal(settings.readAhead, false);
+    assert.equal(settings.imageDetail, DEFAULTS.imageDetail);
+    assert.equal(
+      readSettings((key) => (key === 'imageDetail' ? 'low' : undefined)).imageDetail,
+      'low',
+    );
+  });
+
+  it('has every setting in package.json, with the same default', () => {
+    const manifest = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8'));
+    const contributed = manifest.contributes.configuration.properties as Record<
+      string,
+      { default: unknown }
+    >;
+    const keys = Object.keys(contributed).map((key) => key.replace(/^designToCode\./, ''));
+    assert.deepEqual(keys.sort(), Object.keys(DEFAULTS).sort());
+    for (const [key, value] of Object.entries(DEFAULTS)) {
+      assert.deepEqual(contributed[`designToCode.${key}`]!.default, value, key);
+    }
   });
 
   it('lists the settings that need a server restart', () => {
@@ -68,9 +89,10 @@ describe('server reaction to a settings change', () => {
     assert.equal(serverReaction(only('backend'), 'openai-compatible', true), 'stop');
     assert.equal(serverReaction(only('backend'), 'openai-compatible', false), 'none');
   });
-  it('offers a restart for model, device or precision only while the local backend is used', () => {
+  it('offers a restart for model, device, precision or image detail only while the local backend is used', () => {
     assert.equal(serverReaction(only('model'), 'local', true), 'offerRestart');
     assert.equal(serverReaction(only('precision'), 'local', true), 'offerRestart');
+    assert.equal(serverReaction(only('imageDetail'), 'local', true), 'offerRestart');
     assert.equal(serverReaction(only('model'), 'openai-compatible', true), 'none');
     assert.equal(serverReaction(only('temperature'), 'local', true), 'none');
     assert.equal(serverReaction(only('device'), 'local', false), 'none');

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { ServerState } from '../../../src/server/supervisor';
 import { isAlive } from '../../harness/processes';
+import { solidPng } from '../../support/png';
 import {
   closeAllEditors,
   extensionApi,
@@ -300,6 +301,27 @@ describe('the local server', function () {
       await restoreModel();
       await extension.server.stop();
     }
+  });
+
+  it('reads a large image at the image detail set: low keeps 640 visual tokens where standard keeps 1,000', async () => {
+    const bytes = new Uint8Array(solidPng(1280, 800, [30, 90, 160]));
+    const image = { bytes, mimeType: 'image/png', name: 'wide_1280x800.png' };
+    /** The prompt tokens of reading the image ahead on a server started with `imageDetail`. */
+    const promptTokens = async (imageDetail: string) => {
+      const restoreDetail = await useSettings({ imageDetail });
+      try {
+        await extension.server.ensureStarted();
+        const before = await promptCounts();
+        await extension.api.readAhead({ kind: 'generate', image, target: 'html', instruction: '' });
+        return (await promptCounts()).prompt - before.prompt;
+      } finally {
+        await extension.server.stop();
+        await restoreDetail();
+      }
+    };
+    const [standard, low] = [await promptTokens('standard'), await promptTokens('low')];
+    // 1280x800 in patches of 16 merged 2x2: 40 x 25 tokens; at most 640 * 32 * 32 pixels, 32 x 20.
+    assert.equal(standard - low, 1000 - 640);
   });
 
   it('starts when an image is chosen and reads it ahead: Generate then reads only its last token', async () => {
