@@ -144,7 +144,7 @@ export class GenerationController extends Disposable implements GenerationApi {
       onProgress,
     })).then(async (outcome) => {
       if (outcome.result.outcome === 'done') {
-        const record = await this.historyStore.add({
+        const { record, imageNotSaved } = await this.historyStore.add({
           target: request.target,
           instruction: request.instruction,
           image: request.image,
@@ -157,6 +157,13 @@ export class GenerationController extends Disposable implements GenerationApi {
         });
         this.rememberSource(outcome.result.documentUri, request.image, record.id);
         outcome.result.historyId = record.id;
+        if (imageNotSaved) {
+          const warning =
+            `The image could not be saved with the history (${imageNotSaved}): this result ` +
+            'can be refined until VS Code closes. Free some disk space to keep the next ones.';
+          outcome.result.warnings.push(warning);
+          void vscode.window.showWarningMessage(`Design to Code: ${warning}`);
+        }
       }
       return outcome.result;
     });

@@ -1,6 +1,8 @@
 /**
  * Recent generations, kept across sessions: the list in globalState, each source image as a
- * file in globalStorageUri (images are too big for globalState). Oldest entries drop out.
+ * file in globalStorageUri (images are too big for globalState). Oldest entries drop out. An
+ * image that cannot be written (a full disk) is kept in memory instead, so that its generation
+ * can still be refined in this session; `add` says so.
  */
 import * as vscode from 'vscode';
 import type { HistoryEntry } from '../protocol/panel';
@@ -41,9 +43,17 @@ function summaryOf(code: string): string {
   return (code.split('\n').find((line) => line.trim()) ?? '').trim().slice(0, 80);
 }
 
+/** A generation added to the history, and why its image was not written, if it was not. */
+export interface AddedRecord {
+  record: HistoryRecord;
+  imageNotSaved?: string;
+}
+
 export class HistoryStore {
   private readonly emitter = new vscode.EventEmitter<HistoryEntry[]>();
   readonly onDidChange = this.emitter.event;
+  /** Images that could not be written, by image file name: for this session only. */
+  private readonly unsavedImages = new Map<string, SourceImage>();
 
   constructor(
     private readonly state: vscode.Memento,
@@ -76,14 +86,11 @@ export class HistoryStore {
     code: string;
     languageId: string;
     conversation: Conversation;
-  }): Promise<HistoryRecord> {
+  }): Promise<AddedRecord> {
     const id = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     const imageFile = `${id}.${EXTENSIONS[input.image.mimeType] ?? 'img'}`;
-    await vscode.workspace.fs.createDirectory(this.storage);
-    await vscode.workspace.fs.writeFile(
-      vscode.Uri.joinPath(this.storage, imageFile),
-      input.image.bytes,
-    );
+    const imageNotSaved = await this.writeImage(imageFile, input.image.bytes);
+    if (imageNotSaved) this.unsavedImages.set(imageFile, input.image);
     const thumbnail =
       input.image.bytes.byteLength <= THUMBNAIL_LIMIT
         ? `data:${input.image.mimeType};base64,${Buffer.from(input.image.bytes).toString('base64')}`
@@ -105,12 +112,24 @@ export class HistoryStore {
     const records = [record, ...this.records()];
     await this.save(records.slice(0, LIMIT));
     for (const dropped of records.slice(LIMIT)) {
+      this.unsavedImages.delete(dropped.imageFile);
       await vscode.workspace.fs.delete(vscode.Uri.joinPath(this.storage, dropped.imageFile)).then(
         () => undefined,
         () => undefined,
       );
     }
-    return record;
+    return { record, imageNotSaved };
+  }
+
+  /** Writes an image into the storage folder; the reason it could not, if it could not. */
+  private async writeImage(imageFile: string, bytes: Uint8Array): Promise<string | undefined> {
+    try {
+      await vscode.workspace.fs.createDirectory(this.storage);
+      await vscode.workspace.fs.writeFile(vscode.Uri.joinPath(this.storage, imageFile), bytes);
+      return undefined;
+    } catch (error) {
+      return error instanceof Error ? error.message : String(error);
+    }
   }
 
   async updateCode(
@@ -128,6 +147,8 @@ export class HistoryStore {
   }
 
   async image(record: HistoryRecord): Promise<SourceImage> {
+    const unsaved = this.unsavedImages.get(record.imageFile);
+    if (unsaved) return unsaved;
     const bytes = await vscode.workspace.fs.readFile(
       vscode.Uri.joinPath(this.storage, record.imageFile),
     );

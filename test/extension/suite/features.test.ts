@@ -1,10 +1,15 @@
 // The command and history paths around a generation, against the loopback OpenAI stand-in:
 // the explorer's "generate from image file" command, reopening a generation from the
-// history, and a draw.io PNG export whose diagram opens without inference.
+// history (also where its images cannot be written), and a draw.io PNG export whose diagram
+// opens without inference.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as vscode from 'vscode';
 import type { DesignToCodeExtension } from '../../../src/extension';
 import type { GenerationResult } from '../../../src/generation/api';
+import { HistoryStore } from '../../../src/generation/history';
 import { toDeltas, type OpenAiStub } from '../../support/openai-stub-server';
 import { pngChunk, withChunkAfterIhdr } from '../../support/png';
 import { closeAllEditors, documentFor, fixtureImage, requestId, useOpenAiStub } from './helpers';
@@ -94,5 +99,60 @@ describe('commands, history and embedded diagrams', function () {
       0,
       'the model was asked although the diagram was in the image',
     );
+  });
+});
+
+/** VS Code's Memento, in memory: the state a HistoryStore keeps its list in. */
+class MemoryMemento implements vscode.Memento {
+  private readonly values = new Map<string, unknown>();
+  keys(): readonly string[] {
+    return [...this.values.keys()];
+  }
+  get<T>(key: string, fallback?: T): T | undefined {
+    return this.values.has(key) ? (this.values.get(key) as T) : fallback;
+  }
+  update(key: string, value: unknown): Thenable<void> {
+    this.values.set(key, value);
+    return Promise.resolve();
+  }
+}
+
+describe('the history where its images cannot be written', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'd2c-history-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const generation = {
+    target: 'html' as const,
+    instruction: 'dark theme',
+    image: fixtureImage(),
+    code: '<p>Hi</p>',
+    languageId: 'html',
+    conversation: { instruction: 'dark theme', turns: [] },
+  };
+
+  it('keeps the image in memory for this session and says why it was not written', async () => {
+    // A file where the storage folder should be: nothing can be written under it.
+    const blocked = path.join(dir, 'not-a-folder');
+    writeFileSync(blocked, '');
+    const store = new HistoryStore(new MemoryMemento(), vscode.Uri.file(path.join(blocked, 'h')));
+    const { record, imageNotSaved } = await store.add(generation);
+    assert.ok(imageNotSaved, 'no reason given');
+    assert.equal(store.get(record.id)?.code, '<p>Hi</p>');
+    assert.deepEqual((await store.image(record)).bytes, generation.image.bytes);
+  });
+
+  it('writes it to the storage folder otherwise', async () => {
+    const storage = vscode.Uri.file(path.join(dir, 'storage'));
+    const { record, imageNotSaved } = await new HistoryStore(new MemoryMemento(), storage).add(
+      generation,
+    );
+    assert.equal(imageNotSaved, undefined);
+    const onDisk = await vscode.workspace.fs.readFile(
+      vscode.Uri.joinPath(storage, record.imageFile),
+    );
+    assert.deepEqual(new Uint8Array(onDisk), generation.image.bytes);
   });
 });
