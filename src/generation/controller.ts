@@ -285,15 +285,20 @@ export class GenerationController extends Disposable implements GenerationApi {
   ): Promise<void> {
     const server = this.supervisor.info;
     if (!server || !this.canReadAhead()) throw new Error('the server cannot read ahead now');
-    await streamChatCompletion({
-      endpoint: server.endpoint,
-      apiKey: server.token,
-      local: true,
-      signal,
-      request: { model: server.model, messages, max_tokens: 0 },
-      onDelta: () => undefined,
-      onPromptProgress: onProgress,
-    });
+    const hold = this.supervisor.hold();
+    try {
+      await streamChatCompletion({
+        endpoint: server.endpoint,
+        apiKey: server.token,
+        local: true,
+        signal,
+        request: { model: server.model, messages, max_tokens: 0 },
+        onDelta: () => undefined,
+        onPromptProgress: onProgress,
+      });
+    } finally {
+      hold.dispose();
+    }
   }
 
   /** The generation a refinement continues: the one asked for, else the latest. */
@@ -347,6 +352,8 @@ export class GenerationController extends Disposable implements GenerationApi {
     this.current = { requestId, abort };
     let crashed = false;
     const crashWatch = this.supervisor.onDidCrash(() => (crashed = true));
+    // The model stays loaded while this runs, however long it takes.
+    const hold = this.supervisor.hold();
     this.statusBar.setGenerating(true);
     let stream: EditorStream | undefined;
     try {
@@ -470,6 +477,7 @@ export class GenerationController extends Disposable implements GenerationApi {
     } finally {
       stream?.dispose();
       crashWatch.dispose();
+      hold.dispose();
       this.statusBar.setGenerating(false);
       this.current = undefined;
     }

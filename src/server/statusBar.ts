@@ -65,7 +65,11 @@ export class ServerStatusBar extends Disposable {
     const icon = this.generating ? '$(loading~spin)' : ICONS[state];
     const device = info ? ` · ${info.device}` : '';
     this.item.text = `${icon} ${shortModel(info?.model ?? settings.model)}${device} · ${state}${speed}`;
-    this.item.tooltip = `Design to Code local server: ${state}${info ? ` (${info.endpoint})` : ''}. Click for actions.`;
+    const unloaded =
+      state === 'stopped' && this.supervisor.unloadedIdle
+        ? ` (unloaded after ${settings.unloadAfterMinutes} min unused: it loads again when you choose an image or generate)`
+        : '';
+    this.item.tooltip = `Design to Code local server: ${state}${unloaded}${info ? ` (${info.endpoint})` : ''}. Click for actions.`;
     this.item.backgroundColor =
       state === 'failed' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }

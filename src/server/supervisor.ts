@@ -11,6 +11,7 @@ import * as vscode from 'vscode';
 import type { ProgressStage } from '../protocol/panel';
 import type { Settings } from '../settings/schema';
 import { Disposable } from '../util/disposable';
+import { IdleTimer, type Hold } from './idleTimer';
 import { killTree } from './processTree';
 import { resolveServerCommand, serveArguments, type ServerCommand } from './resolveServer';
 import { RestartPolicy, type RestartPolicyOptions } from './restartPolicy';
@@ -75,11 +76,19 @@ export class ServerSupervisor extends Disposable {
   /** How many times the server came back after a crash since activation. */
   restarts = 0;
   private recovering = false;
+  /** Unloads the model once nothing has used it for designToCode.unloadAfterMinutes. */
+  /** The last stop was the idle unload (the status bar says so). */
+  unloadedIdle = false;
+  private readonly idle = new IdleTimer(
+    () => this.options.settings().unloadAfterMinutes * 60_000,
+    () => this.unloadIdle(),
+  );
 
   constructor(private readonly options: SupervisorOptions) {
     super();
     this.policy = new RestartPolicy(options.restartPolicy);
     this.register({ dispose: () => void this.stop() });
+    this.register({ dispose: () => this.idle.cancel() });
   }
 
   get state(): ServerState {
@@ -95,7 +104,24 @@ export class ServerSupervisor extends Disposable {
   private setState(state: ServerState): void {
     if (state === this.currentState) return;
     this.currentState = state;
+    if (state === 'ready') this.idle.start();
+    else this.idle.cancel();
     this.stateEmitter.fire(state);
+  }
+
+  /** Keeps the model loaded until disposed: a generation or a read-ahead is using it. */
+  hold(): Hold {
+    return this.idle.hold();
+  }
+
+  private unloadIdle(): void {
+    const minutes = this.options.settings().unloadAfterMinutes;
+    this.options.log.info(
+      `Unloading the model: unused for ${minutes} min (designToCode.unloadAfterMinutes). ` +
+        'It loads again when an image is chosen or a generation starts.',
+    );
+    this.unloadedIdle = true;
+    void this.stop();
   }
 
   /**
@@ -197,6 +223,7 @@ export class ServerSupervisor extends Disposable {
     const log = this.options.log;
     this.deliberateStop = false;
     this.lastProgress = undefined;
+    this.unloadedIdle = false;
     this.setState('starting');
     let command: ServerCommand;
     try {

@@ -41,6 +41,8 @@ export interface Settings {
   previewAllowScripts: boolean;
   /** The local server reads Generate's and Refine's prompts while they are being set up. */
   readAhead: boolean;
+  /** The local server stops after this many minutes unused, freeing the model's memory (0: never). */
+  unloadAfterMinutes: number;
 }
 
 export const DEFAULT_LOCAL_MODEL = 'Qwen/Qwen3-VL-2B-Instruct';
@@ -61,6 +63,7 @@ export const DEFAULTS: Settings = {
   previewAutoOpen: true,
   previewAllowScripts: false,
   readAhead: true,
+  unloadAfterMinutes: 15,
 };
 
 /** Settings whose change only takes effect once the local server restarts. */
@@ -140,5 +143,6 @@ export function readSettings(get: (key: keyof Settings) => unknown): Settings {
     previewAutoOpen: flag(get('previewAutoOpen'), DEFAULTS.previewAutoOpen),
     previewAllowScripts: flag(get('previewAllowScripts'), DEFAULTS.previewAllowScripts),
     readAhead: flag(get('readAhead'), DEFAULTS.readAhead),
+    unloadAfterMinutes: numberIn(get('unloadAfterMinutes'), 0, 1440, DEFAULTS.unloadAfterMinutes),
   };
 }

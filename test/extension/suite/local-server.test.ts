@@ -324,6 +324,33 @@ describe('the local server', function () {
     assert.equal(standard - low, 1000 - 640);
   });
 
+  it('unloads the model once unused for unloadAfterMinutes, not while it is held, and loads it again for an image', async () => {
+    const restoreIdle = await useSettings({ unloadAfterMinutes: 0.02 }); // 1.2 s
+    try {
+      const hold = extension.server.hold(); // as a generation or a read-ahead does
+      await extension.server.ensureStarted();
+      const pid = extension.server.pid!;
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      assert.equal(extension.server.state, 'ready', 'unloaded while held');
+      hold.dispose();
+      await nextState(extension, 'stopped', 10_000);
+      assert.equal(isAlive(pid), false);
+      assert.equal(extension.server.unloadedIdle, true, 'the status bar would not say why');
+      // Not a Stop Server: choosing an image starts it again, and reads the image ahead.
+      await extension.api.readAhead({
+        kind: 'generate',
+        image: fixtureImage(),
+        target: 'html',
+        instruction: '',
+      });
+      assert.equal(extension.server.state, 'ready');
+      assert.ok((await promptCounts()).prompt > 0, 'the image was read ahead');
+    } finally {
+      await extension.server.stop();
+      await restoreIdle();
+    }
+  });
+
   it('starts when an image is chosen and reads it ahead: Generate then reads only its last token', async () => {
     assert.equal(extension.server.state, 'stopped');
     const image = fixtureImage('mockup_320x256.png');
