@@ -230,8 +230,9 @@ export class GenerationController extends Disposable implements GenerationApi {
     onReading?: () => void,
     onProgress?: (progress: PromptProgress) => void,
   ): Promise<boolean> {
-    // The session's first image: the server starts now, while the user chooses and types.
-    if (request.kind === 'generate' && this.readAheadOn() && !this.current) {
+    // The server starts now if it is not running (the session's first image, or a refinement
+    // typed after the model was unloaded while idle), while the user chooses and types.
+    if (this.readAheadOn() && !this.current) {
       await this.supervisor.prestart();
     }
     if (!this.canReadAhead()) return false;

@@ -324,7 +324,7 @@ describe('the local server', function () {
     assert.equal(standard - low, 1000 - 640);
   });
 
-  it('unloads the model once unused for unloadAfterMinutes, not while it is held, and loads it again for an image', async () => {
+  it('unloads the model once unused for unloadAfterMinutes, not while it is held, and loads it again for a refinement', async () => {
     const restoreIdle = await useSettings({ unloadAfterMinutes: 0.02 }); // 1.2 s
     try {
       const hold = extension.server.hold(); // as a generation or a read-ahead does
@@ -336,15 +336,11 @@ describe('the local server', function () {
       await nextState(extension, 'stopped', 10_000);
       assert.equal(isAlive(pid), false);
       assert.equal(extension.server.unloadedIdle, true, 'the status bar would not say why');
-      // Not a Stop Server: choosing an image starts it again, and reads the image ahead.
-      await extension.api.readAhead({
-        kind: 'generate',
-        image: fixtureImage(),
-        target: 'html',
-        instruction: '',
-      });
+      // Not a Stop Server: typing a refinement starts it again and reads the conversation ahead
+      // (as choosing an image does, tested below).
+      await extension.api.readAhead({ kind: 'refine', instruction: 'make the title blue' });
       assert.equal(extension.server.state, 'ready');
-      assert.ok((await promptCounts()).prompt > 0, 'the image was read ahead');
+      assert.ok((await promptCounts()).prompt > 0, 'the refinement was read ahead');
     } finally {
       await extension.server.stop();
       await restoreIdle();
