@@ -91,6 +91,8 @@ export interface GenerationApi {
     onReading?: () => void,
     onProgress?: (progress: PromptProgress) => void,
   ): Promise<boolean>;
+  /** Fires when prompts read ahead are gone: the local server stopped (unloaded, crashed, stopped). */
+  readonly onDidDropReadAheads: vscode.Event<void>;
   /** Stops the running generation (any, or only the one with this id). */
   stop(requestId?: string): void;
   readonly running: boolean;

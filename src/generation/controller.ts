@@ -78,6 +78,8 @@ export class GenerationController extends Disposable implements GenerationApi {
   private readonly sources = new Map<string, { image: SourceImage; historyId?: string }>();
   private readonly startEmitter = this.register(new vscode.EventEmitter<GenerationStart>());
   readonly onDidStartGeneration = this.startEmitter.event;
+  private readonly dropEmitter = this.register(new vscode.EventEmitter<void>());
+  readonly onDidDropReadAheads = this.dropEmitter.event;
   readonly onDidChangeHistory: vscode.Event<HistoryEntry[]>;
   private lastHistoryId: string | undefined;
   /** The last focused text editor: the panel takes focus, yet "at the cursor" means this one. */
@@ -103,6 +105,12 @@ export class GenerationController extends Disposable implements GenerationApi {
       vscode.workspace.onDidCloseTextDocument((document) =>
         this.sources.delete(document.uri.toString()),
       ),
+    );
+    // A server that stops takes its KV cache along: nothing read ahead is left.
+    this.register(
+      supervisor.onDidChangeState((state) => {
+        if (state !== 'ready' && state !== 'starting') this.dropEmitter.fire();
+      }),
     );
     this.onDidChangeHistory = historyStore.onDidChange;
     if (historyStore.records().length > 0) {

@@ -31,6 +31,7 @@ export class DesignPanel extends Disposable implements PanelHandle {
     super();
     this.controller = new PanelController(deps, (message) => this.post(message), log);
     this.register(deps.api.onDidChangeHistory(() => this.controller.sendHistory()));
+    this.register(this.controller);
     this.register(vscode.window.registerWebviewPanelSerializer(PANEL_VIEW_TYPE, this));
     this.register({ dispose: () => this.panel?.dispose() });
   }

@@ -22,12 +22,22 @@ export class PanelController {
   private outcome?: HostToPanel;
   /** Generation read-aheads not yet settled (the panel shows while any is being read). */
   private readingAhead = 0;
+  /** The panel says Generate starts at once (the last read-ahead was read). */
+  private readAheadShown = false;
+
+  private readonly dropped: vscode.Disposable;
 
   constructor(
     private readonly deps: HostDependencies,
     private readonly post: PostToPanel,
     private readonly log: Pick<vscode.LogOutputChannel, 'error'>,
-  ) {}
+  ) {
+    this.dropped = deps.api.onDidDropReadAheads(() => this.readAheadsDropped());
+  }
+
+  dispose(): void {
+    this.dropped.dispose();
+  }
 
   /**
    * An image the user chose, in the panel or another way (a command, the explorer); `chosen`
@@ -106,8 +116,16 @@ export class PanelController {
         }),
     );
     if (reading && --this.readingAhead === 0) {
+      this.readAheadShown = read;
       this.post({ type: 'readAhead', state: read ? 'read' : 'idle' });
     }
+  }
+
+  /** The server stopped: Generate no longer starts at once, so the panel stops saying it does. */
+  private readAheadsDropped(): void {
+    if (!this.readAheadShown) return;
+    this.readAheadShown = false;
+    this.post({ type: 'readAhead', state: 'idle' });
   }
 
   sendHistory(): void {
@@ -159,6 +177,7 @@ export class PanelController {
   ): Promise<void> {
     this.running = { requestId };
     this.outcome = undefined;
+    this.readAheadShown = false; // the status now follows this request
     await this.guard(requestId, async () => {
       const result = await start((progress) => {
         if (this.running?.requestId === requestId) this.running.progress = progress;

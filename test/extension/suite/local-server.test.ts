@@ -9,6 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { constants, getPriority } from 'node:os';
 import path from 'node:path';
 import type { DesignToCodeExtension } from '../../../src/extension';
+import { encodeImage } from '../../../src/panel/images';
+import { PanelController } from '../../../src/panel/panelController';
+import type { HostToPanel } from '../../../src/protocol/panel';
 import type { ServerState } from '../../../src/server/supervisor';
 import { isAlive } from '../../harness/processes';
 import { solidPng } from '../../support/png';
@@ -344,6 +347,26 @@ describe('the local server', function () {
     } finally {
       await extension.server.stop();
       await restoreIdle();
+    }
+  });
+
+  it('has the panel stop saying Generate starts at once when the server stops', async () => {
+    const posted: HostToPanel[] = [];
+    const deps = { api: extension.api, settings: extension.settings };
+    const controller = new PanelController(deps, (message) => posted.push(message), extension.log);
+    const readAheadStates = () =>
+      posted.flatMap((message) => (message.type === 'readAhead' ? [message.state] : []));
+    try {
+      await controller.handle({ type: 'imageChosen', image: encodeImage(fixtureImage()) });
+      await controller.handle({
+        type: 'readAhead',
+        next: { kind: 'generate', target: 'html', instruction: '' },
+      });
+      assert.equal(readAheadStates().at(-1), 'read');
+      await extension.server.stop(); // as an idle unload or a crash would
+      assert.equal(readAheadStates().at(-1), 'idle');
+    } finally {
+      controller.dispose();
     }
   });
 
