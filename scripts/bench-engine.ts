@@ -42,11 +42,15 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
+  readdirSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import {
   parseModelConfig,
@@ -318,10 +322,12 @@ async function main(): Promise<void> {
   };
   const timedModel = { ...model, decoder: timedDecoder };
   // A fresh engine has empty image caches; plain decoding is asked for per request, so the
-  // refinement runs in the engine that saw the first prompt, as in the server.
-  const freshEngine = () =>
-    createChatEngine(timedModel, checkpoint, {
+  // refinement runs in the engine that saw the first prompt, as in the server. Its vision
+  // outputs go to disk only where `diskDir` says (a temporary build folder), measured apart.
+  const freshEngine = (diskDir?: string) =>
+    createChatEngine(diskDir ? { ...timedModel, buildDir: diskDir } : timedModel, checkpoint, {
       modelName: basename(modelDir),
+      imageDiskCacheBytes: diskDir ? undefined : 0,
       speculation: {
         ...DEFAULT_PROMPT_LOOKUP,
         draftTokens: options.draftTokens ?? DEFAULT_PROMPT_LOOKUP.draftTokens,
@@ -352,12 +358,14 @@ async function main(): Promise<void> {
       ? (r.tokenIds.length - 1) / (r.timingsMs.decodeMs / 1000)
       : 0;
 
-  /** The five measured generations; stepMs collects the plain decode steps of the first. */
+  /** The measured generations; stepMs collects the plain decode steps of the first. */
   const measure = async () => {
     model.decoder.reset();
     stepMs.length = 0;
     // 1. A cold screenshot prompt, plain decoding (the figures bench:engine always printed).
-    const engine = freshEngine();
+    // Its vision outputs are written to disk, for step 8.
+    const diskDir = mkdtempSync(join(tmpdir(), 'd2c-bench-build-'));
+    const engine = freshEngine(diskDir);
     const cold = await engine.generate({
       messages: first,
       maxNewTokens: options.tokens,
@@ -452,7 +460,24 @@ async function main(): Promise<void> {
       maxNewTokens: 1,
       sampling: greedy,
     });
+    // 8. After a restart (the model unloaded while idle, VS Code reopened): a fresh engine
+    // whose build folder holds the screenshot's vision outputs, written in step 1.
+    model.decoder.reset();
+    const written = join(diskDir, 'images');
+    const isWritten = () =>
+      existsSync(written) && readdirSync(written).some((f) => f.endsWith('.vision'));
+    for (let waited = 0; !isWritten(); waited += 50) {
+      if (waited > 30_000) throw new Error(`step 1 wrote no vision outputs to ${written}`);
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    const restarted = await freshEngine(diskDir).generate({
+      messages: first,
+      maxNewTokens: 1,
+      sampling: greedy,
+    });
+    rmSync(diskDir, { recursive: true, force: true });
     return {
+      restarted,
       cold,
       coldSteps,
       coldSpec,
@@ -470,6 +495,7 @@ async function main(): Promise<void> {
   // warm (compiled). The CPU has nothing to warm up.
   if (model.device !== 'cpu') await measure();
   const {
+    restarted,
     cold,
     coldSteps,
     coldSpec,
@@ -545,6 +571,9 @@ async function main(): Promise<void> {
     decode_spec_runs: coldSpecStats.decoderRuns,
     decode_spec_accepted_drafts: `${coldSpecStats.acceptedDrafts}/${coldSpecStats.draftTokens}`,
     decode_spec_same_tokens: sameTokens(coldSpec.tokenIds, cold.tokenIds),
+    restart_ttft_ms: round(restarted.timingsMs.firstTokenMs, 1),
+    restart_vision_ms: round(restarted.timingsMs.visionMs, 1),
+    restart_cached_images: restarted.stats!.cachedImages,
     refine_prompt_tokens: refined.promptTokenIds.length,
     refine_reused_tokens: stats.reusedTokens,
     refine_ttft_ms: round(refined.timingsMs.firstTokenMs, 1),
@@ -586,6 +615,9 @@ async function main(): Promise<void> {
   log(`  time to first token  ${result.ttft_ms} ms`);
   log(
     `    read ahead         ${result.generate_read_ahead_ttft_ms} ms once the image and then its instruction were read ahead (the instruction took ${result.instruction_read_ahead_ms} ms for ${result.instruction_read_ahead_prefilled} tokens)`,
+  );
+  log(
+    `    after a restart    ${result.restart_ttft_ms} ms with the image's vision outputs read from disk in ${result.restart_vision_ms} ms`,
   );
   log(`  decode               ${result.decode_tok_s} tokens/s over ${cold.tokenIds.length} tokens`);
   log(

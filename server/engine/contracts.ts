@@ -145,6 +145,8 @@ export interface LoadedModel {
   readonly decoder: TextDecoder;
   /** Most positions (prompt and answer) the decoder holds, where its cache is fixed. */
   readonly contextLimit?: number;
+  /** The folder of the ONNX build it runs, where the engine keeps its vision outputs on disk. */
+  readonly buildDir?: string;
   dispose(): Promise<void>;
 }
 

@@ -91,7 +91,10 @@ for (const device of ['cpu', 'webgpu'] as const) {
     let cacheDir: string;
     let warm: Engine;
     let cold: Engine;
-    /** Keeps no vision outputs, so a known image whose cache cannot be reused needs its pixels. */
+    /**
+     * Keeps no vision outputs (in memory or on disk), so a known image whose cache cannot be
+     * reused needs its pixels.
+     */
     let forgetful: Engine;
     const image = (name: string) => new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, name)));
     const mockup = image('mockup_320x256.png');
@@ -125,7 +128,7 @@ for (const device of ['cpu', 'webgpu'] as const) {
       forgetful = createChatEngine(
         await loadModel(TINY_MODEL_DIR, { cacheDir, device, precision: 'fp32' }),
         loadChatCheckpoint(TINY_MODEL_DIR),
-        { modelName: 'tiny', imageCacheBytes: 0 },
+        { modelName: 'tiny', imageCacheBytes: 0, imageDiskCacheBytes: 0 },
       );
     });
     after(async () => {
@@ -257,8 +260,10 @@ for (const device of ['cpu', 'webgpu'] as const) {
     if (device === 'cpu') {
       it('a stop during the vision tower takes effect between its stages, and the same request goes on from there', async () => {
         const model = await loadModel(TINY_MODEL_DIR, { cacheDir, device, precision: 'fp32' });
+        // The tower must run: no outputs from the disk cache the other engines wrote.
         const engine = createChatEngine(model, loadChatCheckpoint(TINY_MODEL_DIR), {
           modelName: 'tiny',
+          imageDiskCacheBytes: 0,
         });
         try {
           const session = (model.vision as unknown as { session: ort.InferenceSession }).session;

@@ -3,8 +3,9 @@
  * the chat, checks it fits the context, runs the vision tower per image, then the decode loop.
  * One generation runs at a time (the decoder owns a single KV cache); later calls wait.
  * Between generations the KV cache is kept: a prompt that extends the cached sequence (a
- * refinement) prefills only its new tokens, vision outputs are cached by image hash, and
- * prompt lookup may draft from the latest answers where the sequence itself offers nothing.
+ * refinement) prefills only its new tokens, vision outputs are cached by image hash (in memory,
+ * and on disk beside the build for the next engine: vision-disk-cache.ts), and prompt lookup may
+ * draft from the latest answers where the sequence itself offers nothing.
  */
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
 import { ImageLayouts } from '../chat/image-layouts';
@@ -22,6 +23,7 @@ import type {
 import { EngineError, isEngineError } from '../errors';
 import type { ImageLimits } from '../preprocess/decode-image';
 import { runDecodeLoop } from './decode-loop';
+import { join } from 'node:path';
 import { ImageEmbeddingCache } from './image-cache';
 import { reusablePrefix } from './prefix-reuse';
 import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
@@ -29,6 +31,7 @@ import { randomSeed, seededRandom } from './prng';
 import { RecentAnswers } from './recent-answers';
 import { type RunCost, runCostFor } from './run-cost';
 import { resolveSampler } from './sampler-settings';
+import { VisionDiskCache } from './vision-disk-cache';
 
 export interface ChatEngineOptions {
   modelName: string;
@@ -38,6 +41,11 @@ export interface ChatEngineOptions {
   runCost?: RunCost;
   /** Bytes of vision outputs kept by image hash (default 512 MiB). */
   imageCacheBytes?: number;
+  /**
+   * Bytes of vision outputs kept on disk in the model's build folder, across restarts (default
+   * 1 GiB; 0: none).
+   */
+  imageDiskCacheBytes?: number;
   /** Prompt + completion limit; default: the model's max_position_embeddings. */
   contextLength?: number;
   imageLimits?: ImageLimits;
@@ -59,8 +67,13 @@ export function createChatEngine(
     ),
   };
   let queue: Promise<unknown> = Promise.resolve();
+  const diskBytes = options.imageDiskCacheBytes ?? 1024 ** 3;
   const state: ReuseState = {
     images: new ImageEmbeddingCache(options.imageCacheBytes),
+    disk:
+      model.buildDir && diskBytes > 0
+        ? new VisionDiskCache(join(model.buildDir, 'images'), diskBytes)
+        : undefined,
     layouts: new ImageLayouts(),
     answers: new RecentAnswers(),
   };
@@ -75,6 +88,7 @@ export function createChatEngine(
     },
     async dispose() {
       await queue;
+      await state.disk?.flushed();
       await model.dispose();
     },
   };
@@ -83,6 +97,8 @@ export function createChatEngine(
 /** What outlives one generation in this engine: its image caches and latest answers. */
 interface ReuseState {
   images: ImageEmbeddingCache;
+  /** The same on disk, for images seen before the server (re)started. */
+  disk?: VisionDiskCache;
   layouts: ImageLayouts;
   answers: RecentAnswers;
 }
@@ -150,7 +166,9 @@ async function generateWith(
   if (reuse === 0) {
     for (const [i, image] of prepared.images.entries()) {
       if (callbacks.signal?.aborted) break;
-      let output = state.images.get(imageKeys[i]);
+      const onDisk = VisionDiskCache.entryName(model.device, imageKeys[i], image.gridThw);
+      let output =
+        state.images.get(imageKeys[i]) ?? (await readFromDisk(state, imageKeys[i], onDisk));
       if (output) cachedImages++;
       else {
         // A known layout skipped the pixels; the vision tower needs them after all.
@@ -167,6 +185,7 @@ async function generateWith(
           throw error;
         }
         state.images.set(imageKeys[i], output);
+        state.disk?.write(onDisk, output);
       }
       outputs.push(output);
     }
@@ -274,6 +293,17 @@ function checkStop(stop: unknown): string[] {
     throw new EngineError('bad_request', 'stop must be a list of strings');
   }
   return stop;
+}
+
+/** An image's vision outputs from the disk cache, kept in memory too once found. */
+async function readFromDisk(
+  state: ReuseState,
+  key: string,
+  entry: string,
+): Promise<VisionOutput | undefined> {
+  const output = await state.disk?.read(entry);
+  if (output) state.images.set(key, output);
+  return output;
 }
 
 /** All images' visual rows in prompt order, as one VisionOutput. */

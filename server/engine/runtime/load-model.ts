@@ -36,11 +36,28 @@ export async function loadModel(
   const progress = options.onProgress ?? (() => {});
   const cacheType = kvCacheType(precision, target);
   if (build.captured) {
-    return loadCaptured(build.vision, build.captured, config, precision, cacheType, options);
+    const model = await loadCaptured(
+      build.vision,
+      build.captured,
+      config,
+      precision,
+      cacheType,
+      options,
+    );
+    return { ...model, buildDir: build.dir };
   }
-  const load = async (on: Device) => {
+  const load = async (on: Device): Promise<LoadedModel> => {
     const sessions = await createSessions(on, build, config, cacheType, progress, options);
-    return makeModel(on, precision, target, config, cacheType, sessions, options.prefillChunk);
+    const model = makeModel(
+      on,
+      precision,
+      target,
+      config,
+      cacheType,
+      sessions,
+      options.prefillChunk,
+    );
+    return { ...model, buildDir: build.dir };
   };
   try {
     return await load(device);
