@@ -69,6 +69,10 @@ function environment(dir: string, extra: Record<string, string> = {}): NodeJS.Pr
     PATH: `${node24Dir()}${path.delimiter}${process.env.PATH}`,
     XDG_CONFIG_HOME: path.join(dir, 'config'),
     XDG_DATA_HOME: path.join(dir, 'data'),
+    // The local server's ONNX builds, and the vision outputs it keeps beside them, in this run's
+    // folder: a test that expects the vision tower to run must not find an earlier run's outputs
+    // (and tests leave the user's ~/.cache alone).
+    DESIGN_TO_CODE_CACHE: path.join(dir, 'onnx'),
     ...extra,
   };
 }
