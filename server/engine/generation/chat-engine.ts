@@ -7,6 +7,7 @@
  * and on disk beside the build for the next engine: vision-disk-cache.ts), and prompt lookup may
  * draft from the latest answers where the sequence itself offers nothing.
  */
+import { join } from 'node:path';
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
 import { ImageLayouts } from '../chat/image-layouts';
 import { imagePixels, prepareChat, warmNextTurn } from '../chat/prepare-chat';
@@ -23,7 +24,6 @@ import type {
 import { EngineError, isEngineError } from '../errors';
 import type { ImageLimits } from '../preprocess/decode-image';
 import { runDecodeLoop } from './decode-loop';
-import { join } from 'node:path';
 import { ImageEmbeddingCache } from './image-cache';
 import { reusablePrefix } from './prefix-reuse';
 import { DEFAULT_PROMPT_LOOKUP, type PromptLookupSettings } from './prompt-lookup';
