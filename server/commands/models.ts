@@ -2,8 +2,9 @@
 import { parseArgs } from 'node:util';
 import { formatBytes } from '../hub/disk-space';
 import { HubError } from '../hub/errors';
+import { defaultCacheDir, removeBuildsOf } from '../engine/runtime/build-cache';
 import { listCachedModels, removeCachedModel } from '../hub/model-cache';
-import { DEFAULT_MODEL_ID, defaultModelsRoot, isHubId } from '../hub/model-ref';
+import { DEFAULT_MODEL_ID, cacheDirFor, defaultModelsRoot, isHubId } from '../hub/model-ref';
 import { throttleProgress } from '../hub/progress-throttle';
 import { pullModel } from '../hub/pull-model';
 import { connectionFromEnv } from '../hub/remote-files';
@@ -13,7 +14,7 @@ const USAGE = `Usage: design-to-code models <command> [options]
 Commands:
   list              the cached models, complete or not, with their size
   pull [ORG/NAME]   download a model, or finish an interrupted download (default ${DEFAULT_MODEL_ID})
-  rm ORG/NAME       delete a model from the cache
+  rm ORG/NAME       delete a model from the cache, with the ONNX builds made from it
 
 Options:
   --cache-dir D     models cache (default $DESIGN_TO_CODE_MODELS or ~/.cache/design-to-code/models)
@@ -136,7 +137,14 @@ async function pull(modelId: string, root: string, json: boolean): Promise<numbe
 
 async function remove(modelId: string, root: string, json: boolean): Promise<number> {
   const removed = await removeCachedModel(modelId, root);
-  if (json) process.stdout.write(JSON.stringify({ event: 'removed', modelId, removed }) + '\n');
-  else process.stdout.write(removed ? `Removed ${modelId}\n` : `${modelId} is not in ${root}\n`);
+  // Its builds are several GB each ($DESIGN_TO_CODE_CACHE), worthless without the checkpoint.
+  const { builds, bytes } = removeBuildsOf(defaultCacheDir(), cacheDirFor(modelId, root));
+  if (json) {
+    const event = { event: 'removed', modelId, removed, builds, buildBytes: bytes };
+    process.stdout.write(JSON.stringify(event) + '\n');
+  } else if (removed) {
+    const also = builds ? ` and its ${builds} ONNX build(s), ${formatBytes(bytes)}` : '';
+    process.stdout.write(`Removed ${modelId}${also}\n`);
+  } else process.stdout.write(`${modelId} is not in ${root}\n`);
   return removed ? 0 : 1;
 }

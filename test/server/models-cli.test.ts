@@ -1,7 +1,7 @@
 /** `node dist/cli.js models list|pull|rm` against the loopback hub stand-in. */
 import { strict as assert } from 'node:assert';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +38,11 @@ describe('design-to-code models (the built CLI)', function () {
       { path: 'model.safetensors', content: Buffer.alloc(600_000, 7), lfs: true },
     ]);
     root = await mkdtemp(join(tmpdir(), 'd2c-models-cli-'));
-    env = { HF_ENDPOINT: hub.url, DESIGN_TO_CODE_MODELS: root };
+    env = {
+      HF_ENDPOINT: hub.url,
+      DESIGN_TO_CODE_MODELS: root,
+      DESIGN_TO_CODE_CACHE: join(root, 'onnx'),
+    };
   });
   after(async () => {
     await hub.close();
@@ -69,7 +73,28 @@ describe('design-to-code models (the built CLI)', function () {
     const human = await models(['list'], env);
     assert.match(human.stdout, /acme\/tiny-vl\t.*\tcomplete/);
 
-    assert.equal((await models(['rm', 'acme/tiny-vl'], env)).code, 0);
+    // Two ONNX builds: one made from this model (with vision outputs kept beside it), one not.
+    const build = (name: string, source: string) => {
+      const dir = join(root, 'onnx', name);
+      mkdirSync(join(dir, 'images'), { recursive: true });
+      writeFileSync(join(dir, 'build.json'), JSON.stringify({ source }));
+      writeFileSync(join(dir, 'vision.onnx.data'), Buffer.alloc(1000));
+      writeFileSync(join(dir, 'images', 'cpu-abc-1x2x2.vision'), Buffer.alloc(24));
+      return dir;
+    };
+    const ours = build('int4-ours', join(root, 'acme--tiny-vl'));
+    const other = build('int4-other', join(root, 'acme--tiny-vl-2'));
+    const removed = await models(['rm', 'acme/tiny-vl', '--json'], env);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.deepEqual(JSON.parse(removed.stdout), {
+      event: 'removed',
+      modelId: 'acme/tiny-vl',
+      removed: true,
+      builds: 1,
+      buildBytes: 1000 + 24 + JSON.stringify({ source: join(root, 'acme--tiny-vl') }).length,
+    });
+    assert.equal(existsSync(ours), false, 'its build was left behind');
+    assert.equal(existsSync(other), true, "another model's build was removed");
     assert.match((await models(['list'], env)).stdout, /No models/);
     const missing = await models(['rm', 'acme/tiny-vl'], env);
     assert.equal(missing.code, 1);

@@ -31,7 +31,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 import type { Qwen3VLConfig } from '../checkpoint/config';
 import type { ShardHeader } from '../checkpoint/safetensors';
 import type { Precision } from '../contracts';
@@ -238,6 +238,46 @@ function isRunning(pid: number): boolean {
     // EPERM: it runs, as another user.
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Deletes every build made from a checkpoint in `sourceDir` (the model being removed), with the
+ * vision outputs kept beside them; returns how many and their bytes.
+ */
+export function removeBuildsOf(
+  cacheDir: string,
+  sourceDir: string,
+): { builds: number; bytes: number } {
+  const within = resolve(sourceDir);
+  let builds = 0;
+  let bytes = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync(cacheDir);
+  } catch {
+    return { builds, bytes }; // no cache yet
+  }
+  for (const entry of entries) {
+    const dir = join(cacheDir, entry);
+    try {
+      const { source } = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
+      if (source !== within && !source.startsWith(within + sep)) continue;
+      bytes += folderBytes(dir);
+      rmSync(dir, { recursive: true, force: true });
+      builds++;
+    } catch {
+      // not a build of ours (or unreadable): leave it alone
+    }
+  }
+  return { builds, bytes };
+}
+
+function folderBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += statSync(join(entry.parentPath, entry.name)).size;
+  }
+  return total;
 }
 
 function removeStaleBuilds(
