@@ -20,10 +20,12 @@ export const DEFAULT_PREFILL_CHUNK = 1024;
 /**
  * On the CPU a 1,024-token chunk of a 2B model runs for about 6.5 s (2-core VM), and a Stop
  * waited for it. In chunks of 256 a Stop waited 0.8 s on average and at most 1.45 s, against
- * 3.2 and 5.6 s in chunks of 1,024, and the prompt took as long (6.6 s against 6.7:
- * bench:engine --prefill-chunk, docs/bench/2026-11-27-cpu).
+ * 3.2 and 5.6 s in chunks of 1,024, and the prompt took as long (6.6 s against 6.7). In chunks
+ * of 128, at most 0.78-0.81 s against 0.81-1.39 at 256, the prompt again as long (8.18-8.22 s
+ * against 8.02-8.27, alternated runs): no longer than a stage of the vision tower of a large
+ * screenshot (bench:engine --prefill-chunk, docs/bench/2026-11-27-cpu).
  */
-export const CPU_PREFILL_CHUNK = 256;
+export const CPU_PREFILL_CHUNK = 128;
 
 export type Positions = readonly [ArrayLike<number>, ArrayLike<number>, ArrayLike<number>];
 
