@@ -2,8 +2,9 @@
 import { parseArgs } from 'node:util';
 import { formatBytes } from '../hub/disk-space';
 import { HubError } from '../hub/errors';
-import { defaultCacheDir, removeBuildsOf } from '../engine/runtime/build-cache';
-import { listCachedModels, removeCachedModel } from '../hub/model-cache';
+import { rm } from 'node:fs/promises';
+import { buildsMadeFrom, defaultCacheDir } from '../engine/runtime/build-cache';
+import { folderBytes, listCachedModels, removeCachedModel } from '../hub/model-cache';
 import { DEFAULT_MODEL_ID, cacheDirFor, defaultModelsRoot, isHubId } from '../hub/model-ref';
 import { throttleProgress } from '../hub/progress-throttle';
 import { pullModel } from '../hub/pull-model';
@@ -137,13 +138,21 @@ async function pull(modelId: string, root: string, json: boolean): Promise<numbe
 
 async function remove(modelId: string, root: string, json: boolean): Promise<number> {
   const removed = await removeCachedModel(modelId, root);
-  // Its builds are several GB each ($DESIGN_TO_CODE_CACHE), worthless without the checkpoint.
-  const { builds, bytes } = removeBuildsOf(defaultCacheDir(), cacheDirFor(modelId, root));
+  // Its builds are several GB each ($DESIGN_TO_CODE_CACHE), worthless without the checkpoint,
+  // and hold the vision outputs kept beside them.
+  const builds = buildsMadeFrom(defaultCacheDir(), cacheDirFor(modelId, root));
+  let bytes = 0;
+  for (const dir of builds) {
+    bytes += await folderBytes(dir);
+    await rm(dir, { recursive: true, force: true });
+  }
   if (json) {
-    const event = { event: 'removed', modelId, removed, builds, buildBytes: bytes };
+    const event = { event: 'removed', modelId, removed, builds: builds.length, buildBytes: bytes };
     process.stdout.write(JSON.stringify(event) + '\n');
   } else if (removed) {
-    const also = builds ? ` and its ${builds} ONNX build(s), ${formatBytes(bytes)}` : '';
+    const also = builds.length
+      ? ` and its ${builds.length} ONNX build(s), ${formatBytes(bytes)}`
+      : '';
     process.stdout.write(`Removed ${modelId}${also}\n`);
   } else process.stdout.write(`${modelId} is not in ${root}\n`);
   return removed ? 0 : 1;

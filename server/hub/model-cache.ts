@@ -100,7 +100,8 @@ export async function removeCachedModel(modelId: string, root: string): Promise<
   return true;
 }
 
-async function folderBytes(dir: string): Promise<number> {
+/** Bytes of the files in `dir` and below. */
+export async function folderBytes(dir: string): Promise<number> {
   let total = 0;
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
     if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;

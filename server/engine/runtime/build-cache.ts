@@ -240,65 +240,61 @@ function isRunning(pid: number): boolean {
   }
 }
 
-/**
- * Deletes every build made from a checkpoint in `sourceDir` (the model being removed), with the
- * vision outputs kept beside them; returns how many and their bytes.
- */
-export function removeBuildsOf(
-  cacheDir: string,
-  sourceDir: string,
-): { builds: number; bytes: number } {
+/** The builds made from a checkpoint in `sourceDir` (a model being removed), as folders. */
+export function buildsMadeFrom(cacheDir: string, sourceDir: string): string[] {
   const within = resolve(sourceDir);
-  let builds = 0;
-  let bytes = 0;
-  let entries: string[];
-  try {
-    entries = readdirSync(cacheDir);
-  } catch {
-    return { builds, bytes }; // no cache yet
-  }
-  for (const entry of entries) {
-    const dir = join(cacheDir, entry);
-    try {
-      const { source } = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
-      if (source !== within && !source.startsWith(within + sep)) continue;
-      bytes += folderBytes(dir);
-      rmSync(dir, { recursive: true, force: true });
-      builds++;
-    } catch {
-      // not a build of ours (or unreadable): leave it alone
-    }
-  }
-  return { builds, bytes };
+  return buildsWhere(
+    cacheDir,
+    (manifest) => manifest.source === within || manifest.source.startsWith(within + sep),
+  );
 }
 
-function folderBytes(dir: string): number {
-  let total = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += statSync(join(entry.parentPath, entry.name)).size;
-  }
-  return total;
-}
-
+/** Deletes the other builds of `source` in this variant: older graphs, or the checkpoint before. */
 function removeStaleBuilds(
   cacheDir: string,
   keep: string,
   source: string,
   precision: Precision | BuildVariant,
 ) {
-  for (const entry of readdirSync(cacheDir)) {
-    const dir = join(cacheDir, entry);
-    if (dir === keep || !entry.startsWith(`${precision}-`)) continue;
+  const stale = buildsWhere(
+    cacheDir,
+    // The same variant only: 'gpu-int4-captured-4096' also starts with 'gpu-int4-'.
+    (manifest, entry) =>
+      entry.startsWith(`${precision}-`) &&
+      manifest.source === source &&
+      manifest.precision === precision,
+  );
+  for (const dir of stale) {
+    if (dir === keep) continue;
     try {
-      const manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
-      // The same variant only: 'gpu-int4-captured-4096' also starts with 'gpu-int4-'.
-      if (manifest.source === source && manifest.precision === precision) {
-        rmSync(dir, { recursive: true, force: true });
-      }
+      rmSync(dir, { recursive: true, force: true });
     } catch {
-      // not a build of ours (or unreadable): leave it alone
+      // a folder that cannot be deleted is left where it is
     }
   }
+}
+
+/** The build folders in `cacheDir` whose manifest `matches`; others (not ours) are left out. */
+function buildsWhere(
+  cacheDir: string,
+  matches: (manifest: Manifest, entry: string) => boolean,
+): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(cacheDir);
+  } catch {
+    return []; // no cache yet
+  }
+  return entries
+    .filter((entry) => {
+      try {
+        const manifest = JSON.parse(readFileSync(join(cacheDir, entry, MANIFEST), 'utf8'));
+        return matches(manifest as Manifest, entry);
+      } catch {
+        return false; // not a build of ours (or unreadable): leave it alone
+      }
+    })
+    .map((entry) => join(cacheDir, entry));
 }
 
 function isComplete(dir: string, key: string): boolean {
