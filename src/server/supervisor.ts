@@ -76,9 +76,9 @@ export class ServerSupervisor extends Disposable {
   /** How many times the server came back after a crash since activation. */
   restarts = 0;
   private recovering = false;
-  /** Unloads the model once nothing has used it for designToCode.unloadAfterMinutes. */
   /** The last stop was the idle unload (the status bar says so). */
   unloadedIdle = false;
+  /** Unloads the model once nothing has used it for designToCode.unloadAfterMinutes. */
   private readonly idle = new IdleTimer(
     () => this.options.settings().unloadAfterMinutes * 60_000,
     () => this.unloadIdle(),
