@@ -38,6 +38,7 @@ import { HistoryStore, type HistoryRecord } from './history';
 import { type ModelReply, modelTurn, refinementOf } from './conversation';
 import { FENCE_BY_TARGET, generationMessages, imageDataUrl } from './prompts';
 import { imageKey, ReadAheadQueue } from './readAheadQueue';
+import { readingProgress } from './readingProgress';
 import type { ChatMessage, PromptProgress } from '../openai/types';
 
 interface Running {
@@ -413,12 +414,8 @@ export class GenerationController extends Disposable implements GenerationApi {
             temperature: settings.temperature,
             top_p: settings.topP,
           },
-          onPromptProgress: ({ stage, done, total }) =>
-            job.onProgress({
-              stage: 'readingImage',
-              reading: stage,
-              percent: (100 * done) / total,
-            }),
+          onPromptProgress: (progress) =>
+            job.onProgress({ stage: 'readingImage', ...readingProgress(progress) }),
           onDelta: (delta, progress) => {
             reply += delta;
             tokens = progress.tokens;

@@ -10,6 +10,7 @@ import {
   type ReadAheadRequest,
   type SourceImage,
 } from '../generation/api';
+import { readingProgress } from '../generation/readingProgress';
 import type { HostToPanel, PanelToHost, ProgressStage } from '../protocol/panel';
 import { decodeImage, encodeImage, readImageFile, IMAGE_FILE_EXTENSIONS } from './images';
 
@@ -107,13 +108,8 @@ export class PanelController {
         reading = true;
         if (this.readingAhead++ === 0) this.post({ type: 'readAhead', state: 'reading' });
       },
-      ({ stage, done, total }) =>
-        this.post({
-          type: 'readAhead',
-          state: 'reading',
-          reading: stage,
-          percent: (100 * done) / total,
-        }),
+      (progress) =>
+        this.post({ type: 'readAhead', state: 'reading', ...readingProgress(progress) }),
     );
     if (reading && --this.readingAhead === 0) {
       this.readAheadShown = read;
