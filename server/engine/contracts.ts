@@ -109,6 +109,32 @@ export interface TextDecoder {
   /** The ids held in the cache, in order (what a later prefill may reuse). */
   readonly cachedIds: readonly number[];
   reset(): void;
+  /**
+   * The cached sequence with its KV rows, for a later process to go on from (written to disk at
+   * shutdown); undefined when the cache is empty or its rows are not on the host.
+   */
+  saveSequence?(): SavedSequence | undefined;
+  /**
+   * Takes a saved sequence as the cache's, as if this decoder had run it: a later prefill may
+   * reuse it. Throws EngineError 'bad_request' when the rows do not fit this decoder's cache.
+   */
+  restoreSequence?(saved: SavedSequence): void;
+}
+
+/**
+ * A KV cache's rows, in the layout of the cache form that wrote them (`form` names it): two
+ * arrays a layer (keys, values), fp16 as raw Uint16 bits.
+ */
+export interface KvRows {
+  form: string;
+  type: 'float32' | 'float16';
+  arrays: (Float32Array | Uint16Array)[];
+}
+
+/** A decoder's cached sequence: its token ids and their KV rows. */
+export interface SavedSequence {
+  ids: number[];
+  rows: KvRows;
 }
 
 export interface EncodeOptions {
@@ -170,7 +196,7 @@ export interface LoadModelOptions {
    */
   prefillDecoder?: boolean;
   /**
-   * The longest run of a prompt, and so the longest a Stop waits during one; default 256 on the
+   * The longest run of a prompt, and so the longest a Stop waits during one; default 128 on the
    * CPU, 1,024 elsewhere (token-decoder.ts says why).
    */
   prefillChunk?: number;
@@ -323,4 +349,10 @@ export interface EngineLoadOptions extends LoadModelOptions {
    * visual tokens; the checkpoint's own bound when lower). Infinity: the checkpoint's bound only.
    */
   maxImagePixels?: number;
+  /**
+   * Save the decoder's cached conversation to the build folder when the engine is disposed, and
+   * go on from it when the first request after a restart extends it (sequence-disk-store.ts).
+   * The server does; one-off runs (the CLI's generate, tests, benchmarks) need not.
+   */
+  keepSequenceOnDisk?: boolean;
 }

@@ -5,7 +5,8 @@
  * Between generations the KV cache is kept: a prompt that extends the cached sequence (a
  * refinement) prefills only its new tokens, vision outputs are cached by image hash (in memory,
  * and on disk beside the build for the next engine: vision-disk-cache.ts), and prompt lookup may
- * draft from the latest answers where the sequence itself offers nothing.
+ * draft from the latest answers where the sequence itself offers nothing. Where asked, the
+ * cached sequence itself outlives the engine too (sequence-disk-store.ts).
  */
 import { join } from 'node:path';
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
@@ -31,6 +32,7 @@ import { randomSeed, seededRandom } from './prng';
 import { RecentAnswers } from './recent-answers';
 import { type RunCost, runCostFor } from './run-cost';
 import { resolveSampler } from './sampler-settings';
+import { SequenceDiskStore } from './sequence-disk-store';
 import { VisionDiskCache } from './vision-disk-cache';
 
 export interface ChatEngineOptions {
@@ -46,6 +48,12 @@ export interface ChatEngineOptions {
    * 1 GiB; 0: none).
    */
   imageDiskCacheBytes?: number;
+  /**
+   * Most bytes of KV rows saved in the build folder when the engine is disposed, for the first
+   * request of the next engine to go on from (default 0: none; the server's is
+   * DEFAULT_SEQUENCE_DISK_BYTES).
+   */
+  sequenceDiskBytes?: number;
   /** Prompt + completion limit; default: the model's max_position_embeddings. */
   contextLength?: number;
   imageLimits?: ImageLimits;
@@ -76,6 +84,14 @@ export function createChatEngine(
         : undefined,
     layouts: new ImageLayouts(),
     answers: new RecentAnswers(),
+    restorable: true,
+    sequences:
+      model.buildDir && options.sequenceDiskBytes
+        ? new SequenceDiskStore(
+            join(model.buildDir, `sequence-${model.device}.kv`),
+            options.sequenceDiskBytes,
+          )
+        : undefined,
   };
   return {
     info,
@@ -89,6 +105,7 @@ export function createChatEngine(
     async dispose() {
       await queue;
       await state.disk?.flushed();
+      await saveSequence(model, state);
       await model.dispose();
     },
   };
@@ -101,10 +118,14 @@ interface ReuseState {
   disk?: VisionDiskCache;
   layouts: ImageLayouts;
   answers: RecentAnswers;
+  /** Where the decoder's sequence is saved at dispose, for the next engine's first request. */
+  sequences?: SequenceDiskStore;
+  /** Until the first request has looked for the previous engine's sequence. */
+  restorable: boolean;
 }
 
 /**
- * Which images (content hashes, in order) each decoder's cached sequence holds. Kept per
+ * Which images (content hashes with their grids, in order) each decoder's cached sequence holds. Kept per
  * decoder, not per engine, so engines sharing a model never trust each other's stale record.
  */
 const cachedImageKeys = new WeakMap<TextDecoder, string[]>();
@@ -152,11 +173,15 @@ async function generateWith(
   callbacks.onPromptReady?.({ promptTokens, images: prepared.images.length });
 
   const imageKeys = prepared.images.map((image) => image.key);
+  // The same image at another grid (another pixel cap) makes other visual rows and positions.
+  const sequenceKeys = prepared.images.map((image) => `${image.key}@${image.gridThw.join('x')}`);
+  const imageTokenId = checkpoint.model.imageTokenId;
+  await restoreSavedSequence(model.decoder, state, prepared.inputIds, sequenceKeys, imageTokenId);
   const reuse = reusablePrefix(
     { ids: model.decoder.cachedIds, imageKeys: cachedImageKeys.get(model.decoder) ?? [] },
     prepared.inputIds,
-    imageKeys,
-    checkpoint.model.imageTokenId,
+    sequenceKeys,
+    imageTokenId,
   );
 
   // A reused prefix holds every image already: the vision tower is not needed at all.
@@ -193,7 +218,7 @@ async function generateWith(
   const visionMs = performance.now() - visionStarted;
   // Stopped before the prefill (which the decode loop then skips): the decoder still holds its
   // earlier sequence, and so its images. No await lies between this check and the prefill.
-  if (!callbacks.signal?.aborted) cachedImageKeys.set(model.decoder, imageKeys);
+  if (!callbacks.signal?.aborted) cachedImageKeys.set(model.decoder, sequenceKeys);
   const speculation =
     request.speculation === false || options.speculation === false
       ? undefined
@@ -293,6 +318,43 @@ function checkStop(stop: unknown): string[] {
     throw new EngineError('bad_request', 'stop must be a list of strings');
   }
   return stop;
+}
+
+/**
+ * Before the first request of an engine whose decoder holds nothing: the sequence the previous
+ * engine saved, restored when this request extends it (else dropped). Unlike a decoder's own
+ * cache, a saved one may come from another process: only its ids and image keys vouch for it.
+ */
+async function restoreSavedSequence(
+  decoder: TextDecoder,
+  state: ReuseState,
+  inputIds: readonly number[],
+  sequenceKeys: readonly string[],
+  imageTokenId: number,
+): Promise<void> {
+  const store = state.sequences;
+  if (!state.restorable || !store || !decoder.restoreSequence) return;
+  state.restorable = false; // once: later requests go on from this engine's own cache
+  if (decoder.pastLength > 0) return;
+  const goesOn = (saved: { ids: readonly number[]; imageKeys: readonly string[] }) =>
+    reusablePrefix(saved, inputIds, sequenceKeys, imageTokenId) > 0;
+  const saved = await store.take(goesOn).catch(() => undefined);
+  if (!saved) return;
+  try {
+    decoder.restoreSequence(saved);
+    cachedImageKeys.set(decoder, saved.imageKeys);
+  } catch {
+    // Rows that do not fit this decoder (another build's file): prefill as without one.
+    decoder.reset();
+  }
+}
+
+/** The decoder's cached sequence to disk, where the engine keeps one; a failed write is dropped. */
+async function saveSequence(model: LoadedModel, state: ReuseState): Promise<void> {
+  const sequence = state.sequences && model.decoder.saveSequence?.();
+  if (!sequence) return;
+  const imageKeys = cachedImageKeys.get(model.decoder) ?? [];
+  await state.sequences!.save({ ...sequence, imageKeys }).catch(() => undefined);
 }
 
 /** An image's vision outputs from the disk cache, kept in memory too once found. */

@@ -27,6 +27,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../checkpoint/config';
+import type { KvRows } from '../contracts';
 import { EngineError } from '../errors';
 import { DECODER_INPUTS, DECODER_OUTPUTS, HOST_CACHE_INPUTS } from '../onnx/decoder-graph';
 import { KV_HEADROOM_ROWS, KV_PAD_FROM_BYTES, planKvCapacities } from './kv-capacity';
@@ -49,6 +50,10 @@ export interface KvCache {
   /** Takes over the run's present_* outputs. */
   commit(result: ort.InferenceSession.OnnxValueMapType): void;
   reset(): void;
+  /** Copies of the first `length` rows, where they live on the host. */
+  saveRows?(length: number): KvRows;
+  /** Takes rows saveRows gave (maybe in another process) as the cache's first rows. */
+  loadRows?(rows: KvRows, length: number): void;
 }
 
 type Buffer = Float32Array | Uint16Array;
@@ -227,6 +232,8 @@ export class HandoverKvCache implements KvCache {
 }
 
 export class HostKvCache implements KvCache {
+  /** Names this layout in saved rows: another form's rows are refused. */
+  static readonly FORM = 'host-transposed-keys';
   /** Per layer: keys transposed [KV, hd, capacity], values [KV, capacity, hd]. */
   private keys: Buffer[] = [];
   private values: Buffer[] = [];
@@ -318,21 +325,71 @@ export class HostKvCache implements KvCache {
     this.capacity = 0;
   }
 
+  saveRows(length: number): KvRows {
+    if (!Number.isInteger(length) || length < 0 || length > this.capacity) {
+      throw new EngineError(
+        'bad_request',
+        `cannot save ${length} rows of a cache of ${this.capacity}`,
+      );
+    }
+    const { keyShape, valueShape } = this.shapes();
+    const arrays: Buffer[] = [];
+    for (let l = 0; l < this.text.numLayers; l++) {
+      arrays.push(
+        regrow(this.type, this.keys[l], keyShape, this.capacity, length, length),
+        regrow(this.type, this.values[l], valueShape, this.capacity, length, length),
+      );
+    }
+    return { form: HostKvCache.FORM, type: this.type, arrays };
+  }
+
+  loadRows(rows: KvRows, length: number): void {
+    const { numLayers, numKvHeads, headDim } = this.text;
+    const perArray = numKvHeads * headDim * length;
+    const fits =
+      rows.form === HostKvCache.FORM &&
+      rows.type === this.type &&
+      rows.arrays.length === 2 * numLayers &&
+      rows.arrays.every(
+        (array) =>
+          array.length === perArray &&
+          array instanceof (this.type === 'float16' ? Uint16Array : Float32Array),
+      );
+    if (!fits) {
+      throw new EngineError(
+        'bad_request',
+        `saved KV rows (${rows.form}, ${rows.type}, ${rows.arrays.length} arrays) do not fit this ` +
+          `cache (${HostKvCache.FORM}, ${this.type}, ${2 * numLayers} arrays of ${perArray})`,
+      );
+    }
+    // The saved arrays become the buffers, exactly `length` rows long: the next run grows them.
+    this.keys = rows.arrays.filter((_, i) => i % 2 === 0);
+    this.values = rows.arrays.filter((_, i) => i % 2 === 1);
+    this.capacity = length;
+  }
+
   /** Grows (in steps) so `needed` rows fit, keeping the first `keep`. */
   private reserve(keep: number, needed: number): void {
     if (needed <= this.capacity) return;
     const capacity = Math.ceil(needed / this.step) * this.step;
-    const { numKvHeads: heads, headDim, numLayers } = this.text;
-    const keyShape = { blocks: heads * headDim, rowLength: 1 };
-    const valueShape = { blocks: heads, rowLength: headDim };
+    const { keyShape, valueShape } = this.shapes();
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
-    for (let l = 0; l < numLayers; l++) {
+    for (let l = 0; l < this.text.numLayers; l++) {
       keys.push(regrow(this.type, this.keys[l], keyShape, this.capacity, capacity, keep));
       values.push(regrow(this.type, this.values[l], valueShape, this.capacity, capacity, keep));
     }
     this.keys = keys;
     this.values = values;
     this.capacity = capacity;
+  }
+
+  /** Keys transposed [KV, hd, C]: KV*hd blocks of single values; values [KV, C, hd]. */
+  private shapes() {
+    const { numKvHeads: heads, headDim } = this.text;
+    return {
+      keyShape: { blocks: heads * headDim, rowLength: 1 },
+      valueShape: { blocks: heads, rowLength: headDim },
+    };
   }
 }

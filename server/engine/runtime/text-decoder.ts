@@ -6,6 +6,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { Qwen3VLConfig } from '../checkpoint/config';
+import type { KvRows } from '../contracts';
 import { DECODER_INPUTS, DECODER_OUTPUTS, topLogitsPerRow } from '../onnx/decoder-graph';
 import { readTopLogits } from './best-logits';
 import type { KvCache } from './kv-cache';
@@ -54,6 +55,15 @@ export class OnnxTextDecoder extends TokenDecoder {
 
   protected resetCache(): void {
     this.cache.reset();
+  }
+
+  protected override saveCacheRows(length: number): KvRows | undefined {
+    return this.cache.saveRows?.(length);
+  }
+
+  protected override loadCacheRows(rows: KvRows, length: number): void {
+    if (!this.cache.loadRows) super.loadCacheRows(rows, length);
+    else this.cache.loadRows(rows, length);
   }
 
   protected async execute(run: DecoderRun): Promise<RunScores> {

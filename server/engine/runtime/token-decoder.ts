@@ -5,7 +5,7 @@
  * text-decoder.ts, onnxruntime-web with graph capture in captured-decoder.ts) is the subclass's.
  */
 import type { Qwen3VLConfig } from '../checkpoint/config';
-import type { PrefillInput, TextDecoder, TopLogits } from '../contracts';
+import type { KvRows, PrefillInput, SavedSequence, TextDecoder, TopLogits } from '../contracts';
 import { EngineError } from '../errors';
 import { stopRequested } from './stop-point';
 
@@ -78,6 +78,16 @@ export abstract class TokenDecoder implements TextDecoder {
   /** Forgets the cache's contents. */
   protected abstract resetCache(): void;
 
+  /** The cache's first `length` rows, where the cache can hand them out. */
+  protected saveCacheRows(_length: number): KvRows | undefined {
+    return undefined;
+  }
+
+  /** Takes saved rows as the cache's first `length` rows. */
+  protected loadCacheRows(_rows: KvRows, _length: number): void {
+    throw new EngineError('bad_request', 'this decoder cannot take saved KV rows');
+  }
+
   get pastLength(): number {
     return this.past;
   }
@@ -91,6 +101,21 @@ export abstract class TokenDecoder implements TextDecoder {
     this.past = 0;
     this.ids = [];
     this.started = false;
+  }
+
+  saveSequence(): SavedSequence | undefined {
+    if (this.past === 0) return undefined;
+    const rows = this.saveCacheRows(this.past);
+    return rows && { ids: this.ids.slice(0, this.past), rows };
+  }
+
+  restoreSequence(saved: SavedSequence): void {
+    this.reset();
+    if (saved.ids.length === 0) return;
+    this.loadCacheRows(saved.rows, saved.ids.length);
+    this.ids = [...saved.ids];
+    this.past = saved.ids.length;
+    this.started = true;
   }
 
   truncate(length: number): void {
