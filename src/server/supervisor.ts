@@ -39,9 +39,17 @@ export interface SupervisorOptions {
   workspaceFolder?: () => string | undefined;
   /** How long the server may stay silent on stdout before the start counts as failed. */
   startTimeoutMs?: number;
+  /** How long a stopped server may take to exit before it is killed (STOP_GRACE_MS). */
   graceMs?: number;
   restartPolicy?: RestartPolicyOptions;
 }
+
+/**
+ * A server told to stop saves the conversation it holds for the next one (on the CPU a few
+ * hundred MB: 1.6 s for 3,000 tokens on a slow VM disk) and exits; one that has not exited by
+ * then is killed. A server that ignores the signal costs this wait once.
+ */
+export const STOP_GRACE_MS = 10_000;
 
 export class ServerStartError extends Error {
   constructor(
@@ -258,7 +266,7 @@ export class ServerSupervisor extends Disposable {
               'timeout',
             ),
           );
-          void killTree(child, this.options.graceMs ?? 3000);
+          void killTree(child, this.options.graceMs ?? STOP_GRACE_MS);
         }, timeoutMs);
       };
       const fail = (error: ServerStartError) => {
@@ -437,7 +445,7 @@ export class ServerSupervisor extends Disposable {
     clearTimeout(this.restartTimer);
     const child = this.child;
     this.connection = undefined;
-    if (child) await killTree(child, this.options.graceMs ?? 3000);
+    if (child) await killTree(child, this.options.graceMs ?? STOP_GRACE_MS);
     this.child = undefined;
     if (!this.isDisposed) this.setState('stopped');
   }

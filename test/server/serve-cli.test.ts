@@ -175,6 +175,42 @@ describe('design-to-code serve (the built CLI)', function () {
     assert.deepEqual(await served.exited, { code: 0, signal: null });
   });
 
+  it('saves the conversation it holds when it stops; the next start goes on from it', async () => {
+    const ask = async (served: Served, messages: unknown[]) => {
+      const ready = await served.waitFor((event) => event.event === 'ready');
+      const reply = await callJson(
+        { url: `http://127.0.0.1:${ready.port}`, token: ready.token },
+        '/v1/chat/completions',
+        { messages, temperature: 0, max_tokens: 24 },
+      );
+      return reply.body.choices[0].message.content as string;
+    };
+    const first = openAiMessages(TEXT_ONLY);
+    const served = start(['--model', TINY_MODEL_DIR]);
+    const answer = await ask(served, first);
+    served.child.kill('SIGTERM');
+    assert.deepEqual(await served.exited, { code: 0, signal: null });
+    const saved = readdirSync(env.DESIGN_TO_CODE_CACHE!, { recursive: true }).filter((name) =>
+      String(name).endsWith('sequence-cpu.kv'),
+    );
+    assert.equal(saved.length, 1);
+
+    const again = start(['--model', TINY_MODEL_DIR]);
+    const followUp = [
+      ...first,
+      { role: 'assistant', content: answer },
+      { role: 'user', content: 'Shorter, please.' },
+    ];
+    await ask(again, followUp);
+    const [, prompt, reused] = await waitForLog(
+      again,
+      /generation \w+: (\d+) prompt \((\d+) reused\)/,
+    );
+    assert.ok(Number(reused) > 0 && Number(reused) < Number(prompt), `${reused} of ${prompt}`);
+    again.child.stdin.end();
+    assert.deepEqual(await again.exited, { code: 0, signal: null });
+  });
+
   it('on WebGPU, warms the shaders up before ready, then answers as the reference does', async function () {
     await requireWebGpu(this);
     const served = start(['--model', TINY_MODEL_DIR, '--device', 'webgpu']);
