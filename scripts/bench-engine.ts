@@ -68,6 +68,7 @@ import type {
   TextDecoder,
 } from '../server/engine/contracts';
 import { createChatEngine } from '../server/engine/generation/chat-engine';
+import { DEFAULT_SEQUENCE_DISK_BYTES } from '../server/engine/generation/sequence-disk-store';
 import { DEFAULT_PROMPT_LOOKUP } from '../server/engine/generation/prompt-lookup';
 import { runCostThrough } from '../server/engine/generation/run-cost';
 import { kvRowBytes } from '../server/engine/runtime/kv-cache';
@@ -319,15 +320,20 @@ async function main(): Promise<void> {
     get cachedIds() {
       return decoder.cachedIds;
     },
+    saveSequence: () => decoder.saveSequence?.(),
+    restoreSequence: decoder.restoreSequence && ((saved) => decoder.restoreSequence!(saved)),
   };
-  const timedModel = { ...model, decoder: timedDecoder };
+  // Engines share the model: disposing one (which saves its conversation) keeps the model.
+  const timedModel = { ...model, decoder: timedDecoder, dispose: async () => {} };
   // A fresh engine has empty image caches; plain decoding is asked for per request, so the
   // refinement runs in the engine that saw the first prompt, as in the server. Its vision
-  // outputs go to disk only where `diskDir` says (a temporary build folder), measured apart.
-  const freshEngine = (diskDir?: string) =>
+  // outputs go to disk only where `diskDir` says (a temporary build folder), measured apart,
+  // and so does its conversation when it stops, where `keepSequence` says.
+  const freshEngine = (diskDir?: string, keepSequence = false) =>
     createChatEngine(diskDir ? { ...timedModel, buildDir: diskDir } : timedModel, checkpoint, {
       modelName: basename(modelDir),
       imageDiskCacheBytes: diskDir ? undefined : 0,
+      sequenceDiskBytes: keepSequence ? DEFAULT_SEQUENCE_DISK_BYTES : 0,
       speculation: {
         ...DEFAULT_PROMPT_LOOKUP,
         draftTokens: options.draftTokens ?? DEFAULT_PROMPT_LOOKUP.draftTokens,
@@ -475,9 +481,36 @@ async function main(): Promise<void> {
       maxNewTokens: 1,
       sampling: greedy,
     });
+    // 9. The follow-up of step 3b after a restart: from nothing but the image's vision outputs
+    // on disk (the server before it kept its conversation), then from the conversation the
+    // server it replaces saved when it stopped.
+    model.decoder.reset();
+    const unsaved = freshEngine(diskDir, true);
+    const followUpCold = await unsaved.generate({
+      messages: followUp,
+      maxNewTokens: 1,
+      sampling: greedy,
+    });
+    const saveStarted = performance.now();
+    await unsaved.dispose();
+    const sequenceSaveMs = performance.now() - saveStarted;
+    // Only the CPU build's cache lives on the host (a GPU build's restarted conversation is
+    // prefilled again, fast there): no file, and the second engine prefills in full.
+    const saved = join(diskDir, `sequence-${model.device}.kv`);
+    const sequenceBytes = existsSync(saved) ? statSync(saved).size : undefined;
+    model.decoder.reset();
+    const followUpRestored = await freshEngine(diskDir, true).generate({
+      messages: followUp,
+      maxNewTokens: 1,
+      sampling: greedy,
+    });
     rmSync(diskDir, { recursive: true, force: true });
     return {
       restarted,
+      followUpCold,
+      followUpRestored,
+      sequenceSaveMs,
+      sequenceBytes,
       cold,
       coldSteps,
       coldSpec,
@@ -496,6 +529,10 @@ async function main(): Promise<void> {
   if (model.device !== 'cpu') await measure();
   const {
     restarted,
+    followUpCold,
+    followUpRestored,
+    sequenceSaveMs,
+    sequenceBytes,
     cold,
     coldSteps,
     coldSpec,
@@ -574,6 +611,13 @@ async function main(): Promise<void> {
     restart_ttft_ms: round(restarted.timingsMs.firstTokenMs, 1),
     restart_vision_ms: round(restarted.timingsMs.visionMs, 1),
     restart_cached_images: restarted.stats!.cachedImages,
+    restart_follow_up_prompt_tokens: followUpCold.promptTokenIds.length,
+    restart_follow_up_cold_ttft_ms: round(followUpCold.timingsMs.firstTokenMs, 1),
+    restart_follow_up_ttft_ms: round(followUpRestored.timingsMs.firstTokenMs, 1),
+    restart_follow_up_reused_tokens: followUpRestored.stats!.reusedTokens,
+    restart_follow_up_same_token: sameTokens(followUpRestored.tokenIds, followUpCold.tokenIds),
+    sequence_save_ms: round(sequenceSaveMs, 1),
+    sequence_mb: sequenceBytes === undefined ? null : round(sequenceBytes / 1e6, 1),
     refine_prompt_tokens: refined.promptTokenIds.length,
     refine_reused_tokens: stats.reusedTokens,
     refine_ttft_ms: round(refined.timingsMs.firstTokenMs, 1),
@@ -618,6 +662,9 @@ async function main(): Promise<void> {
   );
   log(
     `    after a restart    ${result.restart_ttft_ms} ms with the image's vision outputs read from disk in ${result.restart_vision_ms} ms`,
+  );
+  log(
+    `    follow-up, restart ${result.restart_follow_up_ttft_ms} ms going on from the conversation saved at the stop (${result.sequence_mb} MB, saved in ${result.sequence_save_ms} ms), ${result.restart_follow_up_cold_ttft_ms} ms without it (${result.restart_follow_up_prompt_tokens} tokens)`,
   );
   log(`  decode               ${result.decode_tok_s} tokens/s over ${cold.tokenIds.length} tokens`);
   log(

@@ -79,6 +79,12 @@ for (const device of ['cpu', 'webgpu'] as const) {
       assert.ok(result.stop_wait_mean_ms === null || (result.stop_wait_mean_ms as number) >= 0);
       assert.ok((result.stops_measured as number) <= 5);
       assert.equal(result.prefill_chunk, 'default');
+      // After a restart the follow-up goes on from the saved conversation on the CPU (only its
+      // last token runs), with the token it gets from nothing; a GPU build saves none.
+      const followUp = result.restart_follow_up_prompt_tokens as number;
+      assert.equal(result.restart_follow_up_reused_tokens, device === 'cpu' ? followUp - 1 : 0);
+      assert.equal(result.restart_follow_up_same_token, true);
+      assert.equal(result.sequence_mb === null, device !== 'cpu');
       // The refinement reuses the first conversation's cache and speculation changes nothing.
       assert.ok((result.refine_reused_tokens as number) > (result.prompt_tokens as number));
       assert.equal(result.spec_same_tokens, true);
