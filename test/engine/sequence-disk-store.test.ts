@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { TextConfig } from '../../server/engine/checkpoint/config';
 import type { ChatMessage, Engine, GenerateRequest, KvRows } from '../../server/engine/contracts';
 import { loadEngine } from '../../server/engine/engine';
+import { KEEP_FREE_BYTES } from '../../server/engine/generation/disk-space';
 import {
   SequenceDiskStore,
   type StoredSequence,
@@ -87,6 +88,20 @@ describe('conversation on disk across a restart', function () {
     const blocked = join(dir, 'file');
     writeFileSync(blocked, '');
     await assert.rejects(new SequenceDiskStore(join(blocked, 'sequence-cpu.kv')).save(sequence()));
+  });
+
+  it('saves nothing that would leave the disk under 2 GiB free', async () => {
+    const free = (bytes: number) => async () => bytes;
+    rmSync(file, { force: true });
+    assert.equal(
+      await new SequenceDiskStore(file, 1e9, free(KEEP_FREE_BYTES + 47)).save(sequence()),
+      false,
+    );
+    assert.equal(existsSync(file), false);
+    assert.equal(
+      await new SequenceDiskStore(file, 1e9, free(KEEP_FREE_BYTES + 48)).save(sequence()),
+      true,
+    );
   });
 
   it("the CPU cache's rows come back as they were, and rows of another shape are refused", () => {

@@ -14,6 +14,7 @@ import type {
   VisionOutput,
 } from '../../server/engine/contracts';
 import { loadEngine } from '../../server/engine/engine';
+import { KEEP_FREE_BYTES } from '../../server/engine/generation/disk-space';
 import { VisionDiskCache } from '../../server/engine/generation/vision-disk-cache';
 import { TINY_IMAGES_DIR, TINY_MODEL_DIR } from './golden-fixture';
 
@@ -74,6 +75,22 @@ describe('vision outputs on disk', function () {
     await cache.flushed();
     assert.deepEqual(readdirSync(dir).sort(), ['a.vision', 'c.vision']);
     assert.ok(size() <= 2.5 * one);
+  });
+
+  it('writes nothing that would leave the disk under 2 GiB free', async () => {
+    const measure = new VisionDiskCache(join(dir, 'measure'));
+    measure.write('a', output(1));
+    await measure.flushed();
+    const bytes = statSync(join(dir, 'measure', 'a.vision')).size;
+    const free = (extra: number) => async () => KEEP_FREE_BYTES + bytes + extra;
+    const nearlyFull = new VisionDiskCache(dir, undefined, free(-1));
+    nearlyFull.write('a', output(1));
+    await nearlyFull.flushed();
+    assert.equal(await nearlyFull.read('a'), undefined);
+    const enough = new VisionDiskCache(dir, undefined, free(0));
+    enough.write('a', output(1));
+    await enough.flushed();
+    assert.deepEqual(await enough.read('a'), output(1));
   });
 
   it('drops a write that cannot be made, and goes on', async () => {

@@ -16,6 +16,7 @@
 import { open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { KvRows, SavedSequence } from '../contracts';
+import { diskFreeBytes, roomFor } from './disk-space';
 
 /** What the decoder held, and which images (by key) its image pads are. */
 export interface StoredSequence extends SavedSequence {
@@ -39,17 +40,21 @@ export class SequenceDiskStore {
   constructor(
     private readonly path: string,
     private readonly maxBytes = DEFAULT_SEQUENCE_DISK_BYTES,
+    /** Bytes the disk has free for a save (a test's stand-in for a nearly full disk). */
+    private readonly freeBytes = diskFreeBytes,
   ) {}
 
   /**
    * Writes the sequence in place of any saved before (whole, then renamed). Resolves false,
-   * writing nothing, when its rows pass maxBytes; rejects when the write fails.
+   * writing nothing, when its rows pass maxBytes or would leave the disk under KEEP_FREE_BYTES
+   * free (disk-space.ts); rejects when the write fails.
    */
   async save(sequence: StoredSequence): Promise<boolean> {
     const { arrays } = sequence.rows;
     const bytes = arrays.reduce((sum, array) => sum + array.byteLength, 0);
     if (bytes > this.maxBytes) return false;
     await this.removeLeftovers();
+    if (!(await roomFor(dirname(this.path), bytes, this.freeBytes))) return false;
     const header: StoredHeader = {
       ids: sequence.ids,
       imageKeys: sequence.imageKeys,

@@ -6,7 +6,8 @@
  * in milliseconds. The least recently used files go once the folder passes `maxBytes`.
  *
  * It is only ever a shortcut: a file that cannot be read, or does not hold what its header
- * says, is deleted and the tower runs; a write that fails (a full disk) is dropped.
+ * says, is deleted and the tower runs; a write that fails (a full disk) is dropped, and none is
+ * made that would leave the disk under KEEP_FREE_BYTES free (disk-space.ts).
  *
  * A file: a little-endian uint32 header length, the header as JSON ({ tokens, embeds,
  * deepstack: [lengths] }, in float32 values), then the float32 values in that order.
@@ -23,6 +24,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VisionOutput } from '../contracts';
+import { diskFreeBytes, roomFor } from './disk-space';
 
 interface Header {
   tokens: number;
@@ -39,6 +41,8 @@ export class VisionDiskCache {
   constructor(
     private readonly dir: string,
     private readonly maxBytes = 1024 ** 3,
+    /** Bytes the disk has free for a write (a test's stand-in for a nearly full disk). */
+    private readonly freeBytes = diskFreeBytes,
   ) {}
 
   /** The file name of an image's outputs: the device computed them, at this grid. */
@@ -77,6 +81,7 @@ export class VisionDiskCache {
     const bytes = encode(output);
     if (bytes.byteLength > this.maxBytes) return;
     await mkdir(this.dir, { recursive: true });
+    if (!(await roomFor(this.dir, bytes.byteLength, this.freeBytes))) return;
     // Written whole, then renamed: a reader never sees half a file under the entry's name.
     const temporary = `${this.path(name)}.${process.pid}.tmp`;
     try {
