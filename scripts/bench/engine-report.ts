@@ -26,36 +26,20 @@ export interface ReportInputs {
 
 export function report(inputs: ReportInputs): void {
   const { options, device, config, modelDir, bandwidth, readBandwidth, kernel } = inputs;
-  const {
-    restarted,
-    followUpCold,
-    followUpRestored,
-    sequenceSaveMs,
-    sequenceBytes,
-    cold,
-    coldSteps,
-    coldSpec,
-    refined,
-    refinedPlain,
-    refinedCold,
-    readAhead,
-    stopWaits,
-    instructionRead,
-    pasted,
-  } = inputs.scenarios;
-  const bestStepMs = Math.min(...coldSteps);
-  const meanStepMs = coldSteps.reduce((a, b) => a + b, 0) / coldSteps.length;
-  const t = cold.timingsMs;
-  const decodeTokS = tokS(cold);
+  const s = inputs.scenarios;
+  const bestStepMs = Math.min(...s.coldSteps);
+  const meanStepMs = s.coldSteps.reduce((a, b) => a + b, 0) / s.coldSteps.length;
+  const t = s.cold.timingsMs;
+  const decodeTokS = tokS(s.cold);
   // The timed steps read the KV cache at prompt + 0 .. tokens - 2 cached rows: on average this.
-  const meanCachedRows = cold.promptTokenIds.length + (cold.tokenIds.length - 2) / 2;
+  const meanCachedRows = s.cold.promptTokenIds.length + (s.cold.tokenIds.length - 2) / 2;
   const bytes = decodeBytesPerToken(config, options.precision, meanCachedRows);
   const bytesPerToken = bytes.weights + bytes.kvCache;
   const rooflineTokS = bandwidth ? bandwidth / bytesPerToken : undefined;
   const readRooflineTokS = readBandwidth ? readBandwidth / bytesPerToken : undefined;
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
-  const stats = refined.stats!;
-  const coldSpecStats = coldSpec.stats!;
+  const stats = s.refined.stats!;
+  const coldSpecStats = s.coldSpec.stats!;
   const result = {
     device,
     precision: options.precision,
@@ -68,10 +52,10 @@ export function report(inputs: ReportInputs): void {
       options.prefillDecoder === undefined ? 'where memory allows' : options.prefillDecoder,
     graph_capture: options.graphCapture ?? null,
     graph_capture_verify_rows: options.graphCaptureVerify ?? null,
-    prompt_tokens: cold.promptTokenIds.length,
+    prompt_tokens: s.cold.promptTokenIds.length,
     ttft_ms: Math.round(t.firstTokenMs),
     decode_tok_s: round(decodeTokS, 2),
-    decode_tokens: cold.tokenIds.length,
+    decode_tokens: s.cold.tokenIds.length,
     roofline_tok_s: rooflineTokS === undefined ? null : round(rooflineTokS, 2),
     roofline_ratio: rooflineTokS === undefined ? null : round(decodeTokS / rooflineTokS, 3),
     peak_rss_mb: Math.round(peakRssMb),
@@ -96,38 +80,38 @@ export function report(inputs: ReportInputs): void {
     preprocess_ms: round(t.preprocessMs, 1),
     vision_ms: round(t.visionMs, 1),
     prefill_ms: round(t.prefillMs, 1),
-    generate_read_ahead_ttft_ms: round(pasted.timingsMs.firstTokenMs, 1),
-    generate_read_ahead_prefilled: pasted.stats!.prefilledTokens,
-    instruction_read_ahead_ms: round(instructionRead.timingsMs.totalMs, 1),
-    instruction_read_ahead_prefilled: instructionRead.stats!.prefilledTokens,
-    decode_spec_tok_s: round(tokS(coldSpec), 2),
+    generate_read_ahead_ttft_ms: round(s.pasted.timingsMs.firstTokenMs, 1),
+    generate_read_ahead_prefilled: s.pasted.stats!.prefilledTokens,
+    instruction_read_ahead_ms: round(s.instructionRead.timingsMs.totalMs, 1),
+    instruction_read_ahead_prefilled: s.instructionRead.stats!.prefilledTokens,
+    decode_spec_tok_s: round(tokS(s.coldSpec), 2),
     decode_spec_runs: coldSpecStats.decoderRuns,
     decode_spec_accepted_drafts: `${coldSpecStats.acceptedDrafts}/${coldSpecStats.draftTokens}`,
-    decode_spec_same_tokens: sameTokens(coldSpec.tokenIds, cold.tokenIds),
-    restart_ttft_ms: round(restarted.timingsMs.firstTokenMs, 1),
-    restart_vision_ms: round(restarted.timingsMs.visionMs, 1),
-    restart_cached_images: restarted.stats!.cachedImages,
-    restart_follow_up_prompt_tokens: followUpCold.promptTokenIds.length,
-    restart_follow_up_cold_ttft_ms: round(followUpCold.timingsMs.firstTokenMs, 1),
-    restart_follow_up_ttft_ms: round(followUpRestored.timingsMs.firstTokenMs, 1),
-    restart_follow_up_reused_tokens: followUpRestored.stats!.reusedTokens,
-    restart_follow_up_same_token: sameTokens(followUpRestored.tokenIds, followUpCold.tokenIds),
-    sequence_save_ms: round(sequenceSaveMs, 1),
-    sequence_mb: sequenceBytes === undefined ? null : round(sequenceBytes / 1e6, 1),
-    refine_prompt_tokens: refined.promptTokenIds.length,
+    decode_spec_same_tokens: sameTokens(s.coldSpec.tokenIds, s.cold.tokenIds),
+    restart_ttft_ms: round(s.restarted.timingsMs.firstTokenMs, 1),
+    restart_vision_ms: round(s.restarted.timingsMs.visionMs, 1),
+    restart_cached_images: s.restarted.stats!.cachedImages,
+    restart_follow_up_prompt_tokens: s.followUpCold.promptTokenIds.length,
+    restart_follow_up_cold_ttft_ms: round(s.followUpCold.timingsMs.firstTokenMs, 1),
+    restart_follow_up_ttft_ms: round(s.followUpRestored.timingsMs.firstTokenMs, 1),
+    restart_follow_up_reused_tokens: s.followUpRestored.stats!.reusedTokens,
+    restart_follow_up_same_token: sameTokens(s.followUpRestored.tokenIds, s.followUpCold.tokenIds),
+    sequence_save_ms: round(s.sequenceSaveMs, 1),
+    sequence_mb: s.sequenceBytes === undefined ? null : round(s.sequenceBytes / 1e6, 1),
+    refine_prompt_tokens: s.refined.promptTokenIds.length,
     refine_reused_tokens: stats.reusedTokens,
-    refine_ttft_ms: round(refined.timingsMs.firstTokenMs, 1),
-    refine_cold_ttft_ms: round(refinedCold.timingsMs.firstTokenMs, 1),
-    refine_read_ahead_ttft_ms: round(readAhead.timingsMs.firstTokenMs, 1),
-    refine_read_ahead_prefilled: readAhead.stats!.prefilledTokens,
-    refine_plain_tok_s: round(tokS(refinedPlain), 2),
+    refine_ttft_ms: round(s.refined.timingsMs.firstTokenMs, 1),
+    refine_cold_ttft_ms: round(s.refinedCold.timingsMs.firstTokenMs, 1),
+    refine_read_ahead_ttft_ms: round(s.readAhead.timingsMs.firstTokenMs, 1),
+    refine_read_ahead_prefilled: s.readAhead.stats!.prefilledTokens,
+    refine_plain_tok_s: round(tokS(s.refinedPlain), 2),
     prefill_chunk: options.prefillChunk ?? 'default',
-    stop_wait_mean_ms: stopWaits.length
-      ? round(stopWaits.reduce((a, b) => a + b, 0) / stopWaits.length, 1)
+    stop_wait_mean_ms: s.stopWaits.length
+      ? round(s.stopWaits.reduce((a, b) => a + b, 0) / s.stopWaits.length, 1)
       : null,
-    stop_wait_max_ms: stopWaits.length ? round(Math.max(...stopWaits), 1) : null,
-    stops_measured: stopWaits.length,
-    refine_spec_tok_s: round(tokS(refined), 2),
+    stop_wait_max_ms: s.stopWaits.length ? round(Math.max(...s.stopWaits), 1) : null,
+    stops_measured: s.stopWaits.length,
+    refine_spec_tok_s: round(tokS(s.refined), 2),
     spec_decoder_runs: stats.decoderRuns,
     spec_draft_tokens: stats.draftTokens,
     spec_accepted_drafts: stats.acceptedDrafts,
@@ -135,7 +119,7 @@ export function report(inputs: ReportInputs): void {
       stats.decoderRuns ? stats.acceptedDrafts / stats.decoderRuns : 0,
       2,
     ),
-    spec_same_tokens: sameTokens(refined.tokenIds, refinedPlain.tokenIds),
+    spec_same_tokens: sameTokens(s.refined.tokenIds, s.refinedPlain.tokenIds),
   };
   if (options.json) {
     console.log(JSON.stringify(result));
@@ -148,7 +132,7 @@ export function report(inputs: ReportInputs): void {
       : `Qwen3-VL-2B-sized model (random weights), ${options.precision} on ${device}`) +
       (options.graphCapture ? `, graph capture (cache of ${options.graphCapture})` : ''),
   );
-  log(`  image ${result.image} -> grid ${cold.imageGridThw[0].join('x')}`);
+  log(`  image ${result.image} -> grid ${s.cold.imageGridThw[0].join('x')}`);
   log(`  prompt tokens        ${result.prompt_tokens}`);
   log(`  preprocess           ${result.preprocess_ms} ms`);
   log(`  vision               ${result.vision_ms} ms`);
@@ -163,7 +147,9 @@ export function report(inputs: ReportInputs): void {
   log(
     `    follow-up, restart ${result.restart_follow_up_ttft_ms} ms going on from the conversation saved at the stop (${result.sequence_mb} MB, saved in ${result.sequence_save_ms} ms), ${result.restart_follow_up_cold_ttft_ms} ms without it (${result.restart_follow_up_prompt_tokens} tokens)`,
   );
-  log(`  decode               ${result.decode_tok_s} tokens/s over ${cold.tokenIds.length} tokens`);
+  log(
+    `  decode               ${result.decode_tok_s} tokens/s over ${s.cold.tokenIds.length} tokens`,
+  );
   log(
     `  fastest decode step  ${bestStepMs.toFixed(0)} ms (${result.decode_best_step_tok_s} tokens/s); mean ${result.decode_step_mean_ms} ms, ${(1000 / decodeTokS).toFixed(1)} ms per token with the loop`,
   );
