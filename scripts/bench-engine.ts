@@ -19,7 +19,10 @@
  *   once asked for; and the screenshot prompt read ahead as the extension does once an image is
  *   chosen and again once an instruction is typed: Generate's first token after that;
  * - Stops at five points of a cold prefill: how long until the engine is free again (a stop
- *   takes effect between prompt chunks, --prefill-chunk tokens long; default the device's).
+ *   takes effect between prompt chunks, --prefill-chunk tokens long; default the device's);
+ * - restarts: the screenshot again with its vision outputs read from disk, and the follow-up
+ *   going on from the conversation the stopped engine saved (CPU), against without it.
+ * The scenarios are scripts/bench/engine-scenarios.ts, the figures engine-report.ts.
  * Random weights: draft acceptance is this model's, not a trained model's.
  * --draft-tokens and --run-cost set the draft planner (most drafts at once; a run's cost growing
  * by X steps per token instead of the device's measured curve), to compare planners in one call:
