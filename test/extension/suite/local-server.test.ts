@@ -336,6 +336,8 @@ describe('the local server', function () {
     try {
       const hold = extension.server.hold(); // as a generation or a read-ahead does
       await extension.server.ensureStarted();
+      // The conversation the server holds when it stops, and saves for the next start.
+      await extension.api.readAhead({ kind: 'refine', instruction: 'make the title blue' });
       const pid = extension.server.pid!;
       await new Promise((resolve) => setTimeout(resolve, 2500));
       assert.equal(extension.server.state, 'ready', 'unloaded while held');
@@ -344,10 +346,13 @@ describe('the local server', function () {
       assert.equal(isAlive(pid), false);
       assert.equal(extension.server.unloadedIdle, true, 'the status bar would not say why');
       // Not a Stop Server: typing a refinement starts it again and reads the conversation ahead
-      // (as choosing an image does, tested below).
+      // (as choosing an image does, tested below), going on from the one it saved: only the
+      // last token is read.
       await extension.api.readAhead({ kind: 'refine', instruction: 'make the title blue' });
       assert.equal(extension.server.state, 'ready');
-      assert.ok((await promptCounts()).prompt > 0, 'the refinement was read ahead');
+      const counts = await promptCounts();
+      assert.ok(counts.prompt > 0, 'the refinement was read ahead');
+      assert.equal(counts.reused, counts.prompt - 1, 'the saved conversation was taken up');
     } finally {
       await extension.server.stop();
       await restoreIdle();
