@@ -125,8 +125,9 @@ interface ReuseState {
 }
 
 /**
- * Which images (content hashes with their grids, in order) each decoder's cached sequence holds. Kept per
- * decoder, not per engine, so engines sharing a model never trust each other's stale record.
+ * Which images (content hashes with their grids, in order) each decoder's cached sequence
+ * holds. Kept per decoder, not per engine, so engines sharing a model never trust each other's
+ * stale record.
  */
 const cachedImageKeys = new WeakMap<TextDecoder, string[]>();
 
@@ -351,10 +352,11 @@ async function restoreSavedSequence(
 
 /** The decoder's cached sequence to disk, where the engine keeps one; a failed write is dropped. */
 async function saveSequence(model: LoadedModel, state: ReuseState): Promise<void> {
-  const sequence = state.sequences && model.decoder.saveSequence?.();
-  if (!sequence) return;
+  const store = state.sequences;
+  const sequence = store && model.decoder.saveSequence?.();
+  if (!store || !sequence) return;
   const imageKeys = cachedImageKeys.get(model.decoder) ?? [];
-  await state.sequences!.save({ ...sequence, imageKeys }).catch(() => undefined);
+  await store.save({ ...sequence, imageKeys }).catch(() => undefined);
 }
 
 /** An image's vision outputs from the disk cache, kept in memory too once found. */
