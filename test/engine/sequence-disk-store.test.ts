@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { TextConfig } from '../../server/engine/checkpoint/config';
 import type { ChatMessage, Engine, GenerateRequest, KvRows } from '../../server/engine/contracts';
 import { loadEngine } from '../../server/engine/engine';
-import { KEEP_FREE_BYTES } from '../../server/engine/generation/disk-space';
+import { diskFreeBytes, KEEP_FREE_BYTES } from '../../server/engine/generation/disk-space';
 import {
   SequenceDiskStore,
   type StoredSequence,
@@ -102,6 +102,12 @@ describe('conversation on disk across a restart', function () {
       await new SequenceDiskStore(file, 1e9, free(KEEP_FREE_BYTES + 48)).save(sequence()),
       true,
     );
+  });
+
+  it("reads the disk's free space, and takes a file system that does not say as room", async () => {
+    const free = await diskFreeBytes(dir);
+    assert.ok(Number.isFinite(free) && free > 0, String(free));
+    assert.equal(await diskFreeBytes(join(dir, 'not', 'there')), Infinity);
   });
 
   it("the CPU cache's rows come back as they were, and rows of another shape are refused", () => {

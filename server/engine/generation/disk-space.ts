@@ -7,10 +7,17 @@ import { statfs } from 'node:fs/promises';
 /** Free space a cache write leaves the disk at least. */
 export const KEEP_FREE_BYTES = 2 * 1024 ** 3;
 
-/** Bytes an unprivileged process may still write to the disk holding `dir`. */
+/**
+ * Bytes an unprivileged process may still write to the disk holding `dir`; Infinity where the
+ * file system does not say (the write itself then fails on a full disk, and is dropped).
+ */
 export async function diskFreeBytes(dir: string): Promise<number> {
-  const disk = await statfs(dir);
-  return disk.bavail * disk.bsize;
+  try {
+    const disk = await statfs(dir);
+    return disk.bavail * disk.bsize;
+  } catch {
+    return Infinity;
+  }
 }
 
 /** Whether writing `bytes` under `dir` leaves KEEP_FREE_BYTES free (`free` for tests). */
