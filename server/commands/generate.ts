@@ -117,12 +117,7 @@ export function parseGenerateArgs(argv: string[]): GenerateArgs | undefined {
       );
     }
   }
-  let maxImagePixels: number | undefined;
-  try {
-    maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
   return {
     modelDir: resolve(values.model),
     messagesFile: resolve(values.messages),

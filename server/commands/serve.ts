@@ -115,12 +115,7 @@ function parseServeArgs(argv: string[]): ServeArgs | undefined {
   const device = parseDevice(values.device);
   const precision = parsePrecision(values.precision);
   const graphCapture = parseGraphCapture(values['graph-capture']);
-  let maxImagePixels: number | undefined;
-  try {
-    maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const maxImagePixels = parseMaxImagePixels(values['max-image-pixels']);
   return {
     model: values.model,
     device,
