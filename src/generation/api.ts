@@ -93,6 +93,12 @@ export interface GenerationApi {
   ): Promise<boolean>;
   /** Fires when prompts read ahead are gone: the local server stopped (unloaded, crashed, stopped). */
   readonly onDidDropReadAheads: vscode.Event<void>;
+  /**
+   * The user turned to the panel: a local model unloaded while idle starts loading again now
+   * (where reading ahead is on), as choosing an image would, so that it is back by the time they
+   * press Generate or Refine. Does nothing otherwise; never fails.
+   */
+  expectUse(): void;
   /** Stops the running generation (any, or only the one with this id). */
   stop(requestId?: string): void;
   readonly running: boolean;

@@ -251,6 +251,10 @@ export class GenerationController extends Disposable implements GenerationApi {
     return this.readAheads.request(prompt.image, prompt.messages, onProgress);
   }
 
+  expectUse(): void {
+    if (this.readAheadOn() && !this.current) void this.supervisor.reloadIfUnloaded();
+  }
+
   /** Only the local server reads a prompt without answering (max_tokens 0), when the user lets it. */
   private readAheadOn(): boolean {
     const settings = this.settings.read();

@@ -25,7 +25,7 @@ export class DesignPanel extends Disposable implements PanelHandle {
 
   constructor(
     private readonly extensionUri: vscode.Uri,
-    deps: HostDependencies,
+    private readonly deps: HostDependencies,
     private readonly log: Log,
   ) {
     super();
@@ -74,6 +74,8 @@ export class DesignPanel extends Disposable implements PanelHandle {
       // A hidden webview is unloaded; it posts `ready` again when shown.
       panel.onDidChangeViewState(() => {
         if (!panel.visible) this.ready = false;
+        // The user turned to the panel: a model unloaded while idle loads while they decide.
+        if (panel.active) this.deps.api.expectUse();
       }),
       panel.onDidDispose(() => {
         if (this.panel !== panel) return;

@@ -126,7 +126,7 @@ export class ServerSupervisor extends Disposable {
     const minutes = this.options.settings().unloadAfterMinutes;
     this.options.log.info(
       `Unloading the model: unused for ${minutes} min (designToCode.unloadAfterMinutes). ` +
-        'It loads again when an image is chosen or a generation starts.',
+        'It loads again when the panel comes forward, an image is chosen or a generation starts.',
     );
     this.unloadedIdle = true;
     void this.stop();
@@ -174,6 +174,11 @@ export class ServerSupervisor extends Disposable {
       });
     }
     await this.starting.catch(() => undefined);
+  }
+
+  /** A prestart, only where the model was unloaded while idle (see GenerationApi.expectUse). */
+  async reloadIfUnloaded(): Promise<void> {
+    if (this.unloadedIdle) await this.prestart();
   }
 
   private startWithProgress(prestart = false): Promise<ServerConnection> {

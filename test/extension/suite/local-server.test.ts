@@ -359,6 +359,29 @@ describe('the local server', function () {
     }
   });
 
+  it('loads a model unloaded while idle again when the user turns to the panel', async () => {
+    const restoreIdle = await useSettings({ unloadAfterMinutes: 0.02 }); // 1.2 s
+    try {
+      // Stopped for another reason (here, by the test), it is not started by a look at the panel.
+      await extension.server.stop();
+      extension.api.expectUse();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assert.equal(extension.server.state, 'stopped', 'started without being unloaded');
+      // The panel open, then an editor in front of it.
+      await vscode.commands.executeCommand('designToCode.openPanel');
+      await vscode.window.showTextDocument(await vscode.workspace.openTextDocument());
+      await extension.server.ensureStarted();
+      await nextState(extension, 'stopped', 10_000);
+      assert.equal(extension.server.unloadedIdle, true);
+      await vscode.commands.executeCommand('designToCode.openPanel'); // the panel comes forward
+      await nextState(extension, 'ready', 60_000);
+    } finally {
+      await extension.server.stop();
+      await restoreIdle();
+      await closeAllEditors();
+    }
+  });
+
   it('has the panel stop saying Generate starts at once when the server stops', async () => {
     const posted: HostToPanel[] = [];
     const deps = { api: extension.api, settings: extension.settings };
