@@ -192,9 +192,9 @@ async function serve(args: ServeArgs): Promise<number> {
           precision: args.precision,
           graphCapture: args.graphCapture,
           maxImagePixels: args.maxImagePixels,
-          // A refinement after a restart (an idle unload, VS Code reopened) goes on from the
-          // conversation this server held when it stopped.
-          keepSequenceOnDisk: true,
+          // Going back to an earlier generation, and a refinement after a restart (an idle
+          // unload, VS Code reopened), go on from the conversation instead of reading it again.
+          keepConversations: true,
           onProgress: (progress) => emit({ event: 'progress', ...progress }),
           onWarning: (message) => log(`warning: ${message}`),
         }),

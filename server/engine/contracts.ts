@@ -110,10 +110,11 @@ export interface TextDecoder {
   readonly cachedIds: readonly number[];
   reset(): void;
   /**
-   * The cached sequence with its KV rows, for a later process to go on from (written to disk at
-   * shutdown); undefined when the cache is empty or its rows are not on the host.
+   * The cached sequence with its KV rows, for a later request or process to go on from, handed
+   * over without a copy (the cache's own buffers); the decoder is reset. Undefined when the
+   * cache is empty or its rows are not on the host.
    */
-  saveSequence?(): SavedSequence | undefined;
+  detachSequence?(): SavedSequence | undefined;
   /**
    * Takes a saved sequence as the cache's, as if this decoder had run it: a later prefill may
    * reuse it. Throws EngineError 'bad_request' when the rows do not fit this decoder's cache.
@@ -350,9 +351,10 @@ export interface EngineLoadOptions extends LoadModelOptions {
    */
   maxImagePixels?: number;
   /**
-   * Save the decoder's cached conversation to the build folder when the engine is disposed, and
-   * go on from it when the first request after a restart extends it (sequence-disk-store.ts).
-   * The server does; one-off runs (the CLI's generate, tests, benchmarks) need not.
+   * Keep the conversations the decoder's cache held on disk in the build folder (CPU builds),
+   * shelved when a request drops one and when the engine is disposed, for a later request or
+   * the next engine to go on from (conversation-shelf.ts). The server does; one-off runs (the
+   * CLI's generate, tests, benchmarks) need not.
    */
-  keepSequenceOnDisk?: boolean;
+  keepConversations?: boolean;
 }

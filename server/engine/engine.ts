@@ -7,7 +7,7 @@ import { basename, resolve } from 'node:path';
 import { loadChatCheckpoint } from './chat/chat-checkpoint';
 import type { Engine, EngineLoadOptions } from './contracts';
 import { createChatEngine } from './generation/chat-engine';
-import { DEFAULT_SEQUENCE_DISK_BYTES } from './generation/sequence-disk-store';
+import { DEFAULT_SHELF_BYTES } from './generation/conversation-shelf';
 import { capImagePixels } from './preprocess/image-config';
 import { sharedResizeWorkers } from './preprocess/parallel-resize';
 import { loadModel } from './runtime/load-model';
@@ -28,6 +28,6 @@ export async function loadEngine(options: EngineLoadOptions): Promise<Engine> {
   });
   return createChatEngine(model, checkpoint, {
     modelName: options.modelName ?? basename(modelDir),
-    sequenceDiskBytes: options.keepSequenceOnDisk ? DEFAULT_SEQUENCE_DISK_BYTES : 0,
+    conversationShelfBytes: options.keepConversations ? DEFAULT_SHELF_BYTES : 0,
   });
 }

@@ -85,6 +85,9 @@ for (const device of ['cpu', 'webgpu'] as const) {
       assert.equal(result.restart_follow_up_reused_tokens, device === 'cpu' ? followUp - 1 : 0);
       assert.equal(result.restart_follow_up_same_token, true);
       assert.equal(result.sequence_mb === null, device !== 'cpu');
+      // Back to it after another screenshot: from the shelf on the CPU, the same token.
+      assert.equal(result.switch_back_reused_tokens, device === 'cpu' ? followUp - 1 : 0);
+      assert.equal(result.switch_back_same_token, true);
       // The refinement reuses the first conversation's cache and speculation changes nothing.
       assert.ok((result.refine_reused_tokens as number) > (result.prompt_tokens as number));
       assert.equal(result.spec_same_tokens, true);

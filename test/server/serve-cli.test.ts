@@ -185,13 +185,15 @@ describe('design-to-code serve (the built CLI)', function () {
       );
       return reply.body.choices[0].message.content as string;
     };
-    const first = openAiMessages(TEXT_ONLY);
+    // Longer than the shortest conversation worth a file.
+    const request = 'A login page: a header, a form with two fields, a footer. '.repeat(8);
+    const first = [{ role: 'user', content: request }];
     const served = start(['--model', TINY_MODEL_DIR]);
     const answer = await ask(served, first);
     served.child.kill('SIGTERM');
     assert.deepEqual(await served.exited, { code: 0, signal: null });
     const saved = readdirSync(env.DESIGN_TO_CODE_CACHE!, { recursive: true }).filter((name) =>
-      String(name).endsWith('sequence-cpu.kv'),
+      /conversations-cpu[\\/][0-9a-f]+\.kv$/.test(String(name)),
     );
     assert.equal(saved.length, 1);
 

@@ -6,7 +6,8 @@
  * refinement) prefills only its new tokens, vision outputs are cached by image hash (in memory,
  * and on disk beside the build for the next engine: vision-disk-cache.ts), and prompt lookup may
  * draft from the latest answers where the sequence itself offers nothing. Where asked, the
- * cached sequence itself outlives the engine too (sequence-disk-store.ts).
+ * conversations the cache held are kept on disk, across requests and restarts
+ * (conversation-shelf.ts).
  */
 import { join } from 'node:path';
 import type { ChatCheckpoint } from '../chat/chat-checkpoint';
@@ -32,7 +33,7 @@ import { randomSeed, seededRandom } from './prng';
 import { RecentAnswers } from './recent-answers';
 import { type RunCost, runCostFor } from './run-cost';
 import { resolveSampler } from './sampler-settings';
-import { SequenceDiskStore } from './sequence-disk-store';
+import { ConversationShelf } from './conversation-shelf';
 import { VisionDiskCache } from './vision-disk-cache';
 
 export interface ChatEngineOptions {
@@ -49,11 +50,13 @@ export interface ChatEngineOptions {
    */
   imageDiskCacheBytes?: number;
   /**
-   * Most bytes of KV rows saved in the build folder when the engine is disposed, for the first
-   * request of the next engine to go on from (default 0: none; the server's is
-   * DEFAULT_SEQUENCE_DISK_BYTES).
+   * Most bytes of conversations (KV rows) kept on disk in the build folder, shelved when a
+   * request drops them from the cache and when the engine is disposed (default 0: none; the
+   * server's is DEFAULT_SHELF_BYTES).
    */
-  sequenceDiskBytes?: number;
+  conversationShelfBytes?: number;
+  /** Shorter conversations are read again rather than shelved (default MIN_SHELVED_TOKENS). */
+  minShelvedTokens?: number;
   /** Prompt + completion limit; default: the model's max_position_embeddings. */
   contextLength?: number;
   imageLimits?: ImageLimits;
@@ -84,12 +87,12 @@ export function createChatEngine(
         : undefined,
     layouts: new ImageLayouts(),
     answers: new RecentAnswers(),
-    restorable: true,
-    sequences:
-      model.buildDir && options.sequenceDiskBytes
-        ? new SequenceDiskStore(
-            join(model.buildDir, `sequence-${model.device}.kv`),
-            options.sequenceDiskBytes,
+    minShelvedTokens: options.minShelvedTokens ?? MIN_SHELVED_TOKENS,
+    shelf:
+      model.buildDir && options.conversationShelfBytes
+        ? new ConversationShelf(
+            join(model.buildDir, `conversations-${model.device}`),
+            options.conversationShelfBytes,
           )
         : undefined,
   };
@@ -105,7 +108,8 @@ export function createChatEngine(
     async dispose() {
       await queue;
       await state.disk?.flushed();
-      await saveSequence(model, state);
+      shelveCached(model.decoder, state);
+      await state.shelf?.flushed();
       await model.dispose();
     },
   };
@@ -118,11 +122,16 @@ interface ReuseState {
   disk?: VisionDiskCache;
   layouts: ImageLayouts;
   answers: RecentAnswers;
-  /** Where the decoder's sequence is saved at dispose, for the next engine's first request. */
-  sequences?: SequenceDiskStore;
-  /** Until the first request has looked for the previous engine's sequence. */
-  restorable: boolean;
+  /** Conversations the decoder held, on disk (CPU builds, where asked). */
+  shelf?: ConversationShelf;
+  minShelvedTokens: number;
 }
+
+/**
+ * A conversation shorter than this is read again rather than shelved: on two CPU cores 64 tokens
+ * read in about half a second (a 2B model's file for them: 15 MB). Every screenshot's is longer.
+ */
+const MIN_SHELVED_TOKENS = 64;
 
 /**
  * Which images (content hashes with their grids, in order) each decoder's cached sequence
@@ -177,7 +186,7 @@ async function generateWith(
   // The same image at another grid (another pixel cap) makes other visual rows and positions.
   const sequenceKeys = prepared.images.map((image) => `${image.key}@${image.gridThw.join('x')}`);
   const imageTokenId = checkpoint.model.imageTokenId;
-  await restoreSavedSequence(model.decoder, state, prepared.inputIds, sequenceKeys, imageTokenId);
+  await switchConversation(model.decoder, state, prepared.inputIds, sequenceKeys, imageTokenId);
   const reuse = reusablePrefix(
     { ids: model.decoder.cachedIds, imageKeys: cachedImageKeys.get(model.decoder) ?? [] },
     prepared.inputIds,
@@ -322,41 +331,53 @@ function checkStop(stop: unknown): string[] {
 }
 
 /**
- * Before the first request of an engine whose decoder holds nothing: the sequence the previous
- * engine saved, restored when this request extends it (else dropped). Unlike a decoder's own
- * cache, a saved one may come from another process: only its ids and image keys vouch for it.
+ * Before a request: when it would drop the cached conversation (it keeps none of it), that
+ * conversation goes onto the shelf; when a shelved conversation gives it more to keep than the
+ * cache, that one comes back into the cache. A shelved conversation may come from another
+ * process: only its ids and image keys vouch for it.
  */
-async function restoreSavedSequence(
+async function switchConversation(
   decoder: TextDecoder,
   state: ReuseState,
   inputIds: readonly number[],
   sequenceKeys: readonly string[],
   imageTokenId: number,
 ): Promise<void> {
-  const store = state.sequences;
-  if (!state.restorable || !store || !decoder.restoreSequence) return;
-  state.restorable = false; // once: later requests go on from this engine's own cache
-  if (decoder.pastLength > 0) return;
-  const goesOn = (saved: { ids: readonly number[]; imageKeys: readonly string[] }) =>
-    reusablePrefix(saved, inputIds, sequenceKeys, imageTokenId) > 0;
-  const saved = await store.take(goesOn).catch(() => undefined);
+  const shelf = state.shelf;
+  if (!shelf || !decoder.restoreSequence) return;
+  const keeps = (held: { ids: readonly number[]; imageKeys: readonly string[] }) =>
+    reusablePrefix(held, inputIds, sequenceKeys, imageTokenId);
+  const kept =
+    decoder.pastLength > 0
+      ? keeps({ ids: decoder.cachedIds, imageKeys: cachedImageKeys.get(decoder) ?? [] })
+      : 0;
+  const best = await shelf.best(keeps);
+  const switching = best.score > kept;
+  if (kept === 0 || switching) shelveCached(decoder, state);
+  if (!switching) return;
+  const saved = await shelf.take(best.name).catch(() => undefined);
   if (!saved) return;
   try {
     decoder.restoreSequence(saved);
     cachedImageKeys.set(decoder, saved.imageKeys);
   } catch {
-    // Rows that do not fit this decoder (another build's file): prefill as without one.
+    // Rows that do not fit this decoder (another build's file): prefill as without them.
     decoder.reset();
   }
 }
 
-/** The decoder's cached sequence to disk, where the engine keeps one; a failed write is dropped. */
-async function saveSequence(model: LoadedModel, state: ReuseState): Promise<void> {
-  const store = state.sequences;
-  const sequence = store && model.decoder.saveSequence?.();
-  if (!store || !sequence) return;
-  const imageKeys = cachedImageKeys.get(model.decoder) ?? [];
-  await store.save({ ...sequence, imageKeys }).catch(() => undefined);
+/**
+ * The cached conversation onto the shelf (written in the background), where it is long enough
+ * to be worth a file; the decoder is left empty either way.
+ */
+function shelveCached(decoder: TextDecoder, state: ReuseState): void {
+  const imageKeys = cachedImageKeys.get(decoder) ?? [];
+  cachedImageKeys.delete(decoder);
+  const { shelf } = state;
+  const sequence =
+    shelf && decoder.pastLength >= state.minShelvedTokens ? decoder.detachSequence?.() : undefined;
+  decoder.reset();
+  if (shelf && sequence) shelf.put({ ...sequence, imageKeys });
 }
 
 /** An image's vision outputs from the disk cache, kept in memory too once found. */

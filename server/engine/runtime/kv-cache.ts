@@ -50,9 +50,12 @@ export interface KvCache {
   /** Takes over the run's present_* outputs. */
   commit(result: ort.InferenceSession.OnnxValueMapType): void;
   reset(): void;
-  /** Copies of the first `length` rows, where they live on the host. */
-  saveRows?(length: number): KvRows;
-  /** Takes rows saveRows gave (maybe in another process) as the cache's first rows. */
+  /**
+   * The first `length` rows, where they live on the host: the cache's own buffers, handed over
+   * without a copy; the cache is reset.
+   */
+  detachRows?(length: number): KvRows;
+  /** Takes rows detachRows gave (maybe in another process) as the cache's first rows. */
   loadRows?(rows: KvRows, length: number): void;
 }
 
@@ -96,6 +99,25 @@ function regrow(
     out.set(from.subarray(start, start + keep * rowLength) as never, b * capacity * rowLength);
   }
   return out;
+}
+
+/**
+ * `buffer`'s blocks of `capacity` rows moved together to blocks of `length` rows, in place (each
+ * block moves towards the start, so a copyWithin never overwrites what is still to move); the
+ * compacted part, as a view.
+ */
+function compact(
+  buffer: Buffer,
+  shape: { blocks: number; rowLength: number },
+  capacity: number,
+  length: number,
+): Buffer {
+  const { blocks, rowLength } = shape;
+  for (let b = 1; b < blocks; b++) {
+    const from = b * capacity * rowLength;
+    buffer.copyWithin(b * length * rowLength, from, from + length * rowLength);
+  }
+  return buffer.subarray(0, blocks * length * rowLength);
 }
 
 export class InPlaceKvCache implements KvCache {
@@ -325,21 +347,18 @@ export class HostKvCache implements KvCache {
     this.capacity = 0;
   }
 
-  saveRows(length: number): KvRows {
-    if (!Number.isInteger(length) || length < 0 || length > this.capacity) {
-      throw new EngineError(
-        'bad_request',
-        `cannot save ${length} rows of a cache of ${this.capacity}`,
-      );
-    }
+  /** The buffers compacted in place to `length` rows (no copy of hundreds of MB), then reset. */
+  detachRows(length: number): KvRows {
+    this.checkRows(length);
     const { keyShape, valueShape } = this.shapes();
     const arrays: Buffer[] = [];
     for (let l = 0; l < this.text.numLayers; l++) {
       arrays.push(
-        regrow(this.type, this.keys[l], keyShape, this.capacity, length, length),
-        regrow(this.type, this.values[l], valueShape, this.capacity, length, length),
+        compact(this.keys[l], keyShape, this.capacity, length),
+        compact(this.values[l], valueShape, this.capacity, length),
       );
     }
+    this.reset();
     return { form: HostKvCache.FORM, type: this.type, arrays };
   }
 
@@ -382,6 +401,15 @@ export class HostKvCache implements KvCache {
     this.keys = keys;
     this.values = values;
     this.capacity = capacity;
+  }
+
+  private checkRows(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.capacity) {
+      throw new EngineError(
+        'bad_request',
+        `cannot hand over ${length} rows of a cache of ${this.capacity}`,
+      );
+    }
   }
 
   /** Keys transposed [KV, hd, C]: KV*hd blocks of single values; values [KV, C, hd]. */

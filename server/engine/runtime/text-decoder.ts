@@ -57,8 +57,8 @@ export class OnnxTextDecoder extends TokenDecoder {
     this.cache.reset();
   }
 
-  protected override saveCacheRows(length: number): KvRows | undefined {
-    return this.cache.saveRows?.(length);
+  protected override detachCacheRows(length: number): KvRows | undefined {
+    return this.cache.detachRows?.(length);
   }
 
   protected override loadCacheRows(rows: KvRows, length: number): void {

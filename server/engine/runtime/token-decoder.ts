@@ -78,8 +78,8 @@ export abstract class TokenDecoder implements TextDecoder {
   /** Forgets the cache's contents. */
   protected abstract resetCache(): void;
 
-  /** The cache's first `length` rows, where the cache can hand them out. */
-  protected saveCacheRows(_length: number): KvRows | undefined {
+  /** The cache's first `length` rows without a copy, the cache then emptied; else undefined. */
+  protected detachCacheRows(_length: number): KvRows | undefined {
     return undefined;
   }
 
@@ -103,10 +103,11 @@ export abstract class TokenDecoder implements TextDecoder {
     this.started = false;
   }
 
-  saveSequence(): SavedSequence | undefined {
-    if (this.past === 0) return undefined;
-    const rows = this.saveCacheRows(this.past);
-    return rows && { ids: this.ids.slice(0, this.past), rows };
+  detachSequence(): SavedSequence | undefined {
+    const ids = this.ids.slice(0, this.past);
+    const rows = this.past > 0 ? this.detachCacheRows(this.past) : undefined;
+    this.reset();
+    return rows && { ids, rows };
   }
 
   restoreSequence(saved: SavedSequence): void {
