@@ -98,6 +98,10 @@ export function report(inputs: ReportInputs): void {
     restart_follow_up_same_token: sameTokens(s.followUpRestored.tokenIds, s.followUpCold.tokenIds),
     sequence_save_ms: round(s.sequenceSaveMs, 1),
     sequence_mb: s.sequenceBytes === undefined ? null : round(s.sequenceBytes / 1e6, 1),
+    switch_back_ttft_ms: round(s.switchBackShelved.timingsMs.firstTokenMs, 1),
+    switch_back_plain_ttft_ms: round(s.switchBackPlain.timingsMs.firstTokenMs, 1),
+    switch_back_reused_tokens: s.switchBackShelved.stats!.reusedTokens,
+    switch_back_same_token: sameTokens(s.switchBackShelved.tokenIds, s.switchBackPlain.tokenIds),
     refine_prompt_tokens: s.refined.promptTokenIds.length,
     refine_reused_tokens: stats.reusedTokens,
     refine_ttft_ms: round(s.refined.timingsMs.firstTokenMs, 1),
@@ -146,6 +150,9 @@ export function report(inputs: ReportInputs): void {
   );
   log(
     `    follow-up, restart ${result.restart_follow_up_ttft_ms} ms going on from the conversation saved at the stop (${result.sequence_mb} MB, saved in ${result.sequence_save_ms} ms), ${result.restart_follow_up_cold_ttft_ms} ms without it (${result.restart_follow_up_prompt_tokens} tokens)`,
+  );
+  log(
+    `    back to it         ${result.switch_back_ttft_ms} ms after another screenshot, its conversation from the shelf; ${result.switch_back_plain_ttft_ms} ms read again`,
   );
   log(
     `  decode               ${result.decode_tok_s} tokens/s over ${s.cold.tokenIds.length} tokens`,

@@ -2,8 +2,9 @@
  * What bench:engine measures, through the chat engine as the server runs it: a cold screenshot
  * prompt, a refinement of it (KV reuse, speculation, plain), a follow-up read ahead while typed,
  * the prompt again with speculation, the refinement from nothing, Stops during a prefill, a
- * screenshot and its instruction read ahead, and restarts (the image's vision outputs from disk;
- * a follow-up from the conversation saved at the stop, and without it). Engines share one model,
+ * screenshot and its instruction read ahead, restarts (the image's vision outputs from disk; a
+ * follow-up from the conversation saved at the stop, and without it), and going back to a
+ * conversation after another screenshot (from the shelf, and read again). Engines share one model,
  * so each scenario starts from an empty decoder where it says so.
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -14,7 +15,7 @@ import type { ChatMessage, GenerationResult, LoadedModel } from '../../server/en
 import { createChatEngine } from '../../server/engine/generation/chat-engine';
 import { DEFAULT_PROMPT_LOOKUP } from '../../server/engine/generation/prompt-lookup';
 import { runCostThrough } from '../../server/engine/generation/run-cost';
-import { DEFAULT_SEQUENCE_DISK_BYTES } from '../../server/engine/generation/sequence-disk-store';
+import { DEFAULT_SHELF_BYTES } from '../../server/engine/generation/conversation-shelf';
 import { screenshot } from './screenshot';
 import type { DecoderTiming } from './timed-decoder';
 
@@ -52,6 +53,9 @@ export interface ScenarioResults {
   sequenceSaveMs: number;
   /** Bytes of the saved conversation; undefined where the build's cache is not on the host. */
   sequenceBytes: number | undefined;
+  /** 10. The follow-up again after another screenshot: read again, and from the shelf. */
+  switchBackPlain: GenerationResult;
+  switchBackShelved: GenerationResult;
 }
 
 /** One pass of every scenario on `model`, whose decoder `timing` wraps. */
@@ -67,12 +71,12 @@ export async function runScenarios(
   // A fresh engine has empty image caches; plain decoding is asked for per request, so the
   // refinement runs in the engine that saw the first prompt, as in the server. Its vision
   // outputs go to disk only where `diskDir` says (a temporary build folder), measured apart,
-  // and so does its conversation when it stops, where `keepSequence` says.
-  const freshEngine = (diskDir?: string, keepSequence = false) =>
+  // and so do its conversations, where `keepConversations` says.
+  const freshEngine = (diskDir?: string, keepConversations = false) =>
     createChatEngine(diskDir ? { ...timedModel, buildDir: diskDir } : timedModel, checkpoint, {
       modelName,
       imageDiskCacheBytes: diskDir ? undefined : 0,
-      sequenceDiskBytes: keepSequence ? DEFAULT_SEQUENCE_DISK_BYTES : 0,
+      conversationShelfBytes: keepConversations ? DEFAULT_SHELF_BYTES : 0,
       speculation: {
         ...DEFAULT_PROMPT_LOOKUP,
         draftTokens: settings.draftTokens ?? DEFAULT_PROMPT_LOOKUP.draftTokens,
@@ -229,16 +233,42 @@ export async function runScenarios(
   const sequenceSaveMs = performance.now() - saveStarted;
   // Only the CPU build's cache lives on the host (a GPU build's restarted conversation is
   // prefilled again, fast there): no file, and the second engine prefills in full.
-  const saved = join(diskDir, `sequence-${model.device}.kv`);
-  const sequenceBytes = existsSync(saved) ? statSync(saved).size : undefined;
+  const shelf = join(diskDir, `conversations-${model.device}`);
+  const [saved] = existsSync(shelf) ? readdirSync(shelf) : [];
+  const sequenceBytes = saved ? statSync(join(shelf, saved)).size : undefined;
   model.decoder.reset();
   const followUpRestored = await freshEngine(diskDir, true).generate({
     messages: followUp,
     maxNewTokens: 1,
     sampling: greedy,
   });
+  // 10. Back to the follow-up's conversation after another screenshot was read in between (as
+  // when a generation from the history is refined again): without the shelf its conversation is
+  // read again; with it, it comes back from disk.
+  const otherPrompt = [
+    {
+      role: 'user' as const,
+      content: [
+        { type: 'image' as const, image: await screenshot([256, 256]) },
+        { type: 'text' as const, text: task },
+      ],
+    },
+  ];
+  const switchBack = async (keepConversations: boolean) => {
+    model.decoder.reset();
+    const engine = freshEngine(diskDir, keepConversations);
+    await engine.generate({ messages: followUp, maxNewTokens: 0, sampling: greedy });
+    await engine.generate({ messages: otherPrompt, maxNewTokens: 0, sampling: greedy });
+    const back = await engine.generate({ messages: followUp, maxNewTokens: 1, sampling: greedy });
+    await engine.dispose(); // its shelved conversations written
+    return back;
+  };
+  const switchBackPlain = await switchBack(false);
+  const switchBackShelved = await switchBack(true);
   rmSync(diskDir, { recursive: true, force: true });
   return {
+    switchBackPlain,
+    switchBackShelved,
     restarted,
     followUpCold,
     followUpRestored,

@@ -47,7 +47,7 @@ export function timeDecoder(decoder: TextDecoder): DecoderTiming {
     get cachedIds() {
       return decoder.cachedIds;
     },
-    saveSequence: () => decoder.saveSequence?.(),
+    detachSequence: () => decoder.detachSequence?.(),
     restoreSequence: decoder.restoreSequence && ((saved) => decoder.restoreSequence!(saved)),
   };
   timing.decoder = timedDecoder;
