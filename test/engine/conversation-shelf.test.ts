@@ -61,6 +61,7 @@ describe('conversations on disk', function () {
     for (const type of ['float32', 'float16'] as const) {
       const shelf = new ConversationShelf(dir);
       shelf.put(conversation(1, type));
+      await shelf.flushed();
       const best = await shelf.best(sharing([5, 99, 99, 7, 1]));
       assert.equal(best.score, 5);
       assert.deepEqual(await shelf.take(best.name), conversation(1, type));
@@ -68,6 +69,18 @@ describe('conversations on disk', function () {
       assert.equal(await shelf.take(best.name), undefined);
       assert.equal((await shelf.best(sharing([5]))).score, 0);
     }
+  });
+
+  it('offers and hands back a conversation whose write is still queued, which then writes nothing', async () => {
+    const shelf = new ConversationShelf(dir);
+    const sequence = conversation(1);
+    shelf.put(sequence);
+    const best = await shelf.best(sharing([5, 99, 99, 7, 1]));
+    assert.equal(best.score, 5);
+    assert.equal(await shelf.take(best.name), sequence, 'from memory, not a copy read back');
+    await shelf.flushed();
+    assert.deepEqual(files(), []);
+    assert.equal((await shelf.best(sharing([5]))).score, 0);
   });
 
   it('offers the conversation a request keeps most of; another shelf finds them on disk', async () => {

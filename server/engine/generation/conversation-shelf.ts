@@ -6,8 +6,9 @@
  * disk in under a second. The engine puts a conversation here when a request is about to drop
  * it, and when it stops (an idle unload, VS Code closed); a request that goes on from a shelved
  * conversation further than from the cache takes it back (and the file goes: the conversation
- * lives in the cache again, and is shelved again when it leaves). The least recently shelved go
- * once the folder passes its bound.
+ * lives in the cache again, and is shelved again when it leaves). Files are written in the
+ * background; until then a conversation is offered, and taken back, from memory. The least
+ * recently shelved go once the folder passes its bound.
  *
  * Only a shortcut: a file that is not whole, or whose rows do not fit the decoder, is dropped and
  * the prompt is prefilled; a write that fails (a full disk), or would leave the disk under
@@ -55,6 +56,11 @@ interface Entry {
 export class ConversationShelf {
   /** The shelf's files by name, read at first use. */
   private index: Promise<Map<string, Entry>> | undefined;
+  /**
+   * Conversations put here whose files are not written yet, by name: offered and taken from
+   * memory meanwhile, so that going straight back to one neither waits for its write nor misses it.
+   */
+  private readonly pending = new Map<string, StoredSequence>();
   /** Writes run one after another, after the request that shelved them has moved on. */
   private writes: Promise<void> = Promise.resolve();
 
@@ -67,7 +73,14 @@ export class ConversationShelf {
 
   /** Queues the conversation's write; `flushed` resolves once it is written or dropped. */
   put(sequence: StoredSequence): void {
-    this.writes = this.writes.then(() => this.store(sequence)).catch(() => undefined);
+    const name = nameOf(sequence);
+    this.pending.set(name, sequence);
+    this.writes = this.writes
+      .then(() => this.store(name, sequence))
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.pending.get(name) === sequence) this.pending.delete(name);
+      });
   }
 
   flushed(): Promise<void> {
@@ -76,20 +89,28 @@ export class ConversationShelf {
 
   /**
    * The shelved conversation `score` rates highest, above 0 (how many of its tokens a request
-   * keeps), once the writes queued so far are done.
+   * keeps); none (score 0) when the shelf cannot be read.
    */
   async best(score: (header: StoredHeader) => number): Promise<{ name: string; score: number }> {
-    await this.flushed();
     let best = { name: '', score: 0 };
-    for (const [name, entry] of await this.entries()) {
-      const value = score(entry.header);
+    const consider = (name: string, header: { ids: number[]; imageKeys: string[] }) => {
+      const value = score(header as StoredHeader);
       if (value > best.score) best = { name, score: value };
-    }
+    };
+    for (const [name, sequence] of this.pending) consider(name, sequence);
+    const index = await this.entries().catch(() => new Map<string, Entry>());
+    for (const [name, entry] of index) if (!this.pending.has(name)) consider(name, entry.header);
     return best;
   }
 
   /** A shelved conversation, taken off the shelf (its file deleted); undefined if unreadable. */
   async take(name: string): Promise<StoredSequence | undefined> {
+    const waiting = this.pending.get(name);
+    if (waiting) {
+      // Not written yet: its write is dropped (store checks), or its file deleted once written.
+      this.pending.delete(name);
+      return waiting;
+    }
     const index = await this.entries();
     if (!index.delete(name)) return undefined;
     const path = join(this.dir, name);
@@ -133,7 +154,8 @@ export class ConversationShelf {
     return index;
   }
 
-  private async store(sequence: StoredSequence): Promise<void> {
+  private async store(name: string, sequence: StoredSequence): Promise<void> {
+    if (this.pending.get(name) !== sequence) return; // taken back before its turn
     const { arrays } = sequence.rows;
     const bytes = arrays.reduce((sum, array) => sum + array.byteLength, 0);
     if (bytes > this.maxBytes) return;
@@ -147,11 +169,6 @@ export class ConversationShelf {
       type: sequence.rows.type,
       lengths: arrays.map((array) => array.length),
     };
-    // Named by content: the same conversation shelved again replaces its file.
-    const name = `${createHash('sha256')
-      .update(JSON.stringify([header.ids, header.imageKeys]))
-      .digest('hex')
-      .slice(0, 24)}${SUFFIX}`;
     const path = join(this.dir, name);
     const temporary = `${path}.${process.pid}.tmp`;
     try {
@@ -160,6 +177,10 @@ export class ConversationShelf {
     } catch (error) {
       await unlink(temporary).catch(() => undefined);
       throw error;
+    }
+    if (this.pending.get(name) !== sequence) {
+      await unlink(path).catch(() => undefined); // taken back while it was being written
+      return;
     }
     index.set(name, { header, bytes: (await stat(path)).size, shelved: Date.now() });
     await this.trim(index);
@@ -178,22 +199,26 @@ export class ConversationShelf {
   }
 }
 
+/** A conversation's file name: by content, so the same conversation shelved again replaces it. */
+function nameOf(sequence: StoredSequence): string {
+  const hash = createHash('sha256').update(JSON.stringify([sequence.ids, sequence.imageKeys]));
+  return `${hash.digest('hex').slice(0, 24)}${SUFFIX}`;
+}
+
 /** A shelved file's header, size and time, or undefined when it is not a whole file. */
 async function readEntry(path: string): Promise<Entry | undefined> {
-  let file: FileHandle;
+  let file: FileHandle | undefined;
   try {
     file = await open(path, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
     let header: StoredHeader | undefined;
     await readSequence(file, (read) => ((header = read), false));
     if (!header) return undefined;
-    const info = await stat(path);
+    const info = await file.stat();
     return { header, bytes: info.size, shelved: info.mtimeMs };
+  } catch {
+    return undefined; // gone meanwhile, or unreadable
   } finally {
-    await file.close();
+    await file?.close();
   }
 }
 
