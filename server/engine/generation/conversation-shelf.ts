@@ -15,13 +15,13 @@
  * KEEP_FREE_BYTES free, is dropped. Only a conversation's ids and image keys vouch for it, so any
  * file that matches is correct whichever process wrote it.
  *
- * A file: a little-endian uint32 header length, the header as JSON ({ ids, imageKeys, form,
- * type, lengths }), then the arrays' values in order (4 bytes each for float32, 2 for float16).
+ * A file (array-file.ts): the conversation's { ids, imageKeys, form } and its KV rows.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KvRows, SavedSequence } from '../contracts';
+import { arrayFile, readArrayFile } from './array-file';
 import { diskFreeBytes, roomFor } from './disk-space';
 
 /** What the decoder held, and which images (by key) its image pads are. */
@@ -29,14 +29,15 @@ export interface StoredSequence extends SavedSequence {
   imageKeys: string[];
 }
 
-/** A file's header: enough to decide whether to read its rows. */
+/** What a request is matched against: the tokens and the images a conversation holds. */
+type Conversation = Pick<StoredSequence, 'ids' | 'imageKeys'>;
+
+/** A file's own header fields: enough to decide whether to read its rows. */
 export interface StoredHeader {
   ids: number[];
   imageKeys: string[];
+  /** The KV cache form that wrote the rows (HostKvCache.FORM). */
   form: string;
-  type: KvRows['type'];
-  /** Values in each array. */
-  lengths: number[];
 }
 
 /** 2 GiB: about 9,000 positions of a 2B model's fp32 cache (229 KB each). */
@@ -91,10 +92,10 @@ export class ConversationShelf {
    * The shelved conversation `score` rates highest, above 0 (how many of its tokens a request
    * keeps); none (score 0) when the shelf cannot be read.
    */
-  async best(score: (header: StoredHeader) => number): Promise<{ name: string; score: number }> {
+  async best(score: (held: Conversation) => number): Promise<{ name: string; score: number }> {
     let best = { name: '', score: 0 };
-    const consider = (name: string, header: { ids: number[]; imageKeys: string[] }) => {
-      const value = score(header as StoredHeader);
+    const consider = (name: string, held: Conversation) => {
+      const value = score(held);
       if (value > best.score) best = { name, score: value };
     };
     for (const [name, sequence] of this.pending) consider(name, sequence);
@@ -114,18 +115,11 @@ export class ConversationShelf {
     const index = await this.entries();
     if (!index.delete(name)) return undefined;
     const path = join(this.dir, name);
-    let file: FileHandle;
-    try {
-      file = await open(path, 'r');
-    } catch {
-      return undefined; // another process took it
-    }
-    try {
-      return await readSequence(file, () => true);
-    } finally {
-      await file.close();
-      await unlink(path).catch(() => undefined);
-    }
+    const read = await readArrayFile(path, parseHeader);
+    await unlink(path).catch(() => undefined);
+    if (typeof read === 'string') return undefined; // another process took it, or unreadable
+    const { ids, imageKeys, form, type } = read.header;
+    return { ids, imageKeys, rows: { form, type, arrays: read.arrays } };
   }
 
   private entries(): Promise<Map<string, Entry>> {
@@ -162,27 +156,19 @@ export class ConversationShelf {
     const index = await this.entries();
     await mkdir(this.dir, { recursive: true });
     if (!(await roomFor(this.dir, bytes, this.freeBytes))) return;
-    const header: StoredHeader = {
-      ids: sequence.ids,
-      imageKeys: sequence.imageKeys,
-      form: sequence.rows.form,
-      type: sequence.rows.type,
-      lengths: arrays.map((array) => array.length),
-    };
+    const { ids, imageKeys, rows } = sequence;
     const path = join(this.dir, name);
-    const temporary = `${path}.${process.pid}.tmp`;
-    try {
-      await writeSequence(temporary, header, arrays);
-      await rename(temporary, path);
-    } catch (error) {
-      await unlink(temporary).catch(() => undefined);
-      throw error;
-    }
+    const file = arrayFile({ ids, imageKeys, form: rows.form }, rows.type, arrays);
+    await file.write(path);
     if (this.pending.get(name) !== sequence) {
       await unlink(path).catch(() => undefined); // taken back while it was being written
       return;
     }
-    index.set(name, { header, bytes: (await stat(path)).size, shelved: Date.now() });
+    index.set(name, {
+      header: { ids, imageKeys, form: rows.form },
+      bytes: file.size,
+      shelved: Date.now(),
+    });
     await this.trim(index);
   }
 
@@ -207,127 +193,20 @@ function nameOf(sequence: StoredSequence): string {
 
 /** A shelved file's header, size and time, or undefined when it is not a whole file. */
 async function readEntry(path: string): Promise<Entry | undefined> {
-  let file: FileHandle | undefined;
-  try {
-    file = await open(path, 'r');
-    let header: StoredHeader | undefined;
-    await readSequence(file, (read) => ((header = read), false));
-    if (!header) return undefined;
-    const info = await file.stat();
-    return { header, bytes: info.size, shelved: info.mtimeMs };
-  } catch {
-    return undefined; // gone meanwhile, or unreadable
-  } finally {
-    await file?.close();
-  }
+  const read = await readArrayFile(path, parseHeader, { headerOnly: true });
+  if (typeof read === 'string') return undefined;
+  const { ids, imageKeys, form } = read.header;
+  return { header: { ids, imageKeys, form }, bytes: read.size, shelved: read.mtimeMs };
 }
 
-async function writeSequence(
-  path: string,
-  header: StoredHeader,
-  arrays: KvRows['arrays'],
-): Promise<void> {
-  const json = Buffer.from(JSON.stringify(header));
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(json.byteLength);
-  const file = await open(path, 'w');
-  try {
-    // One gathered write, not a whole-file buffer (that would copy hundreds of MB first) nor one
-    // write an array: each await waits for the event loop, which a prefill chunk or a tower stage
-    // holds for up to a second while a conversation is shelved.
-    let parts = [length, json, ...arrays].map(
-      (part) => new Uint8Array(part.buffer, part.byteOffset, part.byteLength),
-    );
-    while (parts.length > 0) {
-      const { bytesWritten } = await file.writev(parts);
-      if (bytesWritten === 0) throw new Error(`no bytes written to ${path}`);
-      parts = afterBytes(parts, bytesWritten);
-    }
-  } finally {
-    await file.close();
-  }
-}
-
-/** What remains of `parts` once their first `count` bytes are written. */
-function afterBytes(parts: Uint8Array[], count: number): Uint8Array[] {
-  let skip = count;
-  const rest: Uint8Array[] = [];
-  for (const part of parts) {
-    if (skip >= part.byteLength) skip -= part.byteLength;
-    else {
-      rest.push(skip > 0 ? part.subarray(skip) : part);
-      skip = 0;
-    }
-  }
-  return rest;
-}
-
-/**
- * The file's sequence when `wanted` accepts its header (called only for a whole file), else
- * undefined.
- */
-async function readSequence(
-  file: FileHandle,
-  wanted: (header: StoredHeader) => boolean,
-): Promise<StoredSequence | undefined> {
-  const size = (await file.stat()).size;
-  const start = await readExactly(file, 4, 0);
-  if (!start) return undefined;
-  const headerLength = Buffer.from(start).readUInt32LE(0);
-  if (headerLength > size - 4) return undefined;
-  const header = parseHeader(await readExactly(file, headerLength, 4));
-  if (!header) return undefined;
-  const elementBytes = header.type === 'float16' ? 2 : 4;
-  const dataBytes = header.lengths.reduce((sum, n) => sum + n * elementBytes, 0);
-  if (size !== 4 + headerLength + dataBytes || !wanted(header)) return undefined;
-  const arrays: KvRows['arrays'] = [];
-  let position = 4 + headerLength;
-  for (const n of header.lengths) {
-    const array = header.type === 'float16' ? new Uint16Array(n) : new Float32Array(n);
-    const bytes = new Uint8Array(array.buffer);
-    if (!(await readExactly(file, bytes.byteLength, position, bytes))) return undefined;
-    arrays.push(array);
-    position += bytes.byteLength;
-  }
-  return {
-    ids: header.ids,
-    imageKeys: header.imageKeys,
-    rows: { form: header.form, type: header.type, arrays },
-  };
-}
-
-/** `length` bytes from `position`, or undefined when the file ends first. */
-async function readExactly(
-  file: FileHandle,
-  length: number,
-  position: number,
-  into = new Uint8Array(length),
-): Promise<Uint8Array | undefined> {
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await file.read(into, done, length - done, position + done);
-    if (bytesRead === 0) return undefined;
-    done += bytesRead;
-  }
-  return into;
-}
-
-function parseHeader(bytes: Uint8Array | undefined): StoredHeader | undefined {
-  if (!bytes) return undefined;
-  let header: StoredHeader;
-  try {
-    header = JSON.parse(Buffer.from(bytes).toString('utf8')) as StoredHeader;
-  } catch {
-    return undefined;
-  }
-  const integers = (list: unknown, min: number) =>
-    Array.isArray(list) && list.every((n) => Number.isInteger(n) && n >= min);
+/** A conversation's own header fields, or undefined when they are not what the shelf writes. */
+function parseHeader(raw: Record<string, unknown>): StoredHeader | undefined {
+  const { ids, imageKeys, form } = raw;
   const valid =
-    integers(header?.ids, 0) &&
-    Array.isArray(header.imageKeys) &&
-    header.imageKeys.every((key) => typeof key === 'string') &&
-    typeof header.form === 'string' &&
-    (header.type === 'float32' || header.type === 'float16') &&
-    integers(header.lengths, 0);
-  return valid ? header : undefined;
+    Array.isArray(ids) &&
+    ids.every((n) => Number.isInteger(n) && n >= 0) &&
+    Array.isArray(imageKeys) &&
+    imageKeys.every((key) => typeof key === 'string') &&
+    typeof form === 'string';
+  return valid ? { ids: ids as number[], imageKeys: imageKeys as string[], form } : undefined;
 }

@@ -9,28 +9,14 @@
  * says, is deleted and the tower runs; a write that fails (a full disk) is dropped, and none is
  * made that would leave the disk under KEEP_FREE_BYTES free (disk-space.ts).
  *
- * A file: a little-endian uint32 header length, the header as JSON ({ tokens, embeds,
- * deepstack: [lengths] }, in float32 values), then the float32 values in that order.
+ * A file (array-file.ts): { tokens } and the float32 arrays image_embeds, then each DeepStack
+ * tap's.
  */
-import {
-  mkdir,
-  readFile,
-  readdir,
-  rename,
-  stat,
-  unlink,
-  utimes,
-  writeFile,
-} from 'node:fs/promises';
+import { mkdir, readdir, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VisionOutput } from '../contracts';
+import { arrayFile, readArrayFile } from './array-file';
 import { diskFreeBytes, roomFor } from './disk-space';
-
-interface Header {
-  tokens: number;
-  embeds: number;
-  deepstack: number[];
-}
 
 const SUFFIX = '.vision';
 
@@ -52,20 +38,20 @@ export class VisionDiskCache {
 
   async read(name: string): Promise<VisionOutput | undefined> {
     const path = this.path(name);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(path);
-    } catch {
-      return undefined; // not cached
-    }
-    const output = decode(bytes);
-    if (!output) {
+    const read = await readArrayFile(path, parseHeader);
+    if (read === 'missing') return undefined; // not cached
+    const [imageEmbeds, ...deepstack] = read === 'broken' ? [] : read.arrays;
+    if (read === 'broken' || read.header.type !== 'float32' || !imageEmbeds) {
       await unlink(path).catch(() => undefined);
       return undefined;
     }
     const now = new Date();
     await utimes(path, now, now).catch(() => undefined); // recently used: kept longest
-    return output;
+    return {
+      tokens: read.header.tokens,
+      imageEmbeds: imageEmbeds as Float32Array,
+      deepstack: deepstack as Float32Array[],
+    };
   }
 
   /** Queues the write; `flushed` resolves once it (and any before it) is done or dropped. */
@@ -78,19 +64,12 @@ export class VisionDiskCache {
   }
 
   private async store(name: string, output: VisionOutput): Promise<void> {
-    const bytes = encode(output);
-    if (bytes.byteLength > this.maxBytes) return;
+    const arrays = [output.imageEmbeds, ...output.deepstack];
+    const file = arrayFile({ tokens: output.tokens }, 'float32', arrays);
+    if (file.size > this.maxBytes) return;
     await mkdir(this.dir, { recursive: true });
-    if (!(await roomFor(this.dir, bytes.byteLength, this.freeBytes))) return;
-    // Written whole, then renamed: a reader never sees half a file under the entry's name.
-    const temporary = `${this.path(name)}.${process.pid}.tmp`;
-    try {
-      await writeFile(temporary, bytes);
-      await rename(temporary, this.path(name));
-    } catch (error) {
-      await unlink(temporary).catch(() => undefined);
-      throw error;
-    }
+    if (!(await roomFor(this.dir, file.size, this.freeBytes))) return;
+    await file.write(this.path(name));
     await this.trim();
   }
 
@@ -116,46 +95,7 @@ export class VisionDiskCache {
   }
 }
 
-function encode(output: VisionOutput): Buffer {
-  const header: Header = {
-    tokens: output.tokens,
-    embeds: output.imageEmbeds.length,
-    deepstack: output.deepstack.map((features) => features.length),
-  };
-  const json = Buffer.from(JSON.stringify(header));
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(json.byteLength);
-  const arrays = [output.imageEmbeds, ...output.deepstack].map((values) =>
-    Buffer.from(values.buffer, values.byteOffset, values.byteLength),
-  );
-  return Buffer.concat([length, json, ...arrays]);
-}
-
-/** The outputs a file holds, or undefined when it is not a whole file of this format. */
-function decode(bytes: Buffer): VisionOutput | undefined {
-  if (bytes.byteLength < 4) return undefined;
-  const headerLength = bytes.readUInt32LE(0);
-  let header: Header;
-  try {
-    header = JSON.parse(bytes.subarray(4, 4 + headerLength).toString('utf8')) as Header;
-  } catch {
-    return undefined;
-  }
-  const lengths = [header?.embeds, ...(Array.isArray(header?.deepstack) ? header.deepstack : [])];
-  if (!Number.isInteger(header?.tokens) || !lengths.every((n) => Number.isInteger(n) && n >= 0)) {
-    return undefined;
-  }
-  const start = 4 + headerLength;
-  if (bytes.byteLength !== start + 4 * lengths.reduce((sum, n) => sum + n, 0)) return undefined;
-  // Each array in a buffer of its own, as the vision encoder hands them out.
-  const arrays: Float32Array[] = [];
-  let offset = start;
-  for (const n of lengths) {
-    const values = new Float32Array(n);
-    new Uint8Array(values.buffer).set(bytes.subarray(offset, offset + 4 * n));
-    arrays.push(values);
-    offset += 4 * n;
-  }
-  const [imageEmbeds, ...deepstack] = arrays;
-  return { tokens: header.tokens, imageEmbeds: imageEmbeds!, deepstack };
+/** The vision file's own header field, or undefined when it is not what the cache writes. */
+function parseHeader(raw: Record<string, unknown>): { tokens: number } | undefined {
+  return Number.isInteger(raw.tokens) ? { tokens: raw.tokens as number } : undefined;
 }
