@@ -4,7 +4,15 @@
  * the same tokens, but not at another grid.
  */
 import { strict as assert } from 'node:assert';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {
@@ -91,6 +99,17 @@ describe('vision outputs on disk', function () {
     enough.write('a', output(1));
     await enough.flushed();
     assert.deepEqual(await enough.read('a'), output(1));
+  });
+
+  it('clears what a write killed long ago left behind, not a write in progress', async () => {
+    const cache = new VisionDiskCache(dir);
+    writeFileSync(join(dir, 'a.vision.123.tmp'), 'a write in progress');
+    writeFileSync(join(dir, 'b.vision.456.tmp'), 'a write killed an hour ago');
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(join(dir, 'b.vision.456.tmp'), anHourAgo, anHourAgo);
+    cache.write('c', output(1));
+    await cache.flushed();
+    assert.deepEqual(readdirSync(dir).sort(), ['a.vision.123.tmp', 'c.vision']);
   });
 
   it('drops a write that cannot be made, and goes on', async () => {

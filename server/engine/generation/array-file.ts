@@ -5,7 +5,8 @@
  * for float16, which travels as raw Uint16 bits). A file is written under a temporary name and
  * renamed, so that no reader sees half a file under the real name.
  */
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 
 export type ArrayType = 'float32' | 'float16';
 export type TypedRows = Float32Array | Uint16Array;
@@ -50,6 +51,24 @@ export function arrayFile(
     size: parts.reduce((sum, part) => sum + part.byteLength, 0),
     write: (path) => writeParts(path, parts),
   };
+}
+
+/** A temporary file this old belongs to a write that was killed, not to one in progress. */
+const KILLED_WRITE_MS = 10 * 60_000;
+
+/**
+ * Deletes the temporary files among `names` (in `dir`) that writes killed midway left behind;
+ * recent ones stay, since another process may be writing them now.
+ */
+export async function removeKilledWrites(dir: string, names: readonly string[]): Promise<void> {
+  for (const name of names) {
+    if (!name.endsWith('.tmp')) continue;
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > KILLED_WRITE_MS) {
+      await unlink(path).catch(() => undefined);
+    }
+  }
 }
 
 async function writeParts(path: string, all: Uint8Array[]): Promise<void> {

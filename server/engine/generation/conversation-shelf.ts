@@ -18,10 +18,10 @@
  * A file (array-file.ts): the conversation's { ids, imageKeys, form } and its KV rows.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KvRows, SavedSequence } from '../contracts';
-import { arrayFile, readArrayFile } from './array-file';
+import { arrayFile, readArrayFile, removeKilledWrites } from './array-file';
 import { diskFreeBytes, roomFor } from './disk-space';
 
 /** What the decoder held, and which images (by key) its image pads are. */
@@ -44,8 +44,6 @@ export interface StoredHeader {
 export const DEFAULT_SHELF_BYTES = 2 * 1024 ** 3;
 
 const SUFFIX = '.kv';
-/** A temporary file this old belongs to a write that was killed, not to one in progress. */
-const STALE_WRITE_MS = 10 * 60_000;
 
 interface Entry {
   header: StoredHeader;
@@ -134,17 +132,13 @@ export class ConversationShelf {
   private async readIndex(): Promise<Map<string, Entry>> {
     const index = new Map<string, Entry>();
     const names = await readdir(this.dir).catch(() => [] as string[]);
-    for (const name of names) {
+    for (const name of names.filter((entry) => entry.endsWith(SUFFIX))) {
       const path = join(this.dir, name);
-      if (name.endsWith(SUFFIX)) {
-        const entry = await readEntry(path);
-        if (entry) index.set(name, entry);
-        else await unlink(path).catch(() => undefined);
-      } else if (name.endsWith('.tmp')) {
-        const info = await stat(path).catch(() => undefined);
-        if (info && Date.now() - info.mtimeMs > STALE_WRITE_MS) await unlink(path).catch(() => {});
-      }
+      const entry = await readEntry(path);
+      if (entry) index.set(name, entry);
+      else await unlink(path).catch(() => undefined);
     }
+    await removeKilledWrites(this.dir, names);
     return index;
   }
 

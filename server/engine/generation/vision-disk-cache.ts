@@ -15,7 +15,7 @@
 import { mkdir, readdir, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VisionOutput } from '../contracts';
-import { arrayFile, readArrayFile } from './array-file';
+import { arrayFile, readArrayFile, removeKilledWrites } from './array-file';
 import { diskFreeBytes, roomFor } from './disk-space';
 
 const SUFFIX = '.vision';
@@ -73,9 +73,14 @@ export class VisionDiskCache {
     await this.trim();
   }
 
-  /** Deletes the least recently used entries until the folder holds at most maxBytes. */
+  /**
+   * Deletes the least recently used entries until the folder holds at most maxBytes, and what
+   * killed writes left behind.
+   */
   private async trim(): Promise<void> {
-    const names = (await readdir(this.dir)).filter((name) => name.endsWith(SUFFIX));
+    const all = await readdir(this.dir);
+    await removeKilledWrites(this.dir, all);
+    const names = all.filter((name) => name.endsWith(SUFFIX));
     const entries = await Promise.all(
       names.map(async (name) => {
         const info = await stat(join(this.dir, name)).catch(() => undefined);
