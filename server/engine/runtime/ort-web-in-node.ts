@@ -62,7 +62,10 @@ export function loadOrtWeb(): OrtWeb {
   };
   const ort = requireOptional('onnxruntime-web/webgpu') as OrtWeb;
   Object.assign(globalThis, globals);
-  Object.defineProperty(globalThis, 'navigator', { value: { gpu: create([]) } });
+  // Dawn keeps shader-f16 off on NVIDIA's Vulkan driver unless this adapter toggle is on
+  // (onnxruntime-node's own Dawn turns it on too); every fp16 kernel needs it.
+  const gpu = create(['enable-dawn-features=vulkan_enable_f16_on_nvidia']);
+  Object.defineProperty(globalThis, 'navigator', { value: { gpu } });
   copySharedWrites();
   loaded = ort;
   loaded.env.wasm.numThreads = 1;
