@@ -7,6 +7,7 @@ import {
   candidateDevices,
   mayHaveGpu,
   probeDevice,
+  providerLoadError,
   resolveDevice,
 } from '../../server/engine/runtime/providers';
 
@@ -55,5 +56,21 @@ describe('which devices auto tries', () => {
       probeDevice('dml'),
       (e) => isEngineError(e, 'device_unavailable') && /not available on linux/.test(String(e)),
     );
+  });
+
+  it('says fp32 runs where a GPU has no 16-bit floats, and keeps the plain advice otherwise', () => {
+    // onnxruntime's WebGPU provider, on an H200 through Dawn's Node binding without f16.
+    const noF16 = providerLoadError(
+      'webgpu',
+      new Error(
+        "Non-zero status code returned while running Add node. Name:'n0_Add' Status Message: shader_helper.cc:416 GenerateSourceCode Program Add requires f16 but the device does not support it.",
+      ),
+    );
+    assert.equal(noF16.code, 'device_unavailable');
+    assert.match(noF16.message, /no 16-bit floats \(shader-f16\)/);
+    assert.match(noF16.message, /precision to fp32/);
+    const other = providerLoadError('webgpu', new Error('Failed to get a WebGPU adapter'));
+    assert.doesNotMatch(other.message, /fp32/);
+    assert.match(other.message, /Use --device cpu or auto\.$/);
   });
 });

@@ -177,12 +177,19 @@ const NEEDS: Record<Device, string> = {
   coreml: 'macOS with Core ML',
 };
 
+/** What onnxruntime's WebGPU provider says when a kernel needs 16-bit floats the GPU lacks. */
+const NO_F16 = /requires f16 but the device does not support it/;
+
 /** Wraps a session-creation failure on a non-CPU device as device_unavailable. */
 export function providerLoadError(device: Device, error: unknown): EngineError {
   const message = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+  // The int4 and fp16 builds compute in fp16 on GPUs; fp32 runs where the adapter has no f16.
+  const advice = NO_F16.test(message)
+    ? `This GPU's WebGPU adapter offers no 16-bit floats (shader-f16), which the int4 and fp16 builds compute in: set the precision to fp32 (designToCode.precision, --precision fp32), or use --device cpu or auto.`
+    : 'Use --device cpu or auto.';
   return new EngineError(
     'device_unavailable',
-    `The ${device} execution provider failed to load (it needs ${NEEDS[device]}): ${message}. Use --device cpu or auto.`,
+    `The ${device} execution provider failed to load (it needs ${NEEDS[device]}): ${message}. ${advice}`,
     { cause: error },
   );
 }
