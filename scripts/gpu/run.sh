@@ -46,9 +46,8 @@ BUNDLE=$REPO/.gpu-bundle
 WORK=${WORK:-/tmp/d2c-gpu}
 TOKENS=${TOKENS:-64}
 CASE_LIMIT_S=${CASE_LIMIT_S:-240}
-JOBS=${JOBS:-engine:int4:1280x800:--graph-capture,4096 \
-engine:int4:1280x800:--graph-capture,4096,--graph-capture-verify,32 engine:int4:1280x800 kernels capture \
-baseline:1280x800 vision:1280x800 profile:int4 engine:int4:1920x1080:--graph-capture,4096 \
+JOBS=${JOBS:-capture engine:int4:1280x800 kernels \
+engine:int4:1280x800:--graph-capture,4096,--graph-capture-verify,32 baseline:1280x800 vision:1280x800 profile:int4 engine:int4:1920x1080:--graph-capture,4096 \
 engine:int4:1280x800:--draft-tokens,8,--run-cost,linear:0.25 engine:int4:1920x1080 \
 engine:fp16:1280x800 baseline:1920x1080 engine:fp16:1920x1080 preprocess}
 mkdir -p "$WORK"
