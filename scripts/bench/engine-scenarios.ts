@@ -51,7 +51,7 @@ export interface ScenarioResults {
   followUpCold: GenerationResult;
   followUpRestored: GenerationResult;
   sequenceSaveMs: number;
-  /** Bytes of the saved conversation; undefined where the build's cache is not on the host. */
+  /** Bytes of the saved conversation; undefined where none was saved. */
   sequenceBytes: number | undefined;
   /** 10. The follow-up again after another screenshot: read again, and from the shelf. */
   switchBackPlain: GenerationResult;
@@ -231,8 +231,7 @@ export async function runScenarios(
   const saveStarted = performance.now();
   await unsaved.dispose();
   const sequenceSaveMs = performance.now() - saveStarted;
-  // Only the CPU build's cache lives on the host (a GPU build's restarted conversation is
-  // prefilled again, fast there): no file, and the second engine prefills in full.
+  // The stop saved the conversation (a GPU build's rows read back from the device first).
   const shelf = join(diskDir, `conversations-${model.device}`);
   const [saved] = existsSync(shelf) ? readdirSync(shelf) : [];
   const sequenceBytes = saved ? statSync(join(shelf, saved)).size : undefined;

@@ -110,11 +110,12 @@ export interface TextDecoder {
   readonly cachedIds: readonly number[];
   reset(): void;
   /**
-   * The cached sequence with its KV rows, for a later request or process to go on from, handed
-   * over without a copy (the cache's own buffers); the decoder is reset. Undefined when the
-   * cache is empty or its rows are not on the host.
+   * The cached sequence with its KV rows, for a later request or process to go on from; the
+   * decoder is reset. Host rows are handed over without a copy (the cache's own buffers); rows
+   * on a GPU arrive once downloaded, so the decoder is free at once. Undefined when the cache is
+   * empty or its form cannot hand its rows over.
    */
-  detachSequence?(): SavedSequence | undefined;
+  detachSequence?(): DetachedSequence | undefined;
   /**
    * Takes a saved sequence as the cache's, as if this decoder had run it: a later prefill may
    * reuse it. Throws EngineError 'bad_request' when the rows do not fit this decoder's cache.
@@ -136,6 +137,12 @@ export interface KvRows {
 export interface SavedSequence {
   ids: number[];
   rows: KvRows;
+}
+
+/** A sequence as a decoder hands it over: its rows maybe still on their way from a GPU. */
+export interface DetachedSequence {
+  ids: number[];
+  rows: KvRows | Promise<KvRows>;
 }
 
 export interface EncodeOptions {

@@ -1,8 +1,8 @@
 /**
  * Conversations kept on disk (conversation-shelf.ts): the file format, taken off once, files not
- * whole refused, the bound and the disk's free space; the CPU cache's rows handed over and taken
- * back; and in the engine, going back to a conversation (after another image, after a restart)
- * with exactly the tokens the cache would have given.
+ * whole refused, the bound and the disk's free space; the CPU and GPU caches' rows handed over and
+ * taken back; and in the engine, on the CPU and on WebGPU, going back to a conversation (after
+ * another image, after a restart) with exactly the tokens the cache would have given.
  */
 import { strict as assert } from 'node:assert';
 import {
@@ -28,9 +28,12 @@ import {
 } from '../../server/engine/generation/conversation-shelf';
 import { diskFreeBytes, KEEP_FREE_BYTES } from '../../server/engine/generation/disk-space';
 import { DECODER_OUTPUTS } from '../../server/engine/onnx/decoder-graph';
-import { HostKvCache } from '../../server/engine/runtime/kv-cache';
+import * as ort from 'onnxruntime-node';
+import { HandoverKvCache, HostKvCache } from '../../server/engine/runtime/kv-cache';
+import { createKvPadder } from '../../server/engine/runtime/kv-padder';
 import { loadModel } from '../../server/engine/runtime/load-model';
 import { TINY_IMAGES_DIR, TINY_MODEL_DIR } from './golden-fixture';
+import { webgpuTestable } from './support/webgpu';
 
 const conversation = (seed = 1, type: KvRows['type'] = 'float32'): StoredSequence => {
   const values = (n: number) =>
@@ -77,10 +80,30 @@ describe('conversations on disk', function () {
     shelf.put(sequence);
     const best = await shelf.best(sharing([5, 99, 99, 7, 1]));
     assert.equal(best.score, 5);
-    assert.equal(await shelf.take(best.name), sequence, 'from memory, not a copy read back');
+    const taken = await shelf.take(best.name);
+    assert.equal(taken?.rows, sequence.rows, 'from memory, not a copy read back');
     await shelf.flushed();
     assert.deepEqual(files(), []);
     assert.equal((await shelf.best(sharing([5]))).score, 0);
+  });
+
+  it('shelves rows still on their way from a GPU, and drops a conversation whose download failed', async () => {
+    const shelf = new ConversationShelf(dir);
+    const arriving = conversation(1);
+    let arrive!: (rows: KvRows) => void;
+    shelf.put({ ...arriving, rows: new Promise<KvRows>((resolve) => (arrive = resolve)) });
+    assert.equal((await shelf.best(sharing([5]))).score, 1, 'offered before its rows arrive');
+    arrive(arriving.rows);
+    await shelf.flushed();
+    assert.equal(files().length, 1);
+    assert.deepEqual(await new ConversationShelf(dir).take(files()[0]!), arriving);
+
+    shelf.put({ ...conversation(2), rows: Promise.reject(new Error('device lost')) });
+    const failed = await shelf.best(sharing([5, 99, 99, 7, 2]));
+    assert.equal(await shelf.take(failed.name), undefined);
+    shelf.put({ ...conversation(3), rows: Promise.reject(new Error('device lost')) });
+    await shelf.flushed();
+    assert.deepEqual(files(), []);
   });
 
   it('offers the conversation a request keeps most of; another shelf finds them on disk', async () => {
@@ -186,109 +209,181 @@ describe('conversations on disk', function () {
     assert.throws(() => new HostKvCache(text, 'float16', 4).loadRows(rows, 5), /do not fit/);
   });
 
-  describe('in the engine (tiny checkpoint, CPU, fp32)', () => {
-    let cacheDir: string;
-    let buildDir: string;
-    const engines: Engine[] = [];
-    const png = (name: string) => new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, name)));
-    const diagram = png('diagram_450x230.png');
-    const mockup = png('mockup_320x256.png');
-    const greedy = { greedy: true };
-    const ask = (picture: Uint8Array, text = 'Return the XML.'): GenerateRequest => ({
-      messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'image', image: picture },
-            { type: 'text', text },
-          ],
-        },
-      ],
-      maxNewTokens: 12,
-      sampling: greedy,
+  it("the handed-over cache's host tensors are cut to their valid rows, and saved rows come back as host tensors", async () => {
+    const text = { numLayers: 1, numKvHeads: 2, numHeads: 4, headDim: 3 } as TextConfig;
+    const cache = new HandoverKvCache(text, 'float16');
+    // Presents of 4 rows (the spare rows a padded tensor carries), of which 3 are valid.
+    const present = (base: number) =>
+      new ort.Tensor(
+        'float16',
+        Uint16Array.from({ length: 24 }, (_, i) => base + i),
+        [1, 2, 4, 3],
+      );
+    cache.commit({
+      [DECODER_OUTPUTS.presentKey(0)]: present(0),
+      [DECODER_OUTPUTS.presentValue(0)]: present(100),
     });
-    const refine = (first: GenerateRequest, answer: string): GenerateRequest => ({
-      messages: [
-        ...first.messages,
-        { role: 'assistant', content: answer } as ChatMessage,
-        { role: 'user', content: 'Make the boxes round.' },
-      ],
-      maxNewTokens: 12,
-      sampling: greedy,
-    });
-    /** An engine on the shared build, its conversations shelved (or not). */
-    const start = async (shelve = true) => {
-      const model = await loadModel(TINY_MODEL_DIR, { cacheDir, device: 'cpu', precision: 'fp32' });
-      buildDir = model.buildDir!;
-      const engine = createChatEngine(model, loadChatCheckpoint(TINY_MODEL_DIR), {
-        modelName: 'tiny',
-        conversationShelfBytes: shelve ? 1024 ** 3 : 0,
-        minShelvedTokens: 1,
-      });
-      engines.push(engine);
-      return engine;
-    };
-    const stop = () => engines.pop()!.dispose();
-    const shelved = () => {
-      const shelf = join(buildDir, 'conversations-cpu');
-      return existsSync(shelf) ? readdirSync(shelf).length : 0;
-    };
-    before(() => (cacheDir = mkdtempSync(join(tmpdir(), 'd2c-shelf-engine-'))));
-    afterEach(async () => {
-      while (engines.length) await stop();
-      rmSync(join(buildDir, 'conversations-cpu'), { recursive: true, force: true });
-    });
-    after(() => rmSync(cacheDir, { recursive: true, force: true }));
+    const detaching = cache.detachRows(3);
+    assert.deepEqual(cache.rows, [], 'the cache is empty before the rows arrive');
+    const rows = await detaching;
+    assert.equal(rows.form, HandoverKvCache.FORM);
+    // Per head its first 3 rows of 3 values: head 0 = 0..8, head 1 = 12..20.
+    const valid = (base: number) =>
+      Uint16Array.from(
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+        (v) => base + v,
+      );
+    assert.deepEqual(rows.arrays, [valid(0), valid(100)]);
 
-    it('goes back to a conversation after another image, with the tokens it would have given', async () => {
-      const first = ask(diagram);
-      // The reference: the refinement straight after its conversation, in an engine without a shelf.
-      const plain = await start(false);
-      const answer = await plain.generate(first);
-      const direct = await plain.generate(refine(first, answer.text));
-      await stop();
-      assert.equal(shelved(), 0, 'an engine not asked to keep conversations keeps none');
-
-      const engine = await start();
-      await engine.generate(first);
-      const other = await engine.generate(ask(mockup));
-      assert.equal(other.stats!.reusedTokens, 0);
-      const back = await engine.generate(refine(first, answer.text));
-      assert.deepEqual(back.stats, direct.stats);
-      assert.deepEqual(back.tokenIds, direct.tokenIds);
-      // Taken back, its file is gone; the mockup's conversation is on the shelf now.
-      assert.equal(shelved(), 1);
-    });
-
-    it('goes on after a restart from the conversation it held when it stopped', async () => {
-      const first = ask(diagram);
-      const plain = await start(false);
-      const answer = await plain.generate(first);
-      const direct = await plain.generate(refine(first, answer.text));
-      await stop();
-
-      await (await start()).generate(first);
-      await stop();
-      assert.equal(shelved(), 1);
-      const restarted = await (await start()).generate(refine(first, answer.text));
-      assert.deepEqual(restarted.stats, direct.stats);
-      assert.deepEqual(restarted.tokenIds, direct.tokenIds);
-      assert.equal(shelved(), 0);
-    });
-
-    it('a damaged file costs only the reuse', async () => {
-      const first = ask(diagram);
-      const answer = await (await start()).generate(first);
-      await stop();
-      const shelf = join(buildDir, 'conversations-cpu');
-      const [name] = readdirSync(shelf);
-      const bytes = readFileSync(join(shelf, name!));
-      writeFileSync(join(shelf, name!), bytes.subarray(0, bytes.length / 2));
-      const reference = await (await start(false)).generate(refine(first, answer.text));
-      await stop();
-      const refined = await (await start()).generate(refine(first, answer.text));
-      assert.equal(refined.stats!.reusedTokens, 0);
-      assert.deepEqual(refined.tokenIds, reference.tokenIds);
-    });
+    const restored = new HandoverKvCache(text, 'float16');
+    restored.loadRows(rows, 3);
+    assert.deepEqual(restored.rows, [3, 3]);
+    const feeds: Record<string, ort.Tensor> = {};
+    restored.bind(feeds);
+    assert.deepEqual(
+      Object.values(feeds).map((t) => [...(t.data as Uint16Array)]),
+      [[...valid(0)], [...valid(100)]],
+    );
+    assert.throws(() => restored.loadRows(rows, 2), /do not fit/);
+    assert.throws(() => new HandoverKvCache(text, 'float32').loadRows(rows, 3), /do not fit/);
+    assert.throws(() => restored.loadRows({ ...rows, form: HostKvCache.FORM }, 3), /do not fit/);
   });
+
+  it("the GPU cache's rows, padded on the device, are cut there and read back", async function () {
+    if (!(await webgpuTestable())) this.skip();
+    const text = { numLayers: 2, numKvHeads: 2, numHeads: 4, headDim: 8 } as TextConfig;
+    const padder = await createKvPadder(text, 'float16', { executionProviders: ['webgpu'] });
+    try {
+      const rows: KvRows = {
+        form: HandoverKvCache.FORM,
+        type: 'float16',
+        arrays: Array.from({ length: 4 }, (_, a) =>
+          Uint16Array.from({ length: 2 * 5 * 8 }, (_, i) => 0x3c00 + a * 100 + i),
+        ),
+      };
+      const cache = new HandoverKvCache(text, 'float16', padder, 0);
+      cache.loadRows(rows, 5); // host tensors of 5 rows
+      await cache.makeRoom(9); // padded on the GPU: more rows than 5, in GPU buffers
+      assert.ok(Math.min(...cache.rows) > 5, String(cache.rows));
+      assert.deepEqual(await cache.detachRows(5), rows);
+    } finally {
+      await padder.release();
+    }
+  });
+
+  // On WebGPU the default precision: int4 weights, an fp16 cache read back from the GPU.
+  for (const [device, precision] of [
+    ['cpu', 'fp32'],
+    ['webgpu', 'int4'],
+  ] as const) {
+    describe(`in the engine (tiny checkpoint, ${device}, ${precision})`, () => {
+      before(async function () {
+        if (device === 'webgpu' && !(await webgpuTestable())) this.skip();
+      });
+      let cacheDir: string;
+      let buildDir: string;
+      const engines: Engine[] = [];
+      const png = (name: string) => new Uint8Array(readFileSync(join(TINY_IMAGES_DIR, name)));
+      const diagram = png('diagram_450x230.png');
+      const mockup = png('mockup_320x256.png');
+      const greedy = { greedy: true };
+      const ask = (picture: Uint8Array, text = 'Return the XML.'): GenerateRequest => ({
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image', image: picture },
+              { type: 'text', text },
+            ],
+          },
+        ],
+        maxNewTokens: 12,
+        sampling: greedy,
+      });
+      const refine = (first: GenerateRequest, answer: string): GenerateRequest => ({
+        messages: [
+          ...first.messages,
+          { role: 'assistant', content: answer } as ChatMessage,
+          { role: 'user', content: 'Make the boxes round.' },
+        ],
+        maxNewTokens: 12,
+        sampling: greedy,
+      });
+      /** An engine on the shared build, its conversations shelved (or not). */
+      const start = async (shelve = true) => {
+        const model = await loadModel(TINY_MODEL_DIR, { cacheDir, device, precision });
+        buildDir = model.buildDir!;
+        const engine = createChatEngine(model, loadChatCheckpoint(TINY_MODEL_DIR), {
+          modelName: 'tiny',
+          conversationShelfBytes: shelve ? 1024 ** 3 : 0,
+          minShelvedTokens: 1,
+        });
+        engines.push(engine);
+        return engine;
+      };
+      const stop = () => engines.pop()!.dispose();
+      const shelved = () => {
+        const shelf = join(buildDir, `conversations-${device}`);
+        return existsSync(shelf) ? readdirSync(shelf).length : 0;
+      };
+      before(() => (cacheDir = mkdtempSync(join(tmpdir(), 'd2c-shelf-engine-'))));
+      afterEach(async () => {
+        while (engines.length) await stop();
+        if (buildDir)
+          rmSync(join(buildDir, `conversations-${device}`), { recursive: true, force: true });
+      });
+      after(() => cacheDir && rmSync(cacheDir, { recursive: true, force: true }));
+
+      it('goes back to a conversation after another image, with the tokens it would have given', async () => {
+        const first = ask(diagram);
+        // The reference: the refinement straight after its conversation, in an engine without a shelf.
+        const plain = await start(false);
+        const answer = await plain.generate(first);
+        const direct = await plain.generate(refine(first, answer.text));
+        await stop();
+        assert.equal(shelved(), 0, 'an engine not asked to keep conversations keeps none');
+
+        const engine = await start();
+        await engine.generate(first);
+        const other = await engine.generate(ask(mockup));
+        assert.equal(other.stats!.reusedTokens, 0);
+        const back = await engine.generate(refine(first, answer.text));
+        assert.deepEqual(back.stats, direct.stats);
+        assert.deepEqual(back.tokenIds, direct.tokenIds);
+        // Taken back, its file is gone; the mockup's conversation is on the shelf now.
+        assert.equal(shelved(), 1);
+      });
+
+      it('goes on after a restart from the conversation it held when it stopped', async () => {
+        const first = ask(diagram);
+        const plain = await start(false);
+        const answer = await plain.generate(first);
+        const direct = await plain.generate(refine(first, answer.text));
+        await stop();
+
+        await (await start()).generate(first);
+        await stop();
+        assert.equal(shelved(), 1);
+        const restarted = await (await start()).generate(refine(first, answer.text));
+        assert.deepEqual(restarted.stats, direct.stats);
+        assert.deepEqual(restarted.tokenIds, direct.tokenIds);
+        assert.equal(shelved(), 0);
+      });
+
+      it('a damaged file costs only the reuse', async () => {
+        const first = ask(diagram);
+        const answer = await (await start()).generate(first);
+        await stop();
+        const shelf = join(buildDir, `conversations-${device}`);
+        const [name] = readdirSync(shelf);
+        const bytes = readFileSync(join(shelf, name!));
+        writeFileSync(join(shelf, name!), bytes.subarray(0, bytes.length / 2));
+        const reference = await (await start(false)).generate(refine(first, answer.text));
+        await stop();
+        const refined = await (await start()).generate(refine(first, answer.text));
+        assert.equal(refined.stats!.reusedTokens, 0);
+        assert.deepEqual(refined.tokenIds, reference.tokenIds);
+      });
+    });
+  }
 });

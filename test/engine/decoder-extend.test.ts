@@ -121,6 +121,7 @@ describe('decoder extend + truncate (speculative verification), CPU fp32', funct
   /** Stands in for the GPU refusing the padded buffers. */
   const failingPadder: KvPadder = {
     pad: () => Promise.reject(new Error('out of GPU memory')),
+    read: () => Promise.reject(new Error('out of GPU memory')),
     release: () => Promise.resolve(),
   };
 

@@ -1,5 +1,5 @@
 /**
- * Conversations the decoder's KV cache held, kept on disk (CPU builds) so that going back to one
+ * Conversations the decoder's KV cache held, kept on disk so that going back to one
  * does not read it again: the cache holds one conversation, and a request that starts another
  * (a new image, another generation from the history) used to drop it. On two CPU cores reading a
  * screenshot and a page of code again (3,000 tokens) takes about 25 s; its rows come back from
@@ -7,8 +7,8 @@
  * it, and when it stops (an idle unload, VS Code closed); a request that goes on from a shelved
  * conversation further than from the cache takes it back (and the file goes: the conversation
  * lives in the cache again, and is shelved again when it leaves). Files are written in the
- * background; until then a conversation is offered, and taken back, from memory. The least
- * recently shelved go once the folder passes its bound.
+ * background (rows on a GPU downloaded first); until then a conversation is offered, and taken
+ * back, from memory. The least recently shelved go once the folder passes its bound.
  *
  * Only a shortcut: a file that is not whole, or whose rows do not fit the decoder, is dropped and
  * the prompt is prefilled; a write that fails (a full disk), or would leave the disk under
@@ -20,12 +20,17 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KvRows, SavedSequence } from '../contracts';
+import type { DetachedSequence, KvRows, SavedSequence } from '../contracts';
 import { arrayFile, readArrayFile, removeKilledWrites } from './array-file';
 import { diskFreeBytes, roomFor } from './disk-space';
 
 /** What the decoder held, and which images (by key) its image pads are. */
 export interface StoredSequence extends SavedSequence {
+  imageKeys: string[];
+}
+
+/** A conversation as it is shelved: its rows maybe still on their way from a GPU. */
+export interface ShelvedSequence extends DetachedSequence {
   imageKeys: string[];
 }
 
@@ -59,7 +64,7 @@ export class ConversationShelf {
    * Conversations put here whose files are not written yet, by name: offered and taken from
    * memory meanwhile, so that going straight back to one neither waits for its write nor misses it.
    */
-  private readonly pending = new Map<string, StoredSequence>();
+  private readonly pending = new Map<string, ShelvedSequence>();
   /** Writes run one after another, after the request that shelved them has moved on. */
   private writes: Promise<void> = Promise.resolve();
 
@@ -71,8 +76,10 @@ export class ConversationShelf {
   ) {}
 
   /** Queues the conversation's write; `flushed` resolves once it is written or dropped. */
-  put(sequence: StoredSequence): void {
+  put(sequence: ShelvedSequence): void {
     const name = nameOf(sequence);
+    // A failed download is handled where the rows are awaited (take, store), maybe much later.
+    Promise.resolve(sequence.rows).catch(() => undefined);
     this.pending.set(name, sequence);
     this.writes = this.writes
       .then(() => this.store(name, sequence))
@@ -102,13 +109,17 @@ export class ConversationShelf {
     return best;
   }
 
-  /** A shelved conversation, taken off the shelf (its file deleted); undefined if unreadable. */
+  /**
+   * A shelved conversation, taken off the shelf (its file deleted); undefined if unreadable (or
+   * its download from the GPU failed).
+   */
   async take(name: string): Promise<StoredSequence | undefined> {
     const waiting = this.pending.get(name);
     if (waiting) {
       // Not written yet: its write is dropped (store checks), or its file deleted once written.
       this.pending.delete(name);
-      return waiting;
+      const rows = await Promise.resolve(waiting.rows).catch(() => undefined);
+      return rows && { ...waiting, rows };
     }
     const index = await this.entries();
     if (!index.delete(name)) return undefined;
@@ -142,15 +153,16 @@ export class ConversationShelf {
     return index;
   }
 
-  private async store(name: string, sequence: StoredSequence): Promise<void> {
+  private async store(name: string, sequence: ShelvedSequence): Promise<void> {
     if (this.pending.get(name) !== sequence) return; // taken back before its turn
-    const { arrays } = sequence.rows;
+    const rows = await sequence.rows;
+    const { arrays } = rows;
     const bytes = arrays.reduce((sum, array) => sum + array.byteLength, 0);
     if (bytes > this.maxBytes) return;
     const index = await this.entries();
     await mkdir(this.dir, { recursive: true });
     if (!(await roomFor(this.dir, bytes, this.freeBytes))) return;
-    const { ids, imageKeys, rows } = sequence;
+    const { ids, imageKeys } = sequence;
     const path = join(this.dir, name);
     const file = arrayFile({ ids, imageKeys, form: rows.form }, rows.type, arrays);
     await file.write(path);
@@ -180,7 +192,7 @@ export class ConversationShelf {
 }
 
 /** A conversation's file name: by content, so the same conversation shelved again replaces it. */
-function nameOf(sequence: StoredSequence): string {
+function nameOf(sequence: Conversation): string {
   const hash = createHash('sha256').update(JSON.stringify([sequence.ids, sequence.imageKeys]));
   return `${hash.digest('hex').slice(0, 24)}${SUFFIX}`;
 }

@@ -51,10 +51,10 @@ export interface KvCache {
   commit(result: ort.InferenceSession.OnnxValueMapType): void;
   reset(): void;
   /**
-   * The first `length` rows, where they live on the host: the cache's own buffers, handed over
-   * without a copy; the cache is reset.
+   * The first `length` rows: on the host the cache's own buffers, handed over without a copy;
+   * on a GPU a download, which the cache no longer waits for. The cache is reset.
    */
-  detachRows?(length: number): KvRows;
+  detachRows?(length: number): KvRows | Promise<KvRows>;
   /** Takes rows detachRows gave (maybe in another process) as the cache's first rows. */
   loadRows?(rows: KvRows, length: number): void;
 }
@@ -120,6 +120,63 @@ function compact(
   return buffer.subarray(0, blocks * length * rowLength);
 }
 
+/**
+ * Throws EngineError 'bad_request' unless `rows` are `length` rows of a cache of this form and
+ * type: two arrays a layer of heads x headDim x length values each (keys, values).
+ */
+function checkRowsFit(
+  rows: KvRows,
+  cache: { form: string; type: CacheType },
+  text: TextConfig,
+  length: number,
+): void {
+  const { numLayers, numKvHeads, headDim } = text;
+  const perArray = numKvHeads * headDim * length;
+  const fits =
+    rows.form === cache.form &&
+    rows.type === cache.type &&
+    rows.arrays.length === 2 * numLayers &&
+    rows.arrays.every(
+      (array) =>
+        array.length === perArray &&
+        array instanceof (cache.type === 'float16' ? Uint16Array : Float32Array),
+    );
+  if (!fits) {
+    throw new EngineError(
+      'bad_request',
+      `saved KV rows (${rows.form}, ${rows.type}, ${rows.arrays.length} arrays) do not fit this ` +
+        `cache (${cache.form}, ${cache.type}, ${2 * numLayers} arrays of ${perArray})`,
+    );
+  }
+}
+
+/**
+ * The first `length` rows of each [1, heads, rows, headDim] tensor on the host: host tensors
+ * compacted in place, GPU tensors read through the padder's device-side slice. Every tensor is
+ * disposed once read, or on failure.
+ */
+async function hostRows(
+  tensors: ort.Tensor[],
+  length: number,
+  padder: KvPadder | undefined,
+): Promise<Buffer[]> {
+  try {
+    if (tensors.some((tensor) => tensor.dims[2] < length)) {
+      throw new EngineError('internal', `a KV tensor holds fewer than ${length} rows`);
+    }
+    if (tensors.every((tensor) => tensor.location === 'cpu')) {
+      return tensors.map((tensor) => {
+        const [, heads, rows, headDim] = tensor.dims;
+        return compact(tensor.data as Buffer, { blocks: heads, rowLength: headDim }, rows, length);
+      });
+    }
+    if (!padder) throw new EngineError('internal', 'KV rows on a device without a reader');
+    return await padder.read(tensors, length);
+  } finally {
+    for (const tensor of tensors) tensor.dispose();
+  }
+}
+
 export class InPlaceKvCache implements KvCache {
   private tensors: ort.Tensor[] = [];
   private capacity = 0;
@@ -176,6 +233,8 @@ export class InPlaceKvCache implements KvCache {
 }
 
 export class HandoverKvCache implements KvCache {
+  /** Names this layout in saved rows: per layer keys, then values, [heads, rows, headDim]. */
+  static readonly FORM = 'head-major';
   private tensors: ort.Tensor[] = [];
   private padFailed = false;
 
@@ -245,6 +304,27 @@ export class HandoverKvCache implements KvCache {
   reset(): void {
     for (const tensor of this.tensors) tensor.dispose();
     this.tensors = [];
+  }
+
+  /**
+   * The first `length` rows, read from the GPU in the background: the cache is empty at once,
+   * and its tensors live until their rows are read.
+   */
+  async detachRows(length: number): Promise<KvRows> {
+    const tensors = this.tensors;
+    this.tensors = [];
+    const arrays = await hostRows(tensors, length, this.padder);
+    return { form: HandoverKvCache.FORM, type: this.type, arrays };
+  }
+
+  /** Saved rows as the cache's tensors, on the host: the next run takes them to the GPU. */
+  loadRows(rows: KvRows, length: number): void {
+    checkRowsFit(rows, { form: HandoverKvCache.FORM, type: this.type }, this.text, length);
+    this.reset();
+    const { numKvHeads: heads, headDim } = this.text;
+    this.tensors = rows.arrays.map((array) =>
+      cacheTensor(this.type, array, [1, heads, length, headDim]),
+    );
   }
 
   private empty(): ort.Tensor {
@@ -363,24 +443,7 @@ export class HostKvCache implements KvCache {
   }
 
   loadRows(rows: KvRows, length: number): void {
-    const { numLayers, numKvHeads, headDim } = this.text;
-    const perArray = numKvHeads * headDim * length;
-    const fits =
-      rows.form === HostKvCache.FORM &&
-      rows.type === this.type &&
-      rows.arrays.length === 2 * numLayers &&
-      rows.arrays.every(
-        (array) =>
-          array.length === perArray &&
-          array instanceof (this.type === 'float16' ? Uint16Array : Float32Array),
-      );
-    if (!fits) {
-      throw new EngineError(
-        'bad_request',
-        `saved KV rows (${rows.form}, ${rows.type}, ${rows.arrays.length} arrays) do not fit this ` +
-          `cache (${HostKvCache.FORM}, ${this.type}, ${2 * numLayers} arrays of ${perArray})`,
-      );
-    }
+    checkRowsFit(rows, { form: HostKvCache.FORM, type: this.type }, this.text, length);
     // The saved arrays become the buffers, exactly `length` rows long: the next run grows them.
     this.keys = rows.arrays.filter((_, i) => i % 2 === 0);
     this.values = rows.arrays.filter((_, i) => i % 2 === 1);

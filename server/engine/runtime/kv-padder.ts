@@ -2,16 +2,20 @@
  * Gives the WebGPU decoder's handed-over KV tensors spare rows, on the device: a small session of
  * Pad nodes (onnx/kv-pad-graph.ts) whose gpu-buffer outputs become the next decoder run's past.
  * Both sessions share onnxruntime's one WebGPU device in the process, so the tensors never leave
- * GPU memory. kv-capacity.ts says how many rows and why.
+ * GPU memory. kv-capacity.ts says how many rows and why. It also reads the tensors' valid rows
+ * back to the host, through a session of Slice nodes with host outputs: onnxruntime-node 1.30
+ * aborts the process when a WebGPU gpu-buffer tensor is read with getData().
  */
 import * as ort from 'onnxruntime-node';
 import type { TextConfig } from '../checkpoint/config';
-import { KV_PAD_IO, buildKvPadGraph } from '../onnx/kv-pad-graph';
+import { KV_PAD_IO, KV_READ_IO, buildKvPadGraph, buildKvReadGraph } from '../onnx/kv-pad-graph';
 import type { CacheType } from './kv-cache';
 
 export interface KvPadder {
   /** New tensors holding `tensors[i]`'s rows first, `capacities[i]` rows long (never shorter). */
   pad(tensors: ort.Tensor[], capacities: number[]): Promise<ort.Tensor[]>;
+  /** The first `rows` rows of each tensor, on the host (the tensors are left as they are). */
+  read(tensors: ort.Tensor[], rows: number): Promise<(Float32Array | Uint16Array)[]>;
   release(): Promise<void>;
 }
 
@@ -25,6 +29,8 @@ export async function createKvPadder(
     buildKvPadGraph(count, type, text.numKvHeads, text.headDim),
     { ...base, preferredOutputLocation: 'gpu-buffer' },
   );
+  // Made at the first read: most sessions never shelve a conversation.
+  let reader: Promise<ort.InferenceSession> | undefined;
   return {
     async pad(tensors, capacities) {
       const feeds: Record<string, ort.Tensor> = {};
@@ -40,6 +46,21 @@ export async function createKvPadder(
       const result = await session.run(feeds);
       return tensors.map((_, i) => result[KV_PAD_IO.output(i)] as ort.Tensor);
     },
-    release: () => session.release(),
+    async read(tensors, rows) {
+      reader ??= ort.InferenceSession.create(
+        buildKvReadGraph(count, type, text.numKvHeads, text.headDim),
+        { ...base, preferredOutputLocation: 'cpu' },
+      );
+      const feeds: Record<string, ort.Tensor> = {
+        [KV_READ_IO.rows]: new ort.Tensor('int64', BigInt64Array.of(BigInt(rows)), [1]),
+      };
+      tensors.forEach((tensor, i) => (feeds[KV_READ_IO.input(i)] = tensor));
+      const result = await (await reader).run(feeds);
+      return tensors.map((_, i) => result[KV_READ_IO.output(i)].data as Float32Array | Uint16Array);
+    },
+    async release() {
+      await session.release();
+      await (await reader?.catch(() => undefined))?.release();
+    },
   };
 }

@@ -57,7 +57,7 @@ export class OnnxTextDecoder extends TokenDecoder {
     this.cache.reset();
   }
 
-  protected override detachCacheRows(length: number): KvRows | undefined {
+  protected override detachCacheRows(length: number): KvRows | Promise<KvRows> | undefined {
     return this.cache.detachRows?.(length);
   }
 

@@ -5,7 +5,14 @@
  * text-decoder.ts, onnxruntime-web with graph capture in captured-decoder.ts) is the subclass's.
  */
 import type { Qwen3VLConfig } from '../checkpoint/config';
-import type { KvRows, PrefillInput, SavedSequence, TextDecoder, TopLogits } from '../contracts';
+import type {
+  DetachedSequence,
+  KvRows,
+  PrefillInput,
+  SavedSequence,
+  TextDecoder,
+  TopLogits,
+} from '../contracts';
 import { EngineError } from '../errors';
 import { stopRequested } from './stop-point';
 
@@ -78,8 +85,11 @@ export abstract class TokenDecoder implements TextDecoder {
   /** Forgets the cache's contents. */
   protected abstract resetCache(): void;
 
-  /** The cache's first `length` rows without a copy, the cache then emptied; else undefined. */
-  protected detachCacheRows(_length: number): KvRows | undefined {
+  /**
+   * The cache's first `length` rows (host rows without a copy; GPU rows once downloaded), the
+   * cache then emptied; undefined where the cache cannot hand them over.
+   */
+  protected detachCacheRows(_length: number): KvRows | Promise<KvRows> | undefined {
     return undefined;
   }
 
@@ -103,7 +113,7 @@ export abstract class TokenDecoder implements TextDecoder {
     this.started = false;
   }
 
-  detachSequence(): SavedSequence | undefined {
+  detachSequence(): DetachedSequence | undefined {
     const ids = this.ids.slice(0, this.past);
     const rows = this.past > 0 ? this.detachCacheRows(this.past) : undefined;
     this.reset();
