@@ -15,25 +15,45 @@ export const KV_PAD_IO = {
   output: (i: number) => `padded_${i}`,
 };
 
-/** ONNX bytes of the graph for `count` tensors of the given element type. */
-export function buildKvPadGraph(
-  count: number,
-  type: 'float16' | 'float32',
-  kvHeads: number,
-  headDim: number,
+/** The cache tensors' shape: how many, their element type, KV heads and head size. */
+export interface KvTensors {
+  count: number;
+  type: 'float16' | 'float32';
+  kvHeads: number;
+  headDim: number;
+}
+
+/**
+ * ONNX bytes of a graph with one node per cache tensor: `nodes` adds what the tensors share and
+ * returns the function that adds tensor i's node, given its input, and names its output's rows.
+ */
+function perTensorGraph(
+  name: string,
+  kv: KvTensors,
+  io: { input: (i: number) => string; output: (i: number) => string },
+  nodes: (g: GraphBuilder) => (i: number, x: string) => string,
 ): Uint8Array {
-  const dtype = type === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
-  const g = new GraphBuilder('kv_pad', new DryRunSink());
-  for (let i = 0; i < count; i++) {
-    const x = g.input(KV_PAD_IO.input(i), dtype, [1, kvHeads, `length_${i}`, headDim]);
+  const dtype = kv.type === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
+  const g = new GraphBuilder(name, new DryRunSink());
+  const addNode = nodes(g);
+  for (let i = 0; i < kv.count; i++) {
+    const x = g.input(io.input(i), dtype, [1, kv.kvHeads, `rows_in_${i}`, kv.headDim]);
+    const rows = addNode(i, x);
+    g.output(io.output(i), dtype, [1, kv.kvHeads, rows, kv.headDim]);
+  }
+  return g.encode([{ domain: '', version: 21 }]);
+}
+
+/** ONNX bytes of the padding graph. */
+export function buildKvPadGraph(kv: KvTensors): Uint8Array {
+  return perTensorGraph('kv_pad', kv, KV_PAD_IO, (g) => (i, x) => {
     const pads = g.input(KV_PAD_IO.pads(i), DataType.INT64, [8]);
     g.node('Pad', [x, pads], {
       outputs: [KV_PAD_IO.output(i)],
       attrs: { mode: attr.string('constant') },
     });
-    g.output(KV_PAD_IO.output(i), dtype, [1, kvHeads, `capacity_${i}`, headDim]);
-  }
-  return g.encode([{ domain: '', version: 21 }]);
+    return `capacity_${i}`;
+  });
 }
 
 export const KV_READ_IO = {
@@ -43,22 +63,15 @@ export const KV_READ_IO = {
   output: (i: number) => `rows_${i}`,
 };
 
-/** ONNX bytes of the reading graph for `count` tensors of the given element type. */
-export function buildKvReadGraph(
-  count: number,
-  type: 'float16' | 'float32',
-  kvHeads: number,
-  headDim: number,
-): Uint8Array {
-  const dtype = type === 'float16' ? DataType.FLOAT16 : DataType.FLOAT;
-  const g = new GraphBuilder('kv_read', new DryRunSink());
-  const rows = g.input(KV_READ_IO.rows, DataType.INT64, [1]);
-  const start = g.constInt64([0]);
-  const axis = g.constInt64([2]);
-  for (let i = 0; i < count; i++) {
-    const x = g.input(KV_READ_IO.input(i), dtype, [1, kvHeads, `capacity_${i}`, headDim]);
-    g.node('Slice', [x, start, rows, axis], { outputs: [KV_READ_IO.output(i)] });
-    g.output(KV_READ_IO.output(i), dtype, [1, kvHeads, 'rows', headDim]);
-  }
-  return g.encode([{ domain: '', version: 21 }]);
+/** ONNX bytes of the reading graph: each tensor sliced to its first `rows` rows. */
+export function buildKvReadGraph(kv: KvTensors): Uint8Array {
+  return perTensorGraph('kv_read', kv, KV_READ_IO, (g) => {
+    const rows = g.input(KV_READ_IO.rows, DataType.INT64, [1]);
+    const start = g.constInt64([0]);
+    const axis = g.constInt64([2]);
+    return (i, x) => {
+      g.node('Slice', [x, start, rows, axis], { outputs: [KV_READ_IO.output(i)] });
+      return 'rows';
+    };
+  });
 }

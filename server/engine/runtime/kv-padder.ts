@@ -25,10 +25,11 @@ export async function createKvPadder(
   base: ort.InferenceSession.SessionOptions,
 ): Promise<KvPadder> {
   const count = 2 * text.numLayers;
-  const session = await ort.InferenceSession.create(
-    buildKvPadGraph(count, type, text.numKvHeads, text.headDim),
-    { ...base, preferredOutputLocation: 'gpu-buffer' },
-  );
+  const kv = { count, type, kvHeads: text.numKvHeads, headDim: text.headDim };
+  const session = await ort.InferenceSession.create(buildKvPadGraph(kv), {
+    ...base,
+    preferredOutputLocation: 'gpu-buffer',
+  });
   // Made at the first read: most sessions never shelve a conversation.
   let reader: Promise<ort.InferenceSession> | undefined;
   return {
@@ -47,10 +48,10 @@ export async function createKvPadder(
       return tensors.map((_, i) => result[KV_PAD_IO.output(i)] as ort.Tensor);
     },
     async read(tensors, rows) {
-      reader ??= ort.InferenceSession.create(
-        buildKvReadGraph(count, type, text.numKvHeads, text.headDim),
-        { ...base, preferredOutputLocation: 'cpu' },
-      );
+      reader ??= ort.InferenceSession.create(buildKvReadGraph(kv), {
+        ...base,
+        preferredOutputLocation: 'cpu',
+      });
       const feeds: Record<string, ort.Tensor> = {
         [KV_READ_IO.rows]: new ort.Tensor('int64', BigInt64Array.of(BigInt(rows)), [1]),
       };

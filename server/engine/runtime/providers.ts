@@ -102,11 +102,14 @@ export async function probeDevice(
   let session: ort.InferenceSession;
   try {
     // Any small graph with fp16 tensors will do; the KV padding graph is one.
-    session = await ort.InferenceSession.create(buildKvPadGraph(1, 'float16', 1, 8), {
-      executionProviders: executionProviders(device, webgpuOptions),
-      logSeverityLevel: 3,
-      extra: SESSION_CONFIG,
-    });
+    session = await ort.InferenceSession.create(
+      buildKvPadGraph({ count: 1, type: 'float16', kvHeads: 1, headDim: 8 }),
+      {
+        executionProviders: executionProviders(device, webgpuOptions),
+        logSeverityLevel: 3,
+        extra: SESSION_CONFIG,
+      },
+    );
   } catch (error) {
     throw providerLoadError(device, error);
   }
