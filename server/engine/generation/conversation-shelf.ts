@@ -154,8 +154,9 @@ export class ConversationShelf {
   }
 
   private async store(name: string, sequence: ShelvedSequence): Promise<void> {
-    if (this.pending.get(name) !== sequence) return; // taken back before its turn
+    // Awaited first, so that flushed() also means no read from a GPU is still running.
     const rows = await sequence.rows;
+    if (this.pending.get(name) !== sequence) return; // taken back before its turn
     const { arrays } = rows;
     const bytes = arrays.reduce((sum, array) => sum + array.byteLength, 0);
     if (bytes > this.maxBytes) return;
