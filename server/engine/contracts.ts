@@ -358,7 +358,7 @@ export interface EngineLoadOptions extends LoadModelOptions {
    */
   maxImagePixels?: number;
   /**
-   * Keep the conversations the decoder's cache held on disk in the build folder (CPU builds),
+   * Keep the conversations the decoder's cache held on disk in the build folder,
    * shelved when a request drops one and when the engine is disposed, for a later request or
    * the next engine to go on from (conversation-shelf.ts). The server does; one-off runs (the
    * CLI's generate, tests, benchmarks) need not.

@@ -122,7 +122,7 @@ interface ReuseState {
   disk?: VisionDiskCache;
   layouts: ImageLayouts;
   answers: RecentAnswers;
-  /** Conversations the decoder held, on disk (CPU builds, where asked). */
+  /** Conversations the decoder held, on disk (where asked). */
   shelf?: ConversationShelf;
   minShelvedTokens: number;
 }
